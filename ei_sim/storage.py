@@ -1,0 +1,107 @@
+"""HDF5 result stores: atomic writes, config and provenance as attributes.
+
+Every file is written to a temporary name in its destination folder and renamed into place
+(``os.replace``), so a run killed at any moment leaves either the old file or the new one,
+never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+import subprocess
+import tempfile
+
+import h5py
+import numpy as np
+
+import ei_sim
+
+
+def git_commit() -> str:
+    """Commit of the ei-sim source tree, or "unknown" outside a git checkout."""
+    here = os.path.dirname(os.path.abspath(ei_sim.__file__))
+    try:
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def provenance(seed=None) -> dict:
+    import jax
+
+    return {
+        "provenance.ei_sim_version": ei_sim.__version__,
+        "provenance.git_commit": git_commit(),
+        "provenance.jax_version": jax.__version__,
+        "provenance.numpy_version": np.__version__,
+        "provenance.python": platform.python_version(),
+        "provenance.created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "provenance.seed": "none" if seed is None else seed,
+    }
+
+
+def check_output_path(path: str) -> None:
+    """ValueError (one line) when the folder of ``path`` is missing or not writable."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise ValueError(f"output directory {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"output directory {folder} is not writable")
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str, mode_copy_from: str | None = None):
+    """Yield an ``h5py.File`` opened on a temporary file that replaces ``path`` on success.
+
+    With ``mode_copy_from`` the temporary starts as a copy of that file (append-like updates).
+    """
+    check_output_path(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=folder)
+    os.close(fd)
+    try:
+        if mode_copy_from and os.path.exists(mode_copy_from):
+            import shutil
+
+            shutil.copyfile(mode_copy_from, tmp)
+            fh = h5py.File(tmp, "a")
+        else:
+            fh = h5py.File(tmp, "w")
+        with fh:
+            yield fh
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_attrs(obj, attrs: dict) -> None:
+    for key, value in attrs.items():
+        obj.attrs[key] = "none" if value is None else value
+
+
+def read_attrs(obj) -> dict:
+    out = {}
+    for key, value in obj.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif hasattr(value, "item") and np.ndim(value) == 0:
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def write_spike_lists(group, spikes: np.ndarray, dt_ms: float) -> None:
+    """Store a (T, B, N) boolean raster as event lists: time_ms, trial, index."""
+    t, b, n = np.nonzero(spikes)
+    group.create_dataset("time_ms", data=(t * dt_ms).astype(np.float32), compression="gzip")
+    group.create_dataset("trial", data=b.astype(np.int32), compression="gzip")
+    group.create_dataset("index", data=n.astype(np.int32), compression="gzip")
+    group.attrs["n_cells"] = spikes.shape[2]
+    group.attrs["n_trials"] = spikes.shape[1]

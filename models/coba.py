@@ -1,0 +1,13 @@
+"""COBA preset: the classifier network without the E-I loop (ei-strength 0), W_in mean 0.3."""
+
+from ei_sim.config import NetworkConfig
+from models.ei_classifier import EIClassifier
+
+
+def coba(**changes) -> EIClassifier:
+    """The SPEC COBA network; keyword arguments replace preset or config fields."""
+    base = EIClassifier(
+        name="coba", config=NetworkConfig(name="coba"), w_in_mean=0.3, ei_strength=0.0,
+        w_out_scale=100.0,
+    )  # fmt: skip
+    return base.replace(**changes) if changes else base

@@ -1,0 +1,75 @@
+"""Vogels-Abbott COBA benchmark network (Brette et al. 2007, benchmark 1) on the ei-sim engine.
+
+4,000 cells (3,200 E, 800 I) with all four blocks random at p = 0.02. Conductances are in
+units of the leak (g_L = 1 uS, C = 20 nF, so tau_m = 20 ms): each E spike adds w_e = 0.6,
+each I spike w_i = 6.7. tau_e = 5 ms, tau_i = 10 ms, E_L = V_reset = -60 mV, V_th = -50 mV,
+E_exc = 0, E_inh = -80 mV, refractory 5 ms, no external input. Initial state: V uniform in
+[-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import jax
+
+from ei_sim.config import CellParams, NetworkConfig
+from ei_sim.engine import Weights, init_state
+from ei_sim.init import bernoulli_block
+
+VA_CELL = CellParams(c_nF=20.0, g_leak_uS=1.0, t_ref_ms=5.0)
+
+
+@dataclass(frozen=True)
+class VACoba:
+    name: str
+    config: NetworkConfig
+    p_connect: float = 0.02
+    w_e_uS: float = 0.6
+    w_i_uS: float = 6.7
+    g_e0_mean: float = 4.0
+    g_e0_std: float = 1.5
+    g_i0_mean: float = 20.0
+    g_i0_std: float = 12.0
+
+    def replace(self, **changes) -> VACoba:
+        fields = {f.name for f in dataclasses.fields(NetworkConfig)}
+        config = dataclasses.replace(
+            self.config, **{k: v for k, v in changes.items() if k in fields}
+        )
+        own = {k: v for k, v in changes.items() if k not in fields}
+        return dataclasses.replace(self, config=config, **own)
+
+    def init_weights(self, key) -> Weights:
+        c = self.config
+        k = jax.random.split(key, 4)
+        p = self.p_connect
+        return Weights(
+            w_ee=bernoulli_block(k[0], (c.n_e, c.n_e), p, self.w_e_uS),
+            w_ei=bernoulli_block(k[1], (c.n_e, c.n_i), p, self.w_e_uS),
+            w_ie=bernoulli_block(k[2], (c.n_i, c.n_e), p, self.w_i_uS),
+            w_ii=bernoulli_block(k[3], (c.n_i, c.n_i), p, self.w_i_uS),
+        )
+
+    def init_state(self, key, batch: int):
+        k_v, k_e, k_i = jax.random.split(key, 3)
+        state = init_state(self.config, k_v, batch)
+
+        def kick(pop, k):
+            ke, ki = jax.random.split(k)
+            g_e = self.g_e0_mean + self.g_e0_std * jax.random.normal(ke, pop.v_mV.shape)
+            g_i = self.g_i0_mean + self.g_i0_std * jax.random.normal(ki, pop.v_mV.shape)
+            return pop._replace(g_exc_uS=g_e, g_inh_uS=g_i)
+
+        return state._replace(e=kick(state.e, k_e), i=kick(state.i, k_i))
+
+
+def va_coba(**changes) -> VACoba:
+    config = NetworkConfig(
+        name="va_coba", n_in=0, n_e=3200, n_i=800, n_out=0, cell_e=VA_CELL, cell_i=VA_CELL,
+        e_leak_mV=-60.0, v_reset_mV=-60.0, v_th_mV=-50.0, e_exc_mV=0.0, e_inh_mV=-80.0,
+        tau_ampa_ms=5.0, tau_gaba_ms=10.0, t_ms=1000.0,
+    )  # fmt: skip
+    base = VACoba(name="va_coba", config=config)
+    return base.replace(**changes) if changes else base
