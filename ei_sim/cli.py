@@ -75,26 +75,33 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-COMMANDS = {"simulate": (_add_simulate, cmd_simulate)}
+def _register_all(sub) -> dict:
+    """Add every command's parser; return {command: handler}. Sweeps, analysis, the rate
+    model and videos are wired in here only: the core never imports them."""
+    from ei_sim import cli_analyze, cli_rate, cli_video
+
+    _add_simulate(sub)
+    handlers = {"simulate": cmd_simulate}
+    for module in (cli_rate, cli_analyze, cli_video):
+        handlers.update(module.register(sub))
+    return handlers
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="ei-sim",
         description="Conductance-based spiking E-I networks: simulate, train, sweep, analyse.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add, _ in COMMANDS.values():
-        add(sub)
-    return parser
+    return parser, _register_all(sub)
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    parser, handlers = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        return COMMANDS[args.command][1](args)
+        return handlers[args.command](args)
     except (UserError, ValueError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"ei-sim {args.command}: error: {message}", file=sys.stderr)

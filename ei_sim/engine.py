@@ -114,19 +114,40 @@ def _synaptic_input(spikes, w, config: NetworkConfig):
     return propagate(spikes, w, capacity_for(batch, n_pre, config.event_fraction))
 
 
+def _fanout(spikes, blocks, config: NetworkConfig):
+    """Input from one presynaptic population to several targets, one propagation for all.
+
+    The present blocks are joined column-wise so that the spiking cells are found once.
+    """
+    present = [w for w in blocks if w is not None]
+    if not present:
+        return [0.0] * len(blocks)
+    joined = present[0] if len(present) == 1 else jnp.concatenate(present, axis=1)
+    out = _synaptic_input(spikes, joined, config)
+    parts, start = [], 0
+    for w in blocks:
+        if w is None:
+            parts.append(0.0)
+        else:
+            parts.append(out[:, start : start + w.shape[1]])
+            start += w.shape[1]
+    return parts
+
+
 def conductances(weights: Weights, state: NetState, inputs_t, config: NetworkConfig):
     """Step 1: decay, then add the previous step's spikes (and this step's input events)."""
     d_ampa = math.exp(-config.dt_ms / config.tau_ampa_ms)
     d_gaba = math.exp(-config.dt_ms / config.tau_gaba_ms)
     e, i = state.e, state.i
-    f = config
-    g_exc_e = e.g_exc_uS * d_ampa + _synaptic_input(e.spikes, weights.w_ee, f)
+    from_e_to_e, from_e_to_i = _fanout(e.spikes, (weights.w_ee, weights.w_ei), config)
+    from_i_to_e, from_i_to_i = _fanout(i.spikes, (weights.w_ie, weights.w_ii), config)
+    g_exc_e = e.g_exc_uS * d_ampa + from_e_to_e
     if weights.w_in is not None and inputs_t is not None:
         sample, channel = inputs_t
         g_exc_e = g_exc_e + input_drive(weights.w_in, sample, channel, e.v_mV.shape[0])
-    g_inh_e = e.g_inh_uS * d_gaba + _synaptic_input(i.spikes, weights.w_ie, f)
-    g_exc_i = i.g_exc_uS * d_ampa + _synaptic_input(e.spikes, weights.w_ei, f)
-    g_inh_i = i.g_inh_uS * d_gaba + _synaptic_input(i.spikes, weights.w_ii, f)
+    g_inh_e = e.g_inh_uS * d_gaba + from_i_to_e
+    g_exc_i = i.g_exc_uS * d_ampa + from_e_to_i
+    g_inh_i = i.g_inh_uS * d_gaba + from_i_to_i
     return (g_exc_e, g_inh_e), (g_exc_i, g_inh_i)
 
 

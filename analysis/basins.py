@@ -1,0 +1,165 @@
+"""Basins of the trained (W_EI, W_IE) grid: no-loop, stretched-COBA and PING cells.
+
+Labels (SPEC section 4; the I rate is the discriminator; thresholds **chosen**, parameters)::
+
+    PING            if rate_I >  i_active_Hz   (default 0.5 Hz: "clearly above 0")
+    stretched-COBA  if rate_I <= i_active_Hz and rate_E >  e_elevated_Hz   (default 4 Hz)
+    no-loop         if rate_I <= i_active_Hz and rate_E <= e_elevated_Hz
+
+``e_elevated_Hz`` sits above the top of the seed lab's PING cluster (E 2-3.6 Hz), so "E held
+low" and "E elevated" do not overlap.
+
+Unsupervised check: a Gaussian mixture (:class:`sklearn.mixture.GaussianMixture`, as many
+components as there are distinct labels, fixed seed) on the standardised (E rate, I rate,
+accuracy) triples; its agreement with the labels is the adjusted Rand index (1: identical
+partitions, about 0: chance).
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from ei_sim.storage import read_attrs
+
+LABELS = ("no-loop", "stretched-COBA", "PING")
+CELL_FIELDS = (
+    "w_ei", "w_ie", "seed", "best_accuracy", "final_accuracy", "rate_e_Hz", "rate_i_Hz",
+    "gamma_peak_Hz",
+)  # fmt: skip
+COLOURS = {"no-loop": "#7f7f7f", "stretched-COBA": "#ff7f0e", "PING": "#1f77b4"}
+
+
+def label_cells(rate_e_Hz, rate_i_Hz, i_active_Hz=0.5, e_elevated_Hz=4.0) -> np.ndarray:
+    """One label of :data:`LABELS` per cell (module docstring)."""
+    e = np.asarray(rate_e_Hz, float)
+    i = np.asarray(rate_i_Hz, float)
+    if e.shape != i.shape:
+        raise ValueError(f"E and I rates must have the same shape, got {e.shape}, {i.shape}")
+    labels = np.where(e > e_elevated_Hz, "stretched-COBA", "no-loop").astype(object)
+    labels[i > i_active_Hz] = "PING"
+    return labels
+
+
+def unsupervised_check(rate_e_Hz, rate_i_Hz, accuracy, labels, seed=0) -> dict:
+    """Gaussian-mixture clusters of standardised (E, I, accuracy) and their adjusted Rand
+    index against ``labels``; ``ari = None`` when there are too few cells or one label."""
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.mixture import GaussianMixture
+
+    x = np.column_stack([rate_e_Hz, rate_i_Hz, accuracy]).astype(float)
+    k = len(set(labels))
+    if k < 2 or len(x) < 2 * k:
+        return {"ari": None, "clusters": None, "n_components": k}
+    sd = x.std(axis=0)
+    z = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    gmm = GaussianMixture(n_components=k, random_state=seed, n_init=5, reg_covar=1e-4)
+    clusters = gmm.fit_predict(z)
+    return {"ari": float(adjusted_rand_score(labels, clusters)), "clusters": clusters,
+            "n_components": k}  # fmt: skip
+
+
+def read_grid(path: str) -> dict:
+    """Cell table of a grid store: ``name`` plus one array per :data:`CELL_FIELDS`."""
+    with h5py.File(path, "r") as fh:
+        kind = read_attrs(fh).get("kind")
+        if kind != "grid" or "cells" not in fh:
+            raise ValueError(f"{path} is not a grid store: kind={kind!r}, expected kind 'grid'")
+        names = sorted(fh["cells"].keys())
+        rows = [read_attrs(fh["cells"][n]) for n in names]
+    if not rows:
+        raise ValueError(f"{path} holds no cells yet; run the grid first")
+    table = {"name": np.array(names, dtype=object)}
+    for f in CELL_FIELDS:
+        table[f] = np.array([_number(r.get(f)) for r in rows], float)
+    return table
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def analyze_grid(table: dict, i_active_Hz=0.5, e_elevated_Hz=4.0) -> dict:
+    """Labels, per-label summary and the unsupervised check of a cell table."""
+    labels = label_cells(table["rate_e_Hz"], table["rate_i_Hz"], i_active_Hz, e_elevated_Hz)
+    acc = table["best_accuracy"]
+    ok = np.isfinite(acc) & np.isfinite(table["rate_e_Hz"]) & np.isfinite(table["rate_i_Hz"])
+    check = unsupervised_check(
+        table["rate_e_Hz"][ok], table["rate_i_Hz"][ok], acc[ok], labels[ok].tolist()
+    )
+    summary = []
+    for lab in LABELS:
+        m = labels == lab
+        if m.any():
+            summary.append({
+                "label": lab, "n": int(m.sum()),
+                "accuracy": _range(acc[m]), "rate_e_Hz": _range(table["rate_e_Hz"][m]),
+                "rate_i_Hz": _range(table["rate_i_Hz"][m]),
+            })  # fmt: skip
+    return {"labels": labels, "summary": summary, "check": check, "table": table,
+            "thresholds": {"i_active_Hz": i_active_Hz, "e_elevated_Hz": e_elevated_Hz}}  # fmt: skip
+
+
+def _range(x) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    return (float(x.min()), float(x.max())) if x.size else (float("nan"), float("nan"))
+
+
+def format_basins(result: dict) -> str:
+    t = result["thresholds"]
+    lines = [f"labels: PING if I > {t['i_active_Hz']} Hz, else stretched-COBA if E > "
+             f"{t['e_elevated_Hz']} Hz, else no-loop"]  # fmt: skip
+    for name, lab in zip(result["table"]["name"], result["labels"], strict=True):
+        lines.append(f"  {name}: {lab}")
+    for s in result["summary"]:
+        lines.append(
+            f"  {s['label']}: n={s['n']}, accuracy {s['accuracy'][0]:.3f}-{s['accuracy'][1]:.3f}, "
+            f"E {s['rate_e_Hz'][0]:.2f}-{s['rate_e_Hz'][1]:.2f} Hz, "
+            f"I {s['rate_i_Hz'][0]:.2f}-{s['rate_i_Hz'][1]:.2f} Hz"
+        )
+    ari = result["check"]["ari"]
+    lines.append("  GMM agreement (adjusted Rand): " + ("none" if ari is None else f"{ari:.3f}"))
+    return "\n".join(lines)
+
+
+def plot_grid_map(result: dict, path: str) -> None:
+    """Label of every cell at its (W_EI, W_IE) position, best accuracy written inside."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = result["table"]
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    for lab in LABELS:
+        m = result["labels"] == lab
+        if m.any():
+            ax.scatter(t["w_ei"][m], t["w_ie"][m], s=500, marker="s", c=COLOURS[lab], label=lab)
+    for x, y, a in zip(t["w_ei"], t["w_ie"], t["best_accuracy"], strict=True):
+        if np.isfinite(a):
+            ax.annotate(f"{100 * a:.0f}", (x, y), ha="center", va="center", fontsize=7, color="w")
+    ax.set(xlabel="W_EI mean (uS)", ylabel="W_IE mean (uS)", title="basins (best accuracy, %)")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_rate_accuracy(result: dict, path: str) -> None:
+    """E rate against best accuracy, coloured by the I rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = result["table"]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    sc = ax.scatter(t["rate_e_Hz"], t["best_accuracy"], c=t["rate_i_Hz"], cmap="viridis", s=40)
+    fig.colorbar(sc, ax=ax, label="I rate (Hz)")
+    ax.set(xlabel="E rate (Hz)", ylabel="best accuracy", title="E rate vs accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

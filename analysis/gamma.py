@@ -1,0 +1,179 @@
+"""Gamma rhythm of a spiking run: frequency, power, rhythmicity and participation.
+
+Inputs are rasters ``(T, B, N)`` of bools sampled every ``dt_ms`` (time, trial, cell).
+
+* **Peak**: :func:`ei_sim.spectrum.gamma_peak` on the E population activity (fraction of E
+  cells spiking per step): Welch PSD, one segment per trial, parabola-refined peak in
+  [f_lo, f_hi]; no clear peak (peak / band median < ``min_ratio``) means no oscillation.
+* **Rhythmicity** (in [0, 1]): the fraction of the [f_lo, f_hi] band power that lies within
+  ``+- half_width_Hz`` of the peak, ``sum_{|f - f_peak| <= w} P(f) / sum_{band} P(f)``.
+  A pure rhythm gives close to 1, broadband noise about ``2 w / (f_hi - f_lo)``.
+* **Participation**: the I population rate is smoothed with a Gaussian of ``smooth_ms``
+  (1 ms) and its peaks (:func:`scipy.signal.find_peaks`, at least one peak period of f_hi
+  apart, prominence >= ``prominence`` x its maximum) delimit gamma cycles; participation is
+  the fraction of (E cell, cycle) pairs with at least one E spike in the cycle.
+
+Without an oscillation every quantity is ``None`` (reported "none"), never a number.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import h5py
+import numpy as np
+from scipy import ndimage, signal
+
+from ei_sim.spectrum import population_psd, spectral_peak
+from ei_sim.storage import read_attrs
+
+
+class GammaStats(NamedTuple):
+    frequency_Hz: float | None
+    power: float | None
+    peak_ratio: float | None  # peak power over the band's median power
+    rhythmicity: float | None
+    participation: float | None
+    n_cycles: int
+
+
+NO_GAMMA = GammaStats(None, None, None, None, None, 0)
+
+
+def _check_raster(raster, name: str) -> np.ndarray:
+    x = np.asarray(raster)
+    if x.ndim != 3:
+        raise ValueError(f"{name} must be a (T, B, N) raster, got shape {x.shape}")
+    return x
+
+
+def psd_peak(spikes_e, dt_ms, drop_ms=20.0, f_lo=5.0, f_hi=150.0, min_ratio=5.0):
+    """``(peak or None, f_Hz, power)`` of the E population activity of a (T, B, N) raster."""
+    activity = _check_raster(spikes_e, "spikes_e").mean(axis=2)
+    freqs, power = population_psd(activity, dt_ms, drop_ms)
+    return spectral_peak(freqs, power, f_lo, f_hi, min_ratio), freqs, power
+
+
+def rhythmicity(freqs, power, f_peak_Hz, f_lo=5.0, f_hi=150.0, half_width_Hz=10.0) -> float:
+    """Fraction of the band's power within ``half_width_Hz`` of the peak (module docstring)."""
+    band = (freqs >= f_lo) & (freqs <= f_hi)
+    near = band & (np.abs(freqs - f_peak_Hz) <= half_width_Hz)
+    total = float(power[band].sum())
+    return float(power[near].sum() / total) if total > 0 else 0.0
+
+
+def smoothed_rate(activity, dt_ms, smooth_ms=1.0) -> np.ndarray:
+    """Gaussian-smoothed (sigma ``smooth_ms``) population activity along axis 0."""
+    return ndimage.gaussian_filter1d(
+        np.asarray(activity, float), smooth_ms / dt_ms, axis=0, mode="nearest"
+    )
+
+
+def cycle_starts(rate_i, dt_ms, f_hi=150.0, prominence=0.2) -> np.ndarray:
+    """Step indices of the peaks of one trial's smoothed I rate (T,)."""
+    top = float(np.max(rate_i)) if rate_i.size else 0.0
+    if top <= 0:
+        return np.zeros(0, dtype=int)
+    distance = max(1, int(round(1000.0 / f_hi / dt_ms)))
+    peaks, _ = signal.find_peaks(rate_i, distance=distance, prominence=prominence * top)
+    return peaks
+
+
+def participation(spikes_e, activity_i, dt_ms, drop_ms=20.0, smooth_ms=1.0, f_hi=150.0):
+    """``(fraction, n_cycles)``: fraction of (E cell, cycle) pairs with >= 1 spike; cycles run
+    from one I-rate peak to the next. ``activity_i`` is the (T, B) I population activity.
+    ``(None, 0)`` when no trial has two peaks."""
+    e = _check_raster(spikes_e, "spikes_e")
+    start = int(round(drop_ms / dt_ms))
+    rate_i = smoothed_rate(np.asarray(activity_i, float), dt_ms, smooth_ms)[start:]
+    e = e[start:]
+    active, pairs, cycles = 0, 0, 0
+    for b in range(e.shape[1]):
+        peaks = cycle_starts(rate_i[:, b], dt_ms, f_hi)
+        if peaks.size < 2:
+            continue
+        cum = np.concatenate([np.zeros((1, e.shape[2]), int), np.cumsum(e[:, b], axis=0)])
+        counts = cum[peaks[1:]] - cum[peaks[:-1]]  # (cycles, N) spikes per cell per cycle
+        active += int((counts > 0).sum())
+        pairs += counts.size
+        cycles += counts.shape[0]
+    return (active / pairs if pairs else None), cycles
+
+
+def gamma_stats(
+    spikes_e, spikes_i, dt_ms, drop_ms=20.0, f_lo=5.0, f_hi=150.0, min_ratio=5.0,
+    smooth_ms=1.0, half_width_Hz=10.0,
+) -> GammaStats:  # fmt: skip
+    """All gamma quantities of one run (module docstring); :data:`NO_GAMMA` without a rhythm."""
+    i = _check_raster(spikes_i, "spikes_i")
+    return gamma_stats_from_activity(
+        spikes_e, i.mean(axis=2), dt_ms, drop_ms, f_lo, f_hi, min_ratio, smooth_ms, half_width_Hz
+    )
+
+
+def gamma_stats_from_activity(
+    spikes_e, activity_i, dt_ms, drop_ms=20.0, f_lo=5.0, f_hi=150.0, min_ratio=5.0,
+    smooth_ms=1.0, half_width_Hz=10.0,
+) -> GammaStats:  # fmt: skip
+    """As :func:`gamma_stats` with the I population activity (T, B) instead of its raster."""
+    drop_ms = min(drop_ms, 0.5 * np.shape(spikes_e)[0] * dt_ms)
+    peak, freqs, power = psd_peak(spikes_e, dt_ms, drop_ms, f_lo, f_hi, min_ratio)
+    if peak is None:
+        return NO_GAMMA
+    rhythm = rhythmicity(freqs, power, peak.frequency_Hz, f_lo, f_hi, half_width_Hz)
+    part, cycles = participation(spikes_e, activity_i, dt_ms, drop_ms, smooth_ms, f_hi)
+    return GammaStats(peak.frequency_Hz, peak.power, peak.ratio, rhythm, part, cycles)
+
+
+def raster_from_lists(group, n_steps: int, dt_ms: float) -> np.ndarray:
+    """Rebuild a (T, B, N) raster from an ei-sim spike-list group (time_ms, trial, index)."""
+    n_cells, n_trials = int(group.attrs["n_cells"]), int(group.attrs["n_trials"])
+    raster = np.zeros((n_steps, n_trials, n_cells), dtype=bool)
+    t = np.rint(np.asarray(group["time_ms"][()], float) / dt_ms).astype(int)
+    raster[np.clip(t, 0, n_steps - 1), group["trial"][()], group["index"][()]] = True
+    return raster
+
+
+def read_simulate_file(path: str) -> dict:
+    """dt_ms, E raster (T, B, N_E), I activity (T, B) and attributes of a simulate file."""
+    with h5py.File(path, "r") as fh:
+        attrs = read_attrs(fh)
+        needed = ("spikes/e", "population/e", "population/i")
+        if attrs.get("kind") not in (None, "simulate") or any(n not in fh for n in needed):
+            raise ValueError(
+                f"{path} is not an ei-sim simulate file (kind={attrs.get('kind')!r}); expected "
+                "groups /spikes/e, /population/e, /population/i as written by `ei-sim simulate`"
+            )
+        if "model.config.dt_ms" not in attrs:
+            raise ValueError(f"{path} lacks the root attribute model.config.dt_ms")
+        dt_ms = float(attrs["model.config.dt_ms"])
+        act_e = np.asarray(fh["population/e"][()], float)
+        act_i = np.asarray(fh["population/i"][()], float)
+        raster_e = raster_from_lists(fh["spikes/e"], act_e.shape[0], dt_ms)
+    return {"dt_ms": dt_ms, "spikes_e": raster_e, "activity_e": act_e, "activity_i": act_i,
+            "attrs": attrs}  # fmt: skip
+
+
+def gamma_from_file(path: str, **options) -> dict:
+    """Gamma quantities of an ``ei-sim simulate`` HDF5 file, plus its E and I rates (Hz)."""
+    run = read_simulate_file(path)
+    stats = gamma_stats_from_activity(run["spikes_e"], run["activity_i"], run["dt_ms"], **options)
+    seconds = run["activity_e"].shape[0] * run["dt_ms"] * 1e-3
+    return {
+        **stats._asdict(),
+        "rate_e_Hz": float(run["activity_e"].sum(axis=0).mean() / seconds),
+        "rate_i_Hz": float(run["activity_i"].sum(axis=0).mean() / seconds),
+        "dt_ms": run["dt_ms"],
+    }
+
+
+def format_gamma(stats: dict) -> str:
+    def fmt(v, spec):
+        return "none" if v is None else format(v, spec)
+
+    return (
+        f"gamma peak {fmt(stats['frequency_Hz'], '.2f')} Hz, power {fmt(stats['power'], '.3g')}, "
+        f"rhythmicity {fmt(stats['rhythmicity'], '.3f')}, participation "
+        f"{fmt(stats['participation'], '.3f')} over {stats['n_cycles']} cycles; "
+        f"E {stats['rate_e_Hz']:.2f} Hz, I {stats['rate_i_Hz']:.2f} Hz"
+    )

@@ -1,0 +1,179 @@
+"""Check the mean-field predictions against the spiking PING network (SPEC section 4).
+
+Drive. Every input channel gets the same intensity ``q`` (a constant grey image), so each E
+cell receives Poisson input whose mean current, with the AMPA driving force linearised at
+rest as in the rate model, is::
+
+    I_ext [nA] = 65 mV * tau_AMPA * W_in_total * r_max * q        (W_in_total = w_in_mean, uS)
+
+(the fan-in-normalised W_in sums to ``w_in_mean`` per E cell). One batch holds one trial per
+drive level, so a whole drive sweep is one simulation. Measurements, per drive level:
+
+* oscillation: a gamma peak (:func:`ei_sim.spectrum.gamma_peak`, ``min_ratio``) in the trial's
+  E activity; the measured onset is the midpoint between the last silent level and the first
+  level from which every higher level oscillates;
+* E and I rates below onset: the level nearest to ``below_fraction`` x predicted onset;
+* cliff and alpha: :func:`analysis.cliff.find_cliff` on the (drive, I rate) sweep for W_EI
+  scaled by each ``c``, then :func:`analysis.cliff.fit_alpha`;
+* gamma frequency at each tau_GABA: mean peak over ``n_trials_freq`` trials at
+  ``freq_drive_nA``; the prediction is the rate model's linear frequency there,
+  ``Im(lambda_lead) / 2 pi`` at the equilibrium.
+
+Every row reports what was measured even when it is far from the prediction; the gap is
+``(measurement - prediction) / |prediction|``.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from analysis import meanfield as mf
+from analysis.cliff import find_cliff, fit_alpha
+from ei_sim.encoding import poisson_events
+from ei_sim.engine import simulate_jit
+from ei_sim.spectrum import gamma_peak
+from models import get_model
+
+
+def drive_per_intensity_nA(model, p: mf.MeanFieldParams) -> float:
+    """Mean input current (nA) per unit of pixel intensity (module docstring)."""
+    r_max_per_ms = model.config.r_max_Hz * 1e-3
+    return p.exc_drive_mV * model.config.tau_ampa_ms * model.w_in_mean * r_max_per_ms
+
+
+def run_levels(model, drives_nA, p, t_ms=300.0, seed=0, min_ratio=10.0) -> dict:
+    """One trial per drive level: E and I rates (Hz) and gamma peak frequency (Hz or nan)."""
+    model = model.replace(t_ms=float(t_ms))
+    c = model.config
+    q = np.asarray(drives_nA, float) / drive_per_intensity_nA(model, p)
+    if q.max() > 1:
+        raise ValueError(f"drive {max(drives_nA):.3g} nA needs intensity > 1; raise w_in_mean")
+    images = np.repeat(q[:, None], c.n_in, axis=1)
+    events = poisson_events(images, c.n_steps, c.p_spike_per_unit_intensity, (seed, 1))
+    key_w, key_s = jax.random.split(jax.random.PRNGKey(seed))
+    state = model.init_state(key_s, len(q))
+    _, rec = simulate_jit(
+        model.init_weights(key_w), state, events, c, record=("spikes_e", "spikes_i"),
+        n_steps=c.n_steps,
+    )  # fmt: skip
+    se, si = np.asarray(rec["spikes_e"]), np.asarray(rec["spikes_i"])
+    seconds = c.n_steps * c.dt_ms * 1e-3
+    freq, power = [], []
+    for b in range(len(q)):
+        peak = gamma_peak(se[:, b].mean(axis=1), c.dt_ms, drop_ms=50.0, min_ratio=min_ratio)
+        freq.append(np.nan if peak is None else peak.frequency_Hz)
+        power.append(0.0 if peak is None else peak.power)
+    return {
+        "drive_nA": np.asarray(drives_nA, float),
+        "rate_e_Hz": se.sum(axis=0).mean(axis=1) / seconds,
+        "rate_i_Hz": si.sum(axis=0).mean(axis=1) / seconds,
+        "freq_Hz": np.asarray(freq), "power": np.asarray(power),
+    }  # fmt: skip
+
+
+def measured_onset(sweep: dict) -> float | None:
+    """Midpoint between the last non-oscillating level and the first of the run of
+    oscillating levels that reaches the top of the sweep; None without such a run."""
+    osc = np.isfinite(sweep["freq_Hz"])
+    d = sweep["drive_nA"]
+    if not osc[-1] or osc.all():
+        return None
+    k = len(osc) - int(np.argmin(osc[::-1]))  # first index of the final oscillating run
+    return float(0.5 * (d[k - 1] + d[k]))
+
+
+def _row(quantity, prediction, measurement, note=""):
+    gap = None
+    if isinstance(prediction, float) and isinstance(measurement, float) and prediction != 0:
+        gap = (measurement - prediction) / abs(prediction)
+    return {"quantity": quantity, "prediction": prediction, "measurement": measurement,
+            "relative_gap": gap, "note": note}  # fmt: skip
+
+
+def _maybe(x):
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def check(
+    w_in_mean=1.2, drives_nA=None, coupling_scales=(0.5, 1.0, 2.0), taus_gaba_ms=(6.0, 9.0, 12.0),
+    freq_drive_nA=1.5, n_trials_freq=8, t_ms=300.0, seed=0, below_fraction=0.5,
+    threshold_Hz=0.05, params: mf.MeanFieldParams | None = None,
+) -> list[dict]:  # fmt: skip
+    """Run the spiking checks (about a minute on 2 cores) and return the comparison table:
+    rows of ``{quantity, prediction, measurement, relative_gap, note}``."""
+    p = params or mf.MeanFieldParams()
+    model = get_model("ping", w_in_mean=w_in_mean)
+    drives = np.geomspace(0.05, 3.0, 16) if drives_nA is None else np.asarray(drives_nA, float)
+    rows = []
+    hopf = mf.hopf(p)
+    sweeps = {c: run_levels(model.replace(w_ei_mean=model.w_ei * c, w_ie_mean=model.w_ie),
+                            drives, p, t_ms, seed) for c in coupling_scales}  # fmt: skip
+    base = sweeps.get(1.0) or next(iter(sweeps.values()))
+    onset = measured_onset(base)
+    rows.append(_row("oscillation onset (nA)", None if hopf is None else hopf.drive_nA,
+                     _maybe(onset), "Hopf drive vs first sustained gamma peak"))  # fmt: skip
+    rows += _rates_below_onset(base, p, hopf, below_fraction)
+    rows += _frequency_rows(model, p, taus_gaba_ms, freq_drive_nA, n_trials_freq, t_ms, seed)
+    rows.append(_alpha_row(sweeps, p, coupling_scales, threshold_Hz))
+    return rows
+
+
+def _rates_below_onset(sweep, p, hopf, fraction) -> list[dict]:
+    target = fraction * (hopf.drive_nA if hopf is not None else 1.0)
+    k = int(np.argmin(np.abs(sweep["drive_nA"] - target)))
+    d = float(sweep["drive_nA"][k])
+    x = mf.fixed_point(d, p)
+    spont_Hz = 1e3 * float(mf.fixed_point(0.0, p)[1])
+    note = f"at {d:.3g} nA; rate model's noise-driven I rate at 0 nA: {spont_Hz:.2g} Hz"
+    return [
+        _row("E rate below onset (Hz)", 1e3 * float(x[0]), float(sweep["rate_e_Hz"][k]), note),
+        _row("I rate below onset (Hz)", 1e3 * float(x[1]), float(sweep["rate_i_Hz"][k]), note),
+    ]
+
+
+def _frequency_rows(model, p, taus, drive, n_trials, t_ms, seed) -> list[dict]:
+    rows = []
+    for tau in taus:
+        pt = p.replace(tau_gaba_ms=float(tau))
+        ev = np.linalg.eigvals(mf.jacobian(mf.fixed_point(drive, pt), drive, pt))
+        pred = 1e3 * float(np.max(np.abs(ev.imag))) / (2 * np.pi)
+        run = run_levels(model.replace(tau_gaba_ms=float(tau)), [drive] * n_trials, p, t_ms, seed)
+        f = run["freq_Hz"][np.isfinite(run["freq_Hz"])]
+        meas = float(f.mean()) if f.size else None
+        note = f"at {drive:.3g} nA; {f.size}/{n_trials} trials with a peak"
+        rows.append(_row(f"gamma frequency, tau_GABA={tau:g} ms (Hz)", pred, meas, note))
+    return rows
+
+
+def _alpha_row(sweeps, p, scales, threshold_Hz) -> dict:
+    pred = mf.cliff_exponent(p, tuple(scales), threshold_Hz)["alpha"]
+    located, notes = [], []
+    for c, sw in sweeps.items():
+        cl = find_cliff(sw["drive_nA"], sw["rate_i_Hz"], threshold_Hz)
+        notes.append(f"c={c:g}: " + (f"{cl.f_star:.3g} nA" if cl.f_star else cl.status))
+        if cl.status == "ok":
+            located.append((c, cl.f_star))
+    meas = fit_alpha(*zip(*located, strict=True)) if len(located) >= 2 else None
+    err = "" if meas is None or meas.stderr is None else f"; measured +- {meas.stderr:.2g}"
+    return _row(
+        "cliff exponent alpha (W_EI)", None if pred is None else pred.alpha,
+        None if meas is None else meas.alpha, "cliffs " + ", ".join(notes) + err,
+    )  # fmt: skip
+
+
+def format_table(rows: list[dict]) -> str:
+    def fmt(v):
+        if v is None:
+            return "none"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    head = f"{'quantity':44s} {'prediction':>11s} {'measurement':>12s} {'gap':>8s}  note"
+    lines = [head]
+    for r in rows:
+        gap = "none" if r["relative_gap"] is None else f"{100 * r['relative_gap']:+.0f}%"
+        lines.append(
+            f"{r['quantity']:44s} {fmt(r['prediction']):>11s} {fmt(r['measurement']):>12s} "
+            f"{gap:>8s}  {r['note']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""Engine benchmarks, printed as JSON lines (run: python benchmarks/bench_engine.py).
+
+1. Vogels-Abbott COBA, 4,000 cells, ``--va-seconds`` of simulated time: ei-sim against
+   Brian2 (cython) and BrainPy, each in its own process, in the same run; wall times
+   (compilation excluded and reported apart), the ratio to Brian2, and each mean rate.
+2. PING inference: ``--trials`` test trials of 200 ms at dt 0.1 ms in one batch; trials per
+   second and the process's peak resident memory; event-driven vs dense recurrent propagation.
+
+Peers run from ``--peers`` (default ../shared/peers); a peer that is not installed is
+reported as skipped. Timings are noisy on a shared machine: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def va_ei_sim(seconds: float, propagation: str) -> dict:
+    import jax
+
+    from ei_sim.engine import simulate_jit
+    from models import va_coba
+
+    model = va_coba(t_ms=seconds * 1000.0, propagation=propagation)
+    c = model.config
+    w = model.init_weights(jax.random.PRNGKey(0))
+    s0 = model.init_state(jax.random.PRNGKey(1), 1)
+    walls = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        final, _ = simulate_jit(w, s0, None, c, n_steps=c.n_steps)
+        jax.block_until_ready(final)
+        walls.append(time.perf_counter() - t0)
+    spikes = float(final.acc.count_e.sum() + final.acc.count_i.sum())
+    return {
+        "sim": f"ei-sim ({propagation})", "sim_s": seconds, "first_wall_s": walls[0],
+        "wall_s": walls[1], "rate_hz": spikes / 4000 / seconds,
+    }  # fmt: skip
+
+
+def run_peer(script: str, args: list[str]) -> dict:
+    try:
+        out = subprocess.run(
+            [sys.executable, script, *args], capture_output=True, text=True, timeout=1800
+        )
+    except subprocess.TimeoutExpired:
+        return {"sim": os.path.basename(script), "skipped": "timeout"}
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"sim": os.path.basename(script), "skipped": tail[:200]}
+    return json.loads(lines[-1])
+
+
+def ping_inference(trials: int, propagation: str) -> dict:
+    import jax
+    import numpy as np
+
+    from ei_sim.data import embedded_pool, sample_and_split
+    from ei_sim.encoding import poisson_events
+    from ei_sim.engine import simulate_jit
+    from models import ping
+
+    model = ping(propagation=propagation)
+    c = model.config
+    split = sample_and_split(embedded_pool(), 2000, 0.2, seed=42)
+    images = split.x_test[:trials]
+    w = model.init_weights(jax.random.PRNGKey(0))
+    s0 = model.init_state(jax.random.PRNGKey(1), len(images))
+    t0 = time.perf_counter()
+    events = poisson_events(images, c.n_steps, c.p_spike_per_unit_intensity, 0)
+    encode_s = time.perf_counter() - t0
+    walls = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        final, rec = simulate_jit(w, s0, events, c, record=("rate_e",), n_steps=c.n_steps)
+        jax.block_until_ready(final)
+        walls.append(time.perf_counter() - t0)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    spikes_per_step = float(np.asarray(rec["rate_e"]).mean() * c.n_e)
+    return {
+        "bench": "ping_inference", "propagation": propagation, "trials": len(images),
+        "steps": c.n_steps, "encode_s": encode_s, "first_wall_s": walls[0],
+        "wall_s": walls[1], "trials_per_s": len(images) / walls[1],
+        "peak_rss_mb": rss_mb, "e_spikes_per_step_per_trial": spikes_per_step,
+        "input_events_per_step_max": int(events.sample.shape[1]),
+    }  # fmt: skip
+
+
+def in_subprocess(func: str, *args) -> dict:
+    code = (
+        f"import json, sys; sys.path.insert(0, {HERE!r}); import bench_engine as b; "
+        f"print(json.dumps(b.{func}(*{args!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"bench": func, "error": out.stderr.strip().splitlines()[-1][:300]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--va-seconds", type=float, default=5.0)
+    parser.add_argument("--trials", type=int, default=400)
+    parser.add_argument("--peers", default=os.path.join(HERE, "..", "..", "shared", "peers"))
+    parser.add_argument("--skip-peers", action="store_true")
+    args = parser.parse_args()
+    results = [in_subprocess("va_ei_sim", args.va_seconds, "events")]
+    if not args.skip_peers:
+        secs = str(args.va_seconds)
+        brian2_script = os.path.join(args.peers, "coba_brian2.py")
+        run_peer(brian2_script, ["cython", "0.01"])  # warm-up: Brian2 compiles its code once
+        results.append(run_peer(os.path.join(args.peers, "coba_brian2.py"), ["cython", secs]))
+        results.append(run_peer(os.path.join(args.peers, "coba_brainpy.py"), [secs]))
+    brian = next((r for r in results if r.get("sim") == "brian2" and "wall_s" in r), None)
+    for r in results:
+        if brian and "wall_s" in r:
+            r["wall_vs_brian2"] = r["wall_s"] / brian["wall_s"]
+        print(json.dumps({"bench": "va_coba", **r}))
+    for propagation in ("dense", "events"):
+        print(json.dumps(in_subprocess("ping_inference", args.trials, propagation)))
+
+
+if __name__ == "__main__":
+    main()

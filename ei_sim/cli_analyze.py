@@ -1,0 +1,140 @@
+"""Analysis commands of the ei-sim CLI: ``analyze``, ``meanfield`` and ``report``.
+
+``register(subparsers)`` adds the three commands and returns ``{command: handler}``; each
+handler takes the parsed arguments, prints its result and returns an exit status. Bad input
+raises ValueError (the main CLI turns it into one line and exit status 2).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _existing(path: str) -> str:
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} does not exist or is not a file")
+    return path
+
+
+def _add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="analyse a sweep, grid or simulate file",
+                       description="Recruitment cliff of a sweep store, basins of a grid "
+                       "store, or the gamma rhythm of a simulate file.")  # fmt: skip
+    what = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    c = what.add_parser("cliff", help="cliff f*, alpha and the W_IE statement of a sweep store")
+    c.add_argument("path", metavar="SWEEP.h5")
+    c.add_argument("--threshold-hz", type=float, default=0.05, help="I-rate threshold (0.05)")
+    b = what.add_parser("basins", help="label the cells of a grid store")
+    b.add_argument("path", metavar="GRID.h5")
+    b.add_argument("--i-active-hz", type=float, default=0.5, help="PING if I rate above (0.5)")
+    b.add_argument("--e-elevated-hz", type=float, default=4.0,
+                   help="stretched-COBA if silent I and E rate above (4.0)")  # fmt: skip
+    b.add_argument("--plots", default=None, help="write <PLOTS>_map.png and <PLOTS>_scatter.png")
+    g = what.add_parser("gamma", help="gamma peak, rhythmicity and participation")
+    g.add_argument("path", metavar="FILE.h5")
+
+
+def cmd_analyze(args) -> int:
+    path = _existing(args.path)
+    if args.analysis == "cliff":
+        from analysis.cliff import analyze_sweep, format_cliff_report
+
+        print(format_cliff_report(analyze_sweep(path, threshold_Hz=args.threshold_hz)))
+    elif args.analysis == "basins":
+        from analysis import basins
+
+        result = basins.analyze_grid(basins.read_grid(path), args.i_active_hz, args.e_elevated_hz)
+        print(basins.format_basins(result))
+        if args.plots:
+            basins.plot_grid_map(result, f"{args.plots}_map.png")
+            basins.plot_rate_accuracy(result, f"{args.plots}_scatter.png")
+    else:
+        from analysis.gamma import format_gamma, gamma_from_file
+
+        print(format_gamma(gamma_from_file(path)))
+    return 0
+
+
+def _add_meanfield(sub) -> None:
+    description = (
+        "Four-variable rate model of SPEC section 4: predictions (predict) and the comparison "
+        "with spiking simulations (check)."
+    )
+    p = sub.add_parser(
+        "meanfield", help="rate-model predictions and their spiking check", description=description
+    )
+    what = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    pr = what.add_parser("predict", help="fixed points, Hopf point, frequencies, cliff alpha")
+    pr.add_argument("--criticality", action="store_true",
+                    help="also classify the Hopf (integrates the ODE, ~10 s)")  # fmt: skip
+    ck = what.add_parser("check", help="run matching spiking simulations (about a minute)")
+    ck.add_argument("--t-ms", type=float, default=300.0, help="trial length (300 ms)")
+    ck.add_argument("--seed", type=int, default=0)
+
+
+def cmd_meanfield(args) -> int:
+    if args.action == "check":
+        from analysis.meanfield_check import check, format_table
+
+        if not args.t_ms >= 100:
+            raise ValueError(f"--t-ms must be at least 100 ms, got {args.t_ms}")
+        print(format_table(check(t_ms=args.t_ms, seed=args.seed)))
+        return 0
+    print(predict_text(args.criticality))
+    return 0
+
+
+def predict_text(criticality: bool = False) -> str:
+    import numpy as np
+
+    from analysis import meanfield as mf
+
+    p = mf.MeanFieldParams()
+    br = mf.fixed_point_branch(np.linspace(0.0, 4.0, 9), p)
+    lines = ["I_ext (nA)  E (Hz)  I (Hz)  max Re (1/ms)  freq (Hz)"]
+    for k in range(len(br["i_ext_nA"])):
+        lines.append(
+            f"{br['i_ext_nA'][k]:10.2f} {br['rate_e_Hz'][k]:7.3f} {br['rate_i_Hz'][k]:7.3f} "
+            f"{br['max_real_per_ms'][k]:14.4f} {br['freq_Hz'][k]:9.2f}"
+        )
+    h = mf.hopf(p)
+    lines.append("Hopf: none in 0-4 nA" if h is None else
+                 f"Hopf: {h.drive_nA:.4f} nA, {h.frequency_Hz:.2f} Hz")  # fmt: skip
+    if h is not None and criticality:
+        cr = mf.criticality(p, h)
+        lines.append(f"bifurcation: {cr.kind} (E amplitudes {np.round(1e3 * cr.amplitudes, 4)} "
+                     f"Hz at {cr.distances} nA past onset)")  # fmt: skip
+    for row in mf.frequency_vs_tau_gaba((6.0, 9.0, 12.0), p):
+        f = row["frequency_Hz"]
+        lines.append(f"tau_GABA {row['tau_gaba_ms']:g} ms: Hopf frequency "
+                     + ("none" if f is None else f"{f:.2f} Hz"))  # fmt: skip
+    cl = mf.cliff_exponent(p)
+    fit = cl["alpha"]
+    drives = ", ".join("none" if d is None else f"{d:.4g}" for d in cl["cliff_drive_nA"])
+    lines.append(f"cliff drive (nA) at W_EI x {cl['scales']}: {drives}")
+    lines.append("alpha: none" if fit is None else f"alpha: {fit.alpha:.3f} +- {fit.stderr:.3f}")
+    return "\n".join(lines)
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="HTML report of a simulate, grid or sweep file")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--out", default=None, help="HTML file (default: PATH with .html)")
+
+
+def cmd_report(args) -> int:
+    from analysis.report import write_report
+
+    path = _existing(args.path)
+    out = args.out or os.path.splitext(path)[0] + ".html"
+    kind = write_report(path, out)
+    print(f"wrote {out} ({kind})")
+    return 0
+
+
+def register(subparsers) -> dict:
+    """Add ``analyze``, ``meanfield`` and ``report`` to ``subparsers``; return the handlers."""
+    _add_analyze(subparsers)
+    _add_meanfield(subparsers)
+    _add_report(subparsers)
+    return {"analyze": cmd_analyze, "meanfield": cmd_meanfield, "report": cmd_report}

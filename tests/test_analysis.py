@@ -1,0 +1,277 @@
+"""Tests of the analysis package: gain function, Hopf detection, cliff, basins, gamma."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis import basins, cliff, gamma, hopf, meanfield
+from analysis.report import write_report
+from ei_sim.storage import write_spike_lists
+
+
+# ---------------------------------------------------------------- Siegert gain vs simulation
+def _euler_maruyama_rate_Hz(mu_V, sigma_V, tau_ms, t_ref_ms, n_cells, t_ms, dt_ms, seed):
+    """LIF cells ``tau dV = -(V - mu) dt + sqrt(2 tau) sigma_V dW`` (free std sigma_V),
+    threshold -50 mV, reset -65 mV held for t_ref; one column of cells per mean ``mu_V``."""
+    rng = np.random.default_rng(seed)
+    mu = np.repeat(np.asarray(mu_V, float)[None, :], n_cells, axis=0)
+    v = mu + sigma_V * rng.standard_normal(mu.shape)
+    ref = np.zeros(mu.shape, int)
+    n_ref = int(round(t_ref_ms / dt_ms))
+    noise = sigma_V * np.sqrt(2 * dt_ms / tau_ms)
+    decay = dt_ms / tau_ms
+    count = np.zeros(mu.shape[1])
+    for _ in range(int(t_ms / dt_ms)):
+        v += decay * (mu - v) + noise * rng.standard_normal(mu.shape)
+        ref -= 1
+        v[ref > 0] = -65.0
+        fired = (v >= -50.0) & (ref <= 0)
+        count += fired.sum(axis=0)
+        v[fired] = -65.0
+        ref[fired] = n_ref
+    return count / (n_cells * t_ms * 1e-3)
+
+
+def test_siegert_matches_euler_maruyama():
+    mu_V = np.array([-56.0, -52.0, -48.0])
+    dt_ms = 0.01
+    sim = _euler_maruyama_rate_Hz(mu_V, 4.0, 20.0, 3.0, 300, 1500.0, dt_ms, seed=1)
+    # Discrete-time threshold crossings are missed: the effective threshold moves up by
+    # zeta(1/2)/sqrt(pi)-ish * the noise step (Brunel-Hakim correction, 0.5826 sigma sqrt(dt/tau)).
+    shift = 0.5826 * np.sqrt(2) * 4.0 * np.sqrt(dt_ms / 20.0)
+    theory = np.array(
+        [1e3 * meanfield.siegert_rate_per_ms(m, 4.0, 20.0, 3.0, -50.0 + shift) for m in mu_V]
+    )
+    assert np.all(theory > 5)
+    np.testing.assert_allclose(sim, theory, rtol=0.05)
+
+
+def test_siegert_is_robust_and_monotone():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mus = np.linspace(-400, 200, 61)
+        rates = [meanfield.siegert_rate_per_ms(m, 4.0, 20.0, 3.0) for m in mus]
+    assert np.all(np.isfinite(rates)) and np.all(np.diff(rates) >= 0)
+    assert rates[0] == pytest.approx(0.0, abs=1e-300) and rates[-1] < 1 / 3.0
+
+
+# ---------------------------------------------------------------- Hopf detection
+def brusselator(x, b, a=1.5):
+    """dx = a - (b+1) x + x^2 y, dy = b x - x^2 y: Hopf at b = 1 + a^2 with omega = a."""
+    u, v = x
+    return np.array([a - (b + 1) * u + u * u * v, b * u - u * u * v])
+
+
+def test_hopf_detector_on_brusselator():
+    point = hopf.find_hopf(brusselator, 1.0, 5.0, x0=[1.5, 1.0])
+    assert point.parameter == pytest.approx(1 + 1.5**2, abs=1e-6)
+    assert point.omega == pytest.approx(1.5, rel=1e-5)
+    assert point.unstable_side == 1
+    assert hopf.find_hopf(brusselator, 1.0, 3.0, x0=[1.5, 1.0]) is None
+
+
+def _normal_form(sign):
+    def rhs(x, mu, omega=2.0):
+        r2 = x[0] ** 2 + x[1] ** 2
+        cubic = -r2 if sign < 0 else r2 - r2 * r2
+        return np.array([
+            (mu + cubic) * x[0] - omega * x[1], omega * x[0] + (mu + cubic) * x[1]
+        ])  # fmt: skip
+
+    return rhs
+
+
+@pytest.mark.parametrize("sign,kind", [(-1, "supercritical"), (1, "subcritical")])
+def test_hopf_criticality_normal_form(sign, kind):
+    rhs = _normal_form(sign)
+    point = hopf.find_hopf(rhs, -1.0, 1.0, equilibrium=lambda mu: np.zeros(2), n_grid=10)
+    assert point.parameter == pytest.approx(0.0, abs=1e-8)
+    assert point.omega == pytest.approx(2.0, rel=1e-6)
+    result = hopf.hopf_criticality(rhs, point, (0.04, 0.16, 0.64), t_end=600.0, kick=0.05)
+    assert result.kind == kind
+    if kind == "supercritical":
+        np.testing.assert_allclose(result.amplitudes, np.sqrt(result.distances), rtol=0.02)
+
+
+def test_meanfield_fixed_point_and_hopf():
+    p = meanfield.MeanFieldParams()
+    x = meanfield.fixed_point(1.0, p)
+    np.testing.assert_allclose(meanfield.rhs(x, 1.0, p), 0.0, atol=1e-9)
+    np.testing.assert_allclose(
+        meanfield.jacobian(x, 1.0, p),
+        hopf.numerical_jacobian(lambda y: meanfield.rhs(y, 1.0, p), x), rtol=1e-3, atol=1e-6,
+    )  # fmt: skip
+    h = meanfield.hopf(p)
+    assert h is not None and 0.0 < h.drive_nA < 4.0 and 5.0 < h.frequency_Hz < 150.0
+    f = [row["frequency_Hz"] for row in meanfield.frequency_vs_tau_gaba((6.0, 12.0), p)]
+    assert f[0] > f[1]  # slower inhibition, slower rhythm
+
+
+# ---------------------------------------------------------------- cliff
+SCALES = np.round(np.arange(0.05, 1.01, 0.05), 2)
+
+
+def _rates(threshold_scale):
+    """0 below ``threshold_scale``, then rising exponentially from 0.2 Hz."""
+    above = SCALES >= threshold_scale - 1e-9
+    return np.where(above, 0.2 * np.exp(5 * (SCALES - threshold_scale)), 0.0)
+
+
+def test_cliff_rule_midpoint_and_failures():
+    got = cliff.find_cliff(SCALES, _rates(0.4), refine=True)
+    assert got.status == "ok" and got.f_star == pytest.approx(0.375)
+    assert (got.s_below, got.s_above) == (pytest.approx(0.35), pytest.approx(0.4))
+    assert got.refined is None  # the rate below is exactly 0: no log-linear refinement
+    smooth = cliff.find_cliff(SCALES, 0.05 * np.exp(10 * (SCALES - 0.52)), refine=True)
+    assert smooth.f_star == pytest.approx(0.525) and smooth.refined == pytest.approx(0.52)
+    assert cliff.find_cliff([0.5], [1.0]).status == "too_few_points"
+    assert cliff.find_cliff(SCALES, np.zeros_like(SCALES)).status == "no_crossing"
+    assert cliff.find_cliff(SCALES, np.ones_like(SCALES)).status == "above_at_smallest_scale"
+    with pytest.raises(cliff.CliffNotFound, match="cannot locate"):
+        cliff.find_cliff(SCALES, np.zeros_like(SCALES), strict=True)
+
+
+def test_alpha_fit_known_exponent():
+    c = np.array([0.25, 0.5, 1.0, 2.0])
+    fit = cliff.fit_alpha(c, 0.4 * c**-0.7)
+    assert fit.alpha == pytest.approx(0.7) and fit.stderr == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(0)
+    noisy = cliff.fit_alpha(c, 0.4 * c**-0.7 * np.exp(0.03 * rng.standard_normal(4)))
+    assert noisy.ci95[0] < 0.7 < noisy.ci95[1]
+    assert cliff.fit_alpha(c[:2], 0.4 * c[:2] ** -0.7).ci95 is None
+    with pytest.raises(ValueError):
+        cliff.fit_alpha([1.0], [0.3])
+
+
+def _write_sweep(path, kind, target, cliff_scales, coupling=(0.25, 0.5, 1.0, 2.0)):
+    rates = np.array([_rates(s) for s in cliff_scales])
+    with h5py.File(path, "w") as fh:
+        fh.attrs["kind"], fh.attrs["coupling_target"] = kind, target
+        fh["scales"], fh["coupling_scales"] = SCALES, np.asarray(coupling)
+        fh["rate_i_Hz"], fh["rate_e_Hz"] = rates, 2 * rates
+        fh["accuracy"] = np.full(rates.shape, 0.8)
+
+
+def test_sweep_file_w_ei_moves_and_w_ie_does_not(tmp_path):
+    _write_sweep(tmp_path / "ei.h5", "coupling_sweep", "w_ei", (0.8, 0.55, 0.4, 0.25))
+    res = cliff.analyze_sweep(tmp_path / "ei.h5")
+    assert [cl.f_star for cl in res["cliffs"]] == pytest.approx([0.775, 0.525, 0.375, 0.225])
+    assert res["moves"]["moves"] is True and 0.3 < res["alpha"].alpha < 0.9
+    _write_sweep(tmp_path / "ie.h5", "coupling_sweep", "w_ie", (0.4, 0.4, 0.45, 0.4))
+    res = cliff.analyze_sweep(tmp_path / "ie.h5")
+    assert res["moves"]["moves"] is False and "does not move" in res["moves"]["statement"]
+    assert "alpha" in cliff.format_cliff_report(res)
+
+
+def test_wrong_kind_raises(tmp_path):
+    _write_sweep(tmp_path / "g.h5", "grid", "w_ei", (0.4,), coupling=(1.0,))
+    with pytest.raises(ValueError, match="scale_sweep"):
+        cliff.analyze_sweep(tmp_path / "g.h5")
+    _write_sweep(tmp_path / "s.h5", "scale_sweep", "none", (0.4,), coupling=(1.0,))
+    with pytest.raises(ValueError, match="'grid'"):
+        basins.read_grid(tmp_path / "s.h5")
+    with pytest.raises(ValueError, match="simulate"):
+        gamma.gamma_from_file(tmp_path / "s.h5")
+
+
+# ---------------------------------------------------------------- basins
+def _grid_table():
+    rng = np.random.default_rng(3)
+    n = 8
+    rate_e = np.concatenate([rng.uniform(0.5, 2, n), rng.uniform(6, 9, n), rng.uniform(2, 3.6, n)])
+    rate_i = np.concatenate([np.zeros(2 * n), rng.uniform(11, 22, n)])
+    acc = np.concatenate([rng.uniform(0.76, 0.78, n), rng.uniform(0.83, 0.84, n),
+                          rng.uniform(0.80, 0.86, n)])  # fmt: skip
+    return rate_e, rate_i, acc
+
+
+def test_basin_labels_and_unsupervised_check(tmp_path):
+    rate_e, rate_i, acc = _grid_table()
+    labels = basins.label_cells(rate_e, rate_i)
+    assert list(labels[[0, 8, 16]]) == ["no-loop", "stretched-COBA", "PING"]
+    assert (labels == "PING").sum() == 8 and (labels == "no-loop").sum() == 8
+    assert basins.label_cells([10.0], [0.3])[0] == "stretched-COBA"
+    check = basins.unsupervised_check(rate_e, rate_i, acc, labels.tolist())
+    assert check["ari"] == pytest.approx(1.0)
+    with h5py.File(tmp_path / "grid.h5", "w") as fh:
+        fh.attrs["kind"] = "grid"
+        for k in range(len(acc)):
+            cell = fh.create_group(f"cells/c{k:02d}")
+            values = dict(w_ei=k % 5 * 0.5, w_ie=k // 5 * 0.5, seed=42, best_accuracy=acc[k],
+                          final_accuracy=acc[k], rate_e_Hz=rate_e[k], rate_i_Hz=rate_i[k],
+                          gamma_peak_Hz=np.nan)  # fmt: skip
+            cell.attrs.update(values)
+    result = basins.analyze_grid(basins.read_grid(tmp_path / "grid.h5"))
+    assert list(result["labels"]) == list(labels)
+    assert "PING: n=8" in basins.format_basins(result)
+    assert write_report(str(tmp_path / "grid.h5"), str(tmp_path / "grid.html")) == "grid"
+    assert (tmp_path / "grid_map.png").exists() and (tmp_path / "grid_scatter.png").exists()
+
+
+# ---------------------------------------------------------------- gamma
+def _oscillating_raster(freq_Hz=40.0, p_fire=0.3, t_ms=500.0, dt_ms=0.1, n_e=200, n_i=50, b=4):
+    """I cells volley at ``freq_Hz``; each E cell fires once per cycle with prob ``p_fire``."""
+    rng = np.random.default_rng(0)
+    n_steps = int(t_ms / dt_ms)
+    period = int(round(1000.0 / freq_Hz / dt_ms))
+    e = np.zeros((n_steps, b, n_e), bool)
+    i = np.zeros((n_steps, b, n_i), bool)
+    for start in range(period // 2, n_steps - 40, period):
+        jitter_i = rng.integers(0, 20, (b, n_i))
+        i[start + 10 + jitter_i, np.arange(b)[:, None], np.arange(n_i)] = True
+        fire = rng.random((b, n_e)) < p_fire
+        jitter_e = rng.integers(0, 20, (b, n_e))
+        bb, nn = np.nonzero(fire)
+        e[start + jitter_e[bb, nn], bb, nn] = True
+    return e, i
+
+
+def test_gamma_peak_and_participation():
+    e, i = _oscillating_raster()
+    stats = gamma.gamma_stats(e, i, 0.1)
+    assert stats.frequency_Hz == pytest.approx(40.0, abs=1.5)
+    # cycles start at I peaks and E spikes fall within one cycle: participation = p_fire
+    assert stats.participation == pytest.approx(0.3, abs=0.03)
+    assert 0.3 < stats.rhythmicity <= 1.0 and stats.n_cycles > 50
+    rng = np.random.default_rng(1)
+    noise = rng.random(e.shape) < 0.0012
+    assert gamma.gamma_stats(noise, rng.random(i.shape) < 0.002, 0.1) == gamma.NO_GAMMA
+
+
+def test_gamma_from_file_and_report(tmp_path):
+    e, i = _oscillating_raster(freq_Hz=25.0, t_ms=300.0)
+    path = tmp_path / "run.h5"
+    with h5py.File(path, "w") as fh:
+        fh.attrs["model.config.dt_ms"] = 0.1
+        for name, raster in (("e", e), ("i", i)):
+            write_spike_lists(fh.create_group(f"spikes/{name}"), raster, 0.1)
+            fh[f"population/{name}"] = raster.mean(axis=2).astype(np.float32)
+    out = gamma.gamma_from_file(str(path))
+    assert out["frequency_Hz"] == pytest.approx(25.0, abs=1.5)
+    assert out["participation"] == pytest.approx(0.3, abs=0.04)
+    assert "participation" in gamma.format_gamma(out)
+    assert write_report(str(path), str(tmp_path / "run.html")) == "simulate"
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_register_and_handlers(tmp_path, capsys):
+    from ei_sim.cli_analyze import register
+
+    parser = argparse.ArgumentParser()
+    handlers = register(parser.add_subparsers(dest="command"))
+    assert set(handlers) == {"analyze", "meanfield", "report"}
+    _write_sweep(tmp_path / "ei.h5", "coupling_sweep", "w_ei", (0.8, 0.55, 0.4, 0.25))
+    args = parser.parse_args(["analyze", "cliff", str(tmp_path / "ei.h5")])
+    assert handlers["analyze"](args) == 0 and "alpha" in capsys.readouterr().out
+    args = parser.parse_args(["analyze", "basins", str(tmp_path / "ei.h5")])
+    with pytest.raises(ValueError, match="grid"):
+        handlers["analyze"](args)
+    with pytest.raises(ValueError, match="does not exist"):
+        handlers["report"](parser.parse_args(["report", str(tmp_path / "missing.h5")]))
+    assert handlers["report"](parser.parse_args(["report", str(tmp_path / "ei.h5")])) == 0
+    assert (tmp_path / "ei.html").exists() and (tmp_path / "ei_sweep.png").exists()
