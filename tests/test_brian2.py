@@ -54,9 +54,7 @@ def test_ping_spike_for_spike_float64():
     with jax.enable_x64(True):
         state0 = init_state(PING_SMALL, jax.random.PRNGKey(3), 1, dtype=jnp.float64)
         ours = _run_ei_sim(PING_SMALL, weights, state0, inputs, jnp.float64)
-    theirs = run_brian2(
-        PING_SMALL, weights, state0.e.v_mV[0], state0.i.v_mV[0], inputs[:, 0]
-    )
+    theirs = run_brian2(PING_SMALL, weights, state0.e.v_mV[0], state0.i.v_mV[0], inputs[:, 0])
     assert ours[0].sum() > 20 and ours[1].sum() > 20  # both populations active
     np.testing.assert_array_equal(ours[0], theirs[0])
     np.testing.assert_array_equal(ours[1], theirs[1])

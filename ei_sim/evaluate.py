@@ -1,0 +1,91 @@
+"""Evaluation of stored or in-training weights on the test split, and the reference trial.
+
+Every evaluation of a run sees the same input spikes (a fixed encoder seed) and the same
+initial state, so epochs and weight scalings are compared on identical trials.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from ei_sim.engine import Weights, simulate_jit
+from ei_sim.objective import make_eval_fn
+from ei_sim.spectrum import gamma_peak
+
+EVAL_STREAM = 1_000_003  # fold-in constant separating evaluation draws from training draws
+REF_STREAM = 1_000_033
+
+
+class Evaluation(NamedTuple):
+    accuracy: float
+    rate_e_Hz: float
+    rate_i_Hz: float
+    gamma_peak_Hz: float  # NaN when there is no clear peak
+
+
+class ReferenceTrial(NamedTuple):
+    """Test sample 0 under a fixed seed, the first ``drop_ms`` removed."""
+
+    rate_e_Hz: float
+    rate_i_Hz: float
+    spikes_e: np.ndarray  # (T', N_E) bool
+    spikes_i: np.ndarray  # (T', N_I) bool
+    v_e_mV: np.ndarray  # (T',) membrane potential of E cell 0
+
+
+_EVAL_FNS: dict = {}
+
+
+def _eval_fn(config):
+    if config not in _EVAL_FNS:
+        _EVAL_FNS[config] = make_eval_fn(config)
+    return _EVAL_FNS[config]
+
+
+def evaluate(weights: Weights, model, images, labels, seed: int, batch_size: int = 400):
+    """Accuracy, mean E/I rates (Hz) and the gamma peak of E activity over the test set."""
+    from ei_sim.train import encode
+
+    config = model.config
+    correct, count_e, count_i, activity = 0, [], [], []
+    for start in range(0, len(labels), batch_size):
+        x, y = images[start : start + batch_size], labels[start : start + batch_size]
+        events = encode(x, config, (seed, EVAL_STREAM, start))
+        state0 = model.init_state(
+            jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM + start), len(y)
+        )
+        logits, c_e, c_i, rec = _eval_fn(config)(weights, state0, events)
+        correct += int(np.sum(np.argmax(np.asarray(logits), -1) == y))
+        count_e.append(np.asarray(c_e).mean(1))
+        count_i.append(np.asarray(c_i).mean(1))
+        activity.append(np.asarray(rec["rate_e"]))
+    seconds = config.n_steps * config.dt_ms * 1e-3
+    peak = gamma_peak(
+        np.concatenate(activity, axis=1), config.dt_ms, drop_ms=min(20.0, config.t_ms / 2)
+    )
+    return Evaluation(
+        correct / len(labels), float(np.concatenate(count_e).mean() / seconds),
+        float(np.concatenate(count_i).mean() / seconds),
+        float("nan") if peak is None else peak.frequency_Hz,
+    )  # fmt: skip
+
+
+def reference_trial(weights: Weights, model, image, seed: int, drop_ms: float = 20.0):
+    """Simulate the fixed reference trial and return its rates and rasters after ``drop_ms``."""
+    from ei_sim.train import encode
+
+    config = model.config
+    events = encode(image[None], config, (seed, REF_STREAM))
+    state0 = model.init_state(jax.random.fold_in(jax.random.PRNGKey(seed), REF_STREAM), 1)
+    _, rec = simulate_jit(weights, state0, events, config, record=("spikes_e", "spikes_i", "v_e"))
+    drop = min(int(round(drop_ms / config.dt_ms)), config.n_steps // 2)
+    s_e = np.asarray(rec["spikes_e"])[drop:, 0]
+    s_i = np.asarray(rec["spikes_i"])[drop:, 0]
+    seconds = s_e.shape[0] * config.dt_ms * 1e-3
+    return ReferenceTrial(
+        float(s_e.sum() / s_e.shape[1] / seconds), float(s_i.sum() / s_i.shape[1] / seconds),
+        s_e, s_i, np.asarray(rec["v_e"])[drop:, 0, 0],
+    )  # fmt: skip

@@ -1,0 +1,88 @@
+"""The training objective and one optimiser step (surrogate-gradient BPTT).
+
+    loss = CE(logits, y) + lambda * sum_n ReLU(zbar_n - theta)^2
+
+``zbar_n`` is the spike count of E cell n in the trial, averaged over the batch, and ``theta``
+the spike budget (spikes per trial); ``budget=None`` turns the term off. Gradients flow
+through the whole trial (``ei_sim.engine.simulate`` with chunked ``jax.checkpoint``), through
+the surrogate spike derivative and the damped membrane increment. A step whose gradient is
+not finite is skipped (parameters and optimiser state unchanged) and counted.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ei_sim.engine import Weights, simulate
+from ei_sim.optim import all_finite
+
+
+class LossParts(NamedTuple):
+    loss: jax.Array
+    cross_entropy: jax.Array
+    budget_penalty: jax.Array
+    accuracy: jax.Array
+    rate_e_Hz: jax.Array
+    rate_i_Hz: jax.Array
+
+
+def assemble(trainable: dict, frozen: dict) -> Weights:
+    """Weights for the forward pass: trained blocks clamped at 0 (Dale), frozen ones as is."""
+    clamped = {k: jnp.maximum(v, 0.0) for k, v in trainable.items()}
+    return Weights(**frozen, **clamped)
+
+
+def budget_penalty(count_e: jax.Array, budget: float | None, strength: float) -> jax.Array:
+    """lambda * sum_n ReLU(mean_batch(count_n) - theta)^2, zero when budget is None."""
+    if budget is None:
+        return jnp.zeros((), count_e.dtype)
+    zbar = count_e.mean(axis=0)
+    return strength * jnp.sum(jnp.maximum(zbar - budget, 0.0) ** 2)
+
+
+def forward_loss(trainable, frozen, state0, events, labels, config, budget, strength, chunk):
+    """Loss and its parts for one batch; differentiable in ``trainable``."""
+    weights = assemble(trainable, frozen)
+    final, _ = simulate(weights, state0, events, config, checkpoint_every=chunk)
+    n_steps = events[0].shape[0]
+    logits = final.acc.out_v_sum / n_steps
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    penalty = budget_penalty(final.acc.count_e, budget, strength)
+    seconds = n_steps * config.dt_ms * 1e-3
+    parts = LossParts(
+        ce + penalty, ce, penalty, jnp.mean(jnp.argmax(logits, -1) == labels),
+        final.acc.count_e.mean() / seconds, final.acc.count_i.mean() / seconds,
+    )  # fmt: skip
+    return parts.loss, parts
+
+
+def make_train_step(optimizer, config, budget, strength, chunk):
+    """A jitted ``(trainable, opt_state, frozen, state0, events, labels) -> (..., finite, parts)``."""
+
+    def train_step(trainable, opt_state, frozen, state0, events, labels):
+        grad_fn = jax.value_and_grad(forward_loss, has_aux=True)
+        (_, parts), grads = grad_fn(
+            trainable, frozen, state0, events, labels, config, budget, strength, chunk
+        )
+        finite = all_finite(grads) & jnp.isfinite(parts.loss)
+        updates, new_opt = optimizer.update(grads, opt_state, trainable)
+        new_trainable = optax.apply_updates(trainable, updates)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+        return keep(new_trainable, trainable), keep(new_opt, opt_state), finite, parts
+
+    return jax.jit(train_step)
+
+
+def make_eval_fn(config):
+    """A jitted forward pass returning logits, per-trial spike counts and population rates."""
+
+    def evaluate(weights, state0, events):
+        final, rec = simulate(weights, state0, events, config, record=("rate_e", "rate_i"))
+        n_steps = events[0].shape[0]
+        return final.acc.out_v_sum / n_steps, final.acc.count_e, final.acc.count_i, rec
+
+    return jax.jit(evaluate)

@@ -1,0 +1,54 @@
+"""Rebuild a stored training run (model, split, weights) and evaluate it, optionally scaled."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ei_sim.config import NetworkConfig, from_attrs
+from ei_sim.data import load_pool, sample_and_split
+from ei_sim.evaluate import evaluate
+from ei_sim.runstore import load_run
+
+
+def model_from_attrs(attrs: dict):
+    """The classifier preset stored in a run's ``model.*`` attributes."""
+    from models.ei_classifier import EIClassifier
+
+    config = from_attrs(NetworkConfig, attrs, "model.config.")
+    fields = {f.name for f in dataclasses.fields(EIClassifier)} - {"config"}
+    values = {}
+    for name in fields:
+        value = attrs.get(f"model.{name}")
+        values[name] = None if value == "none" else value
+    return EIClassifier(config=config, **values)
+
+
+def load_stored(run_dir: str, which: str = "best"):
+    """(model, split, weights, attrs) of a run directory."""
+    attrs, _, best, last, _ = load_run(run_dir)
+    model = model_from_attrs(attrs)
+    split = sample_and_split(
+        load_pool(attrs["train.data_source"]), int(attrs["train.n_samples"]),
+        float(attrs["train.test_fraction"]), int(attrs["train.data_seed"]),
+    )  # fmt: skip
+    return model, split, best if which == "best" else last, attrs
+
+
+def scale_weights(weights, w_in=1.0, w_ei=1.0, w_ie=1.0):
+    """Multiply W_in, W_EI and W_IE (inference-time sweeps); other blocks unchanged."""
+    for name, s in (("w_in", w_in), ("w_ei", w_ei), ("w_ie", w_ie)):
+        if not (np.isfinite(s) and s >= 0):
+            raise ValueError(f"{name} scale must be a finite number >= 0, got {s}")
+    return weights._replace(
+        w_in=weights.w_in * w_in,
+        w_ei=None if weights.w_ei is None else weights.w_ei * w_ei,
+        w_ie=None if weights.w_ie is None else weights.w_ie * w_ie,
+    )
+
+
+def evaluate_run(run_dir, w_in_scale=1.0, w_ei_scale=1.0, w_ie_scale=1.0, which="best"):
+    model, split, weights, attrs = load_stored(run_dir, which)
+    scaled = scale_weights(weights, w_in_scale, w_ei_scale, w_ie_scale)
+    return evaluate(scaled, model, split.x_test, split.y_test, int(attrs["train.seed"]))

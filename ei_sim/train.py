@@ -1,0 +1,301 @@
+"""Surrogate-gradient training of the COBA/PING classifier (SPEC section 2).
+
+``train(model, TrainConfig(...), run_dir)`` runs the recipe: seeded sample-and-split of the
+MNIST pool, shuffled batches, Poisson-encoded inputs (fresh spikes every batch; one fixed
+encoder seed for every evaluation), BPTT with chunked checkpointing, Adam with global-norm
+clipping and the Dale projection, evaluation on the test split after every epoch, the best
+epoch's weights kept. After every epoch the run file is rewritten atomically, so a run can be
+killed at any moment and resumed (``resume=True``) to the same result as an uninterrupted run.
+
+Randomness: every draw comes from ``(seed, epoch, batch)`` through explicit keys, never
+from a global state, which is what makes resumption exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from ei_sim.config import to_attrs
+from ei_sim.data import Split, load_pool, sample_and_split
+from ei_sim.encoding import InputEvents, poisson_events
+from ei_sim.engine import Weights
+from ei_sim.evaluate import evaluate, reference_trial
+from ei_sim.objective import assemble, make_train_step
+from ei_sim.optim import adam_with_dale
+from ei_sim.runstore import METRICS, config_differences, load_run, run_path, save_run
+from ei_sim.storage import provenance
+
+BUDGETS = ("off", "5", "2", "1", "0.5", "0.2")
+TIERS = {
+    # tiny: for tests and the quick start; small network, short trials.
+    "tiny": dict(n_samples=400, epochs=4, batch_size=32, n_e=64, t_ms=100.0),
+    "medium": dict(n_samples=2000, epochs=10, batch_size=256, n_e=1024, t_ms=200.0),
+    "long": dict(n_samples=2000, epochs=100, batch_size=256, n_e=1024, t_ms=200.0),
+}
+BLOCKS = ("w_in", "w_ee", "w_ei", "w_ie", "w_ii", "w_out")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe; defaults are the canonical ("medium") values of SPEC section 2."""
+
+    tier: str = "medium"
+    n_samples: int = 2000
+    test_fraction: float = 0.2
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 4e-4
+    clip_norm: float = 1.0
+    budget: float | None = None  # spikes per E cell per trial; None = off
+    budget_strength: float = 1e-3
+    trained: tuple = ("w_in", "w_out")
+    seed: int = 42
+    data_seed: int = 42
+    checkpoint_every: int = 50
+    data_source: str = "embedded"
+    ref_drop_ms: float = 20.0
+
+    def __post_init__(self):
+        if self.tier not in TIERS:
+            raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(TIERS)}")
+        if self.budget is not None and not self.budget > 0:
+            raise ValueError(f"budget must be > 0 spikes per trial or off, got {self.budget}")
+        for name in ("epochs", "batch_size", "n_samples", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        unknown = set(self.trained) - set(BLOCKS)
+        if unknown or not self.trained:
+            raise ValueError(f"trained weights must be a non-empty subset of {BLOCKS}")
+
+
+def parse_budget(text) -> float | None:
+    """``"off"`` -> None, else one of the SPEC budgets as a float."""
+    text = str(text)
+    if text not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {text!r}")
+    return None if text == "off" else float(text)
+
+
+def tier_config(tier: str, **overrides) -> TrainConfig:
+    """The TrainConfig of a tier, with flag overrides (None values are ignored)."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in TIERS[tier].items() if k in fields}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(tier=tier, **values)
+
+
+def tier_model(model, tier: str):
+    """Apply a tier's network size and trial length to a preset (N_I = N_E / 4)."""
+    spec = TIERS[tier]
+    return model.replace(n_e=spec["n_e"], n_i=spec["n_e"] // 4, t_ms=spec["t_ms"])
+
+
+def pad_events(events: InputEvents, width: int, batch: int) -> InputEvents:
+    """Pad the per-step event lists to ``width`` columns with entries the engine drops."""
+    pad = width - events.sample.shape[1]
+    if pad < 0:
+        raise ValueError("cannot pad events to fewer columns than they have")
+    return InputEvents(
+        np.concatenate([events.sample, np.full((events.n_steps, pad), batch, np.int32)], 1),
+        np.concatenate([events.channel, np.zeros((events.n_steps, pad), np.int32)], 1),
+    )
+
+
+def _round_up(k: int, multiple: int = 64) -> int:
+    return int(multiple * np.ceil(k / multiple))
+
+
+def encode(images, config, seed, width: int | None = None) -> InputEvents:
+    """Poisson events of ``images``, padded to ``width`` (or to a multiple of 64) columns."""
+    ev = poisson_events(images, config.n_steps, config.p_spike_per_unit_intensity, seed)
+    return pad_events(ev, max(width or 0, _round_up(ev.sample.shape[1])), len(images))
+
+
+def epoch_batches(split: Split, cfg: TrainConfig, config, epoch: int):
+    """This epoch's shuffled full batches (the remainder is dropped), encoded with one shared
+    event width so that one compiled step serves them all. Yields (events, labels, index)."""
+    rng = np.random.default_rng((cfg.seed, epoch))
+    order = rng.permutation(len(split.y_train))
+    n_batches = max(1, len(order) // cfg.batch_size)
+    chunks = [order[b * cfg.batch_size : (b + 1) * cfg.batch_size] for b in range(n_batches)]
+    events = [
+        poisson_events(split.x_train[idx], config.n_steps, config.p_spike_per_unit_intensity,
+                       (cfg.seed, epoch, b))
+        for b, idx in enumerate(chunks)
+    ]  # fmt: skip
+    width = _round_up(max(ev.sample.shape[1] for ev in events))
+    return [
+        (pad_events(ev, width, len(idx)), split.y_train[idx], b)
+        for b, (ev, idx) in enumerate(zip(events, chunks, strict=True))
+    ]
+
+
+class TrainResult(NamedTuple):
+    run_dir: str
+    best_epoch: int
+    best_accuracy: float
+    final_accuracy: float
+    metrics: dict
+    best_weights: Weights
+
+
+def run_attrs(model, cfg: TrainConfig) -> dict:
+    attrs = {**to_attrs(model, "model."), **to_attrs(cfg, "train.")}
+    attrs["train.budget"] = "off" if cfg.budget is None else cfg.budget
+    return attrs
+
+
+def _split_weights(weights: Weights, trained):
+    full = weights._asdict()
+    trainable = {k: v for k, v in full.items() if k in trained and v is not None}
+    frozen = {k: v for k, v in full.items() if k not in trainable}
+    return trainable, frozen
+
+
+def train(
+    model,
+    cfg: TrainConfig,
+    run_dir: str,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch=None,
+    split: Split | None = None,
+) -> TrainResult:
+    """Train ``model`` with recipe ``cfg`` into ``run_dir`` (created if missing).
+
+    ``on_epoch(h5file, epoch, weights, metrics, reference_trial, (image, label))``, if given,
+    is called inside each epoch's atomic write (used to store video snapshots); it runs after
+    the epoch's numbers are computed, and an exception in it is reported, not fatal. Returns the best epoch's result.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    split = split or sample_and_split(
+        load_pool(cfg.data_source), cfg.n_samples, cfg.test_fraction, cfg.data_seed
+    )
+    attrs = run_attrs(model, cfg)
+    key = jax.random.PRNGKey(cfg.seed)
+    weights = model.init_weights(jax.random.fold_in(key, 0))
+    trainable, frozen = _split_weights(weights, cfg.trained)
+    optimizer = adam_with_dale(cfg.learning_rate, cfg.clip_norm)
+    opt_state = optimizer.init(trainable)
+    metrics = {m: [] for m in METRICS}
+    best = weights
+    if resume and os.path.exists(run_path(run_dir)):
+        trainable, opt_state, metrics, best = _resume(run_dir, attrs, cfg, opt_state, frozen)
+    elif os.path.exists(run_path(run_dir)):
+        raise ValueError(
+            f"{run_dir} already holds a run; use --resume to continue it or another --out"
+        )
+    step = make_train_step(
+        optimizer, model.config, cfg.budget, cfg.budget_strength, cfg.checkpoint_every
+    )
+    for epoch in range(len(metrics["test_accuracy"]), cfg.epochs):
+        t0 = time.perf_counter()
+        trainable, opt_state, train_stats = _train_epoch(
+            step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress
+        )
+        current = assemble(trainable, frozen)
+        ev = evaluate(current, model, split.x_test, split.y_test, cfg.seed)
+        ref = reference_trial(current, model, split.x_test[0], cfg.seed, cfg.ref_drop_ms)
+        for name, value in {**train_stats, "test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
+                            "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
+                            "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz,
+                            "epoch_wall_s": time.perf_counter() - t0}.items():  # fmt: skip
+            metrics[name].append(value)
+        if ev.accuracy >= max(metrics["test_accuracy"]):
+            best = current
+        _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split)
+        if progress:
+            print(_epoch_line(epoch, metrics), flush=True)
+    return _result(run_dir, metrics, best)
+
+
+def _train_epoch(step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress):
+    from tqdm.auto import tqdm
+
+    batches = epoch_batches(split, cfg, model.config, epoch)
+    sums = {"loss": 0.0, "cross_entropy": 0.0, "budget_penalty": 0.0, "accuracy": 0.0}
+    skipped = 0
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    for events, labels, b in bar:
+        state0 = model.init_state(
+            jax.random.fold_in(jax.random.fold_in(key, epoch + 1), b), len(labels)
+        )
+        trainable, opt_state, finite, parts = step(
+            trainable, opt_state, frozen, state0, events, labels
+        )
+        if not bool(finite):
+            if epoch == 0 and b == 0 and not np.isfinite(float(parts.loss)):
+                raise ValueError(
+                    "loss is not finite at step 0: the initial weights are non-finite or too "
+                    "large, or dt_ms is too large for the conductances; check --w-* and --dt-ms"
+                )
+            skipped += 1
+            continue
+        for name in sums:
+            sums[name] += float(getattr(parts, name))
+        bar.set_postfix(loss=f"{float(parts.loss):.3f}", acc=f"{float(parts.accuracy):.2f}")
+    n_ok = max(1, len(batches) - skipped)
+    stats = {f"train_{k}": v / n_ok for k, v in sums.items()}
+    stats["skipped_steps"] = skipped
+    return trainable, opt_state, stats
+
+
+def _resume(run_dir, attrs, cfg, opt_state, frozen):
+    stored, metrics, best, last, restored_opt = load_run(run_dir, opt_template=opt_state)
+    diffs = config_differences(stored, attrs)
+    if diffs:
+        raise ValueError(
+            f"{run_dir} holds a different configuration ({', '.join(diffs[:4])}); "
+            "resume with the same flags or train into another --out"
+        )
+    trainable = {k: v for k, v in last._asdict().items() if k in cfg.trained and v is not None}
+    return trainable, restored_opt, metrics, best
+
+
+def _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split):
+    done = len(metrics["test_accuracy"])
+    acc = np.asarray(metrics["test_accuracy"])
+    attrs = {**attrs, **provenance(cfg.seed), "epochs_done": done,
+             "best_epoch": int(np.argmax(acc)) + 1, "best_accuracy": float(acc.max())}  # fmt: skip
+    writer = None
+    if on_epoch is not None:
+
+        def writer(fh):
+            try:
+                on_epoch(fh, epoch, current, metrics, ref, (split.x_test[0], int(split.y_test[0])))
+            except Exception as err:  # a failed snapshot never costs the epoch's results
+                print(f"warning: epoch {epoch + 1} snapshot not stored: {err}", file=sys.stderr)
+                name = f"snapshots/epoch_{epoch + 1:04d}"
+                if name in fh:
+                    del fh[name]
+
+    status = "complete" if done >= cfg.epochs else "running"
+    save_run(run_dir, attrs, metrics, best, current, opt_state, status, writer)
+
+
+def _epoch_line(epoch, metrics) -> str:
+    m = {k: v[-1] for k, v in metrics.items()}
+    gamma = "none" if not np.isfinite(m["gamma_peak_Hz"]) else f"{m['gamma_peak_Hz']:.1f} Hz"
+    return (
+        f"epoch {epoch + 1}: loss {m['train_loss']:.3f}, test acc {100 * m['test_accuracy']:.1f} %, "
+        f"E {m['test_rate_e_Hz']:.2f} Hz, I {m['test_rate_i_Hz']:.2f} Hz, gamma {gamma}, "
+        f"{m['epoch_wall_s']:.1f} s"
+    )
+
+
+def _result(run_dir, metrics, best) -> TrainResult:
+    acc = np.asarray(metrics["test_accuracy"])
+    return TrainResult(
+        run_dir, int(np.argmax(acc)) + 1, float(acc.max()), float(acc[-1]),
+        {k: np.asarray(v) for k, v in metrics.items()}, best,
+    )  # fmt: skip
