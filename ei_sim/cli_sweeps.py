@@ -1,0 +1,137 @@
+"""``ei-sim grid`` (the training grid) and ``ei-sim sweep`` (inference-time sweeps)."""
+
+from __future__ import annotations
+
+import os
+
+
+def _add_grid(sub) -> None:
+    from ei_sim.cli_train import add_training_flags
+
+    p = sub.add_parser(
+        "grid", help="train one network per (W_EI, W_IE) cell, on Dask",
+        description="Training grid over the E->I and I->E coupling means (SPEC section 3). "
+        "Axes: A..B (--points values), A..B:N, or a comma list. Re-running the same command "
+        "skips finished cells.",
+    )  # fmt: skip
+    p.add_argument("--wei", default="0..2", help="W_EI means (default 0..2)")
+    p.add_argument("--wie", default="0..4", help="W_IE means (default 0..4)")
+    p.add_argument("--points", type=int, default=5, help="values per A..B axis (default 5)")
+    p.add_argument("--diagonal", action="store_true", help="1-D slice W_IE = ratio * W_EI")
+    p.add_argument("--ei-ratio", type=float, default=2.0, help="ratio of --diagonal (default 2)")
+    p.add_argument("--seeds", default="42", help="comma list of seeds per cell (default 42)")
+    p.add_argument("--executor", choices=("dask", "serial"), default="dask",
+                   help="dask (default; LocalCluster or --scheduler) or serial (in process)")  # fmt: skip
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument(
+        "--workers", type=int, default=None, help="LocalCluster workers (default: cores)"
+    )
+    p.add_argument("--out", default="runs/grid.h5", help="grid store (default runs/grid.h5)")
+    p.add_argument(
+        "--force", action="store_true", help="start a store made with other settings anew"
+    )
+    add_training_flags(p, {"budget": "0.2", "w_in": 0.6, "tier": "medium"})
+
+
+def cmd_grid(args) -> int:
+    from ei_sim.cli_train import build_run
+    from sweeps.grid import GridSpec, run_grid
+    from sweeps.ranges import parse_axis, parse_seeds
+
+    wei = parse_axis(args.wei, args.points, "--wei")
+    wie = parse_axis(args.wie, args.points, "--wie")
+    seeds = parse_seeds(args.seeds)
+    if args.diagonal and not args.ei_ratio >= 0:
+        raise ValueError(f"--ei-ratio must be >= 0, got {args.ei_ratio}")
+    model, cfg = build_run(args, "ping")  # validates every training flag up front
+    train = {"budget": cfg.budget, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+             "n_samples": cfg.n_samples, "learning_rate": cfg.learning_rate,
+             "trained": cfg.trained, "data_source": cfg.data_source}  # fmt: skip
+    spec = GridSpec(
+        w_ei=tuple(wei), w_ie=tuple(wie), seeds=tuple(seeds),
+        diagonal_ratio=args.ei_ratio if args.diagonal else None, model="ping", tier=args.tier,
+        train=train, model_changes={"w_in_mean": model.w_in_mean}, video=args.video,
+    )  # fmt: skip
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"output directory {out_dir} does not exist; create it first")
+    from analysis.basins import label_cells
+
+    def label(rate_e, rate_i):
+        return str(label_cells([rate_e], [rate_i])[0])
+
+    try:
+        outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
+                           args.force, label_fn=label)  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"interrupted; finished cells are in {args.out}; run the same command to resume")
+        return 130
+    if outcome["skipped"]:
+        print(f"skipped {len(outcome['skipped'])} finished cells already in {args.out}")
+    _grid_outputs(args.out)
+    return 0
+
+
+def _grid_outputs(store: str) -> None:
+    from analysis.basins import analyze_grid, plot_grid_map, plot_rate_accuracy, read_grid
+    from sweeps.plots import grid_heatmaps, grid_table
+    from sweeps.store import read_cells
+
+    cells = read_cells(store)
+    print(grid_table(cells))
+    stem = os.path.splitext(store)[0]
+    out_dir = os.path.dirname(os.path.abspath(store))
+    figures = grid_heatmaps(cells, out_dir, os.path.basename(stem))
+    result = analyze_grid(read_grid(store))
+    for name, plot in (("basins", plot_grid_map), ("e_rate_vs_accuracy", plot_rate_accuracy)):
+        path = f"{stem}_{name}.png"
+        plot(result, path)
+        figures.append(path)
+    print("figures: " + ", ".join(figures))
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="inference-time W_in scale and coupling sweeps of a run")
+    kinds = p.add_subparsers(dest="sweep_kind", required=True, metavar="KIND")
+    scale = kinds.add_parser("scale", help="evaluate the test split at 24 W_in scales")
+    coupling = kinds.add_parser("coupling", help="rerun the scale sweep per W_EI/W_IE scale")
+    coupling.add_argument("--wei-scale", default=None, help="comma list of W_EI scales")
+    coupling.add_argument("--wie-scale", default=None, help="comma list of W_IE scales")
+    for q in (scale, coupling):
+        q.add_argument("run_dir", metavar="RUN_DIR")
+        q.add_argument("--scales", default=None, help="W_in scales (default: the SPEC's 24)")
+        q.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
+
+
+def cmd_sweep(args) -> int:
+    from ei_sim.runstore import open_run
+    from sweeps.inference import SPEC_SCALES, plot_sweep, sweep_scales, write_sweep
+    from sweeps.ranges import parse_axis
+
+    open_run(args.run_dir).close()  # a clear error when RUN_DIR is not a run
+    scales = SPEC_SCALES if args.scales is None else tuple(parse_axis(args.scales, 5, "--scales"))
+    out_dir = args.out or args.run_dir
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"output directory {out_dir} does not exist; create it first")
+    jobs = [(None, (1.0,), "scale_sweep")]
+    if args.sweep_kind == "coupling":
+        jobs = [(t, tuple(parse_axis(v, 5, f"--{t.replace('_', '')}-scale")), f"coupling_{t}")
+                for t, v in (("w_ei", args.wei_scale), ("w_ie", args.wie_scale)) if v]  # fmt: skip
+        if not jobs:
+            raise ValueError("sweep coupling needs --wei-scale and/or --wie-scale")
+    for target, couplings, stem in jobs:
+        result = sweep_scales(args.run_dir, scales, target, couplings)
+        path = os.path.join(out_dir, f"{stem}.h5")
+        write_sweep(path, result)
+        plot_sweep(result, os.path.join(out_dir, f"{stem}.png"))
+        print(f"wrote {path} and {stem}.png")
+        for ci, c in enumerate(result["coupling_scales"]):
+            accs = " ".join(f"{100 * a:.0f}" for a in result["accuracy"][ci])
+            print(f"  coupling x{c:g}: accuracy % over scales: {accs}")
+    return 0
+
+
+def register(sub) -> dict:
+    _add_grid(sub)
+    _add_sweep(sub)
+    return {"grid": cmd_grid, "sweep": cmd_sweep}

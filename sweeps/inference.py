@@ -1,0 +1,110 @@
+"""Inference-time sweeps on a trained run (SPEC section 3): W_in scale, and W_EI / W_IE
+coupling scales, all other weights frozen.
+
+All scales of one coupling value are evaluated in one compiled program: the weights are
+stacked along a leading axis and the evaluation is ``jax.vmap``-ed over it, with the same
+test trials (fixed encoder seed and initial state) for every scale.
+
+Store (``kind = "scale_sweep"`` or ``"coupling_sweep"``): datasets ``scales`` (S,),
+``coupling_scales`` (C,), ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz`` (C, S); attributes
+``coupling_target`` ("w_ei", "w_ie" or "none"), ``run_dir`` and provenance.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ei_sim.evaluate import EVAL_STREAM
+from ei_sim.objective import make_eval_fn
+from ei_sim.storage import atomic_h5, provenance, write_attrs
+from ei_sim.stored import load_stored, scale_weights
+
+SPEC_SCALES = tuple(
+    [round(0.05 * k, 2) for k in range(1, 15)]
+    + [0.80, 0.90, 1.00, 1.15, 1.30, 1.50, 1.75, 2.00, 2.50, 3.00]
+)  # 24 values
+
+
+def _vmapped_eval(config):
+    evaluate = make_eval_fn(config)
+    return jax.jit(jax.vmap(evaluate, in_axes=(0, None, None)))
+
+
+def sweep_scales(
+    run_dir: str,
+    scales=SPEC_SCALES,
+    coupling_target=None,
+    coupling_scales=(1.0,),
+    batch_size: int = 400,
+    progress: bool = True,
+) -> dict:
+    """Accuracy and E/I rates (C, S) over W_in scales, for each coupling scale."""
+    from tqdm.auto import tqdm
+
+    from ei_sim.train import encode
+
+    model, split, weights, attrs = load_stored(run_dir)
+    seed, config = int(attrs["train.seed"]), model.config
+    fn = _vmapped_eval(config)
+    shape = (len(coupling_scales), len(scales))
+    acc, rate_e, rate_i = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    seconds = config.n_steps * config.dt_ms * 1e-3
+    bar = tqdm(total=shape[0], desc="coupling scales", disable=not progress)
+    for ci, c in enumerate(coupling_scales):
+        coupling = {"w_ei": 1.0, "w_ie": 1.0}
+        if coupling_target is not None:
+            coupling[coupling_target] = c
+        stacked = jax.tree.map(
+            lambda *xs: jnp.stack(xs),
+            *[scale_weights(weights, s, coupling["w_ei"], coupling["w_ie"]) for s in scales],
+        )
+        correct = np.zeros(len(scales))
+        for start in range(0, len(split.y_test), batch_size):
+            x = split.x_test[start : start + batch_size]
+            y = split.y_test[start : start + batch_size]
+            events = encode(x, config, (seed, EVAL_STREAM, start))
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM + start)
+            logits, c_e, c_i, _ = fn(stacked, model.init_state(key, len(y)), events)
+            correct += np.sum(np.argmax(np.asarray(logits), -1) == y[None], axis=1)
+            rate_e[ci] += np.asarray(c_e).mean(axis=2).sum(axis=1) / seconds
+            rate_i[ci] += np.asarray(c_i).mean(axis=2).sum(axis=1) / seconds
+        acc[ci] = correct / len(split.y_test)
+        bar.update(1)
+    bar.close()
+    n = len(split.y_test)
+    return {"scales": np.asarray(scales, float), "coupling_scales": np.asarray(coupling_scales, float),
+            "accuracy": acc, "rate_e_Hz": rate_e / n, "rate_i_Hz": rate_i / n,
+            "coupling_target": coupling_target or "none", "run_dir": run_dir}  # fmt: skip
+
+
+def write_sweep(path: str, result: dict) -> None:
+    kind = "scale_sweep" if result["coupling_target"] == "none" else "coupling_sweep"
+    with atomic_h5(path) as fh:
+        write_attrs(fh, {"kind": kind, "coupling_target": result["coupling_target"],
+                         "run_dir": result["run_dir"], **provenance()})  # fmt: skip
+        for key in ("scales", "coupling_scales", "accuracy", "rate_e_Hz", "rate_i_Hz"):
+            fh.create_dataset(key, data=result[key])
+
+
+def plot_sweep(result: dict, path: str) -> None:
+    """Accuracy and I rate against W_in scale, one curve per coupling scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    target = result["coupling_target"]
+    for ci, c in enumerate(result["coupling_scales"]):
+        label = "trained" if target == "none" else f"{target} x {c:g}"
+        axes[0].plot(result["scales"], 100 * result["accuracy"][ci], "o-", ms=3, label=label)
+        axes[1].plot(result["scales"], result["rate_i_Hz"][ci], "o-", ms=3, label=label)
+    axes[0].set(xlabel="W_in scale", ylabel="test accuracy (%)")
+    axes[1].set(xlabel="W_in scale", ylabel="I rate (Hz)", yscale="symlog")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

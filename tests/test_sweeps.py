@@ -1,0 +1,141 @@
+"""Sweeps: axis parsing, the grid on a LocalCluster with resumption, inference sweeps."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from sweeps.ranges import format_value, parse_axis, parse_seeds
+
+
+@pytest.mark.parametrize("text, points, expected", [
+    ("0..2", 5, [0, 0.5, 1, 1.5, 2]),
+    ("0..2:9", 5, list(np.linspace(0, 2, 9))),
+    ("0,0.25,0.5,1,2", 5, [0, 0.25, 0.5, 1, 2]),
+    ("1..1", 5, [1.0]),
+    ("0..4", 3, [0, 2, 4]),
+])  # fmt: skip
+def test_parse_axis(text, points, expected):
+    np.testing.assert_allclose(parse_axis(text, points), expected)
+
+
+@pytest.mark.parametrize("text, points, fragment", [
+    ("2..0", 5, "below its start"), ("abc", 5, "abc"), ("0..2", 0, "--points"),
+    ("-1,2", 5, ">= 0"), ("0..2:0", 5, "positive integer"), ("nan", 5, "finite"), ("", 5, "no values"),
+])  # fmt: skip
+def test_parse_axis_rejects(text, points, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        parse_axis(text, points, "--wei")
+
+
+def test_seeds_and_names():
+    assert parse_seeds("42,43,44") == [42, 43, 44]
+    with pytest.raises(ValueError):
+        parse_seeds("4x")
+    assert format_value(0.5) == "0p5" and format_value(2.0) == "2"
+
+
+GRID_ARGS = ["--wei", "0,1", "--wie", "0,2", "--tier", "tiny", "--epochs", "1", "--samples",
+             "120", "--batch-size", "40"]  # fmt: skip
+
+
+def _grid_cmd(store, *extra):
+    return [sys.executable, "-m", "ei_sim.cli", "grid", *GRID_ARGS, "--out", str(store), *extra]
+
+
+def _cells(store):
+    with h5py.File(store) as fh:
+        return {n: dict(fh["cells"][n].attrs) for n in fh["cells"]}
+
+
+@pytest.mark.slow
+def test_grid_on_local_cluster_resumes_after_kill(tmp_path):
+    reference = tmp_path / "serial.h5"
+    done = subprocess.run(_grid_cmd(reference, "--executor", "serial"), capture_output=True,
+                          text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "figures:" in done.stdout and os.path.exists(tmp_path / "serial_basins.png")
+    expected = _cells(reference)
+    assert len(expected) == 4
+
+    store = tmp_path / "dask.h5"
+    proc = subprocess.Popen(_grid_cmd(store, "--workers", "2"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if store.exists() and len(_cells(store)) >= 1:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill the client and its workers mid-sweep
+    proc.wait()
+    partial = _cells(store)
+    assert 1 <= len(partial) <= 4
+    resumed = subprocess.run(_grid_cmd(store, "--workers", "2"), capture_output=True, text=True,
+                             timeout=900)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    if len(partial) < 4:
+        assert f"skipped {len(partial)} finished cells" in resumed.stdout
+    final = _cells(store)
+    assert set(final) == set(expected)
+    for name, attrs in expected.items():  # same numbers as the uninterrupted serial run
+        for key in ("best_accuracy", "rate_e_Hz", "rate_i_Hz", "w_ei", "w_ie"):
+            assert final[name][key] == pytest.approx(attrs[key], rel=1e-6), (name, key)
+
+
+def test_grid_refuses_other_settings_and_bad_scheduler(tmp_path, capsys):
+    from ei_sim.cli import main
+    from sweeps.store import open_or_create
+
+    store = tmp_path / "g.h5"
+    open_or_create(str(store), {"grid.w_ei": "(0.0, 1.0)"}, force=False)
+    assert main(["grid", *GRID_ARGS, "--out", str(store), "--executor", "serial"]) == 2
+    assert "different settings" in capsys.readouterr().err
+    code = main(["grid", *GRID_ARGS, "--out", str(tmp_path / "x.h5"), "--scheduler",
+                 "tcp://127.0.0.1:9"])  # fmt: skip
+    assert code == 2 and "tcp://127.0.0.1:9" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from ei_sim.train import tier_config, tier_model, train
+    from models import get_model
+
+    cfg = tier_config("tiny", n_samples=120, epochs=1, batch_size=40)
+    model = tier_model(get_model("ping"), "tiny").replace(n_e=32, n_i=8, t_ms=50.0)
+    run_dir = str(tmp_path_factory.mktemp("run") / "r")
+    train(model, cfg, run_dir, progress=False)
+    return run_dir
+
+
+def test_scale_sweep_matches_single_evaluations(trained_run):
+    from ei_sim.stored import evaluate_run
+    from sweeps.inference import sweep_scales
+
+    result = sweep_scales(trained_run, (0.0, 1.0, 2.0), "w_ei", (0.5, 1.0), progress=False)
+    assert result["accuracy"].shape == (2, 3)
+    for ci, c in enumerate((0.5, 1.0)):
+        for si, s in enumerate((0.0, 1.0, 2.0)):
+            single = evaluate_run(trained_run, w_in_scale=s, w_ei_scale=c)
+            assert result["accuracy"][ci, si] == pytest.approx(single.accuracy)
+            assert result["rate_i_Hz"][ci, si] == pytest.approx(single.rate_i_Hz, rel=1e-4)
+    assert result["rate_e_Hz"][0, 0] == 0.0  # no input, no activity
+
+
+def test_sweep_cli_writes_store_for_the_cliff_analysis(trained_run, tmp_path, capsys):
+    from analysis.cliff import read_sweep
+    from ei_sim.cli import main
+
+    args = ["sweep", "coupling", trained_run, "--wie-scale", "0.5,2", "--scales", "0,0.5,1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    sweep = read_sweep(str(tmp_path / "coupling_w_ie.h5"))
+    assert np.asarray(sweep["accuracy"]).shape == (2, 3)
+    assert (tmp_path / "coupling_w_ie.png").exists()
+    assert main(["sweep", "scale", str(tmp_path)]) == 2
+    assert "not an ei-sim run" in capsys.readouterr().err
