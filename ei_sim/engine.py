@@ -143,8 +143,11 @@ def conductances(weights: Weights, state: NetState, inputs_t, config: NetworkCon
     from_i_to_e, from_i_to_i = _fanout(i.spikes, (weights.w_ie, weights.w_ii), config)
     g_exc_e = e.g_exc_uS * d_ampa + from_e_to_e
     if weights.w_in is not None and inputs_t is not None:
-        sample, channel = inputs_t
-        g_exc_e = g_exc_e + input_drive(weights.w_in, sample, channel, e.v_mV.shape[0])
+        if isinstance(inputs_t, tuple):  # event lists (sample, channel)
+            sample, channel = inputs_t
+            g_exc_e = g_exc_e + input_drive(weights.w_in, sample, channel, e.v_mV.shape[0])
+        else:  # a dense (B, n_in) 0/1 array
+            g_exc_e = g_exc_e + jnp.dot(inputs_t.astype(g_exc_e.dtype), weights.w_in)
     g_inh_e = e.g_inh_uS * d_gaba + from_i_to_e
     g_exc_i = i.g_exc_uS * d_ampa + from_e_to_i
     g_inh_i = i.g_inh_uS * d_gaba + from_i_to_i
@@ -238,7 +241,8 @@ def simulate(
     """Scan :func:`step` over the input rows; return ``(final_state, records)``.
 
     ``inputs`` is a pair ``(sample, channel)`` of (T, K) int arrays (an
-    :class:`ei_sim.encoding.InputEvents`), or ``None`` for no input (then ``n_steps`` is
+    :class:`ei_sim.encoding.InputEvents`, the event-driven path), a dense (T, B, n_in) 0/1
+    array (a matrix product per step), or ``None`` for no input (then ``n_steps`` is
     required). Records are stacked over time (leading axis T). ``checkpoint_every = L``
     rematerialises the backward pass in chunks of ``L`` steps (memory O(T/L + L) states
     instead of O(T)).
@@ -247,9 +251,12 @@ def simulate(
         xs = None
         if n_steps is None:
             raise ValueError("simulate needs n_steps when there is no input")
-    else:
+    elif isinstance(inputs, tuple):
         xs = (jnp.asarray(inputs[0]), jnp.asarray(inputs[1]))
         n_steps = xs[0].shape[0]
+    else:
+        xs = jnp.asarray(inputs)
+        n_steps = xs.shape[0]
 
     def body(carry, x):
         return step(weights, carry, x, config, record)

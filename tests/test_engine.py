@@ -117,6 +117,18 @@ def test_event_and_dense_propagation_agree(mode):
         np.testing.assert_allclose(np.asarray(rec[name]), np.asarray(ref[name]), atol=1e-5)
 
 
+def test_dense_input_equals_event_input():
+    from ei_sim.encoding import events_to_dense
+
+    w, ev = _tiny_network(), _tiny_inputs()
+    state0 = init_state(TINY, jax.random.PRNGKey(2), 3)
+    _, ref = simulate_jit(w, state0, ev, TINY, record=RECORD)
+    dense = events_to_dense(ev, 3, TINY.n_in)
+    _, rec = simulate_jit(w, state0, dense, TINY, record=RECORD)
+    for name in RECORD:
+        np.testing.assert_allclose(np.asarray(rec[name]), np.asarray(ref[name]), atol=1e-5)
+
+
 def test_event_path_falls_back_to_dense_on_bursts():
     from ei_sim.propagate import propagate
 

@@ -1,0 +1,99 @@
+"""Training benchmark (medium tier: N_E 1024, T 200 ms, dt 0.1 ms), printed as JSON lines.
+
+Each configuration runs in its own process (so peak memory is its own):
+
+* ``ei-sim``: the trainer's step: event-driven input, chunked ``jax.checkpoint`` (50 steps),
+  dense recurrent products (the faster path at this batch size on CPU);
+* ``naive``: the same model and loss written the straightforward way with the same
+  libraries: dense input spikes times W_in every step and a plain scan that stores every
+  step for the backward pass.
+
+Reported: seconds per training step (compilation excluded), the forward-only time of the same
+batch (so the backward's share is visible), estimated seconds per medium epoch (6 steps of 256
+plus the 400-trial evaluation) and peak resident memory.
+
+    python benchmarks/bench_train.py [--batch 256] [--naive-batch 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def measure(kind: str, batch: int) -> dict:
+    import jax
+    import numpy as np
+
+    from ei_sim.data import embedded_pool, sample_and_split
+    from ei_sim.encoding import events_to_dense
+    from ei_sim.objective import make_eval_fn, make_train_step
+    from ei_sim.optim import adam_with_dale
+    from ei_sim.train import _split_weights, encode, tier_model
+    from models import get_model
+
+    model = tier_model(get_model("ping"), "medium")
+    config = model.config
+    split = sample_and_split(embedded_pool(), 2000, 0.2, seed=42)
+    x, y = split.x_train[:batch], split.y_train[:batch]
+    events = encode(x, config, 0)
+    inputs = events if kind == "ei-sim" else events_to_dense(events, batch, config.n_in)
+    chunk = 50 if kind == "ei-sim" else None
+    trainable, frozen = _split_weights(model.init_weights(jax.random.PRNGKey(0)), ("w_in", "w_out"))
+    optimizer = adam_with_dale(4e-4)
+    opt_state = optimizer.init(trainable)
+    step = make_train_step(optimizer, config, 0.2, 1e-3, chunk)
+    state0 = model.init_state(jax.random.PRNGKey(1), batch)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = step(trainable, opt_state, frozen, state0, inputs, y)
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - t0)
+    forward = make_eval_fn(config)
+    weights = model.init_weights(jax.random.PRNGKey(0))
+    jax.block_until_ready(forward(weights, state0, inputs))
+    t0 = time.perf_counter()
+    jax.block_until_ready(forward(weights, state0, inputs))
+    fwd = time.perf_counter() - t0
+    step_s = float(np.median(times[1:]))
+    per_sample = step_s / batch
+    eval_s = fwd / batch * 400
+    return {
+        "bench": "train_step", "impl": kind, "batch": batch, "compile_and_first_s": times[0],
+        "step_s": step_s, "forward_only_s": fwd, "backward_share": 1 - fwd / step_s,
+        "seconds_per_sample": per_sample,
+        "est_medium_epoch_s": per_sample * 1536 + eval_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }  # fmt: skip
+
+
+def in_subprocess(kind: str, batch: int) -> dict:
+    code = f"import json, bench_train as b; print(json.dumps(b.measure({kind!r}, {batch})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=__file__.rsplit("/", 1)[0])  # fmt: skip
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
+        return {"bench": "train_step", "impl": kind, "batch": batch, "error": tail[:300]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--naive-batch", type=int, default=64)
+    args = parser.parse_args()
+    ours = in_subprocess("ei-sim", args.batch)
+    print(json.dumps(ours), flush=True)
+    naive = in_subprocess("naive", args.naive_batch)
+    if "seconds_per_sample" in ours and "seconds_per_sample" in naive:
+        naive["ei_sim_speedup_per_sample"] = naive["seconds_per_sample"] / ours["seconds_per_sample"]
+    print(json.dumps(naive), flush=True)
+
+
+if __name__ == "__main__":
+    main()
