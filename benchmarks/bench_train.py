@@ -33,7 +33,7 @@ def measure(kind: str, batch: int) -> dict:
     from ei_sim.encoding import events_to_dense
     from ei_sim.objective import make_eval_fn, make_train_step
     from ei_sim.optim import adam_with_dale
-    from ei_sim.train import _split_weights, encode, tier_model
+    from ei_sim.train import encode, split_weights, tier_model
     from models import get_model
 
     model = tier_model(get_model("ping"), "medium")
@@ -43,7 +43,7 @@ def measure(kind: str, batch: int) -> dict:
     events = encode(x, config, 0)
     inputs = events if kind == "ei-sim" else events_to_dense(events, batch, config.n_in)
     chunk = 50 if kind == "ei-sim" else None
-    trainable, frozen = _split_weights(model.init_weights(jax.random.PRNGKey(0)), ("w_in", "w_out"))
+    trainable, frozen = split_weights(model.init_weights(jax.random.PRNGKey(0)), ("w_in", "w_out"))
     optimizer = adam_with_dale(4e-4)
     opt_state = optimizer.init(trainable)
     step = make_train_step(optimizer, config, 0.2, 1e-3, chunk)
@@ -91,7 +91,9 @@ def main() -> None:
     print(json.dumps(ours), flush=True)
     naive = in_subprocess("naive", args.naive_batch)
     if "seconds_per_sample" in ours and "seconds_per_sample" in naive:
-        naive["ei_sim_speedup_per_sample"] = naive["seconds_per_sample"] / ours["seconds_per_sample"]
+        naive["ei_sim_speedup_per_sample"] = (
+            naive["seconds_per_sample"] / ours["seconds_per_sample"]
+        )
     print(json.dumps(naive), flush=True)
 
 

@@ -20,8 +20,9 @@ def _add_grid(sub) -> None:
     p.add_argument("--diagonal", action="store_true", help="1-D slice W_IE = ratio * W_EI")
     p.add_argument("--ei-ratio", type=float, default=2.0, help="ratio of --diagonal (default 2)")
     p.add_argument("--seeds", default="42", help="comma list of seeds per cell (default 42)")
-    p.add_argument("--executor", choices=("dask", "serial"), default="dask",
-                   help="dask (default; LocalCluster or --scheduler) or serial (in process)")  # fmt: skip
+    p.add_argument("--executor", choices=("dask", "serial", "vmap"), default="dask",
+                   help="dask (default; LocalCluster or --scheduler), serial (in process) or "
+                   "vmap (all cells of a seed in one compiled program)")  # fmt: skip
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument(
         "--workers", type=int, default=None, help="LocalCluster workers (default: cores)"

@@ -155,7 +155,7 @@ def run_attrs(model, cfg: TrainConfig) -> dict:
     return attrs
 
 
-def _split_weights(weights: Weights, trained):
+def split_weights(weights: Weights, trained):
     full = weights._asdict()
     trainable = {k: v for k, v in full.items() if k in trained and v is not None}
     frozen = {k: v for k, v in full.items() if k not in trainable}
@@ -175,7 +175,8 @@ def train(
 
     ``on_epoch(h5file, epoch, weights, metrics, reference_trial, (image, label))``, if given,
     is called inside each epoch's atomic write (used to store video snapshots); it runs after
-    the epoch's numbers are computed, and an exception in it is reported, not fatal. Returns the best epoch's result.
+    the epoch's numbers are computed, and an exception in it is reported, not fatal.
+    Returns the best epoch's result.
     """
     os.makedirs(run_dir, exist_ok=True)
     split = split or sample_and_split(
@@ -184,7 +185,7 @@ def train(
     attrs = run_attrs(model, cfg)
     key = jax.random.PRNGKey(cfg.seed)
     weights = model.init_weights(jax.random.fold_in(key, 0))
-    trainable, frozen = _split_weights(weights, cfg.trained)
+    trainable, frozen = split_weights(weights, cfg.trained)
     optimizer = adam_with_dale(cfg.learning_rate, cfg.clip_norm)
     opt_state = optimizer.init(trainable)
     metrics = {m: [] for m in METRICS}
@@ -200,16 +201,13 @@ def train(
     )
     for epoch in range(len(metrics["test_accuracy"]), cfg.epochs):
         t0 = time.perf_counter()
-        trainable, opt_state, train_stats = _train_epoch(
+        trainable, opt_state, train_stats = train_epoch(
             step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress
         )
         current = assemble(trainable, frozen)
         ev = evaluate(current, model, split.x_test, split.y_test, cfg.seed)
         ref = reference_trial(current, model, split.x_test[0], cfg.seed, cfg.ref_drop_ms)
-        for name, value in {**train_stats, "test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
-                            "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
-                            "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz,
-                            "epoch_wall_s": time.perf_counter() - t0}.items():  # fmt: skip
+        for name, value in epoch_row(train_stats, ev, ref, t0).items():
             metrics[name].append(value)
         if ev.accuracy >= max(metrics["test_accuracy"]):
             best = current
@@ -219,32 +217,48 @@ def train(
     return _result(run_dir, metrics, best)
 
 
-def _train_epoch(step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress):
+def epoch_row(train_stats: dict, ev, ref, t0: float) -> dict:
+    """One epoch's entry of every metric in :data:`ei_sim.runstore.METRICS`."""
+    return {
+        **train_stats, "test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
+        "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
+        "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz,
+        "epoch_wall_s": time.perf_counter() - t0,
+    }  # fmt: skip
+
+
+def train_epoch(step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress):
+    """One epoch of ``step`` over the shuffled batches; returns the new parameters, optimiser
+    state and the epoch's mean training statistics over the steps that were not skipped.
+
+    ``step`` may be vmapped over stacked networks (the sweeps train several cells at once):
+    then ``finite`` and the loss parts are arrays with one entry per network.
+    """
     from tqdm.auto import tqdm
 
     batches = epoch_batches(split, cfg, model.config, epoch)
-    sums = {"loss": 0.0, "cross_entropy": 0.0, "budget_penalty": 0.0, "accuracy": 0.0}
+    names = ("loss", "cross_entropy", "budget_penalty", "accuracy")
+    sums = dict.fromkeys(names, 0.0)
     skipped = 0
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     for events, labels, b in bar:
-        state0 = model.init_state(
-            jax.random.fold_in(jax.random.fold_in(key, epoch + 1), b), len(labels)
-        )
+        batch_key = jax.random.fold_in(jax.random.fold_in(key, epoch + 1), b)
+        state0 = model.init_state(batch_key, len(labels))
         trainable, opt_state, finite, parts = step(
             trainable, opt_state, frozen, state0, events, labels
         )
-        if not bool(finite):
-            if epoch == 0 and b == 0 and not np.isfinite(float(parts.loss)):
-                raise ValueError(
-                    "loss is not finite at step 0: the initial weights are non-finite or too "
-                    "large, or dt_ms is too large for the conductances; check --w-* and --dt-ms"
-                )
-            skipped += 1
-            continue
-        for name in sums:
-            sums[name] += float(getattr(parts, name))
-        bar.set_postfix(loss=f"{float(parts.loss):.3f}", acc=f"{float(parts.accuracy):.2f}")
-    n_ok = max(1, len(batches) - skipped)
+        ok = np.asarray(finite).astype(np.float64)
+        if epoch == 0 and b == 0 and not np.all(np.isfinite(np.asarray(parts.loss))):
+            raise ValueError(
+                "loss is not finite at step 0: the initial weights are non-finite or too "
+                "large, or dt_ms is too large for the conductances; check --w-* and --dt-ms"
+            )
+        skipped = skipped + (1.0 - ok)
+        for name in names:
+            sums[name] = sums[name] + np.where(ok > 0, np.asarray(getattr(parts, name)), 0.0)
+        bar.set_postfix(loss=f"{float(np.mean(parts.loss)):.3f}",
+                        acc=f"{float(np.mean(parts.accuracy)):.2f}")  # fmt: skip
+    n_ok = np.maximum(1.0, len(batches) - skipped)
     stats = {f"train_{k}": v / n_ok for k, v in sums.items()}
     stats["skipped_steps"] = skipped
     return trainable, opt_state, stats

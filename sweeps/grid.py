@@ -4,7 +4,8 @@ One PING-architecture training per (W_EI mean, W_IE mean, seed) cell. Cells run 
 a Dask cluster: by default an in-process ``LocalCluster`` whose workers are *spawned*
 processes (JAX and fork do not mix) with one XLA thread each; ``scheduler="tcp://..."`` uses
 an existing cluster (for example one started by dask-jobqueue on SLURM). ``executor="serial"``
-trains the cells one after another in this process.
+trains the cells one after another in this process; ``executor="vmap"`` trains all cells of
+a seed together in one compiled program (:mod:`sweeps.vmapped`).
 
 Each cell trains into its own run directory beside the store (``<store>.cells/<name>``), so
 an interrupted cell resumes from its last completed epoch; a finished cell is copied into the
@@ -120,7 +121,7 @@ def run_grid(
 
     client = make_client(scheduler, n_workers) if executor == "dask" else None  # fail fast
     try:
-        return _run_cells(spec, store, client, force, progress, label_fn, tqdm)
+        return _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm)
     finally:
         if client is not None:
             cluster = client.cluster
@@ -129,7 +130,7 @@ def run_grid(
                 cluster.close()
 
 
-def _run_cells(spec, store, client, force, progress, label_fn, tqdm) -> dict:
+def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -> dict:
     done = open_or_create(store, spec.settings(), force)
     cells = [(a, b, s, cell_name(a, b, s)) for a, b, s in spec.cells()]
     todo = [c for c in cells if c[3] not in done]
@@ -145,7 +146,15 @@ def _run_cells(spec, store, client, force, progress, label_fn, tqdm) -> dict:
         add_cell(store, name, summary, out["metrics"], out["weights"], summary["run_dir"])
         bar.update(1)
 
-    if client is None:
+    if executor == "vmap":
+        from sweeps.vmapped import train_cells_vmapped
+
+        for seed in sorted({c[2] for c in todo}):
+            group = [c for c in todo if c[2] == seed]
+            results = train_cells_vmapped(spec, [c[:3] for c in group])
+            for cell, out in zip(group, results, strict=True):
+                finish(cell[3], out)
+    elif client is None:
         for a, b, s, name in todo:
             finish(name, train_cell(spec, a, b, s, os.path.join(cell_root, name)))
     else:

@@ -62,7 +62,7 @@ def add_cell(path, name, summary, metrics, weights, run_dir=None) -> None:
             group.create_dataset(f"metrics/{key}", data=np.asarray(values, np.float64))
         for key, array in weights.items():
             group.create_dataset(f"weights/{key}", data=np.asarray(array), compression="gzip")
-        run_file = None if run_dir is None else os.path.join(run_dir, "run.h5")
+        run_file = None if run_dir in (None, "none") else os.path.join(run_dir, "run.h5")
         if run_file and os.path.exists(run_file):
             with h5py.File(run_file, "r") as run:
                 if "snapshots" in run:
