@@ -289,19 +289,9 @@ def write_rate_run(path: str, result: RateTrainResult, config, train, tier: str,
 
 def load_rate_run(path: str, which: str = "params"):
     """``(WCConfig, Params, attrs)`` of a run file (best-epoch weights by default)."""
-    import os
+    from ei_sim.storage import open_readable
 
-    import h5py
-
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"run file {path} does not exist; write one with 'ei-sim rate train --out'"
-        )
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"cannot open {path} as HDF5: {err}") from None
-    with fh:
+    with open_readable(path, "write one with 'ei-sim rate train --out'") as fh:
         attrs = read_attrs(fh)
         if attrs.get("kind") != "wilson_cowan" or which not in fh:
             raise ValueError(f"{path} is not a rate-model run file (ei-sim rate train --out)")

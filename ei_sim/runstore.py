@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from ei_sim.engine import Weights
-from ei_sim.storage import atomic_h5, read_attrs, write_attrs
+from ei_sim.storage import atomic_h5, open_readable, read_attrs, write_attrs
 
 RUN_FILE = "run.h5"
 METRICS = (
@@ -70,10 +70,7 @@ def open_run(run_dir: str) -> h5py.File:
         raise ValueError(
             f"{run_dir} is not an ei-sim run (no {RUN_FILE}); train one with ei-sim train"
         )
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"run file {path} is unreadable (truncated or corrupt): {err}") from None
+    fh = open_readable(path, "train one with ei-sim train")
     if "weights" not in fh or "model.name" not in fh.attrs:
         fh.close()
         raise ValueError(f"{path} is not an ei-sim training run (no weights/model attributes)")

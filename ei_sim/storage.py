@@ -81,6 +81,16 @@ def atomic_h5(path: str, mode_copy_from: str | None = None):
             os.unlink(tmp)
 
 
+def open_readable(path: str, missing_hint: str) -> h5py.File:
+    """Open an HDF5 file read-only; ValueError (one line) if it is missing or unreadable."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} does not exist; {missing_hint}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is unreadable (truncated or corrupt): {err}") from None
+
+
 def write_attrs(obj, attrs: dict) -> None:
     for key, value in attrs.items():
         obj.attrs[key] = "none" if value is None else value
