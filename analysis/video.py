@@ -47,7 +47,7 @@ FONT_STYLE = {
     "ytick.labelsize": 12, "legend.fontsize": 12, "lines.linewidth": 1.6,
 }  # fmt: skip
 _ATTR_FIELDS = ("epoch", "label", "dt_ms", "drop_ms", "v_th_mV", "v_reset_mV", "model", "w_ei",
-                "w_ie", "budget")  # fmt: skip
+                "w_ie", "budget", "step_label", "step_text")  # fmt: skip
 _ARRAY_FIELDS = ("image", "v_trace_mV", "accuracy", "rate_e_Hz", "rate_i_Hz")
 
 
@@ -74,6 +74,8 @@ class Snapshot:
     w_ei: float
     w_ie: float
     budget: str  # spike budget theta: "off" or a number such as "0.2"
+    step_label: str = "epoch"  # what one frame is ("epoch", or "W_in scale" in sweeps)
+    step_text: str = ""  # title text of this frame's step; default "<step_label> <epoch>"
 
     def __post_init__(self):
         for name in ("spikes_e", "spikes_i"):
@@ -133,7 +135,7 @@ def write_snapshot(h5_group, snapshot: Snapshot) -> None:
 
 def _read_snapshot(group) -> Snapshot:
     fields = read_attrs(group)
-    fields = {key: fields[key] for key in _ATTR_FIELDS}
+    fields = {key: fields[key] for key in _ATTR_FIELDS if key in fields}
     fields.update({key: group[key][()] for key in _ARRAY_FIELDS})
     fields["spikes_e"] = _read_events(group["spikes_e"])
     fields["spikes_i"] = _read_events(group["spikes_i"])
@@ -167,7 +169,7 @@ def population_rate_Hz(spikes: np.ndarray, dt_ms: float, sigma_ms=SMOOTH_SIGMA_M
 def _title(s: Snapshot) -> str:
     acc = f"   test accuracy {100 * s.accuracy[-1]:.1f} %" if len(s.accuracy) else ""
     return (f"{s.model}   W_EI {s.w_ei:g}   W_IE {s.w_ie:g}   spike budget {s.budget}"
-            f"   epoch {s.epoch}{acc}")  # fmt: skip
+            f"   {s.step_text or f'{s.step_label} {s.epoch}'}{acc}")  # fmt: skip
 
 
 def _note(ax, text: str, right: bool = False) -> None:
@@ -235,7 +237,7 @@ def _history_epochs(s: Snapshot) -> np.ndarray:
 def _draw_accuracy(ax, s: Snapshot, epoch_range) -> None:
     ax.plot(_history_epochs(s), 100 * np.asarray(s.accuracy), marker="o", color="tab:green")
     ax.set(xlim=epoch_range, ylim=(0, 100), ylabel="test accuracy (%)")
-    ax.set(title="test accuracy by epoch")
+    ax.set(title=f"test accuracy by {s.step_label}")
     ax.grid(alpha=0.3)
 
 
@@ -243,8 +245,8 @@ def _draw_rate_history(ax, s: Snapshot, epoch_range, rate_max_Hz) -> None:
     epochs = _history_epochs(s)
     ax.plot(epochs, s.rate_e_Hz, marker="o", color="tab:blue", label="E")
     ax.plot(epochs, s.rate_i_Hz, marker="s", color="tab:red", label="I")
-    ax.set(xlim=epoch_range, ylim=(0, rate_max_Hz), xlabel="epoch", ylabel="rate (Hz)")
-    ax.set(title="test-set rates by epoch")
+    ax.set(xlim=epoch_range, ylim=(0, rate_max_Hz), xlabel=s.step_label, ylabel="rate (Hz)")
+    ax.set(title=f"test-set rates by {s.step_label}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left", ncol=2)
     ax.grid(alpha=0.3)

@@ -102,6 +102,8 @@ def _add_sweep(sub) -> None:
         q.add_argument("run_dir", metavar="RUN_DIR")
         q.add_argument("--scales", default=None, help="W_in scales (default: the SPEC's 24)")
         q.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
+    scale.add_argument("--video", action="store_true", help="render one frame per scale of "
+                       "the reference trial (scale_sweep.mp4)")  # fmt: skip
 
 
 def cmd_sweep(args) -> int:
@@ -126,6 +128,11 @@ def cmd_sweep(args) -> int:
         write_sweep(path, result)
         plot_sweep(result, os.path.join(out_dir, f"{stem}.png"))
         print(f"wrote {path} and {stem}.png")
+        if getattr(args, "video", False):
+            from sweeps.inference import scale_video
+
+            info = scale_video(args.run_dir, result, os.path.join(out_dir, f"{stem}.mp4"))
+            print(f"video: {info.path} ({info.n_frames} frames)")
         for ci, c in enumerate(result["coupling_scales"]):
             accs = " ".join(f"{100 * a:.0f}" for a in result["accuracy"][ci])
             print(f"  coupling x{c:g}: accuracy % over scales: {accs}")

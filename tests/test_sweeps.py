@@ -145,3 +145,16 @@ def test_sweep_cli_writes_store_for_the_cliff_analysis(trained_run, tmp_path, ca
     assert (tmp_path / "coupling_w_ie.png").exists()
     assert main(["sweep", "scale", str(tmp_path)]) == 2
     assert "not an ei-sim run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_scale_sweep_video_has_one_frame_per_scale(trained_run, tmp_path):
+    import imageio_ffmpeg
+
+    from ei_sim.cli import main
+
+    assert main(["sweep", "scale", trained_run, "--scales", "0.5,1,2", "--out", str(tmp_path),
+                 "--video"]) == 0  # fmt: skip
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "scale_sweep.mp4"))
+    next(reader)
+    assert sum(1 for _ in reader) == 3
