@@ -80,7 +80,7 @@ def _grid_outputs(store: str) -> None:
 
     cells = read_cells(store)
     print(grid_table(cells))
-    stem = os.path.splitext(store)[0]
+    stem = os.path.splitext(os.path.abspath(store))[0]
     out_dir = os.path.dirname(os.path.abspath(store))
     figures = grid_heatmaps(cells, out_dir, os.path.basename(stem))
     result = analyze_grid(read_grid(store))
