@@ -23,7 +23,7 @@ from ei_sim.evaluate import evaluate, reference_trial
 from ei_sim.objective import assemble, make_train_step
 from ei_sim.optim import adam_with_dale
 from ei_sim.runstore import METRICS
-from ei_sim.train import split_weights, epoch_row, tier_config, tier_model, train_epoch
+from ei_sim.train import epoch_row, split_weights, tier_config, tier_model, train_epoch
 
 
 def _stack(trees):
