@@ -30,10 +30,10 @@ def measure(kind: str, batch: int) -> dict:
     import numpy as np
 
     from ei_sim.data import embedded_pool, sample_and_split
-    from ei_sim.encoding import events_to_dense
+    from ei_sim.encoding import encode, events_to_dense
     from ei_sim.objective import make_eval_fn, make_train_step
     from ei_sim.optim import adam_with_dale
-    from ei_sim.train import encode, split_weights, tier_model
+    from ei_sim.train import split_weights, tier_model
     from models import get_model
 
     model = tier_model(get_model("ping"), "medium")

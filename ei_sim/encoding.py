@@ -109,3 +109,25 @@ def _bernoulli_times(rng, q: np.ndarray, n_steps: int) -> np.ndarray:
         pad = np.full((q.size, width), n_steps, dtype=times.dtype)
         pad[short] = times[short, -1:] + extra
         times = np.concatenate([times, pad], axis=1)
+
+
+def pad_events(events: InputEvents, width: int, batch: int) -> InputEvents:
+    """Pad the per-step event lists to ``width`` columns with entries the engine drops."""
+    pad = width - events.sample.shape[1]
+    if pad < 0:
+        raise ValueError("cannot pad events to fewer columns than they have")
+    return InputEvents(
+        np.concatenate([events.sample, np.full((events.n_steps, pad), batch, np.int32)], 1),
+        np.concatenate([events.channel, np.zeros((events.n_steps, pad), np.int32)], 1),
+    )
+
+
+def round_up(k: int, multiple: int = 64) -> int:
+    return int(multiple * np.ceil(k / multiple))
+
+
+def encode(images, config, seed, width: int | None = None) -> InputEvents:
+    """Poisson events of ``images`` for a network ``config`` (its trial length and input
+    rate), padded to ``width`` (or to a multiple of 64) columns."""
+    ev = poisson_events(images, config.n_steps, config.p_spike_per_unit_intensity, seed)
+    return pad_events(ev, max(width or 0, round_up(ev.sample.shape[1])), len(images))

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from ei_sim.encoding import encode
 from ei_sim.engine import Weights, simulate_jit
 from ei_sim.objective import make_eval_fn
 from ei_sim.spectrum import gamma_peak
@@ -47,8 +48,6 @@ def _eval_fn(config):
 
 def evaluate(weights: Weights, model, images, labels, seed: int, batch_size: int = 400):
     """Accuracy, mean E/I rates (Hz) and the gamma peak of E activity over the test set."""
-    from ei_sim.train import encode
-
     config = model.config
     correct, count_e, count_i, activity = 0, [], [], []
     for start in range(0, len(labels), batch_size):
@@ -75,8 +74,6 @@ def evaluate(weights: Weights, model, images, labels, seed: int, batch_size: int
 
 def reference_trial(weights: Weights, model, image, seed: int, drop_ms: float = 20.0):
     """Simulate the fixed reference trial and return its rates and rasters after ``drop_ms``."""
-    from ei_sim.train import encode
-
     config = model.config
     events = encode(image[None], config, (seed, REF_STREAM))
     state0 = model.init_state(jax.random.fold_in(jax.random.PRNGKey(seed), REF_STREAM), 1)

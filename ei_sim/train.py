@@ -25,7 +25,7 @@ import numpy as np
 
 from ei_sim.config import to_attrs
 from ei_sim.data import Split, load_pool, sample_and_split
-from ei_sim.encoding import InputEvents, poisson_events
+from ei_sim.encoding import pad_events, poisson_events, round_up
 from ei_sim.engine import Weights
 from ei_sim.evaluate import evaluate, reference_trial
 from ei_sim.objective import assemble, make_train_step
@@ -100,27 +100,6 @@ def tier_model(model, tier: str):
     return model.replace(n_e=spec["n_e"], n_i=spec["n_e"] // 4, t_ms=spec["t_ms"])
 
 
-def pad_events(events: InputEvents, width: int, batch: int) -> InputEvents:
-    """Pad the per-step event lists to ``width`` columns with entries the engine drops."""
-    pad = width - events.sample.shape[1]
-    if pad < 0:
-        raise ValueError("cannot pad events to fewer columns than they have")
-    return InputEvents(
-        np.concatenate([events.sample, np.full((events.n_steps, pad), batch, np.int32)], 1),
-        np.concatenate([events.channel, np.zeros((events.n_steps, pad), np.int32)], 1),
-    )
-
-
-def _round_up(k: int, multiple: int = 64) -> int:
-    return int(multiple * np.ceil(k / multiple))
-
-
-def encode(images, config, seed, width: int | None = None) -> InputEvents:
-    """Poisson events of ``images``, padded to ``width`` (or to a multiple of 64) columns."""
-    ev = poisson_events(images, config.n_steps, config.p_spike_per_unit_intensity, seed)
-    return pad_events(ev, max(width or 0, _round_up(ev.sample.shape[1])), len(images))
-
-
 def epoch_batches(split: Split, cfg: TrainConfig, config, epoch: int):
     """This epoch's shuffled full batches (the remainder is dropped), encoded with one shared
     event width so that one compiled step serves them all. Yields (events, labels, index)."""
@@ -133,7 +112,7 @@ def epoch_batches(split: Split, cfg: TrainConfig, config, epoch: int):
                        (cfg.seed, epoch, b))
         for b, idx in enumerate(chunks)
     ]  # fmt: skip
-    width = _round_up(max(ev.sample.shape[1] for ev in events))
+    width = round_up(max(ev.sample.shape[1] for ev in events))
     return [
         (pad_events(ev, width, len(idx)), split.y_train[idx], b)
         for b, (ev, idx) in enumerate(zip(events, chunks, strict=True))

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ei_sim.encoding import encode
 from ei_sim.evaluate import EVAL_STREAM
 from ei_sim.objective import make_eval_fn
 from ei_sim.storage import atomic_h5, provenance, write_attrs
@@ -42,8 +43,6 @@ def sweep_scales(
 ) -> dict:
     """Accuracy and E/I rates (C, S) over W_in scales, for each coupling scale."""
     from tqdm.auto import tqdm
-
-    from ei_sim.train import encode
 
     model, split, weights, attrs = load_stored(run_dir)
     seed, config = int(attrs["train.seed"]), model.config
