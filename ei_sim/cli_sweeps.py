@@ -52,6 +52,7 @@ def cmd_grid(args) -> int:
         w_ei=tuple(wei), w_ie=tuple(wie), seeds=tuple(seeds),
         diagonal_ratio=args.ei_ratio if args.diagonal else None, model="ping", tier=args.tier,
         train=train, model_changes={"w_in_mean": model.w_in_mean}, video=args.video,
+        size={k: v for k, v in (("n_e", args.n_e), ("t_ms", args.t_ms)) if v is not None},
     )  # fmt: skip
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):

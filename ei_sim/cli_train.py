@@ -17,6 +17,10 @@ def add_training_flags(p, defaults: dict | None = None) -> None:
     p.add_argument("--samples", type=int, default=None, help="samples drawn from the pool "
                    "(default: the tier's; split 80/20 stratified)")  # fmt: skip
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 4e-4)")
+    p.add_argument("--n-e", type=int, default=None, help="E cells (N_I = N_E/4; default: the "
+                   "tier's, 1024 on medium)")  # fmt: skip
+    p.add_argument("--t-ms", type=float, default=None, help="trial length in ms (default: the "
+                   "tier's, 200 on medium)")  # fmt: skip
     p.add_argument("--w-in", type=float, default=d.get("w_in"), help="W_in mean before fan-in "
                    "scaling (default: the preset's; COBA 0.3, PING 1.2)")  # fmt: skip
     p.add_argument("--train-weights", default=None, help="comma list of trained blocks "
@@ -60,7 +64,7 @@ def build_run(args, model_name: str, w_ei=None, w_ie=None):
         n_samples=args.samples, learning_rate=args.lr, seed=args.seed, trained=trained,
         data_source=args.data,
     )  # fmt: skip
-    model = tier_model(get_model(model_name, **changes), args.tier)
+    model = tier_model(get_model(model_name, **changes), args.tier, args.n_e, args.t_ms)
     return model, cfg
 
 

@@ -94,10 +94,14 @@ def tier_config(tier: str, **overrides) -> TrainConfig:
     return TrainConfig(tier=tier, **values)
 
 
-def tier_model(model, tier: str):
-    """Apply a tier's network size and trial length to a preset (N_I = N_E / 4)."""
+def tier_model(model, tier: str, n_e: int | None = None, t_ms: float | None = None):
+    """Apply a tier's network size and trial length to a preset (N_I = N_E / 4); ``n_e`` and
+    ``t_ms`` override the tier's values."""
     spec = TIERS[tier]
-    return model.replace(n_e=spec["n_e"], n_i=spec["n_e"] // 4, t_ms=spec["t_ms"])
+    n_e = spec["n_e"] if n_e is None else n_e
+    if n_e < 4:
+        raise ValueError(f"N_E must be >= 4 (N_I = N_E / 4), got {n_e}")
+    return model.replace(n_e=n_e, n_i=n_e // 4, t_ms=spec["t_ms"] if t_ms is None else t_ms)
 
 
 def epoch_batches(split: Split, cfg: TrainConfig, config, epoch: int):

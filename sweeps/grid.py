@@ -40,6 +40,7 @@ class GridSpec:
     tier: str = "medium"
     train: dict = dataclasses.field(default_factory=dict)  # TrainConfig overrides
     model_changes: dict = dataclasses.field(default_factory=dict)  # e.g. {"w_in_mean": 0.6}
+    size: dict = dataclasses.field(default_factory=dict)  # tier overrides: n_e, t_ms
     video: bool = False
 
     def cells(self) -> list[tuple[float, float, int]]:
@@ -58,6 +59,7 @@ class GridSpec:
         }  # fmt: skip
         out.update({f"grid.train.{k}": repr(v) for k, v in sorted(self.train.items())})
         out.update({f"grid.model.{k}": repr(v) for k, v in sorted(self.model_changes.items())})
+        out.update({f"grid.size.{k}": repr(v) for k, v in sorted(self.size.items())})
         return out
 
 
@@ -68,7 +70,7 @@ def train_cell(spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: st
     from models import get_model
 
     model = get_model(spec.model, w_ei_mean=w_ei, w_ie_mean=w_ie, **spec.model_changes)
-    model = tier_model(model, spec.tier)
+    model = tier_model(model, spec.tier, **spec.size)
     cfg = tier_config(spec.tier, **{**spec.train, "seed": seed})
     hook = None
     if spec.video:

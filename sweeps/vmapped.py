@@ -41,7 +41,10 @@ def train_cells_vmapped(spec, cells, progress: bool = False) -> list[dict]:
 
     seed = cells[0][2]
     models = [
-        tier_model(get_model(spec.model, w_ei_mean=a, w_ie_mean=b, **spec.model_changes), spec.tier)
+        tier_model(
+            get_model(spec.model, w_ei_mean=a, w_ie_mean=b, **spec.model_changes),
+            spec.tier, **spec.size,
+        )
         for a, b, _ in cells
     ]  # fmt: skip
     model = models[0]  # same shapes and config for all cells

@@ -174,3 +174,17 @@ def test_train_config_rejects_bad_values(bad):
         TrainConfig(**bad)
     with pytest.raises(ValueError, match="budget must be one of"):
         parse_budget("3")
+
+
+def test_cli_overrides_tier_size_and_trial_length(tmp_path, capsys):
+    from ei_sim.cli import main
+
+    run_dir = tmp_path / "small"
+    args = ["train", "--tier", "tiny", "--n-e", "16", "--t-ms", "30", "--epochs", "1",
+            "--samples", "100", "--batch-size", "20", "--out", str(run_dir)]  # fmt: skip
+    assert main(args) == 0
+    assert "best test accuracy" in capsys.readouterr().out
+    with h5py.File(run_dir / "run.h5") as fh:
+        assert fh.attrs["model.config.n_e"] == 16 and fh.attrs["model.config.n_i"] == 4
+        assert fh.attrs["model.config.t_ms"] == 30.0
+    assert main(["train", "--tier", "tiny", "--n-e", "2", "--out", str(tmp_path / "x")]) == 2
