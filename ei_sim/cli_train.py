@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 
 def add_training_flags(p, defaults: dict | None = None) -> None:
     """Flags shared by ``train`` and ``grid`` (the grid passes its own defaults)."""
@@ -127,5 +125,3 @@ def register(sub) -> dict:
     _add_eval(sub)
     return {"train": cmd_train, "eval": cmd_eval}
 
-
-__all__ = ["add_training_flags", "build_run", "register", "argparse"]
