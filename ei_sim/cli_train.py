@@ -124,4 +124,3 @@ def register(sub) -> dict:
     _add_train(sub)
     _add_eval(sub)
     return {"train": cmd_train, "eval": cmd_eval}
-

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 SURROGATES = ("fast_sigmoid", "arctan")
-PROPAGATIONS = ("auto", "events", "dense")
+PROPAGATIONS = ("auto", "native", "events", "dense")
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,10 @@ class NetworkConfig:
         V_inf  = (g_L E_L + g_exc E_exc + g_inh E_inh) / g_tot      [mV]
         V     <- V + (V_inf - V) * (1 - exp(-dt g_tot / C))         (exponential Euler)
 
-    ``propagation`` picks how recurrent spikes reach their targets: ``"events"`` (gather the
-    rows of the cells that spiked), ``"dense"`` (a matrix product) or ``"auto"`` (events for
-    small batches, see :mod:`ei_sim.propagate`); all give the same numbers.
+    ``propagation`` picks how recurrent spikes reach their targets: ``"native"`` (a C++ event
+    kernel, :mod:`ei_sim.native`), ``"events"`` (pure JAX: only the cells that spiked),
+    ``"dense"`` (a matrix product) or ``"auto"`` (native when it builds, else events); all give
+    the same numbers up to float rounding (see :mod:`ei_sim.propagate`).
     ``n_in`` input channels project onto E only; ``n_out`` leaky readout units read E spikes
     (``n_out = 0``: no readout). ``v_init_*`` bound the uniform initial voltage (defaults:
     ``[e_leak_mV, v_th_mV]``).
@@ -86,14 +87,13 @@ class NetworkConfig:
     surrogate: str = "fast_sigmoid"
     surrogate_slope_per_mV: float = 1.0
     grad_damping: float = 1000.0
-    event_fraction: float = 0.01
     propagation: str = "auto"
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self):
         check = _Checker(self)
         check.positive("dt_ms", "t_ms", "tau_ampa_ms", "tau_gaba_ms", "tau_out_ms")
-        check.positive("surrogate_slope_per_mV", "grad_damping", "event_fraction")
+        check.positive("surrogate_slope_per_mV", "grad_damping")
         check.non_negative_int("n_in", "n_out")
         check.positive_int("n_e", "n_i")
         if self.propagation not in PROPAGATIONS:

@@ -29,12 +29,16 @@ import jax
 import jax.numpy as jnp
 
 from ei_sim.config import CellParams, NetworkConfig
-from ei_sim.propagate import capacity_for, input_drive, propagate, use_events
+from ei_sim.propagate import input_drive, propagate, resolve_method
+from ei_sim.sparse import SparseBlock, sparse_propagate
+from ei_sim.sparse import hstack as sparse_hstack
 from ei_sim.surrogate import SURROGATE_FNS, damp_gradient
 
 
 class Weights(NamedTuple):
     """Synaptic weights in uS per presynaptic spike (all >= 0), rows = presynaptic.
+
+    A recurrent block may be a dense array or a :class:`ei_sim.sparse.SparseBlock`.
 
     ``w_in`` (n_in, n_e), ``w_ee`` (n_e, n_e), ``w_ei`` (n_e, n_i), ``w_ie`` (n_i, n_e),
     ``w_ii`` (n_i, n_i), ``w_out`` (n_e, n_out, dimensionless). ``None`` marks an absent block.
@@ -108,10 +112,12 @@ def _synaptic_input(spikes, w, config: NetworkConfig):
     """``spikes @ w`` (uS), event-driven or dense as ``config.propagation`` selects."""
     if w is None:
         return 0.0
-    batch, n_pre = spikes.shape
-    if not use_events(batch, n_pre, config.propagation):
+    method = resolve_method(config.propagation)
+    if isinstance(w, SparseBlock):
+        return sparse_propagate(spikes, w, "events" if method == "dense" else method)
+    if method == "dense":
         return jnp.dot(spikes, w)
-    return propagate(spikes, w, capacity_for(batch, n_pre, config.event_fraction))
+    return propagate(spikes, w, method)
 
 
 def _fanout(spikes, blocks, config: NetworkConfig):
@@ -122,7 +128,13 @@ def _fanout(spikes, blocks, config: NetworkConfig):
     present = [w for w in blocks if w is not None]
     if not present:
         return [0.0] * len(blocks)
-    joined = present[0] if len(present) == 1 else jnp.concatenate(present, axis=1)
+    sparse = [isinstance(w, SparseBlock) for w in present]
+    if any(sparse) and not all(sparse):  # mixed formats: one propagation per block
+        return [_synaptic_input(spikes, w, config) for w in blocks]
+    if all(sparse):
+        joined = sparse_hstack(present)
+    else:
+        joined = present[0] if len(present) == 1 else jnp.concatenate(present, axis=1)
     out = _synaptic_input(spikes, joined, config)
     parts, start = [], 0
     for w in blocks:

@@ -25,41 +25,64 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-
-def _gather_sum(spikes: jax.Array, w: jax.Array, capacity: int) -> jax.Array:
-    batch, n_pre = spikes.shape
-    flat = spikes.reshape(-1) != 0
-    (idx,) = jnp.nonzero(flat, size=capacity, fill_value=flat.size)
-    sample = idx // n_pre  # fill entries get sample == batch and are dropped below
-    rows = jnp.take(w, idx % n_pre, axis=0)
-    return jax.ops.segment_sum(rows, sample, num_segments=batch, indices_are_sorted=True)
+from ei_sim import native
 
 
-def _event_forward(spikes: jax.Array, w: jax.Array, capacity: int) -> jax.Array:
-    n_events = jnp.count_nonzero(spikes)
-    return jax.lax.cond(
-        n_events <= capacity,
-        lambda s, m: _gather_sum(s, m, capacity).astype(jnp.result_type(s, m)),
-        lambda s, m: jnp.dot(s, m),
-        spikes,
-        w,
-    )
+def capacity_tiers(n_pre: int, smallest: int = 8) -> tuple[int, ...]:
+    """Static sizes of the active-cell lists: ``smallest * 2**k`` below ``n_pre / 2``."""
+    tiers, size = [], smallest
+    while size <= n_pre // 2:
+        tiers.append(size)
+        size *= 2
+    return tuple(tiers)
+
+
+def _active_product(spikes: jax.Array, w: jax.Array, active: jax.Array, size: int):
+    """``spikes @ w`` restricted to the first ``size`` presynaptic cells in ``active``."""
+    n_pre = spikes.shape[1]
+    (cells,) = jnp.nonzero(active, size=size, fill_value=n_pre)
+    s_sub = jnp.take(spikes, cells, axis=1, mode="fill", fill_value=0)
+    w_sub = jnp.take(w, cells, axis=0, mode="fill", fill_value=0)
+    return jnp.dot(s_sub, w_sub)
+
+
+def _event_forward(spikes: jax.Array, w: jax.Array) -> jax.Array:
+    """Exact ``spikes @ w`` over only the presynaptic cells that spiked in some sample.
+
+    The cells active in any sample of the batch are listed (a static list size, chosen from
+    :func:`capacity_tiers` by the actual count), their columns of ``spikes`` and rows of ``w``
+    gathered, and the small product taken. Beyond the largest tier: the dense product.
+    """
+    active = jnp.any(spikes != 0, axis=0)
+    n_active = jnp.count_nonzero(active)
+    tiers = capacity_tiers(spikes.shape[1])
+    branches = [partial(_active_product, size=size) for size in tiers]
+    branches.append(lambda s, m, a: jnp.dot(s, m))
+    index = jnp.searchsorted(jnp.asarray(tiers, jnp.int32), n_active.astype(jnp.int32))
+    out = jax.lax.switch(index, branches, spikes, w, active)
+    return out.astype(jnp.result_type(spikes, w))
+
+
+def _forward(spikes: jax.Array, w: jax.Array, method: str) -> jax.Array:
+    if method == "native":
+        return native.event_matmul(spikes, w)
+    return _event_forward(spikes, w)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
-def propagate(spikes: jax.Array, w: jax.Array, capacity: int) -> jax.Array:
+def propagate(spikes: jax.Array, w: jax.Array, method: str = "events") -> jax.Array:
     """Return ``spikes @ w`` for 0/1 ``spikes`` of shape (B, n_pre), event-driven.
 
-    ``capacity`` is the largest number of (sample, cell) spikes handled by the gather path in
-    one call; beyond it the dense product is used.
+    ``method``: ``"native"`` (the C++ kernel of :mod:`ei_sim.native`) or ``"events"`` (pure
+    JAX, :func:`_event_forward`).
     """
-    return _event_forward(spikes, w, capacity)
+    return _forward(spikes, w, method)
 
 
-def _propagate_jvp(capacity, primals, tangents):
+def _propagate_jvp(method, primals, tangents):
     spikes, w = primals
     spikes_dot, w_dot = tangents
-    out = _event_forward(spikes, w, capacity)
+    out = _forward(spikes, w, method)
     tangent = jnp.zeros_like(out)
     if not isinstance(spikes_dot, SymbolicZero):
         tangent = tangent + jnp.dot(spikes_dot, w)
@@ -71,19 +94,19 @@ def _propagate_jvp(capacity, primals, tangents):
 propagate.defjvp(_propagate_jvp, symbolic_zeros=True)
 
 
-EVENT_CANDIDATES_MAX = 16384
+def resolve_method(mode: str) -> str:
+    """The recurrent propagation path for ``NetworkConfig.propagation``.
 
-
-def use_events(batch: int, n_pre: int, mode: str) -> bool:
-    """Static choice of the recurrent propagation path: "events", "dense" or "auto"."""
+    ``"auto"`` takes the native kernel when it can be built, else the pure-JAX event path;
+    ``"native"`` insists on the kernel; ``"events"`` and ``"dense"`` are taken as they are.
+    """
     if mode == "auto":
-        return batch * n_pre <= EVENT_CANDIDATES_MAX
-    return mode == "events"
-
-
-def capacity_for(batch: int, n_pre: int, fraction: float) -> int:
-    """Gather capacity for ``fraction`` of all (sample, cell) pairs spiking in one step."""
-    return max(16, int(batch * n_pre * fraction))
+        return "native" if native.available() else "events"
+    if mode == "native" and not native.available():
+        raise ValueError(
+            f"propagation='native' but the kernel is unavailable: {native.unavailable_reason()}"
+        )
+    return mode
 
 
 def input_drive(w_in: jax.Array, sample: jax.Array, channel: jax.Array, batch: int) -> jax.Array:

@@ -28,8 +28,13 @@ METRICS = (
     "test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "ref_rate_e_Hz", "ref_rate_i_Hz",
     "gamma_peak_Hz", "skipped_steps", "epoch_wall_s",
 )  # fmt: skip
-# Attributes that may differ between a run and its resumption.
-RESUMABLE_CHANGES = ("train.epochs",)
+# Attributes that may differ between a run and its resumption: the epoch count and how spikes
+# are propagated (an implementation choice with the same results; event_fraction is legacy).
+RESUMABLE_CHANGES = (
+    "train.epochs",
+    "model.config.propagation",
+    "model.config.event_fraction",
+)
 
 
 def run_path(run_dir: str) -> str:

@@ -4,7 +4,8 @@
 units of the leak (g_L = 1 uS, C = 20 nF, so tau_m = 20 ms): each E spike adds w_e = 0.6,
 each I spike w_i = 6.7. tau_e = 5 ms, tau_i = 10 ms, E_L = V_reset = -60 mV, V_th = -50 mV,
 E_exc = 0, E_inh = -80 mV, refractory 5 ms, no external input. Initial state: V uniform in
-[-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12).
+[-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12). The blocks are stored as
+:class:`ei_sim.sparse.SparseBlock` (``sparse=False``: dense arrays, same network).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jax
 from ei_sim.config import CellParams, NetworkConfig
 from ei_sim.engine import Weights, init_state
 from ei_sim.init import bernoulli_block
+from ei_sim.sparse import SparseBlock
 
 VA_CELL = CellParams(c_nF=20.0, g_leak_uS=1.0, t_ref_ms=5.0)
 
@@ -32,6 +34,7 @@ class VACoba:
     g_e0_std: float = 1.5
     g_i0_mean: float = 20.0
     g_i0_std: float = 12.0
+    sparse: bool = True
 
     def replace(self, **changes) -> VACoba:
         fields = {f.name for f in dataclasses.fields(NetworkConfig)}
@@ -45,11 +48,12 @@ class VACoba:
         c = self.config
         k = jax.random.split(key, 4)
         p = self.p_connect
+        store = SparseBlock.from_dense if self.sparse else (lambda w: w)
         return Weights(
-            w_ee=bernoulli_block(k[0], (c.n_e, c.n_e), p, self.w_e_uS),
-            w_ei=bernoulli_block(k[1], (c.n_e, c.n_i), p, self.w_e_uS),
-            w_ie=bernoulli_block(k[2], (c.n_i, c.n_e), p, self.w_i_uS),
-            w_ii=bernoulli_block(k[3], (c.n_i, c.n_i), p, self.w_i_uS),
+            w_ee=store(bernoulli_block(k[0], (c.n_e, c.n_e), p, self.w_e_uS)),
+            w_ei=store(bernoulli_block(k[1], (c.n_e, c.n_i), p, self.w_e_uS)),
+            w_ie=store(bernoulli_block(k[2], (c.n_i, c.n_e), p, self.w_i_uS)),
+            w_ii=store(bernoulli_block(k[3], (c.n_i, c.n_i), p, self.w_i_uS)),
         )
 
     def init_state(self, key, batch: int):

@@ -14,6 +14,7 @@ import pytest
 from ei_sim.config import NetworkConfig
 from ei_sim.encoding import events_from_dense
 from ei_sim.engine import Weights, init_state, simulate_jit
+from ei_sim.sparse import SparseBlock
 
 brian2 = pytest.importorskip("brian2")
 from brian2_reference import run_brian2  # noqa: E402
@@ -35,8 +36,13 @@ def _ping_small(seed=0):
     return weights, inputs
 
 
-def _run_ei_sim(config, weights, state0, inputs, dtype):
+def _run_ei_sim(config, weights, state0, inputs, dtype, sparse=False):
     w = Weights(**{k: jnp.asarray(v, dtype) for k, v in weights.items()})
+    if sparse:  # recurrent blocks in compressed sparse rows (the native event kernel)
+        recurrent = ("w_ee", "w_ei", "w_ie", "w_ii")
+        w = w._replace(
+            **{k: SparseBlock.from_dense(v) for k, v in weights.items() if k in recurrent}
+        )
     events = None if inputs is None else events_from_dense(inputs)
     _, rec = simulate_jit(
         w, state0, events, config, record=("spikes_e", "spikes_i"), n_steps=config.n_steps
@@ -110,11 +116,12 @@ def _va_state(config, g0, key, dtype):
     return state._replace(e=kick(state.e, g0["e"]), i=kick(state.i, g0["i"]))
 
 
-def test_vogels_abbott_style_network_spike_for_spike():
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_vogels_abbott_style_network_spike_for_spike(sparse):
     config, weights, g0 = _va_small()
     with jax.enable_x64(True):
         state0 = _va_state(config, g0, 5, jnp.float64)
-        ours = _run_ei_sim(config, weights, state0, None, jnp.float64)
+        ours = _run_ei_sim(config, weights, state0, None, jnp.float64, sparse=sparse)
     theirs = run_brian2(config, weights, state0.e.v_mV[0], state0.i.v_mV[0], None, g0=g0)
     rate = [r.sum() / r.shape[1] / (config.t_ms * 1e-3) for r in theirs]
     assert min(rate) > 5.0  # self-sustained activity in both populations
@@ -127,13 +134,14 @@ def test_vogels_abbott_style_network_spike_for_spike():
 
 @pytest.mark.slow
 def test_va_coba_rate_matches_brian2():
+    from ei_sim.sparse import dense
     from models import va_coba
 
     model = va_coba(t_ms=1000.0)
     config = model.config
     w = model.init_weights(jax.random.PRNGKey(0))
     state0 = model.init_state(jax.random.PRNGKey(1), 1)
-    weights = {k: np.asarray(v) for k, v in w._asdict().items() if v is not None}
+    weights = {k: np.asarray(dense(v)) for k, v in w._asdict().items() if v is not None}
     ours = _run_ei_sim(config, weights, state0, None, jnp.float32)
     g0 = {
         pop: (np.asarray(s.g_exc_uS[0], np.float64), np.asarray(s.g_inh_uS[0], np.float64))

@@ -106,12 +106,12 @@ def test_scan_equals_plain_python_loop():
     assert rec["spikes_e"].sum() > 0 and rec["spikes_i"].sum() > 0
 
 
-@pytest.mark.parametrize("mode", ["events", "dense"])
+@pytest.mark.parametrize("mode", ["native", "events", "dense"])
 def test_event_and_dense_propagation_agree(mode):
     w, ev = _tiny_network(), _tiny_inputs()
     state0 = init_state(TINY, jax.random.PRNGKey(2), 3)
     _, ref = simulate_jit(w, state0, ev, TINY, record=RECORD)
-    config = dataclasses.replace(TINY, propagation=mode, event_fraction=0.02)
+    config = dataclasses.replace(TINY, propagation=mode)
     _, rec = simulate_jit(w, state0, ev, config, record=RECORD)
     for name in RECORD:
         np.testing.assert_allclose(np.asarray(rec[name]), np.asarray(ref[name]), atol=1e-5)
@@ -129,16 +129,33 @@ def test_dense_input_equals_event_input():
         np.testing.assert_allclose(np.asarray(rec[name]), np.asarray(ref[name]), atol=1e-5)
 
 
-def test_event_path_falls_back_to_dense_on_bursts():
-    from ei_sim.propagate import propagate
+@pytest.mark.parametrize("p_spike", [0.0, 0.01, 0.05, 0.2, 0.6, 1.0])
+def test_event_paths_equal_dense_from_silence_to_bursts(p_spike):
+    """Every active-cell list size (and the dense fallback beyond the largest) is exact."""
+    from ei_sim.propagate import capacity_tiers, propagate
 
-    spikes = (jax.random.uniform(jax.random.PRNGKey(0), (4, 50)) < 0.5).astype(jnp.float32)
-    w = jax.random.uniform(jax.random.PRNGKey(1), (50, 7))
-    for capacity in (3, 16, 200):  # below, near and above the number of spikes (~100)
-        np.testing.assert_allclose(propagate(spikes, w, capacity), spikes @ w, rtol=1e-5)
+    spikes = (jax.random.uniform(jax.random.PRNGKey(0), (5, 300)) < p_spike).astype(jnp.float32)
+    w = jax.random.uniform(jax.random.PRNGKey(1), (300, 7))
+    assert capacity_tiers(300) == (8, 16, 32, 64, 128)
+    for method in ("events", "native"):
+        out = jax.jit(propagate, static_argnums=2)(spikes, w, method)
+        np.testing.assert_allclose(out, spikes @ w, rtol=1e-5, atol=1e-6)
 
 
-def test_event_propagation_gradient_equals_dense():
+def test_native_kernel_under_vmap_broadcasts_like_einsum():
+    from ei_sim import native
+
+    key = jax.random.PRNGKey(3)
+    spikes = (jax.random.uniform(key, (3, 4, 40)) < 0.2).astype(jnp.float32)
+    w = jax.random.uniform(key, (2, 40, 6))
+    both = jax.vmap(jax.vmap(native.event_matmul, (None, 0)), (0, None))(spikes, w)
+    np.testing.assert_allclose(both, jnp.einsum("sbi,wij->swbj", spikes, w), rtol=1e-6)
+    shared_w = jax.vmap(native.event_matmul, (0, None))(spikes, w[0])
+    np.testing.assert_allclose(shared_w, jnp.einsum("sbi,ij->sbj", spikes, w[0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["events", "native"])
+def test_event_propagation_gradient_equals_dense(method):
     from ei_sim.propagate import propagate
 
     spikes = (jax.random.uniform(jax.random.PRNGKey(0), (3, 20)) < 0.2).astype(jnp.float32)
@@ -147,7 +164,7 @@ def test_event_propagation_gradient_equals_dense():
     def loss(f):
         return lambda s, m: jnp.sum(jnp.sin(f(s, m)))
 
-    g_event = jax.grad(loss(lambda s, m: propagate(s, m, 16)), argnums=(0, 1))(spikes, w)
+    g_event = jax.grad(loss(lambda s, m: propagate(s, m, method)), argnums=(0, 1))(spikes, w)
     g_dense = jax.grad(loss(jnp.dot), argnums=(0, 1))(spikes, w)
     for a, b in zip(g_event, g_dense, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5)

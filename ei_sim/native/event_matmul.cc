@@ -1,0 +1,233 @@
+// Event-driven synaptic propagation for ei-sim, an XLA FFI custom call on CPU.
+//
+//   out[g, b, :] = sum_{i : spikes[g, b, i] != 0} spikes[g, b, i] * w[g', i, :]
+//
+// spikes: (..., B, n_pre), w: (..., n_pre, n_post), out: (..., B, n_post). The leading
+// ("group") dimensions come from vmap with vmap_method="expand_dims": both operands have the
+// same number of them and each is either the output's size or 1 (broadcast). Work is
+// proportional to the number of spikes times n_post, not to B * n_pre * n_post.
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+template <typename T>
+void AccumulateRows(const T* spikes, const T* w, T* out, int64_t batch, int64_t n_pre,
+                    int64_t n_post) {
+  std::memset(out, 0, sizeof(T) * batch * n_post);
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* s = spikes + b * n_pre;
+    T* o = out + b * n_post;
+    for (int64_t i = 0; i < n_pre; ++i) {
+      const T value = s[i];
+      if (value == T(0)) continue;
+      const T* row = w + i * n_post;
+      if (value == T(1)) {
+        for (int64_t j = 0; j < n_post; ++j) o[j] += row[j];
+      } else {
+        for (int64_t j = 0; j < n_post; ++j) o[j] += value * row[j];
+      }
+    }
+  }
+}
+
+template <typename T>
+ffi::Error Run(ffi::AnyBuffer spikes, ffi::AnyBuffer w, ffi::AnyBuffer* out) {
+  auto sd = spikes.dimensions();
+  auto wd = w.dimensions();
+  const int64_t rank = static_cast<int64_t>(sd.size());
+  if (rank < 2 || static_cast<int64_t>(wd.size()) != rank) {
+    return ffi::Error::InvalidArgument("event_matmul: spikes and w need equal rank >= 2");
+  }
+  const int64_t lead = rank - 2;
+  const int64_t batch = sd[rank - 2], n_pre = sd[rank - 1];
+  const int64_t n_post = wd[rank - 1];
+  if (wd[rank - 2] != n_pre) {
+    return ffi::Error::InvalidArgument("event_matmul: spikes and w disagree on n_pre");
+  }
+  // Broadcast of the leading dimensions (each 1 or the common size).
+  std::vector<int64_t> shape(lead), s_stride(lead), w_stride(lead);
+  int64_t groups = 1, s_step = 1, w_step = 1;
+  for (int64_t d = lead - 1; d >= 0; --d) {
+    const int64_t a = sd[d], c = wd[d];
+    if (a != c && a != 1 && c != 1) {
+      return ffi::Error::InvalidArgument("event_matmul: leading dimensions do not broadcast");
+    }
+    shape[d] = a > c ? a : c;
+    s_stride[d] = a == 1 ? 0 : s_step;
+    w_stride[d] = c == 1 ? 0 : w_step;
+    s_step *= a;
+    w_step *= c;
+    groups *= shape[d];
+  }
+  const T* s_data = static_cast<const T*>(spikes.untyped_data());
+  const T* w_data = static_cast<const T*>(w.untyped_data());
+  T* o_data = static_cast<T*>(out->untyped_data());
+  std::vector<int64_t> index(lead, 0);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t s_group = 0, w_group = 0;
+    for (int64_t d = 0; d < lead; ++d) {
+      s_group += index[d] * s_stride[d];
+      w_group += index[d] * w_stride[d];
+    }
+    AccumulateRows<T>(s_data + s_group * batch * n_pre, w_data + w_group * n_pre * n_post,
+                      o_data + g * batch * n_post, batch, n_pre, n_post);
+    for (int64_t d = lead - 1; d >= 0; --d) {  // next multi-index
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error EventMatmulImpl(ffi::AnyBuffer spikes, ffi::AnyBuffer w,
+                           ffi::Result<ffi::AnyBuffer> out) {
+  if (spikes.element_type() != w.element_type() || out->element_type() != w.element_type()) {
+    return ffi::Error::InvalidArgument("event_matmul: spikes, w and out need one dtype");
+  }
+  switch (w.element_type()) {
+    case ffi::DataType::F32:
+      return Run<float>(spikes, w, &(*out));
+    case ffi::DataType::F64:
+      return Run<double>(spikes, w, &(*out));
+    default:
+      return ffi::Error::InvalidArgument("event_matmul: only float32 and float64");
+  }
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimEventMatmul, EventMatmulImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
+
+// Sparse blocks (compressed sparse rows): row i of W holds data[k] at column cols[k] for
+// k in [indptr[i], indptr[i + 1]).
+//
+//   out[g, b, cols[k]] += spikes[g, b, i] * data[g', k]   for every spike (b, i), k in row i
+//
+// spikes: (..., B, n_pre); indptr (n_pre + 1,), cols (nnz,): int32, unbatched;
+// data: (..., nnz); out: (..., B, n_post). Leading dimensions broadcast as above.
+namespace {
+
+template <typename T>
+void AccumulateSparse(const T* spikes, const int32_t* indptr, const int32_t* cols,
+                      const T* data, T* out, int64_t batch, int64_t n_pre, int64_t n_post) {
+  std::memset(out, 0, sizeof(T) * batch * n_post);
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* s = spikes + b * n_pre;
+    T* o = out + b * n_post;
+    int64_t i = 0;
+    for (; i + 8 <= n_pre; i += 8) {  // skip silent runs of 8 cells with one test
+      bool any = false;
+      for (int j = 0; j < 8; ++j) any |= s[i + j] != T(0);
+      if (!any) continue;
+      for (int j = 0; j < 8; ++j) {
+        const T value = s[i + j];
+        if (value == T(0)) continue;
+        const int64_t row = i + j;
+        for (int32_t k = indptr[row]; k < indptr[row + 1]; ++k) o[cols[k]] += value * data[k];
+      }
+    }
+    for (; i < n_pre; ++i) {
+      const T value = s[i];
+      if (value == T(0)) continue;
+      for (int32_t k = indptr[i]; k < indptr[i + 1]; ++k) o[cols[k]] += value * data[k];
+    }
+  }
+}
+
+template <typename T>
+ffi::Error RunSparse(ffi::AnyBuffer spikes, ffi::AnyBuffer indptr, ffi::AnyBuffer cols,
+                     ffi::AnyBuffer data, ffi::AnyBuffer* out) {
+  auto sd = spikes.dimensions();
+  auto dd = data.dimensions();
+  auto od = out->dimensions();
+  const int64_t rank = static_cast<int64_t>(sd.size());
+  const int64_t lead = rank - 2;
+  if (rank < 2 || static_cast<int64_t>(dd.size()) != lead + 1) {
+    return ffi::Error::InvalidArgument("sparse_event_matmul: data needs rank(spikes) - 1");
+  }
+  const int64_t batch = sd[rank - 2], n_pre = sd[rank - 1], n_post = od[rank - 1];
+  const int64_t nnz = dd[lead];
+  // The pattern is shared: under vmap it only gains leading dimensions of size 1.
+  if (static_cast<int64_t>(indptr.element_count()) != n_pre + 1 ||
+      static_cast<int64_t>(cols.element_count()) != nnz) {
+    return ffi::Error::InvalidArgument(
+        "sparse_event_matmul: pattern (indptr, cols) does not match spikes and data, or is "
+        "batched (one sparsity pattern per call)");
+  }
+  std::vector<int64_t> shape(lead), s_stride(lead), d_stride(lead);
+  int64_t groups = 1, s_step = 1, d_step = 1;
+  for (int64_t d = lead - 1; d >= 0; --d) {
+    const int64_t a = sd[d], c = dd[d];
+    if (a != c && a != 1 && c != 1) {
+      return ffi::Error::InvalidArgument(
+          "sparse_event_matmul: leading dimensions do not broadcast");
+    }
+    shape[d] = a > c ? a : c;
+    s_stride[d] = a == 1 ? 0 : s_step;
+    d_stride[d] = c == 1 ? 0 : d_step;
+    s_step *= a;
+    d_step *= c;
+    groups *= shape[d];
+  }
+  const T* s_data = static_cast<const T*>(spikes.untyped_data());
+  const T* w_data = static_cast<const T*>(data.untyped_data());
+  const int32_t* ptr = static_cast<const int32_t*>(indptr.untyped_data());
+  const int32_t* col = static_cast<const int32_t*>(cols.untyped_data());
+  T* o_data = static_cast<T*>(out->untyped_data());
+  std::vector<int64_t> index(lead, 0);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t s_group = 0, d_group = 0;
+    for (int64_t d = 0; d < lead; ++d) {
+      s_group += index[d] * s_stride[d];
+      d_group += index[d] * d_stride[d];
+    }
+    AccumulateSparse<T>(s_data + s_group * batch * n_pre, ptr, col, w_data + d_group * nnz,
+                        o_data + g * batch * n_post, batch, n_pre, n_post);
+    for (int64_t d = lead - 1; d >= 0; --d) {
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error SparseEventMatmulImpl(ffi::AnyBuffer spikes, ffi::AnyBuffer indptr,
+                                 ffi::AnyBuffer cols, ffi::AnyBuffer data,
+                                 ffi::Result<ffi::AnyBuffer> out) {
+  if (indptr.element_type() != ffi::DataType::S32 || cols.element_type() != ffi::DataType::S32) {
+    return ffi::Error::InvalidArgument("sparse_event_matmul: indptr and cols must be int32");
+  }
+  if (spikes.element_type() != data.element_type() ||
+      out->element_type() != data.element_type()) {
+    return ffi::Error::InvalidArgument("sparse_event_matmul: spikes, data and out need one dtype");
+  }
+  switch (data.element_type()) {
+    case ffi::DataType::F32:
+      return RunSparse<float>(spikes, indptr, cols, data, &(*out));
+    case ffi::DataType::F64:
+      return RunSparse<double>(spikes, indptr, cols, data, &(*out));
+    default:
+      return ffi::Error::InvalidArgument("sparse_event_matmul: only float32 and float64");
+  }
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimSparseEventMatmul, SparseEventMatmulImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
