@@ -1,10 +1,12 @@
 """Engine benchmarks, printed as JSON lines (run: python benchmarks/bench_engine.py).
 
-1. Vogels-Abbott COBA, 4,000 cells, ``--va-seconds`` of simulated time: ei-sim against
+1. Vogels-Abbott COBA, 4,000 cells, ``--va-seconds`` of simulated time: ei-sim (native event
+   kernel on sparse blocks, the default; and the pure-JAX event path on dense blocks) against
    Brian2 (cython) and BrainPy, each in its own process, in the same run; wall times
    (compilation excluded and reported apart), the ratio to Brian2, and each mean rate.
 2. PING inference: ``--trials`` test trials of 200 ms at dt 0.1 ms in one batch; trials per
-   second and the process's peak resident memory; event-driven vs dense recurrent propagation.
+   second and the process's peak resident memory; native, pure-JAX event and dense recurrent
+   propagation.
 
 Peers run from ``--peers`` (default ../shared/peers); a peer that is not installed is
 reported as skipped. Timings are noisy on a shared machine: compare ratios within one run.
@@ -23,13 +25,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def va_ei_sim(seconds: float, propagation: str) -> dict:
+def va_ei_sim(seconds: float, propagation: str, sparse: bool) -> dict:
     import jax
 
     from ei_sim.engine import simulate_jit
     from models import va_coba
 
-    model = va_coba(t_ms=seconds * 1000.0, propagation=propagation)
+    model = va_coba(t_ms=seconds * 1000.0, propagation=propagation, sparse=sparse)
     c = model.config
     w = model.init_weights(jax.random.PRNGKey(0))
     s0 = model.init_state(jax.random.PRNGKey(1), 1)
@@ -41,7 +43,8 @@ def va_ei_sim(seconds: float, propagation: str) -> dict:
         walls.append(time.perf_counter() - t0)
     spikes = float(final.acc.count_e.sum() + final.acc.count_i.sum())
     return {
-        "sim": f"ei-sim ({propagation})", "sim_s": seconds, "first_wall_s": walls[0],
+        "sim": f"ei-sim ({propagation}, {'sparse' if sparse else 'dense'} blocks)",
+        "sim_s": seconds, "first_wall_s": walls[0],
         "wall_s": walls[1], "rate_hz": spikes / 4000 / seconds,
     }  # fmt: skip
 
@@ -113,7 +116,10 @@ def main() -> None:
     parser.add_argument("--peers", default=os.path.join(HERE, "..", "..", "shared", "peers"))
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
-    results = [in_subprocess("va_ei_sim", args.va_seconds, "events")]
+    results = [
+        in_subprocess("va_ei_sim", args.va_seconds, "native", True),  # the default (auto)
+        in_subprocess("va_ei_sim", args.va_seconds, "events", False),  # pure JAX
+    ]
     if not args.skip_peers:
         secs = str(args.va_seconds)
         brian2_script = os.path.join(args.peers, "coba_brian2.py")
@@ -125,7 +131,7 @@ def main() -> None:
         if brian and "wall_s" in r:
             r["wall_vs_brian2"] = r["wall_s"] / brian["wall_s"]
         print(json.dumps({"bench": "va_coba", **r}))
-    for propagation in ("dense", "events"):
+    for propagation in ("native", "events", "dense"):
         print(json.dumps(in_subprocess("ping_inference", args.trials, propagation)))
 
 

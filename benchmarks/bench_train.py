@@ -2,11 +2,13 @@
 
 Each configuration runs in its own process (so peak memory is its own):
 
-* ``ei-sim``: the trainer's step: event-driven input, chunked ``jax.checkpoint`` (50 steps),
-  dense recurrent products (the faster path at this batch size on CPU);
+* ``ei-sim``: the trainer's step: event-driven input, event-driven recurrent forward (the
+  native kernel when it builds, ``propagation="auto"``), the hand-written adjoint of the
+  membrane/spike update, chunked ``jax.checkpoint`` (50 steps);
+* ``ei-sim-dense``: the same with dense recurrent products in the forward pass;
 * ``naive``: the same model and loss written the straightforward way with the same
-  libraries: dense input spikes times W_in every step and a plain scan that stores every
-  step for the backward pass.
+  libraries: dense input spikes times W_in every step, dense recurrent products, plain
+  autodiff, and a plain scan that stores every step for the backward pass.
 
 Reported: seconds per training step (compilation excluded), the forward-only time of the same
 batch (so the backward's share is visible), estimated seconds per medium epoch (6 steps of 256
@@ -36,13 +38,23 @@ def measure(kind: str, batch: int) -> dict:
     from ei_sim.train import split_weights, tier_model
     from models import get_model
 
+    if kind == "naive":  # plain autodiff through the membrane and spike update
+        import ei_sim.engine as engine
+
+        def autodiff_update(pop, g_exc, g_inh, cell, cfg):
+            v, ref, s = engine._advance(pop.v_mV, g_exc, g_inh, pop.refractory_steps, cell, cfg)
+            return engine.PopState(v, g_exc, g_inh, ref, s)
+
+        engine.advance_population = autodiff_update
     model = tier_model(get_model("ping"), "medium")
+    if kind != "ei-sim":
+        model = model.replace(propagation="dense")
     config = model.config
     split = sample_and_split(embedded_pool(), 2000, 0.2, seed=42)
     x, y = split.x_train[:batch], split.y_train[:batch]
     events = encode(x, config, 0)
-    inputs = events if kind == "ei-sim" else events_to_dense(events, batch, config.n_in)
-    chunk = 50 if kind == "ei-sim" else None
+    inputs = events if kind != "naive" else events_to_dense(events, batch, config.n_in)
+    chunk = 50 if kind != "naive" else None
     trainable, frozen = split_weights(model.init_weights(jax.random.PRNGKey(0)), ("w_in", "w_out"))
     optimizer = adam_with_dale(4e-4)
     opt_state = optimizer.init(trainable)
@@ -89,6 +101,12 @@ def main() -> None:
     args = parser.parse_args()
     ours = in_subprocess("ei-sim", args.batch)
     print(json.dumps(ours), flush=True)
+    dense = in_subprocess("ei-sim-dense", args.batch)
+    if "seconds_per_sample" in ours and "seconds_per_sample" in dense:
+        dense["ei_sim_speedup_per_sample"] = (
+            dense["seconds_per_sample"] / ours["seconds_per_sample"]
+        )
+    print(json.dumps(dense), flush=True)
     naive = in_subprocess("naive", args.naive_batch)
     if "seconds_per_sample" in ours and "seconds_per_sample" in naive:
         naive["ei_sim_speedup_per_sample"] = (

@@ -23,10 +23,12 @@ One step of ``dt`` (SPEC section 1)::
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ei_sim.config import CellParams, NetworkConfig
 from ei_sim.propagate import input_drive, propagate, resolve_method
@@ -196,9 +198,65 @@ def spike_and_reset(v_mV, refractory_steps, cell: CellParams, config: NetworkCon
     return v_mV, ref, spikes
 
 
+def _advance(v_mV, g_exc, g_inh, refractory_steps, cell: CellParams, config: NetworkConfig):
+    v = membrane(v_mV, g_exc, g_inh, cell, config)
+    return spike_and_reset(v, refractory_steps, cell, config)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def population_update(v_mV, g_exc, g_inh, refractory_steps, cell, config):
+    """Steps 2 and 3 for one population: ``(v, g_exc, g_inh, ref) -> (v', ref', spikes)``.
+
+    The forward pass is :func:`membrane` then :func:`spike_and_reset`. The backward pass is
+    their adjoint written out (one fused elementwise pass that recomputes the forward from the
+    inputs, instead of storing a dozen intermediate arrays per step). With
+    ``a = 1 - exp(-dt g_tot / C)``, ``u = V + dV`` (before the floor), ``V1 = max(u, V_floor)``,
+    ``open = [ref' == 0]``, ``s = H(V1 - V_th) open`` (detached in the reset) and damping ``d``::
+
+        dL/dV1    = dL/dV' open (1 - s) + dL/ds open H'(V1 - V_th)
+        dL/du     = dL/dV1 [u > V_floor]
+        dL/dV     = dL/du (1 - a/d)
+        dL/dg_x   = dL/du / d * (a (E_x - V_inf) / g_tot + (V_inf - V) (dt/C) (1 - a))
+    """
+    return _advance(v_mV, g_exc, g_inh, refractory_steps, cell, config)
+
+
+def _population_fwd(v_mV, g_exc, g_inh, refractory_steps, cell, config):
+    out = _advance(v_mV, g_exc, g_inh, refractory_steps, cell, config)
+    return out, (v_mV, g_exc, g_inh, refractory_steps)
+
+
+def _population_bwd(cell, config, residuals, cotangents):
+    v, g_exc, g_inh, ref = residuals
+    ct_v_new, _, ct_spikes = cotangents
+    dt, d = config.dt_ms, config.grad_damping
+    g_tot = cell.g_leak_uS + g_exc + g_inh
+    v_inf = (
+        cell.g_leak_uS * config.e_leak_mV + g_exc * config.e_exc_mV + g_inh * config.e_inh_mV
+    ) / g_tot
+    a = -jnp.expm1(-dt * g_tot / cell.c_nF)
+    u = v + (v_inf - v) * a
+    v1 = jnp.maximum(u, config.v_floor_mV)
+    is_open = (jnp.maximum(ref - 1, 0) == 0).astype(v.dtype)
+    fired = (v1 >= config.v_th_mV).astype(v.dtype) * is_open
+    slope = SURROGATE_FNS[config.surrogate].derivative(
+        v1 - config.v_th_mV, config.surrogate_slope_per_mV
+    )
+    ct_v1 = ct_v_new * is_open * (1.0 - fired) + ct_spikes * is_open * slope
+    ct_u = ct_v1 * (u > config.v_floor_mV).astype(v.dtype)
+    ct_dv = ct_u / d
+    common = (v_inf - v) * (dt / cell.c_nF) * (1.0 - a)
+    ct_g_exc = ct_dv * (a * (config.e_exc_mV - v_inf) / g_tot + common)
+    ct_g_inh = ct_dv * (a * (config.e_inh_mV - v_inf) / g_tot + common)
+    ct_v = ct_u - ct_dv * a
+    return ct_v, ct_g_exc, ct_g_inh, np.zeros(ref.shape, jax.dtypes.float0)
+
+
+population_update.defvjp(_population_fwd, _population_bwd)
+
+
 def advance_population(pop: PopState, g_exc, g_inh, cell: CellParams, config) -> PopState:
-    v = membrane(pop.v_mV, g_exc, g_inh, cell, config)
-    v, ref, spikes = spike_and_reset(v, pop.refractory_steps, cell, config)
+    v, ref, spikes = population_update(pop.v_mV, g_exc, g_inh, pop.refractory_steps, cell, config)
     return PopState(v, g_exc, g_inh, ref, spikes)
 
 

@@ -5,7 +5,9 @@ units of the leak (g_L = 1 uS, C = 20 nF, so tau_m = 20 ms): each E spike adds w
 each I spike w_i = 6.7. tau_e = 5 ms, tau_i = 10 ms, E_L = V_reset = -60 mV, V_th = -50 mV,
 E_exc = 0, E_inh = -80 mV, refractory 5 ms, no external input. Initial state: V uniform in
 [-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12). The blocks are stored as
-:class:`ei_sim.sparse.SparseBlock` (``sparse=False``: dense arrays, same network).
+:class:`ei_sim.sparse.SparseBlock` when the native event kernel is available (``sparse=None``,
+the default; propagation then costs spikes x fan-out), else as dense arrays, which the pure-JAX
+event path handles faster. ``sparse=True/False`` forces either; the network is the same.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import jax
 
+from ei_sim import native
 from ei_sim.config import CellParams, NetworkConfig
 from ei_sim.engine import Weights, init_state
 from ei_sim.init import bernoulli_block
@@ -34,7 +37,7 @@ class VACoba:
     g_e0_std: float = 1.5
     g_i0_mean: float = 20.0
     g_i0_std: float = 12.0
-    sparse: bool = True
+    sparse: bool | None = None
 
     def replace(self, **changes) -> VACoba:
         fields = {f.name for f in dataclasses.fields(NetworkConfig)}
@@ -48,7 +51,8 @@ class VACoba:
         c = self.config
         k = jax.random.split(key, 4)
         p = self.p_connect
-        store = SparseBlock.from_dense if self.sparse else (lambda w: w)
+        sparse = native.available() if self.sparse is None else self.sparse
+        store = SparseBlock.from_dense if sparse else (lambda w: w)
         return Weights(
             w_ee=store(bernoulli_block(k[0], (c.n_e, c.n_e), p, self.w_e_uS)),
             w_ei=store(bernoulli_block(k[1], (c.n_e, c.n_i), p, self.w_e_uS)),

@@ -41,7 +41,7 @@ def test_unknown_model_and_negative_weights_are_rejected():
 
 
 def test_va_coba_has_four_sparse_blocks():
-    model = va_coba()
+    model = va_coba(sparse=True)
     w = model.init_weights(jax.random.PRNGKey(0))
     for block in (w.w_ee, w.w_ei, w.w_ie, w.w_ii):
         assert block.nnz / (block.shape[0] * block.shape[1]) == pytest.approx(0.02, abs=0.002)
