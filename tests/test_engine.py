@@ -264,6 +264,6 @@ def test_hand_written_adjoint_equals_autodiff(damping, surrogate, ref_max):
         for a, b in zip(ours, ref_grads, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
             assert float(jnp.abs(b).max()) > 0
-        for a, b in zip(population_update(v, g_exc, g_inh, ref, config.cell_e, config),
-                        _advance(v, g_exc, g_inh, ref, config.cell_e, config), strict=True):  # fmt: skip
+        args = (v, g_exc, g_inh, ref, config.cell_e, config)
+        for a, b in zip(population_update(*args), _advance(*args), strict=True):
             np.testing.assert_array_equal(a, b)
