@@ -79,16 +79,22 @@ def propagate(spikes: jax.Array, w: jax.Array, method: str = "events") -> jax.Ar
     return _forward(spikes, w, method)
 
 
+def sum_tangents(out: jax.Array, terms) -> jax.Array:
+    """Tangent of a map linear in each argument: the sum of ``linear(dot)`` over ``terms``
+    (pairs ``(dot, linear)``), skipping symbolic zeros (frozen weights, inference) for free."""
+    tangent = jnp.zeros_like(out)
+    for dot, linear in terms:
+        if dot is not None and not isinstance(dot, SymbolicZero):
+            tangent = tangent + linear(dot)
+    return tangent
+
+
 def _propagate_jvp(method, primals, tangents):
     spikes, w = primals
     spikes_dot, w_dot = tangents
     out = _forward(spikes, w, method)
-    tangent = jnp.zeros_like(out)
-    if not isinstance(spikes_dot, SymbolicZero):
-        tangent = tangent + jnp.dot(spikes_dot, w)
-    if not isinstance(w_dot, SymbolicZero):
-        tangent = tangent + jnp.dot(spikes, w_dot)
-    return out, tangent
+    terms = ((spikes_dot, lambda d: jnp.dot(d, w)), (w_dot, lambda d: jnp.dot(spikes, d)))
+    return out, sum_tangents(out, terms)
 
 
 propagate.defjvp(_propagate_jvp, symbolic_zeros=True)

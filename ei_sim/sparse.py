@@ -20,9 +20,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.custom_derivatives import SymbolicZero
 
 from ei_sim import native
+from ei_sim.propagate import sum_tangents
 
 
 @partial(
@@ -121,10 +121,8 @@ def _sparse_jvp(method, primals, tangents):
     spikes, block = primals
     spikes_dot, block_dot = tangents
     out = _forward(spikes, block, method)
-    tangent = jnp.zeros_like(out)
-    if not isinstance(spikes_dot, SymbolicZero):
-        tangent = tangent + _scatter(spikes_dot, block, block.data)
-    data_dot = getattr(block_dot, "data", None)
-    if data_dot is not None and not isinstance(data_dot, SymbolicZero):
-        tangent = tangent + _scatter(spikes, block, data_dot)
-    return out, tangent
+    terms = (
+        (spikes_dot, lambda d: _scatter(d, block, block.data)),
+        (getattr(block_dot, "data", None), lambda d: _scatter(spikes, block, d)),
+    )
+    return out, sum_tangents(out, terms)

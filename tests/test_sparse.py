@@ -115,3 +115,21 @@ def test_network_with_sparse_blocks_equals_dense_network():
     assert np.asarray(ref["spikes_e"]).sum() > 0
     for name in rec:
         np.testing.assert_allclose(np.asarray(ours[name]), np.asarray(ref[name]), atol=1e-9)
+
+
+def test_without_the_kernel_auto_falls_back_to_pure_jax(tmp_path):
+    """EI_SIM_NATIVE=0 (or no compiler): "auto" runs the pure-JAX path, "native" says why."""
+    import subprocess
+    import sys
+
+    code = (
+        "from ei_sim import native; from ei_sim.propagate import resolve_method\n"
+        "assert not native.available() and 'EI_SIM_NATIVE' in native.unavailable_reason()\n"
+        "assert resolve_method('auto') == 'events'\n"
+        "try:\n    resolve_method('native')\nexcept ValueError as e:\n    print('error:', e)\n"
+    )
+    env = {**__import__("os").environ, "EI_SIM_NATIVE": "0", "EI_SIM_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "error: propagation='native' but the kernel is unavailable" in out.stdout
+    assert not list(tmp_path.iterdir())  # nothing was built

@@ -17,6 +17,37 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+// Calls body(g, a_group, b_group) for every index g of the broadcast of two leading shapes
+// a[0:lead] and b[0:lead] (row-major), with the matching flat group index into each operand
+// (0 along a broadcast dimension of size 1). False if the shapes do not broadcast.
+template <typename Dims, typename Body>
+bool ForEachGroup(const Dims& a, const Dims& b, int64_t lead, Body body) {
+  std::vector<int64_t> shape(lead), a_stride(lead), b_stride(lead), index(lead, 0);
+  int64_t groups = 1, a_step = 1, b_step = 1;
+  for (int64_t d = lead - 1; d >= 0; --d) {
+    if (a[d] != b[d] && a[d] != 1 && b[d] != 1) return false;
+    shape[d] = a[d] > b[d] ? a[d] : b[d];
+    a_stride[d] = a[d] == 1 ? 0 : a_step;
+    b_stride[d] = b[d] == 1 ? 0 : b_step;
+    a_step *= a[d];
+    b_step *= b[d];
+    groups *= shape[d];
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t a_group = 0, b_group = 0;
+    for (int64_t d = 0; d < lead; ++d) {
+      a_group += index[d] * a_stride[d];
+      b_group += index[d] * b_stride[d];
+    }
+    body(g, a_group, b_group);
+    for (int64_t d = lead - 1; d >= 0; --d) {  // next multi-index
+      if (++index[d] < shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return true;
+}
+
 template <typename T>
 void AccumulateRows(const T* spikes, const T* w, T* out, int64_t batch, int64_t n_pre,
                     int64_t n_post) {
@@ -51,38 +82,14 @@ ffi::Error Run(ffi::AnyBuffer spikes, ffi::AnyBuffer w, ffi::AnyBuffer* out) {
   if (wd[rank - 2] != n_pre) {
     return ffi::Error::InvalidArgument("event_matmul: spikes and w disagree on n_pre");
   }
-  // Broadcast of the leading dimensions (each 1 or the common size).
-  std::vector<int64_t> shape(lead), s_stride(lead), w_stride(lead);
-  int64_t groups = 1, s_step = 1, w_step = 1;
-  for (int64_t d = lead - 1; d >= 0; --d) {
-    const int64_t a = sd[d], c = wd[d];
-    if (a != c && a != 1 && c != 1) {
-      return ffi::Error::InvalidArgument("event_matmul: leading dimensions do not broadcast");
-    }
-    shape[d] = a > c ? a : c;
-    s_stride[d] = a == 1 ? 0 : s_step;
-    w_stride[d] = c == 1 ? 0 : w_step;
-    s_step *= a;
-    w_step *= c;
-    groups *= shape[d];
-  }
   const T* s_data = static_cast<const T*>(spikes.untyped_data());
   const T* w_data = static_cast<const T*>(w.untyped_data());
   T* o_data = static_cast<T*>(out->untyped_data());
-  std::vector<int64_t> index(lead, 0);
-  for (int64_t g = 0; g < groups; ++g) {
-    int64_t s_group = 0, w_group = 0;
-    for (int64_t d = 0; d < lead; ++d) {
-      s_group += index[d] * s_stride[d];
-      w_group += index[d] * w_stride[d];
-    }
+  const bool ok = ForEachGroup(sd, wd, lead, [&](int64_t g, int64_t s_group, int64_t w_group) {
     AccumulateRows<T>(s_data + s_group * batch * n_pre, w_data + w_group * n_pre * n_post,
                       o_data + g * batch * n_post, batch, n_pre, n_post);
-    for (int64_t d = lead - 1; d >= 0; --d) {  // next multi-index
-      if (++index[d] < shape[d]) break;
-      index[d] = 0;
-    }
-  }
+  });
+  if (!ok) return ffi::Error::InvalidArgument("event_matmul: leading dimensions do not broadcast");
   return ffi::Error::Success();
 }
 
@@ -165,39 +172,17 @@ ffi::Error RunSparse(ffi::AnyBuffer spikes, ffi::AnyBuffer indptr, ffi::AnyBuffe
         "sparse_event_matmul: pattern (indptr, cols) does not match spikes and data, or is "
         "batched (one sparsity pattern per call)");
   }
-  std::vector<int64_t> shape(lead), s_stride(lead), d_stride(lead);
-  int64_t groups = 1, s_step = 1, d_step = 1;
-  for (int64_t d = lead - 1; d >= 0; --d) {
-    const int64_t a = sd[d], c = dd[d];
-    if (a != c && a != 1 && c != 1) {
-      return ffi::Error::InvalidArgument(
-          "sparse_event_matmul: leading dimensions do not broadcast");
-    }
-    shape[d] = a > c ? a : c;
-    s_stride[d] = a == 1 ? 0 : s_step;
-    d_stride[d] = c == 1 ? 0 : d_step;
-    s_step *= a;
-    d_step *= c;
-    groups *= shape[d];
-  }
   const T* s_data = static_cast<const T*>(spikes.untyped_data());
   const T* w_data = static_cast<const T*>(data.untyped_data());
   const int32_t* ptr = static_cast<const int32_t*>(indptr.untyped_data());
   const int32_t* col = static_cast<const int32_t*>(cols.untyped_data());
   T* o_data = static_cast<T*>(out->untyped_data());
-  std::vector<int64_t> index(lead, 0);
-  for (int64_t g = 0; g < groups; ++g) {
-    int64_t s_group = 0, d_group = 0;
-    for (int64_t d = 0; d < lead; ++d) {
-      s_group += index[d] * s_stride[d];
-      d_group += index[d] * d_stride[d];
-    }
+  const bool ok = ForEachGroup(sd, dd, lead, [&](int64_t g, int64_t s_group, int64_t d_group) {
     AccumulateSparse<T>(s_data + s_group * batch * n_pre, ptr, col, w_data + d_group * nnz,
                         o_data + g * batch * n_post, batch, n_pre, n_post);
-    for (int64_t d = lead - 1; d >= 0; --d) {
-      if (++index[d] < shape[d]) break;
-      index[d] = 0;
-    }
+  });
+  if (!ok) {
+    return ffi::Error::InvalidArgument("sparse_event_matmul: leading dimensions do not broadcast");
   }
   return ffi::Error::Success();
 }
