@@ -1,16 +1,19 @@
-"""Event-driven synaptic propagation: ``g_add = spikes @ W`` computed from the spike list.
+"""Event-driven synaptic propagation: ``g_add = spikes @ W`` computed from the spikes.
 
 Spikes are sparse: well under one spike per step per sample in each population. Rather than a
-dense ``(B, n_pre) @ (n_pre, n_post)`` product over mostly-zero rows, the event path gathers
-the rows of ``W`` of the cells that spiked and sums them per sample (``segment_sum``). When a
-step holds more spikes than the static ``capacity`` (a synchronous burst), it falls back to the
-dense product, so the result is always exact.
+dense ``(B, n_pre) @ (n_pre, n_post)`` product over mostly-zero rows, two exact paths:
 
-Finding the spiking cells (stream compaction, ``nonzero``) costs about 6 ns per candidate on
-XLA:CPU, so the event path pays off only when ``B * n_pre`` is small (a single large network,
-as in the Vogels-Abbott benchmark: 25x faster than dense). For large batches the dense product
-(a BLAS call) is faster on CPU; :func:`use_events` makes that choice statically. Input spikes
-arrive as host-built event lists and are always propagated as events (:func:`input_drive`).
+* ``"native"``: the C++ kernel of :mod:`ei_sim.native` adds the row of ``W`` of every spike
+  (work = spikes x n_post, or spikes x fan-out for :class:`ei_sim.sparse.SparseBlock`).
+* ``"events"`` (pure JAX): the presynaptic cells that spiked in any sample of the batch are
+  listed (``nonzero`` with a static list size: the smallest of :func:`capacity_tiers` that
+  holds the step's count, chosen by ``lax.switch``; the dense product beyond the largest) and
+  only their columns of ``spikes`` and rows of ``W`` enter the product. Stream compaction
+  costs about 6 ns per candidate on XLA:CPU, which is why the native kernel is preferred.
+
+:func:`resolve_method` turns ``NetworkConfig.propagation`` into one of these (or ``"dense"``).
+Input spikes arrive as host-built event lists and are always propagated as events
+(:func:`input_drive`).
 
 Gradients are defined by a custom JVP that is the derivative of the dense product,
 ``d(s @ W) = ds @ W + s @ dW``, so surrogate gradients flow through the spikes. Symbolic zero
