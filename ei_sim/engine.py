@@ -115,7 +115,7 @@ def _synaptic_input(spikes, w, config: NetworkConfig):
     if w is None:
         return 0.0
     method = resolve_method(config.propagation)
-    if isinstance(w, SparseBlock):
+    if isinstance(w, SparseBlock):  # "dense" would densify the block: use its pure-JAX path
         return sparse_propagate(spikes, w, "events" if method == "dense" else method)
     if method == "dense":
         return jnp.dot(spikes, w)
@@ -168,10 +168,9 @@ def conductances(weights: Weights, state: NetState, inputs_t, config: NetworkCon
     return (g_exc_e, g_inh_e), (g_exc_i, g_inh_i)
 
 
-def membrane(v_mV, g_exc_uS, g_inh_uS, cell: CellParams, config: NetworkConfig):
-    """Step 2: exponential-Euler update with conductances held over the step, then the floor.
+def _relaxation(g_exc_uS, g_inh_uS, cell: CellParams, config: NetworkConfig):
+    """``(g_tot, V_inf, a)`` of one exponential-Euler step, ``a = 1 - exp(-dt g_tot / C)``.
 
-    The increment's gradient is divided by ``config.grad_damping`` (identity forward).
     ``1 - exp(-x)`` rather than ``-expm1(-x)``: its absolute error (~3e-8 in float32) times
     ``|V_inf - V|`` (< 100 mV) stays below the float32 resolution of V itself, and XLA:CPU
     evaluates ``exp`` about 2.4x faster than ``expm1`` (a 16 % faster forward pass).
@@ -180,8 +179,16 @@ def membrane(v_mV, g_exc_uS, g_inh_uS, cell: CellParams, config: NetworkConfig):
     v_inf = (
         cell.g_leak_uS * config.e_leak_mV + g_exc_uS * config.e_exc_mV + g_inh_uS * config.e_inh_mV
     ) / g_tot
-    dv = (v_inf - v_mV) * (1.0 - jnp.exp(-config.dt_ms * g_tot / cell.c_nF))
-    dv = damp_gradient(dv, config.grad_damping)
+    return g_tot, v_inf, 1.0 - jnp.exp(-config.dt_ms * g_tot / cell.c_nF)
+
+
+def membrane(v_mV, g_exc_uS, g_inh_uS, cell: CellParams, config: NetworkConfig):
+    """Step 2: exponential-Euler update with conductances held over the step, then the floor.
+
+    The increment's gradient is divided by ``config.grad_damping`` (identity forward).
+    """
+    _, v_inf, a = _relaxation(g_exc_uS, g_inh_uS, cell, config)
+    dv = damp_gradient((v_inf - v_mV) * a, config.grad_damping)
     return jnp.maximum(v_mV + dv, config.v_floor_mV)
 
 
@@ -211,13 +218,14 @@ def population_update(v_mV, g_exc, g_inh, refractory_steps, cell, config):
     """Steps 2 and 3 for one population: ``(v, g_exc, g_inh, ref) -> (v', ref', spikes)``.
 
     The forward pass is :func:`membrane` then :func:`spike_and_reset`. The backward pass is
-    their adjoint written out (one fused elementwise pass that recomputes the forward from the
-    inputs, instead of storing a dozen intermediate arrays per step). With
-    ``a = 1 - exp(-dt g_tot / C)``, ``u = V + dV`` (before the floor), ``V1 = max(u, V_floor)``,
-    ``open = [ref' == 0]``, ``s = H(V1 - V_th) open`` (detached in the reset) and damping ``d``::
+    their adjoint written out: it keeps only the four inputs per step and recomputes the rest
+    elementwise, instead of storing a dozen intermediate arrays per step (a quarter less time
+    per training step, tested against autodiff). With ``a = 1 - exp(-dt g_tot / C)``,
+    ``V1 = max(V + dV, V_floor)``, ``open = [ref' == 0]``, ``s = H(V1 - V_th) open`` (detached
+    in the reset) and damping ``d``::
 
         dL/dV1    = dL/dV' open (1 - s) + dL/ds open H'(V1 - V_th)
-        dL/du     = dL/dV1 [u > V_floor]
+        dL/du     = dL/dV1 [V1 > V_floor]          (u = V + dV, before the floor)
         dL/dV     = dL/du (1 - a/d)
         dL/dg_x   = dL/du / d * (a (E_x - V_inf) / g_tot + (V_inf - V) (dt/C) (1 - a))
     """
@@ -233,20 +241,15 @@ def _population_bwd(cell, config, residuals, cotangents):
     v, g_exc, g_inh, ref = residuals
     ct_v_new, _, ct_spikes = cotangents
     dt, d = config.dt_ms, config.grad_damping
-    g_tot = cell.g_leak_uS + g_exc + g_inh
-    v_inf = (
-        cell.g_leak_uS * config.e_leak_mV + g_exc * config.e_exc_mV + g_inh * config.e_inh_mV
-    ) / g_tot
-    a = 1.0 - jnp.exp(-dt * g_tot / cell.c_nF)
-    u = v + (v_inf - v) * a
-    v1 = jnp.maximum(u, config.v_floor_mV)
+    g_tot, v_inf, a = _relaxation(g_exc, g_inh, cell, config)
+    v1 = membrane(v, g_exc, g_inh, cell, config)  # the forward value (XLA shares the terms)
     is_open = (jnp.maximum(ref - 1, 0) == 0).astype(v.dtype)
     fired = (v1 >= config.v_th_mV).astype(v.dtype) * is_open
     slope = SURROGATE_FNS[config.surrogate].derivative(
         v1 - config.v_th_mV, config.surrogate_slope_per_mV
     )
     ct_v1 = ct_v_new * is_open * (1.0 - fired) + ct_spikes * is_open * slope
-    ct_u = ct_v1 * (u > config.v_floor_mV).astype(v.dtype)
+    ct_u = ct_v1 * (v1 > config.v_floor_mV).astype(v.dtype)
     ct_dv = ct_u / d
     common = (v_inf - v) * (dt / cell.c_nF) * (1.0 - a)
     ct_g_exc = ct_dv * (a * (config.e_exc_mV - v_inf) / g_tot + common)
