@@ -32,7 +32,7 @@ from ei_sim import native
 
 
 def capacity_tiers(n_pre: int, smallest: int = 8) -> tuple[int, ...]:
-    """Static sizes of the active-cell lists: ``smallest * 2**k`` below ``n_pre / 2``."""
+    """Static sizes of the active-cell lists: ``smallest * 2**k`` up to ``n_pre / 2``."""
     tiers, size = [], smallest
     while size <= n_pre // 2:
         tiers.append(size)

@@ -48,6 +48,19 @@ bool ForEachGroup(const Dims& a, const Dims& b, int64_t lead, Body body) {
   return true;
 }
 
+// Calls fn(T{}) with T = float or double for a float32 / float64 buffer type.
+template <typename Fn>
+ffi::Error WithFloatType(ffi::DataType type, const char* kernel, Fn fn) {
+  switch (type) {
+    case ffi::DataType::F32:
+      return fn(float{});
+    case ffi::DataType::F64:
+      return fn(double{});
+    default:
+      return ffi::Error::InvalidArgument(std::string(kernel) + ": only float32 and float64");
+  }
+}
+
 template <typename T>
 void AccumulateRows(const T* spikes, const T* w, T* out, int64_t batch, int64_t n_pre,
                     int64_t n_post) {
@@ -98,14 +111,9 @@ ffi::Error EventMatmulImpl(ffi::AnyBuffer spikes, ffi::AnyBuffer w,
   if (spikes.element_type() != w.element_type() || out->element_type() != w.element_type()) {
     return ffi::Error::InvalidArgument("event_matmul: spikes, w and out need one dtype");
   }
-  switch (w.element_type()) {
-    case ffi::DataType::F32:
-      return Run<float>(spikes, w, &(*out));
-    case ffi::DataType::F64:
-      return Run<double>(spikes, w, &(*out));
-    default:
-      return ffi::Error::InvalidArgument("event_matmul: only float32 and float64");
-  }
+  return WithFloatType(w.element_type(), "event_matmul", [&](auto zero) {
+    return Run<decltype(zero)>(spikes, w, &(*out));
+  });
 }
 
 }  // namespace
@@ -197,14 +205,9 @@ ffi::Error SparseEventMatmulImpl(ffi::AnyBuffer spikes, ffi::AnyBuffer indptr,
       out->element_type() != data.element_type()) {
     return ffi::Error::InvalidArgument("sparse_event_matmul: spikes, data and out need one dtype");
   }
-  switch (data.element_type()) {
-    case ffi::DataType::F32:
-      return RunSparse<float>(spikes, indptr, cols, data, &(*out));
-    case ffi::DataType::F64:
-      return RunSparse<double>(spikes, indptr, cols, data, &(*out));
-    default:
-      return ffi::Error::InvalidArgument("sparse_event_matmul: only float32 and float64");
-  }
+  return WithFloatType(data.element_type(), "sparse_event_matmul", [&](auto zero) {
+    return RunSparse<decltype(zero)>(spikes, indptr, cols, data, &(*out));
+  });
 }
 
 }  // namespace
