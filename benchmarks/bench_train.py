@@ -5,6 +5,8 @@ Each configuration runs in its own process (so peak memory is its own):
 * ``ei-sim``: the trainer's step: event-driven input, event-driven recurrent forward (the
   native kernel when it builds, ``propagation="auto"``), the hand-written adjoint of the
   membrane/spike update, chunked ``jax.checkpoint`` (50 steps);
+* ``ei-sim-xla-cells``: the same with the membrane/spike update and its adjoint in jax.numpy
+  (``cell_kernel="xla"``) instead of the fused native passes;
 * ``ei-sim-dense``: the same with dense recurrent products in the forward pass;
 * ``naive``: the same model and loss written the straightforward way with the same
   libraries: dense input spikes times W_in every step, dense recurrent products, plain
@@ -47,7 +49,9 @@ def measure(kind: str, batch: int) -> dict:
 
         engine.advance_population = autodiff_update
     model = tier_model(get_model("ping"), "medium")
-    if kind != "ei-sim":
+    if kind == "ei-sim-xla-cells":
+        model = model.replace(cell_kernel="xla")
+    elif kind != "ei-sim":
         model = model.replace(propagation="dense")
     config = model.config
     split = sample_and_split(embedded_pool(), 2000, 0.2, seed=42)
@@ -101,12 +105,13 @@ def main() -> None:
     args = parser.parse_args()
     ours = in_subprocess("ei-sim", args.batch)
     print(json.dumps(ours), flush=True)
-    dense = in_subprocess("ei-sim-dense", args.batch)
-    if "seconds_per_sample" in ours and "seconds_per_sample" in dense:
-        dense["ei_sim_speedup_per_sample"] = (
-            dense["seconds_per_sample"] / ours["seconds_per_sample"]
-        )
-    print(json.dumps(dense), flush=True)
+    for kind in ("ei-sim-xla-cells", "ei-sim-dense"):
+        other = in_subprocess(kind, args.batch)
+        if "seconds_per_sample" in ours and "seconds_per_sample" in other:
+            other["ei_sim_speedup_per_sample"] = (
+                other["seconds_per_sample"] / ours["seconds_per_sample"]
+            )
+        print(json.dumps(other), flush=True)
     naive = in_subprocess("naive", args.naive_batch)
     if "seconds_per_sample" in ours and "seconds_per_sample" in naive:
         naive["ei_sim_speedup_per_sample"] = (

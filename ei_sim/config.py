@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 SURROGATES = ("fast_sigmoid", "arctan")
 PROPAGATIONS = ("auto", "native", "events", "dense")
+CELL_KERNELS = ("auto", "native", "xla")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,12 @@ class NetworkConfig:
     ``propagation`` picks how recurrent spikes reach their targets: ``"native"`` (a C++ event
     kernel, :mod:`ei_sim.native`), ``"events"`` (pure JAX: only the cells that spiked),
     ``"dense"`` (a matrix product) or ``"auto"`` (native when it builds, else events); all give
-    the same numbers up to float rounding (see :mod:`ei_sim.propagate`).
+    the same numbers up to float rounding (see :mod:`ei_sim.propagate`). ``cell_kernel`` picks
+    how the membrane/spike update and its adjoint run: ``"native"`` (one fused C++ pass per
+    population, split over XLA's CPU threads, :mod:`ei_sim.native`), ``"xla"`` (jax.numpy) or
+    ``"auto"`` (native when it builds and a population holds at least
+    ``ei_sim.engine.NATIVE_CELLS_MIN_SIZE`` cell-trials, where it is the faster one); the two
+    agree to float rounding.
     ``n_in`` input channels project onto E only; ``n_out`` leaky readout units read E spikes
     (``n_out = 0``: no readout). ``v_init_*`` bound the uniform initial voltage (defaults:
     ``[e_leak_mV, v_th_mV]``).
@@ -88,6 +94,7 @@ class NetworkConfig:
     surrogate_slope_per_mV: float = 1.0
     grad_damping: float = 1000.0
     propagation: str = "auto"
+    cell_kernel: str = "auto"
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self):
@@ -98,6 +105,8 @@ class NetworkConfig:
         check.positive_int("n_e", "n_i")
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
+        if self.cell_kernel not in CELL_KERNELS:
+            raise ValueError(f"cell_kernel must be one of {CELL_KERNELS}, got {self.cell_kernel!r}")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"unknown surrogate {self.surrogate!r}; choose one of {SURROGATES}")
         if self.t_ms < self.dt_ms:

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ei_sim import native
 from ei_sim.config import CellParams, NetworkConfig
 from ei_sim.propagate import input_drive, propagate, resolve_method
 from ei_sim.sparse import SparseBlock, sparse_propagate
@@ -213,6 +214,19 @@ def _advance(v_mV, g_exc, g_inh, refractory_steps, cell: CellParams, config: Net
     return spike_and_reset(v, refractory_steps, cell, config)
 
 
+# "auto" uses the fused C++ update from this many cells x trials on: below it XLA's own fusions
+# (which also absorb the conductance update) are faster; above it the native pass, split over
+# XLA's CPU threads, is (measured: benchmarks/bench_train.py, bench_engine.py).
+NATIVE_CELLS_MIN_SIZE = 65536
+
+
+def native_cells(config: NetworkConfig, size: int) -> bool:
+    """Whether the update of ``size`` cell-trials runs as the fused C++ pass (``cell_kernel``)."""
+    if config.cell_kernel == "auto":
+        return size >= NATIVE_CELLS_MIN_SIZE and native.available()
+    return config.cell_kernel == "native"
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def population_update(v_mV, g_exc, g_inh, refractory_steps, cell, config):
     """Steps 2 and 3 for one population: ``(v, g_exc, g_inh, ref) -> (v', ref', spikes)``.
@@ -220,26 +234,32 @@ def population_update(v_mV, g_exc, g_inh, refractory_steps, cell, config):
     The forward pass is :func:`membrane` then :func:`spike_and_reset`. The backward pass is
     their adjoint written out: it keeps only the four inputs per step and recomputes the rest
     elementwise, instead of storing a dozen intermediate arrays per step (a quarter less time
-    per training step, tested against autodiff). With ``a = 1 - exp(-dt g_tot / C)``,
-    ``V1 = max(V + dV, V_floor)``, ``open = [ref' == 0]``, ``s = H(V1 - V_th) open`` (detached
-    in the reset) and damping ``d``::
+    per training step, tested against autodiff). With the native ``config.cell_kernel``, each
+    is one fused C++ pass (:func:`ei_sim.native.population_forward`, ``population_adjoint``).
+    With ``a = 1 - exp(-dt g_tot / C)``, ``V1 = max(V + dV, V_floor)``, ``open = [ref' == 0]``,
+    ``s = H(V1 - V_th) open`` (detached in the reset) and damping ``d``::
 
         dL/dV1    = dL/dV' open (1 - s) + dL/ds open H'(V1 - V_th)
         dL/du     = dL/dV1 [V1 > V_floor]          (u = V + dV, before the floor)
         dL/dV     = dL/du (1 - a/d)
         dL/dg_x   = dL/du / d * (a (E_x - V_inf) / g_tot + (V_inf - V) (dt/C) (1 - a))
     """
+    if native_cells(config, v_mV.size):
+        return native.population_forward(v_mV, g_exc, g_inh, refractory_steps, cell, config)
     return _advance(v_mV, g_exc, g_inh, refractory_steps, cell, config)
 
 
 def _population_fwd(v_mV, g_exc, g_inh, refractory_steps, cell, config):
-    out = _advance(v_mV, g_exc, g_inh, refractory_steps, cell, config)
+    out = population_update.fun(v_mV, g_exc, g_inh, refractory_steps, cell, config)
     return out, (v_mV, g_exc, g_inh, refractory_steps)
 
 
 def _population_bwd(cell, config, residuals, cotangents):
     v, g_exc, g_inh, ref = residuals
     ct_v_new, _, ct_spikes = cotangents
+    if native_cells(config, v.size):
+        ct = native.population_adjoint(v, g_exc, g_inh, ref, ct_v_new, ct_spikes, cell, config)
+        return (*ct, np.zeros(ref.shape, jax.dtypes.float0))
     dt, d = config.dt_ms, config.grad_damping
     g_tot, v_inf, a = _relaxation(g_exc, g_inh, cell, config)
     v1 = membrane(v, g_exc, g_inh, cell, config)  # the forward value (XLA shares the terms)

@@ -29,10 +29,12 @@ METRICS = (
     "gamma_peak_Hz", "skipped_steps", "epoch_wall_s",
 )  # fmt: skip
 # Attributes that may differ between a run and its resumption: the epoch count and how spikes
-# are propagated (an implementation choice with the same results; event_fraction is legacy).
+# are propagated and cells updated (implementation choices with the same results up to float
+# rounding; event_fraction is legacy).
 RESUMABLE_CHANGES = (
     "train.epochs",
     "model.config.propagation",
+    "model.config.cell_kernel",
     "model.config.event_fraction",
 )
 

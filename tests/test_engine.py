@@ -233,15 +233,27 @@ def test_config_rejects_bad_values(changes, message):
         dataclasses.replace(NetworkConfig(), **changes)
 
 
+def _needs_native(kernel):
+    from ei_sim import native
+
+    if kernel == "native" and not native.available():
+        pytest.skip(f"native kernels unavailable: {native.unavailable_reason()}")
+
+
+@pytest.mark.parametrize("cell_kernel", ["xla", "native"])
 @pytest.mark.parametrize(
     "damping,surrogate,ref_max",
     [(1000.0, "fast_sigmoid", 3), (1.0, "arctan", 0), (50.0, "fast_sigmoid", 1)],
 )
-def test_hand_written_adjoint_equals_autodiff(damping, surrogate, ref_max):
-    """population_update's backward pass equals autodiff through membrane + spike_and_reset."""
+def test_hand_written_adjoint_equals_autodiff(damping, surrogate, ref_max, cell_kernel):
+    """population_update's backward pass (jax.numpy or the fused C++ pass) equals autodiff
+    through membrane + spike_and_reset; its forward pass equals theirs."""
     from ei_sim.engine import _advance, population_update
 
-    config = dataclasses.replace(TINY, grad_damping=damping, surrogate=surrogate)
+    _needs_native(cell_kernel)
+    config = dataclasses.replace(
+        TINY, grad_damping=damping, surrogate=surrogate, cell_kernel=cell_kernel
+    )
     k = jax.random.split(jax.random.PRNGKey(11), 5)
     with jax.enable_x64(True):
         v = jax.random.uniform(k[0], (3, 40), jnp.float64, -70.0, -45.0)  # straddles V_th
@@ -265,5 +277,41 @@ def test_hand_written_adjoint_equals_autodiff(damping, surrogate, ref_max):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
             assert float(jnp.abs(b).max()) > 0
         args = (v, g_exc, g_inh, ref, config.cell_e, config)
-        for a, b in zip(population_update(*args), _advance(*args), strict=True):
-            np.testing.assert_array_equal(a, b)
+        ours, theirs = population_update(*args), _advance(*args)
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-13)  # native: expm1, not 1 - exp
+        np.testing.assert_array_equal(ours[1], theirs[1])
+        np.testing.assert_array_equal(ours[2], theirs[2])
+
+
+def test_native_cell_update_float32_matches_xla_and_passes_nan():
+    """The fused C++ update in float32 (its own exp polynomial, split over threads) agrees with
+    the jax.numpy update at a training-sized batch, under vmap, and lets NaN through."""
+    from ei_sim import native
+    from ei_sim.engine import population_update
+
+    _needs_native("native")
+    cfg = dataclasses.replace(NetworkConfig(), grad_damping=1000.0)
+    k = jax.random.split(jax.random.PRNGKey(3), 6)
+    shape = (40, 1024)  # > one 16,384-cell chunk: exercises the parallel split
+    v = jax.random.uniform(k[0], shape, jnp.float32, -75.0, -45.0)
+    g_exc = jax.random.uniform(k[1], shape, jnp.float32, 0.0, 0.4)
+    g_inh = jax.random.uniform(k[2], shape, jnp.float32, 0.0, 0.4)
+    ref = jax.random.randint(k[3], shape, 0, 4)
+    ct_v, ct_s = (jax.random.normal(kk, shape, jnp.float32) for kk in k[4:])
+    xla = dataclasses.replace(cfg, cell_kernel="xla")
+    out_n = native.population_forward(v, g_exc, g_inh, ref, cfg.cell_e, cfg)
+    out_x = population_update(v, g_exc, g_inh, ref, cfg.cell_e, xla)
+    np.testing.assert_allclose(out_n[0], out_x[0], atol=2e-4)
+    assert float(jnp.mean(out_n[2] != out_x[2])) < 1e-4  # threshold ties at float32 rounding
+    assert float(out_x[2].sum()) > 100
+    _, vjp = jax.vjp(lambda *a: population_update(*a, ref, cfg.cell_e, xla), v, g_exc, g_inh)
+    zero_ref = np.zeros(shape, jax.dtypes.float0)
+    for a, b in zip(native.population_adjoint(v, g_exc, g_inh, ref, ct_v, ct_s, cfg.cell_e, cfg),
+                    vjp((ct_v, zero_ref, ct_s)), strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-6 * float(jnp.abs(b).max()))
+    forward = lambda vv: native.population_forward(vv, g_exc, g_inh, ref, cfg.cell_e, cfg)  # noqa: E731
+    batched = jax.vmap(forward)(jnp.stack([v, v - 1.0]))
+    np.testing.assert_array_equal(batched[0][0], out_n[0])
+    v_nan, ref_open = v.at[0, 0].set(jnp.nan), ref.at[0, 0].set(0)
+    nan_out = native.population_forward(v_nan, g_exc, g_inh, ref_open, cfg.cell_e, cfg)
+    assert bool(jnp.isnan(nan_out[0][0, 0])) and not bool(jnp.isnan(nan_out[0][0, 1]))

@@ -42,11 +42,17 @@ def test_gradient_damping_scales_gradient_only():
     np.testing.assert_allclose(jax.grad(f)(x), 2 * x / 1000.0, rtol=1e-6)
 
 
-def test_bptt_gradient_matches_finite_differences():
+@pytest.mark.parametrize("cell_kernel", ["xla", "native"])
+def test_bptt_gradient_matches_finite_differences(cell_kernel):
     """A subthreshold network is smooth: autodiff through the scan (with checkpointing and
-    event-driven input) must equal central differences of the simulated voltages."""
+    event-driven input, either cell update) must equal central differences of the voltages."""
+    from ei_sim import native
+
+    if cell_kernel == "native" and not native.available():
+        pytest.skip(f"native kernels unavailable: {native.unavailable_reason()}")
     config = NetworkConfig(n_in=8, n_e=5, n_i=3, n_out=0, t_ms=20.0, grad_damping=1.0,
-                           v_init_low_mV=-70.0, v_init_high_mV=-66.0)  # fmt: skip
+                           v_init_low_mV=-70.0, v_init_high_mV=-66.0,
+                           cell_kernel=cell_kernel)  # fmt: skip
     from ei_sim.encoding import poisson_events
 
     events = poisson_events(np.full((2, 8), 0.9), config.n_steps, 0.05, seed=0)

@@ -1,17 +1,22 @@
-"""Native event-driven propagation: a small C++ kernel registered as an XLA FFI target (CPU).
+"""Native kernels: small C++ functions registered as XLA FFI targets (CPU).
 
-``event_matmul(spikes, w)`` returns ``spikes @ w`` by adding, for every nonzero entry of
-``spikes`` (B, n_pre), the matching row of ``w`` (n_pre, n_post): work proportional to the
-number of spikes, with no stream compaction on the XLA side. It runs inside ``jit``, ``scan``,
-``cond`` and ``vmap`` like any JAX operation. Gradients are defined one level up, in
-:func:`ei_sim.propagate.propagate`.
+* ``event_matmul(spikes, w)`` returns ``spikes @ w`` by adding, for every nonzero entry of
+  ``spikes`` (B, n_pre), the matching row of ``w`` (n_pre, n_post): work proportional to the
+  number of spikes, with no stream compaction on the XLA side (``sparse_event_matmul``: the
+  same for compressed-sparse-row blocks). Gradients are defined one level up, in
+  :func:`ei_sim.propagate.propagate` and :func:`ei_sim.sparse.sparse_propagate`.
+* ``population_forward`` / ``population_adjoint``: the membrane and spike update of one
+  population and its adjoint, each one fused, vectorised pass over the cells (the equations
+  are in ``population.cc`` and :func:`ei_sim.engine.population_update`, which uses them).
 
-The kernel (``event_matmul.cc``, next to this file) is compiled on first use with the C++
-compiler found as ``$CXX`` or ``g++``/``c++`` against the XLA FFI headers that ship with
-jaxlib, and cached in ``$EI_SIM_CACHE_DIR`` (default ``~/.cache/ei_sim``) under a key of
-source, jaxlib version and machine. Set ``EI_SIM_NATIVE=0`` to disable it. When it cannot be
-built, :func:`available` returns False, :func:`unavailable_reason` says why, and the engine
-uses its pure-JAX event path (same results, slower on CPU).
+They run inside ``jit``, ``scan``, ``cond`` and ``vmap`` like any JAX operation. The sources
+(``*.cc`` next to this file) are compiled on first use with the C++ compiler found as ``$CXX``
+or ``g++``/``c++`` against the XLA FFI headers that ship with jaxlib, for the CPU at hand
+(``-march=native``), and cached in ``$EI_SIM_CACHE_DIR`` (default ``~/.cache/ei_sim``) under a
+key of sources, flags, jaxlib version and CPU model and features (so a cache shared by
+different cluster nodes holds one build per kind of node). Set ``EI_SIM_NATIVE=0`` to disable
+them. When they cannot be built, :func:`available` returns False, :func:`unavailable_reason`
+says why, and the engine uses its pure-JAX paths (same results up to float rounding, slower).
 """
 
 from __future__ import annotations
@@ -27,11 +32,17 @@ import tempfile
 from pathlib import Path
 
 import jax
+import numpy as np
 
-SOURCE = Path(__file__).with_name("event_matmul.cc")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("event_matmul.cc", "population.cc"))
 TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
-           "ei_sim_sparse_event_matmul": "EiSimSparseEventMatmul"}  # fmt: skip
-FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC")
+           "ei_sim_sparse_event_matmul": "EiSimSparseEventMatmul",
+           "ei_sim_population_forward": "EiSimPopulationForward",
+           "ei_sim_population_adjoint": "EiSimPopulationAdjoint"}  # fmt: skip
+# -fno-math-errno / -fno-trapping-math only drop errno and FP-exception bookkeeping (results
+# are IEEE as written, NaN and inf propagate); they let the compiler vectorise the loops.
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-std=c++17",
+         "-shared", "-fPIC")  # fmt: skip
 
 _reason: list[str] = []
 
@@ -51,15 +62,26 @@ def _compiler() -> str | None:
     return None
 
 
+def _cpu_fingerprint() -> str:
+    """CPU model and feature flags (Linux), so that ``-march=native`` builds are per CPU kind."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            lines = [ln for ln in fh if ln.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
 def library_path() -> Path:
-    """The cached shared library for this source, jaxlib version, machine and flags."""
+    """The cached shared library for these sources, flags, jaxlib version and CPU."""
     import jaxlib
 
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), jaxlib.__version__.encode(), platform.machine().encode(),
-                 " ".join(FLAGS).encode()):  # fmt: skip
-        key.update(part)
-    return cache_dir() / f"event_matmul-{key.hexdigest()[:16]}.so"
+    for source in SOURCES:
+        key.update(source.read_bytes())
+    for part in (jaxlib.__version__, platform.machine(), _cpu_fingerprint(), " ".join(FLAGS)):
+        key.update(part.encode())
+    return cache_dir() / f"ei_sim_native-{key.hexdigest()[:16]}.so"
 
 
 def build() -> Path:
@@ -73,12 +95,12 @@ def build() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(fd)
-    cmd = [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", tmp]
+    cmd = [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o", tmp]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise RuntimeError(f"compiling {SOURCE.name} failed: {last}")
+            raise RuntimeError(f"compiling the native kernels failed: {last}")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -110,7 +132,7 @@ def unavailable_reason() -> str | None:
 
 def _require() -> None:
     if not available():
-        raise RuntimeError(f"the native event kernel is unavailable: {unavailable_reason()}")
+        raise RuntimeError(f"the native kernels are unavailable: {unavailable_reason()}")
 
 
 def event_matmul(spikes: jax.Array, w: jax.Array) -> jax.Array:
@@ -133,3 +155,54 @@ def sparse_event_matmul(spikes, indptr, cols, data, n_post: int) -> jax.Array:
     out = jax.ShapeDtypeStruct(spikes.shape[:-1] + (n_post,), dtype)
     call = jax.ffi.ffi_call("ei_sim_sparse_event_matmul", out, vmap_method="expand_dims")
     return call(spikes.astype(dtype), indptr, cols, data.astype(dtype))
+
+
+SURROGATE_CODES = {"fast_sigmoid": 0, "arctan": 1}
+
+
+def _cell_attrs(cell, config) -> dict:
+    """The constants of one population's update as FFI attributes (float64 / int32)."""
+    values = dict(
+        g_leak_uS=cell.g_leak_uS, c_nF=cell.c_nF, e_leak_mV=config.e_leak_mV,
+        e_exc_mV=config.e_exc_mV, e_inh_mV=config.e_inh_mV, dt_ms=config.dt_ms,
+        v_th_mV=config.v_th_mV, v_reset_mV=config.v_reset_mV, v_floor_mV=config.v_floor_mV,
+    )  # fmt: skip
+    attrs = {name: np.float64(value) for name, value in values.items()}
+    attrs["n_ref"] = np.int32(config.refractory_steps(cell))
+    return attrs
+
+
+def population_forward(v_mV, g_exc, g_inh, refractory_steps, cell, config):
+    """Membrane and spike update of one population: ``(v', ref', spikes)`` (see ``population.cc``).
+
+    ``v_mV``, ``g_exc``, ``g_inh`` float32/float64 of one shape, ``refractory_steps`` int32.
+    """
+    _require()
+    out = (jax.ShapeDtypeStruct(v_mV.shape, v_mV.dtype),
+           jax.ShapeDtypeStruct(v_mV.shape, np.int32),
+           jax.ShapeDtypeStruct(v_mV.shape, v_mV.dtype))  # fmt: skip
+    call = jax.ffi.ffi_call("ei_sim_population_forward", out, vmap_method="broadcast_all")
+    dtype = v_mV.dtype
+    return call(v_mV, g_exc.astype(dtype), g_inh.astype(dtype),
+                refractory_steps.astype(np.int32), **_cell_attrs(cell, config))  # fmt: skip
+
+
+def population_adjoint(v_mV, g_exc, g_inh, refractory_steps, ct_v_new, ct_spikes, cell, config):
+    """Cotangents ``(dL/dV, dL/dg_exc, dL/dg_inh)`` of :func:`population_forward`'s inputs.
+
+    From the step's inputs and the cotangents of ``v'`` and ``spikes`` (the surrogate, its
+    slope and the gradient damping come from ``config``).
+    """
+    _require()
+    dtype = v_mV.dtype
+    out = tuple(jax.ShapeDtypeStruct(v_mV.shape, dtype) for _ in range(3))
+    call = jax.ffi.ffi_call("ei_sim_population_adjoint", out, vmap_method="broadcast_all")
+    operands = (v_mV, g_exc, g_inh, refractory_steps, ct_v_new, ct_spikes)
+    operands = tuple(x.astype(np.int32 if k == 3 else dtype) for k, x in enumerate(operands))
+    return call(
+        *operands,
+        **_cell_attrs(cell, config),
+        surrogate=np.int32(SURROGATE_CODES[config.surrogate]),
+        slope_per_mV=np.float64(config.surrogate_slope_per_mV),
+        damping=np.float64(config.grad_damping),
+    )
