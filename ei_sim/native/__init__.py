@@ -77,7 +77,7 @@ def library_path() -> Path:
     import jaxlib
 
     key = hashlib.sha256()
-    for source in SOURCES:
+    for source in (*SOURCES, SOURCES[0].with_name("float_types.h")):
         key.update(source.read_bytes())
     for part in (jaxlib.__version__, platform.machine(), _cpu_fingerprint(), " ".join(FLAGS)):
         key.update(part.encode())

@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "float_types.h"
 
 namespace ffi = xla::ffi;
+using ei_sim_native::WithFloatType;
 
 namespace {
 
@@ -47,19 +49,6 @@ bool ForEachGroup(const Dims& a, const Dims& b, int64_t lead, Body body) {
     }
   }
   return true;
-}
-
-// Calls fn(T{}) with T = float or double for a float32 / float64 buffer type.
-template <typename Fn>
-ffi::Error WithFloatType(ffi::DataType type, const char* kernel, Fn fn) {
-  switch (type) {
-    case ffi::DataType::F32:
-      return fn(float{});
-    case ffi::DataType::F64:
-      return fn(double{});
-    default:
-      return ffi::Error::InvalidArgument(std::string(kernel) + ": only float32 and float64");
-  }
 }
 
 // Calls fn(i, s[i]) for every nonzero s[i], i < n. Runs of 32 silent cells are skipped with

@@ -26,8 +26,10 @@
 #include <thread>
 
 #include "xla/ffi/api/ffi.h"
+#include "float_types.h"
 
 namespace ffi = xla::ffi;
+using ei_sim_native::WithFloatType;
 
 namespace {
 
@@ -124,18 +126,6 @@ void Adjoint(const Cell<T> p, T slope, T damping, const T* __restrict__ v,
   }
 }
 
-template <typename Fn>
-ffi::Error WithFloat(ffi::DataType type, const char* kernel, Fn fn) {
-  switch (type) {
-    case ffi::DataType::F32:
-      return fn(float{});
-    case ffi::DataType::F64:
-      return fn(double{});
-    default:
-      return ffi::Error::InvalidArgument(std::string(kernel) + ": only float32 and float64");
-  }
-}
-
 template <typename T>
 Cell<T> MakeCell(double g_leak, double c, double e_leak, double e_exc, double e_inh, double dt,
                  double v_th, double v_reset, double v_floor, int32_t n_ref) {
@@ -198,7 +188,7 @@ ffi::Error PopulationForwardImpl(ffi::AnyBuffer v, ffi::AnyBuffer g_exc, ffi::An
       static_cast<int64_t>(ref.element_count()) != n) {
     return ffi::Error::InvalidArgument("population_forward: operands differ in size");
   }
-  return WithFloat(type, name, [&](auto zero) {
+  return WithFloatType(type, name, [&](auto zero) {
     using T = decltype(zero);
     const Cell<T> p =
         MakeCell<T>(g_leak, c, e_leak, e_exc, e_inh, dt, v_th, v_reset, v_floor, n_ref);
@@ -242,7 +232,7 @@ ffi::Error PopulationAdjointImpl(ffi::AnyBuffer v, ffi::AnyBuffer g_exc, ffi::An
   if (surrogate != kFastSigmoid && surrogate != kArctan) {
     return ffi::Error::InvalidArgument("population_adjoint: unknown surrogate");
   }
-  return WithFloat(type, name, [&](auto zero) {
+  return WithFloatType(type, name, [&](auto zero) {
     using T = decltype(zero);
     const Cell<T> p =
         MakeCell<T>(g_leak, c, e_leak, e_exc, e_inh, dt, v_th, v_reset, v_floor, n_ref);
