@@ -35,12 +35,14 @@ import jax
 import numpy as np
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("event_matmul.cc", "population.cc"))
+HEADERS = (Path(__file__).with_name("float_types.h"),)
 TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
            "ei_sim_sparse_event_matmul": "EiSimSparseEventMatmul",
            "ei_sim_population_forward": "EiSimPopulationForward",
            "ei_sim_population_adjoint": "EiSimPopulationAdjoint"}  # fmt: skip
 # -fno-math-errno / -fno-trapping-math only drop errno and FP-exception bookkeeping (results
 # are IEEE as written, NaN and inf propagate); they let the compiler vectorise the loops.
+# A compiler that rejects -march=native gets the same build without it.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-std=c++17",
          "-shared", "-fPIC")  # fmt: skip
 
@@ -77,7 +79,7 @@ def library_path() -> Path:
     import jaxlib
 
     key = hashlib.sha256()
-    for source in (*SOURCES, SOURCES[0].with_name("float_types.h")):
+    for source in (*SOURCES, *HEADERS):
         key.update(source.read_bytes())
     for part in (jaxlib.__version__, platform.machine(), _cpu_fingerprint(), " ".join(FLAGS)):
         key.update(part.encode())
@@ -85,7 +87,7 @@ def library_path() -> Path:
 
 
 def build() -> Path:
-    """Compile the kernel into the cache (atomically) unless it is there; return its path."""
+    """Compile the kernels into the cache (atomically) unless they are there; return the path."""
     path = library_path()
     if path.exists():
         return path
@@ -95,9 +97,13 @@ def build() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(fd)
-    cmd = [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o", tmp]
+    portable = tuple(f for f in FLAGS if f != "-march=native")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        for flags in (FLAGS, portable):
+            cmd = [compiler, *flags, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
             raise RuntimeError(f"compiling the native kernels failed: {last}")

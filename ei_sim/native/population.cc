@@ -22,7 +22,6 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <thread>
 
 #include "xla/ffi/api/ffi.h"
