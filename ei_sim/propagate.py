@@ -15,9 +15,10 @@ dense ``(B, n_pre) @ (n_pre, n_post)`` product over mostly-zero rows, two exact 
 Input spikes arrive as host-built event lists and are always propagated as events
 (:func:`input_drive`).
 
-Gradients are defined by a custom JVP that is the derivative of the dense product,
-``d(s @ W) = ds @ W + s @ dW``, so surrogate gradients flow through the spikes. Symbolic zero
-tangents (frozen weights, inference) cost nothing.
+Gradients are defined by a custom VJP, the transpose of the dense product's derivative:
+``dL/ds = ct @ W^T`` (dense, so that surrogate gradients flow through the spikes) and
+``dL/dW = s^T @ ct``, which is event-driven too (the rows of the spiking cells). Inputs that are
+not differentiated (frozen weights, inference) cost nothing.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _forward(spikes: jax.Array, w: jax.Array, method: str) -> jax.Array:
     return _event_forward(spikes, w)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
 def propagate(spikes: jax.Array, w: jax.Array, method: str = "events") -> jax.Array:
     """Return ``spikes @ w`` for 0/1 ``spikes`` of shape (B, n_pre), event-driven.
 
@@ -92,15 +93,32 @@ def sum_tangents(out: jax.Array, terms) -> jax.Array:
     return tangent
 
 
-def _propagate_jvp(method, primals, tangents):
-    spikes, w = primals
-    spikes_dot, w_dot = tangents
-    out = _forward(spikes, w, method)
-    terms = ((spikes_dot, lambda d: jnp.dot(d, w)), (w_dot, lambda d: jnp.dot(spikes, d)))
-    return out, sum_tangents(out, terms)
+def _outer(spikes: jax.Array, ct: jax.Array, method: str) -> jax.Array:
+    """``spikes^T @ ct`` (the gradient with respect to ``w``), event-driven when native."""
+    if method == "native":
+        return native.event_outer(spikes, ct)
+    return jnp.einsum("...bi,...bj->...ij", spikes, ct).astype(jnp.result_type(spikes, ct))
 
 
-propagate.defjvp(_propagate_jvp, symbolic_zeros=True)
+def _propagate_fwd(spikes, w, method):
+    """Forward pass; the residuals hold only what the perturbed inputs' cotangents need
+    (a frozen ``w`` or constant spikes cost nothing in the backward pass)."""
+    out = _forward(spikes.value, w.value, method)
+    return out, (w.value if spikes.perturbed else None, spikes.value if w.perturbed else None)
+
+
+def _propagate_bwd(method, residuals, ct):
+    """``dL/dspikes = ct @ w^T`` (dense: surrogate cotangents are) and
+    ``dL/dw = spikes^T @ ct`` (event-driven: the spikes are sparse)."""
+    w, spikes = residuals
+    if isinstance(ct, SymbolicZero):
+        return (None, None)
+    ct_spikes = None if w is None else jnp.matmul(ct, jnp.swapaxes(w, -1, -2)).astype(w.dtype)
+    ct_w = None if spikes is None else _outer(spikes, ct, method)
+    return ct_spikes, ct_w
+
+
+propagate.defvjp(_propagate_fwd, _propagate_bwd, symbolic_zeros=True)
 
 
 def resolve_method(mode: str) -> str:

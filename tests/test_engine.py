@@ -152,6 +152,12 @@ def test_native_kernel_under_vmap_broadcasts_like_einsum():
     np.testing.assert_allclose(both, jnp.einsum("sbi,wij->swbj", spikes, w), rtol=1e-6)
     shared_w = jax.vmap(native.event_matmul, (0, None))(spikes, w[0])
     np.testing.assert_allclose(shared_w, jnp.einsum("sbi,ij->sbj", spikes, w[0]), rtol=1e-6)
+    # the W-gradient kernel spikes^T @ ct, with one operand shared across the mapped axis
+    ct = jax.random.normal(jax.random.PRNGKey(4), (2, 4, 6))
+    outer = jax.vmap(jax.vmap(native.event_outer, (None, 0)), (0, None))(spikes * 0.5, ct)
+    np.testing.assert_allclose(outer, jnp.einsum("sbi,cbj->scij", spikes * 0.5, ct), rtol=1e-6)
+    shared = jax.vmap(native.event_outer, (0, None))(spikes, ct[0])
+    np.testing.assert_allclose(shared, jnp.einsum("sbi,bj->sij", spikes, ct[0]), rtol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["events", "native"])
@@ -168,6 +174,13 @@ def test_event_propagation_gradient_equals_dense(method):
     g_dense = jax.grad(loss(jnp.dot), argnums=(0, 1))(spikes, w)
     for a, b in zip(g_event, g_dense, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5)
+    # per-network gradients for stacked weights (the vmapped sweeps), and a frozen w
+    ws = jnp.stack([w, 2.0 * w])
+    g_w = jax.vmap(jax.grad(loss(lambda s, m: propagate(s, m, method)), 1), (None, 0))(spikes, ws)
+    g_w_dense = jax.vmap(jax.grad(loss(jnp.dot), 1), (None, 0))(spikes, ws)
+    np.testing.assert_allclose(g_w, g_w_dense, rtol=1e-5)
+    g_s = jax.grad(loss(lambda s, m: propagate(s, jax.lax.stop_gradient(m), method)))(spikes, w)
+    np.testing.assert_allclose(g_s, g_dense[0], rtol=1e-5)
 
 
 def test_chunked_checkpoint_scan_is_exact():

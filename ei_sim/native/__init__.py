@@ -3,7 +3,8 @@
 * ``event_matmul(spikes, w)`` returns ``spikes @ w`` by adding, for every nonzero entry of
   ``spikes`` (B, n_pre), the matching row of ``w`` (n_pre, n_post): work proportional to the
   number of spikes, with no stream compaction on the XLA side (``sparse_event_matmul``: the
-  same for compressed-sparse-row blocks). Gradients are defined one level up, in
+  same for compressed-sparse-row blocks); ``event_outer(spikes, ct)`` returns ``spikes^T @ ct``
+  (the gradient with respect to ``w``) the same way. Gradients are defined one level up, in
   :func:`ei_sim.propagate.propagate` and :func:`ei_sim.sparse.sparse_propagate`.
 * ``population_forward`` / ``population_adjoint``: the membrane and spike update of one
   population and its adjoint, each one fused, vectorised pass over the cells (the equations
@@ -37,6 +38,7 @@ import numpy as np
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("event_matmul.cc", "population.cc"))
 HEADERS = (Path(__file__).with_name("float_types.h"),)
 TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
+           "ei_sim_event_outer": "EiSimEventOuter",
            "ei_sim_sparse_event_matmul": "EiSimSparseEventMatmul",
            "ei_sim_population_forward": "EiSimPopulationForward",
            "ei_sim_population_adjoint": "EiSimPopulationAdjoint"}  # fmt: skip
@@ -148,6 +150,16 @@ def event_matmul(spikes: jax.Array, w: jax.Array) -> jax.Array:
     out = jax.ShapeDtypeStruct(spikes.shape[:-1] + w.shape[-1:], dtype)
     call = jax.ffi.ffi_call("ei_sim_event_matmul", out, vmap_method="expand_dims")
     return call(spikes.astype(dtype), w.astype(dtype))
+
+
+def event_outer(spikes: jax.Array, ct: jax.Array) -> jax.Array:
+    """``spikes^T @ ct`` by the native kernel: spikes (..., B, n_pre), ct (..., B, n_post)."""
+    _require()
+    dtype = jax.numpy.result_type(spikes, ct)
+    lead = np.broadcast_shapes(spikes.shape[:-2], ct.shape[:-2])
+    out = jax.ShapeDtypeStruct(lead + (spikes.shape[-1], ct.shape[-1]), dtype)
+    call = jax.ffi.ffi_call("ei_sim_event_outer", out, vmap_method="expand_dims")
+    return call(spikes.astype(dtype), ct.astype(dtype))
 
 
 def sparse_event_matmul(spikes, indptr, cols, data, n_post: int) -> jax.Array:

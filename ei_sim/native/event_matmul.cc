@@ -136,6 +136,74 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimEventMatmul, EventMatmulImpl,
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>());
 
+// The gradient of the event product with respect to W, event-driven as well:
+//
+//   out[g, i, :] = sum_b spikes[g, b, i] * ct[g', b, :]      (spikes^T @ ct)
+//
+// spikes: (..., B, n_pre), ct: (..., B, n_post), out: (..., n_pre, n_post); leading
+// dimensions broadcast as in event_matmul. Work is proportional to the number of spikes times
+// n_post instead of B * n_pre * n_post.
+namespace {
+
+template <typename T>
+void AccumulateOuter(const T* spikes, const T* ct, T* out, int64_t batch, int64_t n_pre,
+                     int64_t n_post) {
+  std::memset(out, 0, sizeof(T) * n_pre * n_post);
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* c = ct + b * n_post;
+    ForEachNonzero(spikes + b * n_pre, n_pre, [&](int64_t i, T value) {
+      T* o = out + i * n_post;
+      if (value == T(1)) {
+        for (int64_t j = 0; j < n_post; ++j) o[j] += c[j];
+      } else {
+        for (int64_t j = 0; j < n_post; ++j) o[j] += value * c[j];
+      }
+    });
+  }
+}
+
+template <typename T>
+ffi::Error RunOuter(ffi::AnyBuffer spikes, ffi::AnyBuffer ct, ffi::AnyBuffer* out) {
+  auto sd = spikes.dimensions();
+  auto cd = ct.dimensions();
+  const int64_t rank = static_cast<int64_t>(sd.size());
+  if (rank < 2 || static_cast<int64_t>(cd.size()) != rank) {
+    return ffi::Error::InvalidArgument("event_outer: spikes and ct need equal rank >= 2");
+  }
+  const int64_t lead = rank - 2;
+  const int64_t batch = sd[rank - 2], n_pre = sd[rank - 1], n_post = cd[rank - 1];
+  if (cd[rank - 2] != batch) {
+    return ffi::Error::InvalidArgument("event_outer: spikes and ct disagree on the batch size");
+  }
+  const T* s_data = static_cast<const T*>(spikes.untyped_data());
+  const T* c_data = static_cast<const T*>(ct.untyped_data());
+  T* o_data = static_cast<T*>(out->untyped_data());
+  const bool ok = ForEachGroup(sd, cd, lead, [&](int64_t g, int64_t s_group, int64_t c_group) {
+    AccumulateOuter<T>(s_data + s_group * batch * n_pre, c_data + c_group * batch * n_post,
+                       o_data + g * n_pre * n_post, batch, n_pre, n_post);
+  });
+  if (!ok) return ffi::Error::InvalidArgument("event_outer: leading dimensions do not broadcast");
+  return ffi::Error::Success();
+}
+
+ffi::Error EventOuterImpl(ffi::AnyBuffer spikes, ffi::AnyBuffer ct,
+                          ffi::Result<ffi::AnyBuffer> out) {
+  if (spikes.element_type() != ct.element_type() || out->element_type() != ct.element_type()) {
+    return ffi::Error::InvalidArgument("event_outer: spikes, ct and out need one dtype");
+  }
+  return WithFloatType(ct.element_type(), "event_outer", [&](auto zero) {
+    return RunOuter<decltype(zero)>(spikes, ct, &(*out));
+  });
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimEventOuter, EventOuterImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
+
 // Sparse blocks (compressed sparse rows): row i of W holds data[k] at column cols[k] for
 // k in [indptr[i], indptr[i + 1]).
 //
