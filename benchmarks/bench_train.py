@@ -3,8 +3,10 @@
 Each configuration runs in its own process (so peak memory is its own):
 
 * ``ei-sim``: the trainer's step: event-driven input, event-driven recurrent forward (the
-  native kernel when it builds, ``propagation="auto"``), the hand-written adjoint of the
-  membrane/spike update, chunked ``jax.checkpoint`` (50 steps);
+  native kernel when it builds, ``propagation="auto"``), event-driven weight gradients, the
+  hand-written adjoint of the membrane/spike update, chunked ``jax.checkpoint`` (50 steps),
+  the batch split over one CPU device per core (:mod:`ei_sim.parallel`);
+* ``ei-sim-1-device``: the same on one device (XLA's threads inside the step only);
 * ``ei-sim-xla-cells``: the same with the membrane/spike update and its adjoint in jax.numpy
   (``cell_kernel="xla"``) instead of the fused native passes;
 * ``ei-sim-dense``: the same with dense recurrent products in the forward pass;
@@ -33,6 +35,10 @@ def measure(kind: str, batch: int) -> dict:
     import jax
     import numpy as np
 
+    from ei_sim.parallel import batch_mesh, replicate, use_cpu_cores
+
+    devices = use_cpu_cores(1 if kind in ("naive", "ei-sim-1-device") else None)
+
     from ei_sim.data import embedded_pool, sample_and_split
     from ei_sim.encoding import encode, events_to_dense
     from ei_sim.objective import make_eval_fn, make_train_step
@@ -51,7 +57,7 @@ def measure(kind: str, batch: int) -> dict:
     model = tier_model(get_model("ping"), "medium")
     if kind == "ei-sim-xla-cells":
         model = model.replace(cell_kernel="xla")
-    elif kind != "ei-sim":
+    elif kind not in ("ei-sim", "ei-sim-1-device"):
         model = model.replace(propagation="dense")
     config = model.config
     split = sample_and_split(embedded_pool(), 2000, 0.2, seed=42)
@@ -62,7 +68,9 @@ def measure(kind: str, batch: int) -> dict:
     trainable, frozen = split_weights(model.init_weights(jax.random.PRNGKey(0)), ("w_in", "w_out"))
     optimizer = adam_with_dale(4e-4)
     opt_state = optimizer.init(trainable)
-    step = make_train_step(optimizer, config, 0.2, 1e-3, chunk)
+    mesh = batch_mesh(batch)
+    trainable, opt_state, frozen = replicate((trainable, opt_state, frozen), mesh)
+    step = make_train_step(optimizer, config, 0.2, 1e-3, chunk, mesh)
     state0 = model.init_state(jax.random.PRNGKey(1), batch)
     times = []
     for _ in range(3):
@@ -71,7 +79,7 @@ def measure(kind: str, batch: int) -> dict:
         jax.block_until_ready(out)
         times.append(time.perf_counter() - t0)
     forward = make_eval_fn(config)
-    weights = model.init_weights(jax.random.PRNGKey(0))
+    weights = model.init_weights(jax.random.PRNGKey(0))  # evaluation: one device
     jax.block_until_ready(forward(weights, state0, inputs))
     t0 = time.perf_counter()
     jax.block_until_ready(forward(weights, state0, inputs))
@@ -80,7 +88,8 @@ def measure(kind: str, batch: int) -> dict:
     per_sample = step_s / batch
     eval_s = fwd / batch * 400
     return {
-        "bench": "train_step", "impl": kind, "batch": batch, "compile_and_first_s": times[0],
+        "bench": "train_step", "impl": kind, "batch": batch, "devices": devices,
+        "compile_and_first_s": times[0],
         "step_s": step_s, "forward_only_s": fwd, "backward_share": 1 - fwd / step_s,
         "seconds_per_sample": per_sample,
         "est_medium_epoch_s": per_sample * 1536 + eval_s,
@@ -105,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     ours = in_subprocess("ei-sim", args.batch)
     print(json.dumps(ours), flush=True)
-    for kind in ("ei-sim-xla-cells", "ei-sim-dense"):
+    for kind in ("ei-sim-1-device", "ei-sim-xla-cells", "ei-sim-dense"):
         other = in_subprocess(kind, args.batch)
         if "seconds_per_sample" in ours and "seconds_per_sample" in other:
             other["ei_sim_speedup_per_sample"] = (

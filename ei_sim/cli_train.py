@@ -42,6 +42,8 @@ def _add_train(sub) -> None:
     p.add_argument("--out", default="runs/train", help="run directory (default runs/train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last completed epoch")  # fmt: skip
+    p.add_argument("--devices", type=int, default=0, help="split each batch over this many "
+                   "CPU devices, one per core (default 0: every core the process may use)")  # fmt: skip
 
 
 def build_run(args, model_name: str, w_ei=None, w_ie=None):
@@ -74,9 +76,16 @@ def video_hook():
 
 
 def cmd_train(args) -> int:
+    import dataclasses
+
+    from ei_sim.parallel import cpu_cores, use_cpu_cores
     from ei_sim.train import train
 
+    if args.devices < 0:
+        raise ValueError(f"--devices must be >= 0 (0 = every core), got {args.devices}")
+    use_cpu_cores(args.devices or cpu_cores())
     model, cfg = build_run(args, args.model, args.w_ei, args.w_ie)
+    cfg = dataclasses.replace(cfg, devices=args.devices)
     try:
         result = train(model, cfg, args.out, resume=args.resume,
                        on_epoch=video_hook() if args.video else None)  # fmt: skip

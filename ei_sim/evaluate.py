@@ -14,6 +14,7 @@ import numpy as np
 from ei_sim.encoding import encode
 from ei_sim.engine import Weights, simulate_jit
 from ei_sim.objective import make_eval_fn
+from ei_sim.parallel import batch_mesh, replicate
 from ei_sim.spectrum import gamma_peak
 
 EVAL_STREAM = 1_000_003  # fold-in constant separating evaluation draws from training draws
@@ -40,14 +41,21 @@ class ReferenceTrial(NamedTuple):
 _EVAL_FNS: dict = {}
 
 
-def _eval_fn(config):
-    if config not in _EVAL_FNS:
-        _EVAL_FNS[config] = make_eval_fn(config)
-    return _EVAL_FNS[config]
+def _eval_fn(config, batch: int, devices: int):
+    mesh = batch_mesh(batch, devices) if devices != 1 else None
+    key = (config, mesh)
+    if key not in _EVAL_FNS:
+        _EVAL_FNS[key] = make_eval_fn(config, mesh)
+    return _EVAL_FNS[key], mesh
 
 
-def evaluate(weights: Weights, model, images, labels, seed: int, batch_size: int = 400):
-    """Accuracy, mean E/I rates (Hz) and the gamma peak of E activity over the test set."""
+def evaluate(
+    weights: Weights, model, images, labels, seed: int, batch_size: int = 400, devices: int = 1
+):
+    """Accuracy, mean E/I rates (Hz) and the gamma peak of E activity over the test set.
+
+    ``devices``: split each batch over this many devices (0: all that divide it); the result
+    does not depend on it beyond float rounding."""
     config = model.config
     correct, count_e, count_i, activity = 0, [], [], []
     for start in range(0, len(labels), batch_size):
@@ -56,7 +64,8 @@ def evaluate(weights: Weights, model, images, labels, seed: int, batch_size: int
         state0 = model.init_state(
             jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM + start), len(y)
         )
-        logits, c_e, c_i, rec = _eval_fn(config)(weights, state0, events)
+        fn, mesh = _eval_fn(config, len(y), devices)
+        logits, c_e, c_i, rec = fn(replicate(weights, mesh), state0, events)
         correct += int(np.sum(np.argmax(np.asarray(logits), -1) == y))
         count_e.append(np.asarray(c_e).mean(1))
         count_i.append(np.asarray(c_i).mean(1))

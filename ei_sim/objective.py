@@ -19,6 +19,7 @@ import optax
 
 from ei_sim.engine import Weights, simulate
 from ei_sim.optim import all_finite
+from ei_sim.parallel import simulate_split
 
 
 class LossParts(NamedTuple):
@@ -44,29 +45,36 @@ def budget_penalty(count_e: jax.Array, budget: float | None, strength: float) ->
     return strength * jnp.sum(jnp.maximum(zbar - budget, 0.0) ** 2)
 
 
-def forward_loss(trainable, frozen, state0, events, labels, config, budget, strength, chunk):
-    """Loss and its parts for one batch; differentiable in ``trainable``."""
+def forward_loss(
+    trainable, frozen, state0, events, labels, config, budget, strength, chunk, mesh=None
+):
+    """Loss and its parts for one batch; differentiable in ``trainable``. With a ``mesh``
+    (:func:`ei_sim.parallel.batch_mesh`) the batch is split over its devices."""
     weights = assemble(trainable, frozen)
-    final, _ = simulate(weights, state0, events, config, checkpoint_every=chunk)
+    if mesh is None:
+        acc = simulate(weights, state0, events, config, checkpoint_every=chunk)[0].acc
+    else:
+        acc = simulate_split(weights, state0, events, config, mesh, checkpoint_every=chunk)[0]
     n_steps = events[0].shape[0]
-    logits = final.acc.out_v_sum / n_steps
+    logits = acc.out_v_sum / n_steps
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    penalty = budget_penalty(final.acc.count_e, budget, strength)
+    penalty = budget_penalty(acc.count_e, budget, strength)
     seconds = n_steps * config.dt_ms * 1e-3
     parts = LossParts(
         ce + penalty, ce, penalty, jnp.mean(jnp.argmax(logits, -1) == labels),
-        final.acc.count_e.mean() / seconds, final.acc.count_i.mean() / seconds,
+        acc.count_e.mean() / seconds, acc.count_i.mean() / seconds,
     )  # fmt: skip
     return parts.loss, parts
 
 
-def make_train_step(optimizer, config, budget, strength, chunk):
-    """A jitted ``(trainable, opt_state, frozen, state0, events, labels) -> (..., finite, parts)``."""
+def make_train_step(optimizer, config, budget, strength, chunk, mesh=None):
+    """A jitted ``(trainable, opt_state, frozen, state0, events, labels) -> (..., finite, parts)``;
+    ``mesh``: split each batch over its devices (data parallel), None: one device."""
 
     def train_step(trainable, opt_state, frozen, state0, events, labels):
         grad_fn = jax.value_and_grad(forward_loss, has_aux=True)
         (_, parts), grads = grad_fn(
-            trainable, frozen, state0, events, labels, config, budget, strength, chunk
+            trainable, frozen, state0, events, labels, config, budget, strength, chunk, mesh
         )
         finite = all_finite(grads) & jnp.isfinite(parts.loss)
         updates, new_opt = optimizer.update(grads, opt_state, trainable)
@@ -77,12 +85,18 @@ def make_train_step(optimizer, config, budget, strength, chunk):
     return jax.jit(train_step)
 
 
-def make_eval_fn(config):
-    """A jitted forward pass returning logits, per-trial spike counts and population rates."""
+def make_eval_fn(config, mesh=None):
+    """A jitted forward pass returning logits, per-trial spike counts and population rates;
+    ``mesh``: split the batch over its devices."""
 
     def evaluate(weights, state0, events):
-        final, rec = simulate(weights, state0, events, config, record=("rate_e", "rate_i"))
+        record = ("rate_e", "rate_i")
+        if mesh is None:
+            final, rec = simulate(weights, state0, events, config, record=record)
+            acc = final.acc
+        else:
+            acc, rec = simulate_split(weights, state0, events, config, mesh, record=record)
         n_steps = events[0].shape[0]
-        return final.acc.out_v_sum / n_steps, final.acc.count_e, final.acc.count_i, rec
+        return acc.out_v_sum / n_steps, acc.count_e, acc.count_i, rec
 
     return jax.jit(evaluate)

@@ -33,6 +33,7 @@ METRICS = (
 # rounding; event_fraction is legacy).
 RESUMABLE_CHANGES = (
     "train.epochs",
+    "train.devices",
     "model.config.propagation",
     "model.config.cell_kernel",
     "model.config.event_fraction",

@@ -30,6 +30,7 @@ from ei_sim.engine import Weights
 from ei_sim.evaluate import evaluate, reference_trial
 from ei_sim.objective import assemble, make_train_step
 from ei_sim.optim import adam_with_dale
+from ei_sim.parallel import batch_mesh, replicate
 from ei_sim.runstore import METRICS, config_differences, load_run, run_path, save_run
 from ei_sim.storage import provenance
 
@@ -62,6 +63,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     data_source: str = "embedded"
     ref_drop_ms: float = 20.0
+    devices: int = 0  # split each batch over this many devices (0: all that divide it)
 
     def __post_init__(self):
         if self.tier not in TIERS:
@@ -71,6 +73,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "n_samples", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.devices < 0:
+            raise ValueError(f"devices must be >= 0 (0 = all), got {self.devices}")
         unknown = set(self.trained) - set(BLOCKS)
         if unknown or not self.trained:
             raise ValueError(f"trained weights must be a non-empty subset of {BLOCKS}")
@@ -179,16 +183,20 @@ def train(
         raise ValueError(
             f"{run_dir} already holds a run; use --resume to continue it or another --out"
         )
+    mesh = batch_mesh(cfg.batch_size, cfg.devices)
+    attrs["devices_used"] = 1 if mesh is None else mesh.size
+    trainable, opt_state, frozen = replicate((trainable, opt_state, frozen), mesh)
     step = make_train_step(
-        optimizer, model.config, cfg.budget, cfg.budget_strength, cfg.checkpoint_every
+        optimizer, model.config, cfg.budget, cfg.budget_strength, cfg.checkpoint_every, mesh
     )
     for epoch in range(len(metrics["test_accuracy"]), cfg.epochs):
         t0 = time.perf_counter()
         trainable, opt_state, train_stats = train_epoch(
             step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress
         )
-        current = assemble(trainable, frozen)
-        ev = evaluate(current, model, split.x_test, split.y_test, cfg.seed)
+        current = jax.device_put(assemble(trainable, frozen), jax.devices()[0])
+        ev = evaluate(current, model, split.x_test, split.y_test, cfg.seed,
+                      devices=attrs["devices_used"])  # fmt: skip
         ref = reference_trial(current, model, split.x_test[0], cfg.seed, cfg.ref_drop_ms)
         for name, value in epoch_row(train_stats, ev, ref, t0).items():
             metrics[name].append(value)
