@@ -42,8 +42,13 @@ def _add_train(sub) -> None:
     p.add_argument("--out", default="runs/train", help="run directory (default runs/train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last completed epoch")  # fmt: skip
-    p.add_argument("--devices", type=int, default=0, help="split each batch over this many "
-                   "CPU devices, one per core (default 0: every core the process may use)")  # fmt: skip
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=0,
+        help="split each batch over this many "
+        "CPU devices, one per core (default 0: every core this process may use)",
+    )
 
 
 def build_run(args, model_name: str, w_ei=None, w_ie=None):

@@ -98,7 +98,8 @@ def simulate_split(weights, state0, events, config, mesh: Mesh, checkpoint_every
                               checkpoint_every=checkpoint_every)  # fmt: skip
         return final.acc, rec
 
-    batch_first, time_first, shared = PartitionSpec(AXIS), PartitionSpec(None, AXIS), PartitionSpec()
+    batch_first, time_first = PartitionSpec(AXIS), PartitionSpec(None, AXIS)
+    shared = PartitionSpec()
     # check_vma=False: the native kernels are FFI calls, opaque to the varying-axes check;
     # every output is per-device (batch-sharded), which is what out_specs declares.
     split = jax.shard_map(
