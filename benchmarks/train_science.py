@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from ei_sim.parallel import use_cpu_cores
 from ei_sim.train import tier_config, tier_model, train
 from models import get_model
 
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--tier", default="medium")
     parser.add_argument("--out", default="runs/science")
     args = parser.parse_args()
+    use_cpu_cores()  # one device per core: each batch is split across them, as `ei-sim train`
     for name, budget in RUNS:
         run_dir = os.path.join(args.out, f"{name}_budget_{budget or 'off'}")
         cfg = tier_config(args.tier, budget=budget, epochs=args.epochs)
