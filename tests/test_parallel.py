@@ -61,18 +61,21 @@ with jax.enable_x64(True):
             assert scale > 0, k
             assert float(jnp.abs(g1[k] - g2[k]).max()) <= 1e-10 * scale, (kernel, k)
 
-# 2. the trainer: two devices used, reproducible, and the same learning as one device
+# 2. the trainer: two devices used, reproducible (an interrupted and resumed run included),
+#    and the same learning as one device
 model = tier_model(get_model("ping"), "tiny").replace(n_e=32, n_i=8, t_ms=50.0)
-cfg = dataclasses.replace(tier_config("tiny"), n_samples=200, epochs=1, batch_size=32)
+cfg = dataclasses.replace(tier_config("tiny"), n_samples=200, epochs=2, batch_size=32)
 out = sys.argv[1]
 two = train(model, cfg, out + "/two", progress=False)
-again = train(model, cfg, out + "/again", progress=False)
+train(model, dataclasses.replace(cfg, epochs=1), out + "/again", progress=False)
+again = train(model, cfg, out + "/again", resume=True, progress=False)
 one = train(model, dataclasses.replace(cfg, devices=1), out + "/one", progress=False)
 import h5py
 for name, expected in (("two", 2), ("one", 1)):
     with h5py.File(f"{out}/{name}/run.h5") as fh:
         assert fh.attrs["devices_used"] == expected, (name, fh.attrs["devices_used"])
 np.testing.assert_array_equal(two.best_weights.w_in, again.best_weights.w_in)
+np.testing.assert_array_equal(two.metrics["train_loss"], again.metrics["train_loss"])
 np.testing.assert_allclose(two.metrics["train_loss"], one.metrics["train_loss"], rtol=1e-3)
 np.testing.assert_allclose(two.best_weights.w_out, one.best_weights.w_out, rtol=1e-3, atol=1e-6)
 
