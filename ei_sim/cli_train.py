@@ -46,8 +46,8 @@ def _add_train(sub) -> None:
         "--devices",
         type=int,
         default=0,
-        help="split each batch over this many "
-        "CPU devices, one per core (default 0: every core this process may use)",
+        help="split each batch over this many CPU devices, one per core (default 0: every "
+        "core this process may use)",
     )
 
 
@@ -83,12 +83,12 @@ def video_hook():
 def cmd_train(args) -> int:
     import dataclasses
 
-    from ei_sim.parallel import cpu_cores, use_cpu_cores
+    from ei_sim.parallel import use_cpu_cores
     from ei_sim.train import train
 
     if args.devices < 0:
         raise ValueError(f"--devices must be >= 0 (0 = every core), got {args.devices}")
-    use_cpu_cores(args.devices or cpu_cores())
+    use_cpu_cores(args.devices or None)  # before JAX's first operation
     model, cfg = build_run(args, args.model, args.w_ei, args.w_ie)
     cfg = dataclasses.replace(cfg, devices=args.devices)
     try:

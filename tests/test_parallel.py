@@ -106,3 +106,11 @@ def test_parts_divide_the_batch(batch, available, requested, parts):
 def test_negative_device_count_is_refused():
     with pytest.raises(ValueError, match="devices must be >= 0"):
         parts_for(8, 2, -1)
+
+
+def test_cli_refuses_a_negative_device_count(tmp_path, capsys):
+    from ei_sim.cli import main
+
+    assert main(["train", "--tier", "tiny", "--devices", "-1", "--out", str(tmp_path / "r")]) == 2
+    assert "--devices must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
