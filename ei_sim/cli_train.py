@@ -122,10 +122,12 @@ def _add_eval(sub) -> None:
 
 
 def cmd_eval(args) -> int:
+    from ei_sim.parallel import use_cpu_cores
     from ei_sim.stored import evaluate_run
 
+    use_cpu_cores()  # the test trials split over the cores
     ev = evaluate_run(args.run_dir, args.w_in_scale, args.w_ei_scale, args.w_ie_scale,
-                      args.weights)  # fmt: skip
+                      args.weights, devices=0)  # fmt: skip
     gamma = "none" if ev.gamma_peak_Hz != ev.gamma_peak_Hz else f"{ev.gamma_peak_Hz:.1f} Hz"
     print(
         f"test accuracy {100 * ev.accuracy:.1f} %, E {ev.rate_e_Hz:.2f} Hz, "

@@ -48,7 +48,12 @@ def scale_weights(weights, w_in=1.0, w_ei=1.0, w_ie=1.0):
     )
 
 
-def evaluate_run(run_dir, w_in_scale=1.0, w_ei_scale=1.0, w_ie_scale=1.0, which="best"):
+def evaluate_run(
+    run_dir, w_in_scale=1.0, w_ei_scale=1.0, w_ie_scale=1.0, which="best", devices: int = 1
+):
+    """Evaluate a run's stored weights on its test split (``devices``: as in
+    :func:`ei_sim.evaluate.evaluate`)."""
     model, split, weights, attrs = load_stored(run_dir, which)
     scaled = scale_weights(weights, w_in_scale, w_ei_scale, w_ie_scale)
-    return evaluate(scaled, model, split.x_test, split.y_test, int(attrs["train.seed"]))
+    seed = int(attrs["train.seed"])
+    return evaluate(scaled, model, split.x_test, split.y_test, seed, devices=devices)
