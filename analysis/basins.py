@@ -1,13 +1,16 @@
 """Basins of the trained (W_EI, W_IE) grid: no-loop, stretched-COBA and PING cells.
 
-Labels (SPEC section 4; the I rate is the discriminator; thresholds **chosen**, parameters)::
+Labels (:data:`LABEL_RULE`; structure first, then the I rate as the discriminator; the
+threshold is a parameter)::
 
-    PING            if rate_I >  i_active_Hz   (default 0.5 Hz: "clearly above 0")
-    stretched-COBA  if rate_I <= i_active_Hz and rate_E >  e_elevated_Hz   (default 4 Hz)
-    no-loop         if rate_I <= i_active_Hz and rate_E <= e_elevated_Hz
+    no-loop         if W_EI = 0 or W_IE = 0            (the loop is cut: structural)
+    PING            else if rate_I >  i_active_Hz      (default 0.5 Hz: "clearly above 0")
+    stretched-COBA  else                               (a loop whose I cells stay silent)
 
-``e_elevated_Hz`` sits above the top of the seed lab's PING cluster (E 2-3.6 Hz), so "E held
-low" and "E elevated" do not overlap.
+The structural rule is the reference lab's (``pinglab`` nb036: the no-loop band is the W_EI = 0
+row or the W_IE = 0 column, whatever the rates). When the couplings of a cell are not known
+(rates only), a silent-I cell is no-loop if ``rate_E <= e_elevated_Hz`` (default 4 Hz, above
+the top of the lab's PING cluster, E 2-3.6 Hz) and stretched-COBA above it.
 
 Unsupervised check: a Gaussian mixture (:class:`sklearn.mixture.GaussianMixture`, as many
 components as there are distinct labels, fixed seed) on the standardised (E rate, I rate,
@@ -30,14 +33,35 @@ CELL_FIELDS = (
 COLOURS = {"no-loop": "#7f7f7f", "stretched-COBA": "#ff7f0e", "PING": "#1f77b4"}
 
 
-def label_cells(rate_e_Hz, rate_i_Hz, i_active_Hz=0.5, e_elevated_Hz=4.0) -> np.ndarray:
-    """One label of :data:`LABELS` per cell (module docstring)."""
+LABEL_RULE = (
+    "no-loop if W_EI = 0 or W_IE = 0; else PING if I > {i_active_Hz:g} Hz; else stretched-COBA"
+)
+
+
+def label_rule(i_active_Hz=0.5) -> str:
+    """The label rule in words, as printed with every table."""
+    return LABEL_RULE.format(i_active_Hz=i_active_Hz)
+
+
+def label_cells(
+    rate_e_Hz, rate_i_Hz, w_ei=None, w_ie=None, i_active_Hz=0.5, e_elevated_Hz=4.0
+) -> np.ndarray:  # fmt: skip
+    """One label of :data:`LABELS` per cell (module docstring). ``w_ei`` / ``w_ie`` are the
+    cells' coupling means; without them the rate-only fallback is used."""
     e = np.asarray(rate_e_Hz, float)
     i = np.asarray(rate_i_Hz, float)
     if e.shape != i.shape:
         raise ValueError(f"E and I rates must have the same shape, got {e.shape}, {i.shape}")
-    labels = np.where(e > e_elevated_Hz, "stretched-COBA", "no-loop").astype(object)
-    labels[i > i_active_Hz] = "PING"
+    for name, value in (("i_active_Hz", i_active_Hz), ("e_elevated_Hz", e_elevated_Hz)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    if w_ei is None or w_ie is None:
+        labels = np.where(e > e_elevated_Hz, "stretched-COBA", "no-loop").astype(object)
+        labels[i > i_active_Hz] = "PING"
+        return labels
+    loop = (np.asarray(w_ei, float) > 0) & (np.asarray(w_ie, float) > 0)
+    labels = np.where(i > i_active_Hz, "PING", "stretched-COBA").astype(object)
+    labels[~loop] = "no-loop"
     return labels
 
 
@@ -84,7 +108,8 @@ def _number(value) -> float:
 
 def analyze_grid(table: dict, i_active_Hz=0.5, e_elevated_Hz=4.0) -> dict:
     """Labels, per-label summary and the unsupervised check of a cell table."""
-    labels = label_cells(table["rate_e_Hz"], table["rate_i_Hz"], i_active_Hz, e_elevated_Hz)
+    labels = label_cells(table["rate_e_Hz"], table["rate_i_Hz"], table["w_ei"], table["w_ie"],
+                         i_active_Hz, e_elevated_Hz)  # fmt: skip
     acc = table["best_accuracy"]
     ok = np.isfinite(acc) & np.isfinite(table["rate_e_Hz"]) & np.isfinite(table["rate_i_Hz"])
     check = unsupervised_check(
@@ -110,8 +135,7 @@ def _range(x) -> tuple[float, float]:
 
 def format_basins(result: dict) -> str:
     t = result["thresholds"]
-    lines = [f"labels: PING if I > {t['i_active_Hz']} Hz, else stretched-COBA if E > "
-             f"{t['e_elevated_Hz']} Hz, else no-loop"]  # fmt: skip
+    lines = ["labels: " + label_rule(t["i_active_Hz"])]
     for name, lab in zip(result["table"]["name"], result["labels"], strict=True):
         lines.append(f"  {name}: {lab}")
     for s in result["summary"]:

@@ -1,19 +1,22 @@
-"""Gamma rhythm of a spiking run: frequency, power, rhythmicity and participation.
+"""Gamma rhythm of a spiking run: frequency, significance, rhythmicity and participation.
 
 Inputs are rasters ``(T, B, N)`` of bools sampled every ``dt_ms`` (time, trial, cell).
 
-* **Peak**: :func:`ei_sim.spectrum.gamma_peak` on the E population activity (fraction of E
-  cells spiking per step): Welch PSD, one segment per trial, parabola-refined peak in
-  [f_lo, f_hi]; no clear peak (peak / band median < ``min_ratio``) means no oscillation.
+* **Peak** (the reference lab's measure, :mod:`ei_sim.spectrum`): Welch PSD of the E
+  population activity, one segment per trial, averaged; arg-max in 5-150 Hz refined by a
+  clamped parabola. Its **significance** is peak power over the band's median power (Poisson
+  activity: a few; a clear rhythm: tens or more). The frequency is reported whatever the
+  significance; it is ``None`` only for a silent or flat spectrum.
 * **Rhythmicity** (in [0, 1]): the fraction of the [f_lo, f_hi] band power that lies within
   ``+- half_width_Hz`` of the peak, ``sum_{|f - f_peak| <= w} P(f) / sum_{band} P(f)``.
   A pure rhythm gives close to 1, broadband noise about ``2 w / (f_hi - f_lo)``.
-* **Participation**: the I population rate is smoothed with a Gaussian of ``smooth_ms``
-  (1 ms) and its peaks (:func:`scipy.signal.find_peaks`, at least one peak period of f_hi
-  apart, prominence >= ``prominence`` x its maximum) delimit gamma cycles; participation is
-  the fraction of (E cell, cycle) pairs with at least one E spike in the cycle.
-
-Without an oscillation every quantity is ``None`` (reported "none"), never a number.
+* **Participation** (the lab's definition, ``pinglab`` nb025/nb046): the I population rate
+  of each trial is smoothed with a Gaussian of ``smooth_ms`` (1 ms); its peaks
+  (:func:`scipy.signal.find_peaks`) must be at least half a gamma period (``0.5 / f_peak``)
+  apart and at least ``min_height`` (5 %) of the trial's maximum; cycle edges are the
+  midpoints between consecutive I peaks, so each cycle holds one interior I peak **(chosen:
+  the first and last peak, whose cycles the trial's edges cut, are not counted)**;
+  participation is the fraction of (E cell, cycle) pairs with at least one E spike.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ import h5py
 import numpy as np
 from scipy import ndimage, signal
 
-from ei_sim.spectrum import population_psd, spectral_peak
+from ei_sim.spectrum import F_HI_HZ, F_LO_HZ, population_psd, spectral_peak
 from ei_sim.storage import read_attrs
 
 
 class GammaStats(NamedTuple):
     frequency_Hz: float | None
     power: float | None
-    peak_ratio: float | None  # peak power over the band's median power
+    significance: float | None  # peak power over the band's median power
     rhythmicity: float | None
     participation: float | None
     n_cycles: int
@@ -47,14 +50,14 @@ def _check_raster(raster, name: str) -> np.ndarray:
     return x
 
 
-def psd_peak(spikes_e, dt_ms, drop_ms=20.0, f_lo=5.0, f_hi=150.0, min_ratio=5.0):
+def psd_peak(spikes_e, dt_ms, drop_ms=0.0, f_lo=F_LO_HZ, f_hi=F_HI_HZ):
     """``(peak or None, f_Hz, power)`` of the E population activity of a (T, B, N) raster."""
     activity = _check_raster(spikes_e, "spikes_e").mean(axis=2)
     freqs, power = population_psd(activity, dt_ms, drop_ms)
-    return spectral_peak(freqs, power, f_lo, f_hi, min_ratio), freqs, power
+    return spectral_peak(freqs, power, f_lo, f_hi), freqs, power
 
 
-def rhythmicity(freqs, power, f_peak_Hz, f_lo=5.0, f_hi=150.0, half_width_Hz=10.0) -> float:
+def rhythmicity(freqs, power, f_peak_Hz, f_lo=F_LO_HZ, f_hi=F_HI_HZ, half_width_Hz=10.0) -> float:
     """Fraction of the band's power within ``half_width_Hz`` of the peak (module docstring)."""
     band = (freqs >= f_lo) & (freqs <= f_hi)
     near = band & (np.abs(freqs - f_peak_Hz) <= half_width_Hz)
@@ -69,31 +72,39 @@ def smoothed_rate(activity, dt_ms, smooth_ms=1.0) -> np.ndarray:
     )
 
 
-def cycle_starts(rate_i, dt_ms, f_hi=150.0, prominence=0.2) -> np.ndarray:
-    """Step indices of the peaks of one trial's smoothed I rate (T,)."""
+def i_peaks(rate_i, dt_ms, f_gamma_Hz, min_height=0.05) -> np.ndarray:
+    """Step indices of the peaks of one trial's smoothed I rate (T,): at least half a gamma
+    period apart and at least ``min_height`` x the trial's maximum."""
     top = float(np.max(rate_i)) if rate_i.size else 0.0
-    if top <= 0:
+    if top <= 0 or not f_gamma_Hz or not np.isfinite(f_gamma_Hz):
         return np.zeros(0, dtype=int)
-    distance = max(1, int(round(1000.0 / f_hi / dt_ms)))
-    peaks, _ = signal.find_peaks(rate_i, distance=distance, prominence=prominence * top)
+    distance = max(1, int(round(0.5 * 1000.0 / f_gamma_Hz / dt_ms)))
+    peaks, _ = signal.find_peaks(rate_i, distance=distance, height=min_height * top)
     return peaks
 
 
-def participation(spikes_e, activity_i, dt_ms, drop_ms=20.0, smooth_ms=1.0, f_hi=150.0):
-    """``(fraction, n_cycles)``: fraction of (E cell, cycle) pairs with >= 1 spike; cycles run
-    from one I-rate peak to the next. ``activity_i`` is the (T, B) I population activity.
-    ``(None, 0)`` when no trial has two peaks."""
+def cycle_edges(peaks) -> np.ndarray:
+    """Midpoints between consecutive I peaks: the edges of the cycles around interior peaks."""
+    peaks = np.asarray(peaks)
+    return (peaks[:-1] + peaks[1:]) // 2
+
+
+def participation(spikes_e, activity_i, dt_ms, f_gamma_Hz, drop_ms=0.0, smooth_ms=1.0,
+                  min_height=0.05):  # fmt: skip
+    """``(fraction, n_cycles)``: fraction of (E cell, cycle) pairs with >= 1 spike (module
+    docstring). ``activity_i`` is the (T, B) I population activity. ``(None, 0)`` when no
+    trial has a complete cycle."""
     e = _check_raster(spikes_e, "spikes_e")
     start = int(round(drop_ms / dt_ms))
     rate_i = smoothed_rate(np.asarray(activity_i, float), dt_ms, smooth_ms)[start:]
     e = e[start:]
     active, pairs, cycles = 0, 0, 0
     for b in range(e.shape[1]):
-        peaks = cycle_starts(rate_i[:, b], dt_ms, f_hi)
-        if peaks.size < 2:
+        edges = cycle_edges(i_peaks(rate_i[:, b], dt_ms, f_gamma_Hz, min_height))
+        if edges.size < 2:
             continue
         cum = np.concatenate([np.zeros((1, e.shape[2]), int), np.cumsum(e[:, b], axis=0)])
-        counts = cum[peaks[1:]] - cum[peaks[:-1]]  # (cycles, N) spikes per cell per cycle
+        counts = cum[edges[1:]] - cum[edges[:-1]]  # (cycles, N) spikes per cell per cycle
         active += int((counts > 0).sum())
         pairs += counts.size
         cycles += counts.shape[0]
@@ -101,28 +112,29 @@ def participation(spikes_e, activity_i, dt_ms, drop_ms=20.0, smooth_ms=1.0, f_hi
 
 
 def gamma_stats(
-    spikes_e, spikes_i, dt_ms, drop_ms=20.0, f_lo=5.0, f_hi=150.0, min_ratio=5.0,
-    smooth_ms=1.0, half_width_Hz=10.0,
+    spikes_e, spikes_i, dt_ms, drop_ms=0.0, f_lo=F_LO_HZ, f_hi=F_HI_HZ, smooth_ms=1.0,
+    half_width_Hz=10.0,
 ) -> GammaStats:  # fmt: skip
-    """All gamma quantities of one run (module docstring); :data:`NO_GAMMA` without a rhythm."""
+    """All gamma quantities of one run (module docstring); :data:`NO_GAMMA` when silent."""
     i = _check_raster(spikes_i, "spikes_i")
     return gamma_stats_from_activity(
-        spikes_e, i.mean(axis=2), dt_ms, drop_ms, f_lo, f_hi, min_ratio, smooth_ms, half_width_Hz
+        spikes_e, i.mean(axis=2), dt_ms, drop_ms, f_lo, f_hi, smooth_ms, half_width_Hz
     )
 
 
 def gamma_stats_from_activity(
-    spikes_e, activity_i, dt_ms, drop_ms=20.0, f_lo=5.0, f_hi=150.0, min_ratio=5.0,
-    smooth_ms=1.0, half_width_Hz=10.0,
+    spikes_e, activity_i, dt_ms, drop_ms=0.0, f_lo=F_LO_HZ, f_hi=F_HI_HZ, smooth_ms=1.0,
+    half_width_Hz=10.0,
 ) -> GammaStats:  # fmt: skip
     """As :func:`gamma_stats` with the I population activity (T, B) instead of its raster."""
     drop_ms = min(drop_ms, 0.5 * np.shape(spikes_e)[0] * dt_ms)
-    peak, freqs, power = psd_peak(spikes_e, dt_ms, drop_ms, f_lo, f_hi, min_ratio)
+    peak, freqs, power = psd_peak(spikes_e, dt_ms, drop_ms, f_lo, f_hi)
     if peak is None:
         return NO_GAMMA
     rhythm = rhythmicity(freqs, power, peak.frequency_Hz, f_lo, f_hi, half_width_Hz)
-    part, cycles = participation(spikes_e, activity_i, dt_ms, drop_ms, smooth_ms, f_hi)
-    return GammaStats(peak.frequency_Hz, peak.power, peak.ratio, rhythm, part, cycles)
+    part, cycles = participation(spikes_e, activity_i, dt_ms, peak.frequency_Hz, drop_ms,
+                                 smooth_ms)  # fmt: skip
+    return GammaStats(peak.frequency_Hz, peak.power, peak.significance, rhythm, part, cycles)
 
 
 def raster_from_lists(group, n_steps: int, dt_ms: float) -> np.ndarray:
@@ -172,7 +184,8 @@ def format_gamma(stats: dict) -> str:
         return "none" if v is None else format(v, spec)
 
     return (
-        f"gamma peak {fmt(stats['frequency_Hz'], '.2f')} Hz, power {fmt(stats['power'], '.3g')}, "
+        f"gamma peak {fmt(stats['frequency_Hz'], '.2f')} Hz (significance "
+        f"{fmt(stats['significance'], '.3g')} x band median), "
         f"rhythmicity {fmt(stats['rhythmicity'], '.3f')}, participation "
         f"{fmt(stats['participation'], '.3f')} over {stats['n_cycles']} cycles; "
         f"E {stats['rate_e_Hz']:.2f} Hz, I {stats['rate_i_Hz']:.2f} Hz"

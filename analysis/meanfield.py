@@ -7,16 +7,26 @@ State ``x = (E, I, g_e, g_i)``: rates in spikes/ms, conductances in uS::
     dg_e/dt       = -g_e / tau_AMPA + W_EI * E                 [W in uS]
     dg_i/dt       = -g_i / tau_GABA + W_IE * I
 
-``Phi`` is the Siegert rate of a LIF cell (cell constants of SPEC section 1) with mean
-membrane potential ``mu_V = E_L + mu / g_L`` (nA / uS = mV) and white-noise fluctuations::
+``Phi`` is the Siegert rate of a LIF cell (the nominal cell constants: C 1 / 0.5 nF, g_L
+0.05 / 0.1 uS, refractory 3 / 1.5 ms for E / I) with mean membrane potential
+``mu_V = E_L + mu / g_L`` (nA / uS = mV) and white-noise fluctuations::
 
-    tau_m dV/dt = -(V - mu_V) + sqrt(2) sigma_V sqrt(tau_m) xi(t)
-    1 / Phi = t_ref + tau_m sqrt(pi) int_{y_r}^{y_th} erfcx(-u) du,
-    y = (V - mu_V) / (sqrt(2) sigma_V),  erfcx(-u) = e^{u^2} (1 + erf u)
+    1 / Phi = t_ref + tau_m sqrt(pi) int_{y_r}^{y_th} erfcx(-u) du,   erfcx(-u) = e^{u^2} (1 + erf u)
+    y = (V - mu_V) / s_V
 
-``sigma_V`` (default 4 mV, **chosen**) is the standard deviation of the free (threshold-less)
-membrane potential; Brunel's sigma is ``sqrt(2) sigma_V``. The drive ``I_ext`` maps onto the
-spiking network as the mean input current (see :mod:`analysis.meanfield_check`).
+How ``sigma_V`` (4 mV) enters is ``sigma_convention``:
+
+* ``"integral_scale"`` (the default): ``s_V = sigma_V``. This is the reference lab's code
+  (``pinglab`` ``src/notebooks/nb033.py``, constant ``SIGMA_V_MV``); its later writing calls
+  sigma_V "the effective voltage-noise scale entering this formula". With it the rate model
+  reproduces the lab's table: Hopf at 0.59 nA, 24.50 Hz for tau_GABA = 9 ms.
+* ``"membrane_sd"``: ``s_V = sqrt(2) sigma_V``, so that sigma_V is the standard deviation of
+  the free (threshold-less) membrane potential, ``tau_m dV/dt = -(V - mu_V) + sqrt(2) sigma_V
+  sqrt(tau_m) xi(t)`` (Brunel's sigma is ``sqrt(2) sigma_V``). The same 4 mV then means half
+  the noise variance of the lab's, and the Hopf point moves to about 0.70 nA.
+
+The drive ``I_ext`` maps onto the spiking network as the mean input current (see
+:mod:`analysis.meanfield_check`).
 """
 
 from __future__ import annotations
@@ -46,8 +56,12 @@ __all__ = [
 ]  # fmt: skip
 
 
+SIGMA_CONVENTIONS = {"integral_scale": 1.0, "membrane_sd": math.sqrt(2.0)}  # s_V / sigma_V
+
+
 def siegert_rate_per_ms(
-    mu_V_mV, sigma_V_mV, tau_m_ms, t_ref_ms, v_th_mV=-50.0, v_reset_mV=-65.0
+    mu_V_mV, sigma_V_mV, tau_m_ms, t_ref_ms, v_th_mV=-50.0, v_reset_mV=-65.0,
+    sigma_convention="integral_scale",
 ) -> float:  # fmt: skip
     """Stationary rate (spikes/ms) of a LIF cell in white noise (module docstring).
 
@@ -55,7 +69,7 @@ def siegert_rate_per_ms(
     overflows: ``Phi = e^{-y_th^2} / (t_ref e^{-y_th^2} + tau_m sqrt(pi) J)`` with
     ``J = int e^{u^2 - y_th^2} erfc(-u) du``; far below threshold the rate underflows to 0.
     """
-    s = math.sqrt(2.0) * sigma_V_mV
+    s = SIGMA_CONVENTIONS[sigma_convention] * sigma_V_mV
     y_th = (v_th_mV - mu_V_mV) / s
     y_r = (v_reset_mV - mu_V_mV) / s
     if y_th <= 0.0:
@@ -96,11 +110,21 @@ class MeanFieldParams:
     tau_ampa_ms: float = 2.0
     tau_gaba_ms: float = 9.0
     sigma_V_mV: float = 4.0
+    sigma_convention: str = "integral_scale"  # or "membrane_sd" (module docstring)
     e_leak_mV: float = -65.0
     v_th_mV: float = -50.0
     v_reset_mV: float = -65.0
     cell_e: CellParams = CELL_E
     cell_i: CellParams = CELL_I
+
+    def __post_init__(self):
+        if self.sigma_convention not in SIGMA_CONVENTIONS:
+            raise ValueError(
+                f"sigma_convention must be one of {', '.join(SIGMA_CONVENTIONS)}, "
+                f"got {self.sigma_convention!r}"
+            )
+        if not (math.isfinite(self.sigma_V_mV) and self.sigma_V_mV > 0):
+            raise ValueError(f"sigma_V_mV must be a positive number, got {self.sigma_V_mV}")
 
     def replace(self, **changes) -> MeanFieldParams:
         return dataclasses.replace(self, **changes)
@@ -110,7 +134,8 @@ class MeanFieldParams:
         mu_V = self.e_leak_mV + mu_nA / cell.g_leak_uS
         tau_m = cell.c_nF / cell.g_leak_uS
         return siegert_rate_per_ms(
-            mu_V, self.sigma_V_mV, tau_m, cell.t_ref_ms, self.v_th_mV, self.v_reset_mV
+            mu_V, self.sigma_V_mV, tau_m, cell.t_ref_ms, self.v_th_mV, self.v_reset_mV,
+            self.sigma_convention,
         )
 
 

@@ -9,8 +9,8 @@ rest as in the rate model, is::
 (the fan-in-normalised W_in sums to ``w_in_mean`` per E cell). One batch holds one trial per
 drive level, so a whole drive sweep is one simulation. Measurements, per drive level:
 
-* oscillation: a gamma peak (:func:`ei_sim.spectrum.gamma_peak`, ``min_ratio``) in the trial's
-  E activity; the measured onset is the midpoint between the last silent level and the first
+* oscillation: a gamma peak (:func:`ei_sim.spectrum.gamma_peak`) in the trial's E activity
+  whose significance (peak over band median) reaches ``min_significance``; the measured onset is the midpoint between the last silent level and the first
   level from which every higher level oscillates;
 * E and I rates below onset: the level nearest to ``below_fraction`` x predicted onset;
 * cliff and alpha: :func:`analysis.cliff.find_cliff` on the (drive, I rate) sweep for W_EI
@@ -32,7 +32,7 @@ from analysis import meanfield as mf
 from analysis.cliff import find_cliff, fit_alpha
 from ei_sim.encoding import poisson_events
 from ei_sim.engine import simulate_jit
-from ei_sim.spectrum import gamma_peak
+from ei_sim.spectrum import gamma_peak, is_rhythmic
 from models import get_model
 
 
@@ -42,7 +42,7 @@ def drive_per_intensity_nA(model, p: mf.MeanFieldParams) -> float:
     return p.exc_drive_mV * model.config.tau_ampa_ms * model.w_in_mean * r_max_per_ms
 
 
-def run_levels(model, drives_nA, p, t_ms=300.0, seed=0, min_ratio=10.0) -> dict:
+def run_levels(model, drives_nA, p, t_ms=300.0, seed=0, min_significance=10.0) -> dict:
     """One trial per drive level: E and I rates (Hz) and gamma peak frequency (Hz or nan)."""
     model = model.replace(t_ms=float(t_ms))
     c = model.config
@@ -61,9 +61,10 @@ def run_levels(model, drives_nA, p, t_ms=300.0, seed=0, min_ratio=10.0) -> dict:
     seconds = c.n_steps * c.dt_ms * 1e-3
     freq, power = [], []
     for b in range(len(q)):
-        peak = gamma_peak(se[:, b].mean(axis=1), c.dt_ms, drop_ms=50.0, min_ratio=min_ratio)
-        freq.append(np.nan if peak is None else peak.frequency_Hz)
-        power.append(0.0 if peak is None else peak.power)
+        peak = gamma_peak(se[:, b].mean(axis=1), c.dt_ms, drop_ms=min(50.0, t_ms / 2))
+        rhythmic = is_rhythmic(peak, min_significance)
+        freq.append(peak.frequency_Hz if rhythmic else np.nan)
+        power.append(peak.power if rhythmic else 0.0)
     return {
         "drive_nA": np.asarray(drives_nA, float),
         "rate_e_Hz": se.sum(axis=0).mean(axis=1) / seconds,

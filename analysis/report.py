@@ -67,9 +67,7 @@ def _simulate_section(path, figure) -> str:
     ax.plot(t * dt, n, ",k")
     ax.set(xlabel="time (ms)", ylabel="E cell", title="E raster, trial 0")
     raster_png = figure(fig, "raster")
-    _, freqs, power = gamma.psd_peak(
-        run["spikes_e"], dt, min(20.0, 0.5 * len(run["activity_e"]) * dt)
-    )
+    _, freqs, power = gamma.psd_peak(run["spikes_e"], dt)
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.semilogy(freqs[1:], power[1:])
     ax.set(xlim=(0, 150), xlabel="frequency (Hz)", ylabel="PSD", title="E population PSD")

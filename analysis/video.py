@@ -227,7 +227,7 @@ def _draw_psd(ax, s: Snapshot) -> None:
     if peak is None:
         return _note(ax, "no peak", True)
     ax.axvline(peak.frequency_Hz, color="tab:orange", ls="--")
-    _note(ax, f"gamma peak {peak.frequency_Hz:.1f} Hz ({peak.ratio:.0f} x band median)", True)
+    _note(ax, f"gamma peak {peak.frequency_Hz:.1f} Hz ({peak.significance:.0f} x band median)", True)
 
 
 def _history_epochs(s: Snapshot) -> np.ndarray:

@@ -51,7 +51,7 @@ def cmd_grid(args) -> int:
     spec = GridSpec(
         w_ei=tuple(wei), w_ie=tuple(wie), seeds=tuple(seeds),
         diagonal_ratio=args.ei_ratio if args.diagonal else None, model="ping", tier=args.tier,
-        train=train, model_changes={"w_in_mean": model.w_in_mean}, video=args.video,
+        train=train, model_changes=grid_model_changes(model), video=args.video,
         size={k: v for k, v in (("n_e", args.n_e), ("t_ms", args.t_ms)) if v is not None},
     )  # fmt: skip
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -59,8 +59,8 @@ def cmd_grid(args) -> int:
         raise ValueError(f"output directory {out_dir} does not exist; create it first")
     from analysis.basins import label_cells
 
-    def label(rate_e, rate_i):
-        return str(label_cells([rate_e], [rate_i])[0])
+    def label(w_ei, w_ie, rate_e, rate_i):
+        return str(label_cells([rate_e], [rate_i], [w_ei], [w_ie])[0])
 
     try:
         outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
@@ -72,6 +72,15 @@ def cmd_grid(args) -> int:
         print(f"skipped {len(outcome['skipped'])} finished cells already in {args.out}")
     _grid_outputs(args.out)
     return 0
+
+
+def grid_model_changes(model) -> dict:
+    """What a grid cell's preset differs in from the PING preset (the setting only when it is
+    not the canonical one, so stores made before settings existed still resume)."""
+    changes = {"w_in_mean": model.w_in_mean}
+    if model.setting != "canonical":
+        changes["setting"] = model.setting
+    return changes
 
 
 def _grid_outputs(store: str) -> None:

@@ -8,6 +8,8 @@ def add_training_flags(p, defaults: dict | None = None) -> None:
     d = {"model": "ping", "budget": "off", "tier": "medium", **(defaults or {})}
     p.add_argument("--budget", default=d["budget"], help="spike budget per E cell per trial: "
                    f"off, 5, 2, 1, 0.5 or 0.2 (default {d['budget']})")  # fmt: skip
+    p.add_argument("--setting", default="canonical", help="canonical (the recipe's nominal "
+                   "values) or lab (as the reference lab's code ran: refractory 1.2 / 0.6 ms)")  # fmt: skip
     p.add_argument("--tier", default=d["tier"], help="tiny, medium (the canonical recipe) or "
                    f"long (default {d['tier']})")  # fmt: skip
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the tier's)")
@@ -69,7 +71,10 @@ def build_run(args, model_name: str, w_ei=None, w_ie=None):
         n_samples=args.samples, learning_rate=args.lr, seed=args.seed, trained=trained,
         data_source=args.data,
     )  # fmt: skip
-    model = tier_model(get_model(model_name, **changes), args.tier, args.n_e, args.t_ms)
+    setting = getattr(args, "setting", "canonical")
+    model = tier_model(
+        get_model(model_name, setting=setting, **changes), args.tier, args.n_e, args.t_ms
+    )
     return model, cfg
 
 

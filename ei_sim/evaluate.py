@@ -25,7 +25,8 @@ class Evaluation(NamedTuple):
     accuracy: float
     rate_e_Hz: float
     rate_i_Hz: float
-    gamma_peak_Hz: float  # NaN when there is no clear peak
+    gamma_peak_Hz: float  # the lab's measure (ei_sim.spectrum); NaN only when silent
+    gamma_significance: float  # peak power / band median (NaN when silent)
 
 
 class ReferenceTrial(NamedTuple):
@@ -71,13 +72,12 @@ def evaluate(
         count_i.append(np.asarray(c_i).mean(1))
         activity.append(np.asarray(rec["rate_e"]))
     seconds = config.n_steps * config.dt_ms * 1e-3
-    peak = gamma_peak(
-        np.concatenate(activity, axis=1), config.dt_ms, drop_ms=min(20.0, config.t_ms / 2)
-    )
+    peak = gamma_peak(np.concatenate(activity, axis=1), config.dt_ms)  # whole trials, as the lab
     return Evaluation(
         correct / len(labels), float(np.concatenate(count_e).mean() / seconds),
         float(np.concatenate(count_i).mean() / seconds),
         float("nan") if peak is None else peak.frequency_Hz,
+        float("nan") if peak is None else peak.significance,
     )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ RUN_FILE = "run.h5"
 METRICS = (
     "train_loss", "train_cross_entropy", "train_budget_penalty", "train_accuracy",
     "test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "ref_rate_e_Hz", "ref_rate_i_Hz",
-    "gamma_peak_Hz", "skipped_steps", "epoch_wall_s",
+    "gamma_peak_Hz", "gamma_significance", "skipped_steps", "epoch_wall_s",
 )  # fmt: skip
 # Attributes that may differ between a run and its resumption: the epoch count and how spikes
 # are propagated and cells updated (implementation choices with the same results up to float
@@ -38,6 +38,9 @@ RESUMABLE_CHANGES = (
     "model.config.cell_kernel",
     "model.config.event_fraction",
 )
+
+# Attributes added after files were written: a file without one holds this value.
+LEGACY_DEFAULTS = {"model.setting": "canonical"}
 
 
 def run_path(run_dir: str) -> str:
@@ -90,7 +93,10 @@ def load_run(run_dir: str, opt_template=None):
     with open_run(run_dir) as fh:
         attrs = read_attrs(fh)
         n = int(attrs.get("epochs_done", 0))
-        metrics = {m: list(np.asarray(fh[f"metrics/{m}"])[:n]) for m in METRICS}
+        metrics = {
+            m: list(np.asarray(fh[f"metrics/{m}"])[:n]) if f"metrics/{m}" in fh else [np.nan] * n
+            for m in METRICS
+        }  # a metric added after the file was written reads as NaN
         best, last = (_read_weights(fh[f"weights/{label}"]) for label in ("best", "last"))
         opt_state = None
         if opt_template is not None and "optimizer" in fh:
@@ -109,6 +115,7 @@ def _read_weights(group) -> Weights:
 
 def config_differences(stored: dict, requested: dict) -> list[str]:
     """Names of configuration attributes that differ (ignoring provenance and progress)."""
+    stored = {**LEGACY_DEFAULTS, **stored}
     keys = {k for k in set(stored) | set(requested) if k.startswith(("model.", "train."))}
     diffs = []
     for key in sorted(keys - set(RESUMABLE_CHANGES)):

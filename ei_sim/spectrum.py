@@ -1,9 +1,24 @@
-"""Power spectrum of population activity and its gamma peak (SPEC section 4, "Gamma").
+"""Power spectrum of population activity and its gamma peak.
 
-Welch PSD of the mean-subtracted population activity with one segment per trial (Hann
-window), averaged over trials; the peak is searched in [f_lo, f_hi] Hz and refined by the
-vertex of the parabola through the peak bin and its two neighbours. A peak counts only if
-its power exceeds ``min_ratio`` times the median power of the band (else: no rhythm).
+This is the reference lab's gamma measure (``pinglab``, ``src/notebooks/nb025.py``
+``_f_gamma_from_population`` and ``nb041.py`` ``_peak_with_parabolic``), the one every place
+in ei-sim reports:
+
+* signal: the population activity of each trial (fraction of the population spiking per step,
+  sampled at ``fs = 1/dt``), mean-subtracted; trials whose activity is constant (silent) are
+  left out;
+* PSD: :func:`scipy.signal.welch` with one segment per trial (``nperseg`` = the trial, Hann
+  window, density scaling, no detrend), averaged over the trials; a 200 ms trial at
+  dt = 0.1 ms gives 5 Hz bins;
+* peak: the arg-max of the averaged PSD in ``[f_lo, f_hi]`` = 5-150 Hz, refined by the vertex
+  of the parabola through the peak bin and its two neighbours, the offset clamped to
+  +- 0.5 bin. There is no prominence criterion: any non-flat spectrum has a peak.
+
+Separately, each peak carries a **significance** figure, ``peak power / median power of the
+band``: about 1-10 for broadband (Poisson) activity, tens to thousands for a clear rhythm.
+Deciding "is there a rhythm" is the caller's choice of threshold on it
+(:func:`is_rhythmic`); the peak frequency never depends on it. The peak is ``None`` only
+for a silent trace or a flat spectrum.
 """
 
 from __future__ import annotations
@@ -13,15 +28,25 @@ from typing import NamedTuple
 import numpy as np
 from scipy import signal
 
+F_LO_HZ, F_HI_HZ = 5.0, 150.0
+
 
 class Peak(NamedTuple):
     frequency_Hz: float
     power: float
-    ratio: float  # peak power over the band's median power
+    significance: float  # peak power over the band's median power
+
+    @property
+    def ratio(self) -> float:
+        """Former name of :attr:`significance`."""
+        return self.significance
 
 
 def population_psd(activity: np.ndarray, dt_ms: float, drop_ms: float = 0.0):
-    """PSD of (T, B) or (T,) population activity sampled every ``dt_ms``; returns (f_Hz, power)."""
+    """Trial-averaged PSD of (T, B) or (T,) activity sampled every ``dt_ms``: ``(f_Hz, power)``.
+
+    Trials with constant activity are left out of the average; ``power`` is all zeros when
+    every trial is constant."""
     x = np.asarray(activity, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
@@ -29,30 +54,43 @@ def population_psd(activity: np.ndarray, dt_ms: float, drop_ms: float = 0.0):
     if x.shape[0] < 8:
         raise ValueError("population activity is too short for a spectrum (need >= 8 samples)")
     x = x - x.mean(axis=0, keepdims=True)
+    varying = np.any(x != 0.0, axis=0)
     fs = 1000.0 / dt_ms
-    freqs, power = signal.welch(x, fs=fs, nperseg=x.shape[0], axis=0, detrend=False)
+    if not varying.any():
+        freqs = np.fft.rfftfreq(x.shape[0], d=1.0 / fs)
+        return freqs, np.zeros_like(freqs)
+    freqs, power = signal.welch(x[:, varying], fs=fs, nperseg=x.shape[0], axis=0, detrend=False)
     return freqs, power.mean(axis=1)
 
 
-def spectral_peak(freqs, power, f_lo=5.0, f_hi=150.0, min_ratio=5.0) -> Peak | None:
-    """The refined peak in [f_lo, f_hi], or None when there is no clear peak."""
+def spectral_peak(freqs, power, f_lo=F_LO_HZ, f_hi=F_HI_HZ) -> Peak | None:
+    """The parabola-refined arg-max in ``[f_lo, f_hi]`` (module docstring); None when the band
+    is silent or flat."""
     band = np.nonzero((freqs >= f_lo) & (freqs <= f_hi))[0]
-    if band.size < 3 or not np.any(power[band] > 0):
+    if band.size < 3:
         return None
-    k = band[np.argmax(power[band])]
-    median = float(np.median(power[band]))
-    ratio = float(power[k] / median) if median > 0 else float("inf")
-    if ratio < min_ratio:
+    p = power[band]
+    if not np.all(np.isfinite(p)) or p.max() <= 0 or p.max() == p.min():
         return None
+    k = band[np.argmax(p)]
+    median = float(np.median(p))
+    significance = float(power[k] / median) if median > 0 else float("inf")
     f = float(freqs[k])
     if 0 < k < len(freqs) - 1:
         y0, y1, y2 = power[k - 1], power[k], power[k + 1]
-        denom = y0 - 2 * y1 + y2
+        denom = y0 - 2.0 * y1 + y2
         if denom < 0:
-            f += 0.5 * (y0 - y2) / denom * (freqs[1] - freqs[0])
-    return Peak(f, float(power[k]), ratio)
+            offset = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
+            f += offset * float(freqs[1] - freqs[0])
+    return Peak(f, float(power[k]), significance)
 
 
-def gamma_peak(activity, dt_ms, drop_ms=20.0, f_lo=5.0, f_hi=150.0, min_ratio=5.0):
+def gamma_peak(activity, dt_ms, drop_ms=0.0, f_lo=F_LO_HZ, f_hi=F_HI_HZ) -> Peak | None:
+    """:func:`spectral_peak` of :func:`population_psd` (the whole trial by default, as the lab)."""
     freqs, power = population_psd(activity, dt_ms, drop_ms)
-    return spectral_peak(freqs, power, f_lo, f_hi, min_ratio)
+    return spectral_peak(freqs, power, f_lo, f_hi)
+
+
+def is_rhythmic(peak: Peak | None, min_significance: float) -> bool:
+    """Whether ``peak`` exists and its significance reaches ``min_significance``."""
+    return peak is not None and peak.significance >= min_significance

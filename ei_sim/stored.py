@@ -20,7 +20,9 @@ def model_from_attrs(attrs: dict):
     fields = {f.name for f in dataclasses.fields(EIClassifier)} - {"config"}
     values = {}
     for name in fields:
-        value = attrs.get(f"model.{name}")
+        if f"model.{name}" not in attrs:
+            continue  # written before the field existed: its default
+        value = attrs[f"model.{name}"]
         values[name] = None if value == "none" else value
     return EIClassifier(config=config, **values)
 

@@ -200,7 +200,7 @@ def train(
         ref = reference_trial(current, model, split.x_test[0], cfg.seed, cfg.ref_drop_ms)
         for name, value in epoch_row(train_stats, ev, ref, t0).items():
             metrics[name].append(value)
-        if ev.accuracy >= max(metrics["test_accuracy"]):
+        if is_new_best(metrics["test_accuracy"]):
             best = current
         _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split)
         if progress:
@@ -208,11 +208,18 @@ def train(
     return _result(run_dir, metrics, best)
 
 
+def is_new_best(accuracies) -> bool:
+    """Whether the last epoch is the best one. Ties go to the **first** epoch that reached the
+    best accuracy, so ``best_epoch = argmax + 1`` and the best weights always agree."""
+    return len(accuracies) == 1 or accuracies[-1] > max(accuracies[:-1])
+
+
 def epoch_row(train_stats: dict, ev, ref, t0: float) -> dict:
     """One epoch's entry of every metric in :data:`ei_sim.runstore.METRICS`."""
     return {
         **train_stats, "test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
         "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
+        "gamma_significance": ev.gamma_significance,
         "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz,
         "epoch_wall_s": time.perf_counter() - t0,
     }  # fmt: skip

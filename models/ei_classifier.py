@@ -36,6 +36,7 @@ class EIClassifier:
     w_out_mean: float = 5.1
     w_out_std: float = 3.8
     w_out_scale: float = 100.0
+    setting: str = "canonical"  # the name of the models.settings entry it was built under
 
     def __post_init__(self):
         for label, value in (

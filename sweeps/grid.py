@@ -144,7 +144,9 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -
     def finish(name, out):
         summary = dict(out["summary"])
         if label_fn is not None:
-            summary["label"] = label_fn(summary["rate_e_Hz"], summary["rate_i_Hz"])
+            summary["label"] = label_fn(
+                summary["w_ei"], summary["w_ie"], summary["rate_e_Hz"], summary["rate_i_Hz"]
+            )
         add_cell(store, name, summary, out["metrics"], out["weights"], summary["run_dir"])
         bar.update(1)
 

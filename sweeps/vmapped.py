@@ -23,7 +23,14 @@ from ei_sim.evaluate import evaluate, reference_trial
 from ei_sim.objective import assemble, make_train_step
 from ei_sim.optim import adam_with_dale
 from ei_sim.runstore import METRICS
-from ei_sim.train import epoch_row, split_weights, tier_config, tier_model, train_epoch
+from ei_sim.train import (
+    epoch_row,
+    is_new_best,
+    split_weights,
+    tier_config,
+    tier_model,
+    train_epoch,
+)
 
 
 def _stack(trees):
@@ -73,7 +80,7 @@ def train_cells_vmapped(spec, cells, progress: bool = False) -> list[dict]:
             row = epoch_row(own, ev, ref, t0)
             for name in METRICS:
                 metrics[c][name].append(row[name])
-            if ev.accuracy >= max(metrics[c]["test_accuracy"]):
+            if is_new_best(metrics[c]["test_accuracy"]):
                 best[c] = weights
     return [_cell_result(cells[c], metrics[c], best[c]) for c in range(len(cells))]
 

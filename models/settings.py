@@ -1,0 +1,54 @@
+"""Settings: named sets of network values applied on top of a preset.
+
+``canonical`` is the recipe's nominal values (the defaults of :class:`ei_sim.config.NetworkConfig`:
+refractory periods 3 ms for E and 1.5 ms for I).
+
+``lab`` is how the reference lab's code (the public ``pinglab`` repository) actually ran its
+published results. Its simulator computed the refractory step counts once, at import, for a
+time step of 0.25 ms (12 E steps, 6 I steps) and then ran every published result at
+``dt = 0.1 ms``, so those results had refractory periods of **1.2 ms (E) and 0.6 ms (I)**
+(source: ``src/cli/models.py`` @ 0b8d6e64 and the lab's ``PLAN.md``; its later documents adopt
+1.2 / 0.6 ms explicitly). ``lab`` sets exactly those periods; at ``dt = 0.1 ms`` they are the
+lab's 12 / 6 steps. Every other network value of the lab's code (cell constants, synaptic time
+constants, input rate, weight statistics, readout) equals the canonical one.
+
+Recipe-level differences of the lab (which W_in its grid runner passed, which epoch its grid
+reported rates from, its gamma measure, its mean-field sigma convention) are not network
+values; they are documented where they apply (``ei-sim reproduce``, :mod:`ei_sim.spectrum`,
+:mod:`analysis.meanfield`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ei_sim.config import CELL_E, CELL_I, CellParams
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A named set of replacements for preset/config fields."""
+
+    name: str
+    description: str
+    changes: dict = field(default_factory=dict)
+
+
+SETTINGS = {
+    "canonical": Setting("canonical", "the recipe's nominal values (refractory 3 / 1.5 ms)"),
+    "lab": Setting(
+        "lab",
+        "how the reference lab's code ran at dt 0.1 ms: refractory 1.2 ms (E) / 0.6 ms (I)",
+        {
+            "cell_e": CellParams(CELL_E.c_nF, CELL_E.g_leak_uS, t_ref_ms=1.2),
+            "cell_i": CellParams(CELL_I.c_nF, CELL_I.g_leak_uS, t_ref_ms=0.6),
+        },
+    ),
+}
+
+
+def get_setting(name: str) -> Setting:
+    """The setting called ``name``; ValueError names the choices."""
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}; choose one of {', '.join(SETTINGS)}")
+    return SETTINGS[name]
