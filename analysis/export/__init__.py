@@ -1,0 +1,57 @@
+"""Export ei-sim results to the formats neuroscientists already use.
+
+* simulate files and the reference-trial snapshots of training runs -> NWB
+  (:mod:`analysis.export.nwb`) or Neo (:mod:`analysis.export.neo`);
+* grid stores and sweep files -> an xarray Dataset written as netCDF
+  (:mod:`analysis.export.xarray`).
+
+:func:`export_file` is the Python form of ``ei-sim export FILE --to nwb|neo|xarray``. Each
+target needs its optional extra (``pip install 'ei-sim[nwb]'``, ``[neo]``, ``[xarray]``).
+"""
+
+from __future__ import annotations
+
+from analysis.export.common import TARGETS, check_output, default_output, require_target
+from analysis.export.reader import SPIKE_KINDS, file_kind, read_recording, resolve
+
+__all__ = ["TARGETS", "export_file", "file_kind"]
+
+
+def _check_target(path: str, kind: str, target: str) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"--to {target!r} is not a target; choose one of {', '.join(TARGETS)}")
+    if (target == "xarray") == (kind in SPIKE_KINDS):
+        wanted = "--to nwb or --to neo" if kind in SPIKE_KINDS else "--to xarray"
+        raise ValueError(f"{path} is a {kind} file, which exports with {wanted}, not --to {target}")
+
+
+def export_file(path: str, target: str, out: str | None = None, force: bool = False,
+                voltage: bool = True) -> str:  # fmt: skip
+    """Export ``path`` (any ei-sim file, kind read from it) to ``target``; return the output.
+
+    ``out`` defaults to ``path`` with the suffix ``.nwb``, ``.nix`` or ``.nc``; an existing
+    output is replaced only with ``force``; ``voltage`` includes membrane traces (NWB, Neo).
+    ValueError (one line) for an unknown kind, a target that does not fit the kind, a missing
+    extra or an output that cannot be written; nothing is left half-written.
+    """
+    kind = file_kind(path)
+    _check_target(path, kind, target)
+    out = out or default_output(path, target)
+    require_target(target, out)
+    check_output(out, resolve(path), force)
+    if target == "xarray":
+        from analysis.export import xarray
+
+        dataset = xarray.grid_dataset if kind == "grid" else xarray.sweep_dataset
+        xarray.write_netcdf(dataset(resolve(path)), out)
+        return out
+    rec = read_recording(path)
+    if target == "nwb":
+        from analysis.export.nwb import write_nwb
+
+        write_nwb(rec, out, voltage)
+    else:
+        from analysis.export.neo import write_neo
+
+        write_neo(rec, out, voltage)
+    return out

@@ -1,0 +1,108 @@
+"""Export spikes to NWB (Neurodata Without Borders) with pynwb (extra ``nwb``).
+
+Layout of the file (all times in seconds on one clock; trial k starts at ``k * trial``):
+
+* ``processing/network/units_e``, ``units_i``: one Units table per population, one row per
+  cell in index order (column ``cell_index``), its spike times, ``obs_intervals`` (the
+  observed window of every trial) and ``resolution`` = dt;
+* ``intervals/trials``: start and stop of every trial (row k is trial k), with ``epoch``
+  and ``digit`` for a run's snapshots (one trial per epoch);
+* ``acquisition/v_<pop><cell>_trial<k>``: membrane potentials as TimeSeries (data in mV,
+  ``conversion`` 1e-3 to volts), where the file holds them;
+* metadata: ``session_description`` (model, sizes, trials, dt), ``notes`` (JSON of every
+  configuration attribute: ``model.*``, ``train.*``, rates, seed), ``data_collection`` (JSON
+  of ``provenance.*``), ``source_script`` (ei-sim version and git commit), ``keywords``;
+  the simulated network is the ``subject`` (sex "U", age "P0D": it exists from the start of
+  the simulation; no species).
+"""
+
+from __future__ import annotations
+
+from analysis.export import metadata
+from analysis.export.common import atomic_output, require
+from analysis.export.reader import Recording
+
+MODULE = "network"
+KEYWORDS = ["simulation", "spiking network", "excitatory-inhibitory", "conductance-based", "ei-sim"]
+
+
+def _subject(rec: Recording):
+    from pynwb.file import Subject
+
+    model = rec.attrs.get("model.name", "network")
+    seed = rec.attrs.get("seed", rec.attrs.get("train.seed", rec.attrs.get("provenance.seed")))
+    return Subject(
+        subject_id=f"{model}-seed{seed}",
+        description="a simulated spiking E-I network (ei-sim), not an animal",
+        sex="U", age="P0D",
+    )  # fmt: skip
+
+
+def _add_trials(nwbfile, rec: Recording) -> None:
+    """One row per trial; its labels as columns ("trial" is the row's id already)."""
+    info = [{k: v for k, v in row.items() if k != "trial"} for row in rec.trial_info]
+    keys = list(info[0]) if info else []
+    for key in keys:
+        nwbfile.add_trial_column(name=key, description=f"{key} of this trial (ei-sim)")
+    trial_s = rec.trial_ms * 1e-3
+    for k, row in enumerate(info):
+        nwbfile.add_trial(start_time=k * trial_s, stop_time=(k + 1) * trial_s, **row)
+
+
+def _units(rec: Recording, events):
+    from pynwb.misc import Units
+
+    name = metadata.POPULATION_NAMES[events.name]
+    units = Units(
+        name=f"units_{events.name}", resolution=rec.dt_ms * 1e-3,
+        description=f"spike times (s) of the {events.n_cells} {name} cells, one row per cell",
+    )  # fmt: skip
+    units.add_column("cell_index", f"index of the cell in the {name} population")
+    start_ms, stop_ms = rec.window_ms
+    windows = [[(k * rec.trial_ms + start_ms) * 1e-3, (k * rec.trial_ms + stop_ms) * 1e-3]
+               for k in range(len(rec.trial_info))]  # fmt: skip
+    for cell, times_ms in enumerate(metadata.spikes_by_cell(events, rec.trial_ms)):
+        units.add_unit(spike_times=times_ms * 1e-3, obs_intervals=windows, cell_index=cell)
+    return units
+
+
+def _voltage(trace, rec: Recording):
+    from pynwb import TimeSeries
+
+    return TimeSeries(
+        name=f"v_{trace.population}{trace.cell}_trial{trace.trial}", data=trace.v_mV,
+        unit="volts", conversion=1e-3, rate=1000.0 / trace.dt_ms,
+        starting_time=(trace.trial * rec.trial_ms + trace.start_ms) * 1e-3,
+        description=f"membrane potential (mV) of {metadata.POPULATION_NAMES[trace.population]} "
+        f"cell {trace.cell} in trial {trace.trial}",
+    )  # fmt: skip
+
+
+def build_nwbfile(rec: Recording, voltage: bool = True):
+    """An in-memory ``pynwb.NWBFile`` of a :class:`Recording` (module docstring)."""
+    pynwb = require("pynwb", "nwb")
+    config, prov = metadata.split_attrs(rec.attrs)
+    nwbfile = pynwb.NWBFile(
+        session_description=metadata.description(rec), identifier=metadata.identifier(rec.source),
+        session_start_time=metadata.start_time(rec), notes=metadata.as_json(config),
+        data_collection=metadata.as_json(prov), source_script=metadata.source_script(rec),
+        source_script_file_name="ei-sim", keywords=KEYWORDS, subject=_subject(rec),
+        experiment_description="conductance-based spiking E-I network simulated with ei-sim",
+    )  # fmt: skip
+    _add_trials(nwbfile, rec)
+    module = nwbfile.create_processing_module(MODULE, "spiking network: one Units table per "
+                                              "population")  # fmt: skip
+    for events in rec.populations:
+        module.add(_units(rec, events))
+    if voltage:
+        for trace in rec.traces:
+            nwbfile.add_acquisition(_voltage(trace, rec))
+    return nwbfile
+
+
+def write_nwb(rec: Recording, out: str, voltage: bool = True) -> None:
+    """Write ``rec`` as an NWB file at ``out`` (atomically)."""
+    pynwb = require("pynwb", "nwb")
+    nwbfile = build_nwbfile(rec, voltage)
+    with atomic_output(out) as tmp, pynwb.NWBHDF5IO(tmp, "w") as io:
+        io.write(nwbfile)

@@ -1,0 +1,195 @@
+"""Read any ei-sim result file into plain arrays, by its kind.
+
+Kinds (:func:`file_kind`): ``simulate`` (``ei-sim simulate --out``: groups ``/spikes/e``,
+``/spikes/i``), ``run`` (a training run's ``run.h5``, or its directory: weights and
+``model.*`` attributes; its reference-trial snapshots under ``/snapshots``), ``grid`` (a grid
+store) and ``scale_sweep`` / ``coupling_sweep`` (sweep files).
+
+Spikes come back as a :class:`Recording`: per population the event lists of spike times
+(ms, float64, within the trial), trial and cell indices, plus the trials' observed windows
+and optional membrane traces. Spike times are read from either layout of a spike group:
+``time_ms`` (float32 or float64 milliseconds) or ``step`` (integer steps) times ``dt_ms``
+(the group's attribute, else the file's ``model.config.dt_ms``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from ei_sim.storage import open_readable, read_attrs
+
+SPIKE_KINDS = ("simulate", "run")
+TABLE_KINDS = ("grid", "scale_sweep", "coupling_sweep")
+KINDS = SPIKE_KINDS + TABLE_KINDS
+POPULATIONS = ("e", "i")
+EXPECTED = "a simulate file, a training run (run.h5 or its directory), a grid store or a sweep file"
+
+
+class SpikeEvents(NamedTuple):
+    """The spikes of one population: one entry per spike."""
+
+    name: str  # "e" or "i"
+    n_cells: int
+    times_ms: np.ndarray  # float64, from the start of the trial
+    trial: np.ndarray  # int64
+    cell: np.ndarray  # int64
+
+
+class Trace(NamedTuple):
+    """One recorded membrane potential, sampled every ``dt_ms`` from ``start_ms`` of a trial."""
+
+    population: str
+    cell: int
+    trial: int
+    start_ms: float
+    dt_ms: float
+    v_mV: np.ndarray
+
+
+class Recording(NamedTuple):
+    """Spikes (and traces) of a simulate file or of a run's reference-trial snapshots."""
+
+    kind: str
+    source: str
+    dt_ms: float
+    trial_ms: float  # length of each trial; trial k starts at k * trial_ms on a shared clock
+    window_ms: tuple[float, float]  # observed part of every trial (snapshots drop the start)
+    trial_info: list[dict]  # per trial: labels such as {"trial": 0} or {"epoch": 3, "digit": 7}
+    populations: tuple[SpikeEvents, ...]
+    traces: tuple[Trace, ...]
+    attrs: dict  # the file's root attributes (model.*, train.*, provenance.*, ...)
+
+
+def resolve(path: str) -> str:
+    """The HDF5 file behind ``path`` (a run directory gives its ``run.h5``)."""
+    return os.path.join(path, "run.h5") if os.path.isdir(path) else path
+
+
+def _kind_of(fh) -> str | None:
+    attrs = read_attrs(fh)
+    kind = attrs.get("kind")
+    if kind in TABLE_KINDS:
+        return kind
+    if kind in (None, "simulate") and "spikes" in fh:
+        return "simulate"
+    if kind in (None, "train", "run") and "weights" in fh and "model.name" in attrs:
+        return "run"
+    return None
+
+
+def file_kind(path: str) -> str:
+    """One of :data:`KINDS`; ValueError (one line) for a missing, unreadable or unknown file."""
+    with open_readable(resolve(path), f"give {EXPECTED}") as fh:
+        kind = _kind_of(fh)
+        stored = read_attrs(fh).get("kind")
+    if kind is None:
+        raise ValueError(
+            f"{path}: unknown kind of ei-sim file (kind={stored!r}); expected {EXPECTED}"
+        )
+    return kind
+
+
+def spike_times_ms(group, dt_ms: float) -> np.ndarray:
+    """Spike times (ms, float64) of a spike-list group in either layout (module docstring)."""
+    if "step" in group:
+        step_dt_ms = float(group.attrs.get("dt_ms", dt_ms))
+        return group["step"][()].astype(np.int64) * step_dt_ms
+    if "time_ms" in group:
+        return np.asarray(group["time_ms"][()], np.float64)
+    raise ValueError(f"{group.file.filename}:{group.name} holds neither time_ms nor step")
+
+
+def _events(group, name: str, dt_ms: float) -> SpikeEvents:
+    times = spike_times_ms(group, dt_ms)
+    cell_key = "index" if "index" in group else "cell"
+    trial = group["trial"][()] if "trial" in group else np.zeros(times.size)
+    return SpikeEvents(name, int(group.attrs["n_cells"]), times, np.asarray(trial, np.int64),
+                       np.asarray(group[cell_key][()], np.int64))  # fmt: skip
+
+
+def _dt_ms(attrs: dict, path: str) -> float:
+    if "model.config.dt_ms" not in attrs:
+        raise ValueError(f"{path} lacks the root attribute model.config.dt_ms")
+    return float(attrs["model.config.dt_ms"])
+
+
+def _read_simulate(fh, path: str) -> Recording:
+    attrs = read_attrs(fh)
+    dt_ms = _dt_ms(attrs, path)
+    pops = tuple(_events(fh[f"spikes/{p}"], p, dt_ms) for p in POPULATIONS if f"spikes/{p}" in fh)
+    if "model.config.t_ms" in attrs:
+        trial_ms = float(attrs["model.config.t_ms"])
+    else:
+        trial_ms = fh["population/e"].shape[0] * dt_ms
+    n_trials = max(int(fh[f"spikes/{p.name}"].attrs.get("n_trials", 1)) for p in pops)
+    info = [{"trial": k} for k in range(n_trials)]
+    return Recording("simulate", path, dt_ms, trial_ms, (0.0, trial_ms), info, pops, (), attrs)
+
+
+def _read_run(fh, path: str) -> Recording:
+    """The run's snapshots as consecutive trials, one per epoch."""
+    from analysis.video import NO_SNAPSHOTS, read_snapshots
+
+    try:
+        snapshots = read_snapshots(fh)
+    except ValueError:
+        raise ValueError(f"{path}: {NO_SNAPSHOTS}") from None
+    first = snapshots[0]
+    dt_ms, drop_ms, n_steps = first.dt_ms, first.drop_ms, first.v_trace_mV.shape[0]
+    if any(s.dt_ms != dt_ms or s.drop_ms != drop_ms or len(s.v_trace_mV) != n_steps
+           for s in snapshots):  # fmt: skip
+        raise ValueError(f"{path}: snapshots differ in dt, dropped start or length")
+    pops, traces = [], []
+    for name in POPULATIONS:
+        parts = [np.nonzero(getattr(s, f"spikes_{name}")) for s in snapshots]
+        pops.append(SpikeEvents(
+            name, getattr(first, f"spikes_{name}").shape[1],
+            np.concatenate([drop_ms + steps * dt_ms for steps, _ in parts]),
+            np.concatenate([np.full(steps.size, k) for k, (steps, _) in enumerate(parts)]),
+            np.concatenate([cells for _, cells in parts]).astype(np.int64),
+        ))  # fmt: skip
+    for k, s in enumerate(snapshots):
+        traces.append(Trace("e", 0, k, drop_ms, dt_ms, np.asarray(s.v_trace_mV)))
+    info = [{"epoch": int(s.epoch), "digit": int(s.label)} for s in snapshots]
+    trial_ms = drop_ms + n_steps * dt_ms
+    return Recording("run", path, dt_ms, trial_ms, (drop_ms, trial_ms), info, tuple(pops),
+                     tuple(traces), read_attrs(fh))  # fmt: skip
+
+
+def read_recording(path: str) -> Recording:
+    """The spikes of a simulate file or of a run's snapshots; ValueError for other kinds."""
+    file = resolve(path)
+    with open_readable(file, f"give {EXPECTED}") as fh:
+        kind = _kind_of(fh)
+        if kind == "simulate":
+            return _read_simulate(fh, file)
+        if kind == "run":
+            return _read_run(fh, file)
+    raise ValueError(f"{path}: kind {kind!r} holds no spike trains; give a simulate file or a run")
+
+
+def read_grid(path: str) -> dict:
+    """A grid store's root attributes and, per cell, its attributes and per-epoch metrics."""
+    with open_readable(path, f"give {EXPECTED}") as fh:
+        if _kind_of(fh) != "grid" or "cells" not in fh:
+            raise ValueError(f"{path} is not a grid store (root attribute kind 'grid', /cells)")
+        cells = []
+        for name in sorted(fh["cells"]):
+            group = fh["cells"][name]
+            metrics = group.get("metrics", {})
+            values = {k: np.asarray(metrics[k][()], float) for k in metrics}
+            cells.append({"name": name, "attrs": read_attrs(group), "metrics": values})
+        return {"attrs": read_attrs(fh), "cells": cells}
+
+
+def read_sweep(path: str) -> dict:
+    """A sweep file's root attributes and its arrays (scales, coupling_scales, (C, S) values)."""
+    with open_readable(path, f"give {EXPECTED}") as fh:
+        kind = _kind_of(fh)
+        if kind not in ("scale_sweep", "coupling_sweep") or "scales" not in fh:
+            raise ValueError(f"{path} is not a sweep file (kind 'scale_sweep' or 'coupling_sweep')")
+        arrays = {k: np.asarray(fh[k][()]) for k in fh if not hasattr(fh[k], "keys")}
+        return {"attrs": read_attrs(fh), **arrays}

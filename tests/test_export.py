@@ -1,0 +1,363 @@
+"""Exports to NWB, Neo and xarray: exact round trips, metadata, nwbinspector, bad input, and
+the gamma PSD against Elephant's welch_psd. Tests of a format skip without its extra."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from analysis.export import export_file
+from analysis.video import Snapshot, write_snapshot
+from ei_sim.cli import main
+from ei_sim.spectrum import population_psd, spectral_peak
+from ei_sim.storage import atomic_h5
+from sweeps.inference import write_sweep
+from sweeps.store import add_cell, cell_name, open_or_create
+
+DT_MS = 0.1
+
+
+# ---------------------------------------------------------------- fixture files
+@pytest.fixture(scope="module")
+def sim_file(tmp_path_factory):
+    """A real simulate file: a small PING network, two digits (two trials), 60 ms."""
+    from ei_sim.data import embedded_pool, first_of_class
+    from ei_sim.simulation import run_preset, write_run
+    from models import get_model
+
+    model = get_model("ping", t_ms=60.0, n_e=40, n_i=10)
+    pool = embedded_pool()
+    images = pool.images[[first_of_class(pool, 0), first_of_class(pool, 1)]]
+    path = str(tmp_path_factory.mktemp("sim") / "sim.h5")
+    write_run(path, model, run_preset(model, seed=0, images=images), {"seed": 0, "digit": 0})
+    return path
+
+
+def _original_spikes(path: str) -> dict:
+    """{pop: (trial, cell, time_ms float32) sorted} straight from the simulate file."""
+    out = {}
+    with h5py.File(path, "r") as fh:
+        for pop in "ei":
+            g = fh[f"spikes/{pop}"]
+            rows = list(zip(g["trial"][()], g["index"][()], g["time_ms"][()], strict=True))
+            out[pop] = sorted((int(b), int(n), np.float32(t)) for b, n, t in rows)
+    return out
+
+
+@pytest.fixture(scope="module")
+def step_file(tmp_path_factory):
+    """A simulate file in the integer-step layout: /spikes/<pop>/step + attribute dt_ms."""
+    rng = np.random.default_rng(5)
+    path = str(tmp_path_factory.mktemp("step") / "steps.h5")
+    with atomic_h5(path) as fh:
+        fh.attrs.update({"model.config.dt_ms": DT_MS, "model.config.t_ms": 3.6e6,
+                         "model.name": "va_coba", "seed": 3})  # fmt: skip
+        for pop, n in (("e", 8), ("i", 3)):
+            g = fh.create_group(f"spikes/{pop}")
+            g["step"] = np.sort(rng.integers(0, 36_000_000, 50)).astype(np.int64)  # up to 1 h
+            g["trial"] = np.zeros(50, np.int32)
+            g["index"] = rng.integers(0, n, 50).astype(np.int32)
+            g.attrs.update({"n_cells": n, "n_trials": 1, "dt_ms": DT_MS})
+    return path
+
+
+def _snapshot(epoch: int) -> Snapshot:
+    rng = np.random.default_rng(epoch)
+    n_steps = 300
+    return Snapshot(
+        epoch=epoch, image=rng.random(784), label=7, dt_ms=DT_MS, drop_ms=20.0,
+        spikes_e=rng.random((n_steps, 12)) < 0.01, spikes_i=rng.random((n_steps, 4)) < 0.03,
+        v_trace_mV=(-65 + 10 * rng.random(n_steps)).astype(np.float32), v_th_mV=-50.0,
+        v_reset_mV=-65.0, weight_hists={}, accuracy=np.full(epoch, 0.5),
+        rate_e_Hz=np.ones(epoch), rate_i_Hz=np.ones(epoch), model="ping", w_ei=1.0, w_ie=2.0,
+        budget="off",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A training run directory whose run.h5 holds two reference-trial snapshots."""
+    folder = tmp_path_factory.mktemp("run")
+    with atomic_h5(str(folder / "run.h5")) as fh:
+        fh.attrs.update({"model.name": "ping", "model.config.dt_ms": DT_MS, "train.seed": 42,
+                         "provenance.git_commit": "abc123"})  # fmt: skip
+        fh["weights/best/w_in"] = np.zeros((3, 2))
+        for epoch in (1, 2):
+            write_snapshot(fh, _snapshot(epoch))
+    return str(folder)
+
+
+GRID_CELLS = {(0.0, 0.0): 2, (0.0, 2.0): 3, (1.0, 0.0): 3}  # (w_ei, w_ie) -> epochs; (1, 2) absent
+
+
+@pytest.fixture(scope="module")
+def grid_file(tmp_path_factory):
+    """A grid store written by the store's own functions, from synthetic numbers."""
+    path = str(tmp_path_factory.mktemp("grid") / "grid.h5")
+    open_or_create(path, {"grid.model": "ping", "grid.tier": "tiny"}, force=False)
+    for k, ((w_ei, w_ie), epochs) in enumerate(GRID_CELLS.items()):
+        summary = {"w_ei": w_ei, "w_ie": w_ie, "seed": 42, "best_accuracy": 0.5 + 0.1 * k,
+                   "final_accuracy": 0.45 + 0.1 * k, "best_epoch": epochs, "rate_e_Hz": 1.5 * k,
+                   "rate_i_Hz": 2.5 * k, "gamma_peak_Hz": np.nan if k == 0 else 30.0 + k,
+                   "label": ["no-loop", "no-loop", "PING"][k]}  # fmt: skip
+        metrics = {"test_accuracy": 0.1 * np.arange(1, epochs + 1) + k,
+                   "test_rate_i_Hz": np.arange(epochs) * 1.0}  # fmt: skip
+        add_cell(path, cell_name(w_ei, w_ie, 42), summary, metrics, {"w_in": np.ones((2, 2))})
+    return path
+
+
+@pytest.fixture(scope="module")
+def sweep_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("sweep") / "coupling_w_ei.h5")
+    rng = np.random.default_rng(1)
+    result = {"scales": np.array([0.5, 1.0, 2.0]), "coupling_scales": np.array([0.5, 1.0]),
+              "accuracy": rng.random((2, 3)), "rate_e_Hz": rng.random((2, 3)),
+              "rate_i_Hz": rng.random((2, 3)), "coupling_target": "w_ei",
+              "run_dir": "runs/x"}  # fmt: skip
+    write_sweep(path, result)
+    return path, result
+
+
+# ---------------------------------------------------------------- NWB
+def _nwb_spikes(nwb, pop: str, trial_ms: float) -> list:
+    """(trial, cell, time within the trial in ms) of an exported Units table."""
+    units = nwb.processing["network"][f"units_{pop}"]
+    out = []
+    for row in range(len(units)):
+        for t_s in units.get_unit_spike_times(row):
+            trial = int(np.floor(t_s * 1e3 / trial_ms))
+            out.append((trial, int(units["cell_index"][row]), t_s * 1e3 - trial * trial_ms))
+    return out
+
+
+def test_simulate_to_nwb_round_trip(sim_file, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    nwbinspector = pytest.importorskip("nwbinspector")
+    out = export_file(sim_file, "nwb", str(tmp_path / "sim.nwb"))
+    original = _original_spikes(sim_file)
+    assert sum(len(v) for v in original.values()) > 0
+    with h5py.File(sim_file, "r") as fh:
+        commit = fh.attrs["provenance.git_commit"]
+    with pynwb.NWBHDF5IO(out, "r") as io:
+        nwb = io.read()
+        assert len(nwb.trials) == 2 and nwb.trials["stop_time"][0] == pytest.approx(0.06)
+        for pop, n_cells in (("e", 40), ("i", 10)):
+            assert len(nwb.processing["network"][f"units_{pop}"]) == n_cells
+            got = sorted((b, n, np.float32(t)) for b, n, t in _nwb_spikes(nwb, pop, 60.0))
+            assert got == original[pop]  # float32 ms exactly as stored
+        config = json.loads(nwb.notes)
+        assert config["model.config.n_e"] == 40 and config["model.name"] == "ping"
+        assert json.loads(nwb.data_collection)["provenance.git_commit"] == commit
+        assert commit in nwb.source_script
+    messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=out))
+    critical = [m for m in messages if m.importance.name == "CRITICAL"]
+    assert not critical, [m.message for m in critical]
+
+
+def test_step_layout_keeps_exact_steps(step_file, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    out = export_file(step_file, "nwb", str(tmp_path / "steps.nwb"))
+    with h5py.File(step_file, "r") as fh:
+        want = sorted(zip(fh["spikes/e/index"][()], fh["spikes/e/step"][()], strict=True))
+    with pynwb.NWBHDF5IO(out, "r") as io:
+        got = [(n, round(t / DT_MS)) for _, n, t in _nwb_spikes(io.read(), "e", 3.6e6)]
+    assert sorted(got) == [(int(n), int(s)) for n, s in want]  # an hour in, to the step
+
+
+def test_run_snapshots_to_nwb_with_voltage(run_dir, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    out = export_file(run_dir, "nwb", str(tmp_path / "run.nwb"))
+    trial_ms = 20.0 + 300 * DT_MS
+    with pynwb.NWBHDF5IO(out, "r") as io:
+        nwb = io.read()
+        assert list(nwb.trials["epoch"][:]) == [1, 2] and list(nwb.trials["digit"][:]) == [7, 7]
+        for epoch in (1, 2):
+            snap = _snapshot(epoch)
+            v = nwb.acquisition[f"v_e0_trial{epoch - 1}"]
+            np.testing.assert_array_equal(v.data[:], snap.v_trace_mV)
+            assert v.conversion == 1e-3 and v.unit == "volts"
+            for pop in "ei":
+                steps, cells = np.nonzero(getattr(snap, f"spikes_{pop}"))
+                spikes = [(n, t) for b, n, t in _nwb_spikes(nwb, pop, trial_ms) if b == epoch - 1]
+                got = sorted((n, round((t - 20.0) / DT_MS)) for n, t in spikes)
+                assert got == sorted(zip(cells.tolist(), steps.tolist(), strict=True))
+    export_file(run_dir, "nwb", str(tmp_path / "bare.nwb"), voltage=False)
+    with pynwb.NWBHDF5IO(str(tmp_path / "bare.nwb"), "r") as io:
+        assert len(io.read().acquisition) == 0
+
+
+# ---------------------------------------------------------------- Neo
+def _read_neo(path: str):
+    from neo.io import NixIO, PickleIO
+
+    if path.endswith(".nix"):
+        with NixIO(path, mode="ro") as io:
+            return io.read_block()
+    return PickleIO(path).read_block()
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".nix"])
+def test_simulate_to_neo_round_trip(sim_file, tmp_path, suffix):
+    pytest.importorskip("neo")
+    if suffix == ".nix":
+        pytest.importorskip("nixio")
+    import quantities as pq
+
+    out = export_file(sim_file, "neo", str(tmp_path / f"sim{suffix}"))
+    block = _read_neo(out)
+    assert len(block.segments) == 2
+    assert [g.name for g in block.groups] == ["excitatory", "inhibitory"]
+    original = _original_spikes(sim_file)
+    for pop, n_cells in (("e", 40), ("i", 10)):
+        got = []
+        for k, segment in enumerate(block.segments):
+            trains = [st for st in segment.spiketrains if st.annotations["population"] == pop]
+            assert len(trains) == n_cells
+            for st in trains:
+                assert st.units == pq.ms and float(st.t_stop) == 60.0
+                got += [(k, int(st.annotations["cell_index"]), t) for t in st.magnitude]
+        want = [(b, n, np.float64(t)) for b, n, t in original[pop]]
+        assert sorted(got) == want  # float64 ms equal to the stored float32 values
+    assert json.loads(block.annotations["configuration"])["model.config.n_i"] == 10
+
+
+def test_run_snapshots_to_neo(run_dir, tmp_path):
+    pytest.importorskip("neo")
+    block = _read_neo(export_file(run_dir, "neo", str(tmp_path / "run.pkl")))
+    assert [s.annotations["epoch"] for s in block.segments] == [1, 2]
+    for segment, epoch in zip(block.segments, (1, 2), strict=True):
+        snap = _snapshot(epoch)
+        np.testing.assert_array_equal(segment.analogsignals[0].magnitude[:, 0], snap.v_trace_mV)
+        assert float(segment.analogsignals[0].t_start) == 20.0
+        trains = [st for st in segment.spiketrains if st.annotations["population"] == "e"]
+        steps, cells = np.nonzero(snap.spikes_e)
+        got = sorted((int(st.annotations["cell_index"]), round((t - 20.0) / DT_MS))
+                     for st in trains for t in st.magnitude)  # fmt: skip
+        assert got == sorted(zip(cells.tolist(), steps.tolist(), strict=True))
+
+
+# ---------------------------------------------------------------- xarray
+def test_grid_to_xarray(grid_file, tmp_path):
+    xr = pytest.importorskip("xarray")
+    out = export_file(grid_file, "xarray", str(tmp_path / "grid.nc"))
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert dict(ds.sizes) == {"w_ei": 2, "w_ie": 2, "seed": 1, "epoch": 3}
+        cell = ds.sel(w_ei=1.0, w_ie=0.0, seed=42)
+        assert float(cell.best_accuracy) == 0.7 and str(cell.label.values) == "PING"
+        np.testing.assert_array_equal(cell.test_accuracy.values, 0.1 * np.arange(1, 4) + 2)
+        short = ds.sel(w_ei=0.0, w_ie=0.0, seed=42).test_accuracy.values
+        np.testing.assert_array_equal(short[:2], [0.1, 0.2])
+        assert np.isnan(short[2])
+        assert np.isnan(float(ds.best_accuracy.sel(w_ei=1.0, w_ie=2.0, seed=42)))
+        assert ds.rate_i_Hz.attrs["units"] == "Hz" and ds.w_ei.attrs["units"] == "uS"
+        assert ds.attrs["kind"] == "grid" and ds.attrs["grid.tier"] == "tiny"
+
+
+def test_sweep_to_xarray_opens_without_ei_sim(sweep_file, tmp_path):
+    pytest.importorskip("xarray")
+    path, result = sweep_file
+    out = export_file(path, "xarray", str(tmp_path / "sweep.nc"))
+    script = (
+        "import sys, json\n"
+        "for name in ('ei_sim', 'analysis', 'sweeps', 'models'): sys.modules[name] = None\n"
+        "import xarray\n"
+        f"ds = xarray.open_dataset({out!r})\n"
+        "print(json.dumps({'dims': list(ds.accuracy.dims), 'acc': ds.accuracy.values.tolist(),"
+        " 'c': ds.coupling_scale.values.tolist(), 'units': ds.rate_e_Hz.attrs['units'],"
+        " 'target': ds.attrs['coupling_target']}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, cwd=str(tmp_path))  # fmt: skip
+    got = json.loads(done.stdout)
+    assert got["dims"] == ["coupling_scale", "input_scale"] and got["units"] == "Hz"
+    assert got["acc"] == result["accuracy"].tolist() and got["c"] == [0.5, 1.0]
+    assert got["target"] == "w_ei"
+
+
+# ---------------------------------------------------------------- bad input
+def _one_line_exit_2(argv, capsys, fragment):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, grid_file, sim_file, capsys, monkeypatch):
+    odd = tmp_path / "odd.h5"
+    with h5py.File(odd, "w") as fh:
+        fh.attrs["kind"] = "mystery"
+    (tmp_path / "text.h5").write_text("not hdf5")
+    out = str(tmp_path / "x.nc")
+    _one_line_exit_2(["export", str(odd), "--to", "xarray", "--out", out], capsys, "unknown kind")
+    _one_line_exit_2(["export", str(tmp_path / "text.h5"), "--to", "nwb"], capsys, "unreadable")
+    _one_line_exit_2(["export", grid_file, "--to", "nwb", "--out", out], capsys, "--to xarray")
+    _one_line_exit_2(["export", sim_file, "--to", "neo", "--out", str(tmp_path / "a.h5")],
+                     capsys, ".nix")  # fmt: skip
+    monkeypatch.setitem(sys.modules, "pynwb", None)
+    _one_line_exit_2(["export", sim_file, "--to", "nwb", "--out", str(tmp_path / "a.nwb")],
+                     capsys, "pip install 'ei-sim[nwb]'")  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == ["odd.h5", "text.h5"]  # nothing written
+
+
+def test_existing_output_needs_force_and_failed_write_leaves_nothing(
+    sweep_file, tmp_path, capsys, monkeypatch
+):
+    xr = pytest.importorskip("xarray")
+    path, _ = sweep_file
+    out = tmp_path / "sweep.nc"
+    out.write_text("keep me")
+    _one_line_exit_2(["export", path, "--to", "xarray", "--out", str(out)], capsys, "--force")
+    assert out.read_text() == "keep me"
+
+    def broken(self, *args, **kwargs):
+        with open(args[0], "w") as fh:
+            fh.write("half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", broken)
+    _one_line_exit_2(["export", path, "--to", "xarray", "--out", str(out), "--force"], capsys,
+                     "disk full")  # fmt: skip
+    assert out.read_text() == "keep me" and os.listdir(tmp_path) == ["sweep.nc"]
+    monkeypatch.undo()
+    assert main(["export", path, "--to", "xarray", "--out", str(out), "--force"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert "accuracy" in ds
+
+
+# ---------------------------------------------------------------- Elephant
+def _rhythm(freq_Hz=40.0, t_ms=500.0, n_cells=100, trials=3, seed=0) -> np.ndarray:
+    """(T, trials) population activity of cells firing in volleys at ``freq_Hz``."""
+    rng = np.random.default_rng(seed)
+    t_ms_axis = np.arange(int(t_ms / DT_MS)) * DT_MS
+    drive = 0.5 * (1 + np.sin(2 * np.pi * freq_Hz * t_ms_axis / 1000)) ** 8
+    spikes = rng.random((t_ms_axis.size, trials, n_cells)) < 0.01 * drive[:, None, None]
+    return spikes.mean(axis=2)
+
+
+def test_gamma_psd_matches_elephant_welch(sim_file):
+    elephant = pytest.importorskip("elephant")
+    import neo
+    import quantities as pq
+
+    with h5py.File(sim_file, "r") as fh:
+        stored = np.asarray(fh["population/e"][()], float)
+    for activity in (_rhythm(), stored):
+        freqs, power = population_psd(activity, DT_MS)
+        signal = neo.AnalogSignal(activity, units=pq.dimensionless,
+                                  sampling_period=DT_MS * pq.ms)  # fmt: skip
+        f_el, p_el = elephant.spectral.welch_psd(
+            signal, n_segments=1, overlap=0.0, window="hann", detrend="constant",
+            scaling="density", return_onesided=True,
+        )  # fmt: skip
+        np.testing.assert_allclose(f_el.rescale(pq.Hz).magnitude, freqs, rtol=1e-12)
+        np.testing.assert_allclose(p_el.magnitude.mean(axis=0), power, rtol=1e-9, atol=0)
+        ours, theirs = spectral_peak(freqs, power), spectral_peak(freqs, p_el.magnitude.mean(0))
+        assert ours.frequency_Hz == pytest.approx(theirs.frequency_Hz, abs=1e-9)
+        assert ours.significance == pytest.approx(theirs.significance, rel=1e-9)
+    assert spectral_peak(*population_psd(_rhythm(), DT_MS)).frequency_Hz == pytest.approx(40, abs=1)
