@@ -1,0 +1,136 @@
+"""The grid and diagonal reproductions (nb036): trainings on the Dask grid executor."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from analysis.reproduce.table import Row
+
+
+def _grid_common(camp, plan, w_ei, w_ie, seeds, w_in, diagonal, name, executor, scheduler, workers):
+    from analysis.basins import label_cells
+    from sweeps.grid import GridSpec, run_grid
+    from sweeps.store import read_cells
+
+    model_changes = {"w_in_mean": w_in}
+    if camp.setting != "canonical":
+        model_changes["setting"] = camp.setting
+    size = {k: v for k, v in (("n_e", plan.n_e), ("t_ms", plan.t_ms)) if v is not None}
+    spec = GridSpec(
+        w_ei=tuple(w_ei),
+        w_ie=tuple(w_ie),
+        seeds=tuple(seeds),
+        tier=plan.tier,
+        diagonal_ratio=2.0 if diagonal else None,
+        model_changes=model_changes,
+        size=size,
+        train={"budget": 0.2, "epochs": plan.epochs},
+    )
+    path = os.path.join(camp.out_dir, f"{name}.grid.h5")
+
+    def label(a, b, e, i):
+        return str(label_cells([e], [i], [a], [b])[0])
+
+    def compute():
+        run_grid(spec, path, executor, scheduler, workers, progress=camp.progress, label_fn=label)
+        return {"grid_store": path}, {}
+
+    camp.stage(f"grid__{name}", compute)
+    return read_cells(path), path
+
+
+def grid(camp, plan, executor="dask", scheduler=None, workers=None):
+    from analysis.basins import label_rule
+    from sweeps.store import cell_name
+
+    name = os.path.splitext(os.path.basename(camp.store_path))[0]
+    cells, path = _grid_common(
+        camp, plan, plan.values, plan.values, (42,), 1.2, False, name, executor, scheduler, workers
+    )
+    by_name = {c["name"]: c for c in cells}
+    metrics = _cell_metrics(path)
+    rows, counts = [], {}
+    for a in plan.values:
+        for b in plan.values:
+            cell = by_name[cell_name(a, b, 42)]
+            m = metrics[cell["name"]]
+            counts[cell["label"]] = counts.get(cell["label"], 0) + 1
+            k, q = f"grid.{a:g}.{b:g}.", f"W_EI {a:g}, W_IE {b:g}: "
+            rows += [
+                Row(
+                    q + "best accuracy",
+                    k + "best_accuracy",
+                    100 * float(cell["best_accuracy"]),
+                    "%",
+                    f"label {cell['label']}",
+                ),
+                Row(
+                    q + "final accuracy",
+                    k + "final_accuracy",
+                    100 * float(cell["final_accuracy"]),
+                    "%",
+                ),
+                Row(q + "E rate, last epoch", k + "rate_e", float(m["test_rate_e_Hz"][-1]), "Hz"),
+                Row(q + "I rate, last epoch", k + "rate_i", float(m["test_rate_i_Hz"][-1]), "Hz"),
+            ]
+    regions = ", ".join(f"{k}: {v} cells" for k, v in sorted(counts.items()))
+    return (
+        rows,
+        [],
+        [
+            f"labels ({label_rule()}): {regions}",
+            "lab (stored data): no-loop band = the W_EI = 0 row and W_IE = 0 column; "
+            "5 cells with I > 0 (PING); the rest stretched-COBA",
+        ],
+    )
+
+
+def _cell_metrics(path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        return {
+            n: {k: np.asarray(v[()]) for k, v in g["metrics"].items()}
+            for n, g in fh["cells"].items()
+        }
+
+
+def diagonal(camp, plan, executor="dask", scheduler=None, workers=None):
+    from sweeps.store import cell_name
+
+    name = os.path.splitext(os.path.basename(camp.store_path))[0]
+    cells, path = _grid_common(
+        camp, plan, plan.values, (), plan.seeds, 0.6, True, name, executor, scheduler, workers
+    )
+    by_name = {c["name"]: c for c in cells}
+    metrics = _cell_metrics(path)
+    rows = []
+    for a in plan.values:
+        group = [by_name[cell_name(a, 2.0 * a, s)] for s in plan.seeds]
+        acc = np.array([100 * float(c["best_accuracy"]) for c in group])
+        e = np.array([float(metrics[c["name"]]["test_rate_e_Hz"][-1]) for c in group])
+        i = np.array([float(metrics[c["name"]]["test_rate_i_Hz"][-1]) for c in group])
+        k, q = f"diagonal.{a:g}.", f"W_EI {a:g}: "
+        labels = ", ".join(str(c["label"]) for c in group)
+        rows += [
+            Row(
+                q + "accuracy, mean over seeds", k + "accuracy_mean", float(acc.mean()), "%", labels
+            ),
+            Row(
+                q + "accuracy, sd (ddof 1)",
+                k + "accuracy_sd",
+                float(acc.std(ddof=1)) if len(acc) > 1 else None,
+                "%",
+            ),
+            Row(q + "E rate, mean (last epoch)", k + "rate_e_mean", float(e.mean()), "Hz"),
+            Row(
+                q + "I rate, mean (last epoch)",
+                k + "rate_i_mean",
+                float(i.mean()),
+                "Hz",
+                "per seed " + ", ".join(f"{x:.3g}" for x in i),
+            ),
+        ]
+    return rows, [], []

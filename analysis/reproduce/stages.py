@@ -1,0 +1,174 @@
+"""Stages of a reproduction: each computes one piece and stores it in the reproduction store.
+
+A stage runs only when the store does not hold it yet, so an interrupted reproduction resumes
+with nothing recomputed. Training stages train into ``<out>/runs/<run name>`` with the
+trainer's own per-epoch resume, so even a killed training keeps its finished epochs, and runs
+are shared between experiments in the same ``--out`` folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+from analysis.reproduce import store as rstore
+
+EVAL_TRIALS = 256  # the lab re-evaluated its budget cells on 256 test trials
+GAMMA_BATCH = 64
+
+
+@dataclass
+class Campaign:
+    """Where and how a reproduction runs; ``done`` holds the store's finished stages."""
+
+    out_dir: str
+    store_path: str
+    setting: str = "canonical"
+    progress: bool = True
+    done: set = field(default_factory=set)
+    log: list = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.log.append(text)
+        if self.progress:
+            print(text, flush=True)
+
+    def stage(self, name: str, compute):
+        """The stored stage ``name``, computing and storing it first if needed."""
+        if name in self.done:
+            self.say(f"stage {name}: already finished, not recomputed")
+        else:
+            self.say(f"stage {name}: running")
+            attrs, arrays = compute()
+            rstore.save_stage(self.store_path, name, attrs, arrays)
+            self.done.add(name)
+        return rstore.load_stages(self.store_path)[name]
+
+
+def run_name(model: str, budget, seed: int, setting: str, tier: str, epochs: int, **extra) -> str:
+    """Directory name of a training run; encodes everything that makes runs differ."""
+    parts = [
+        model,
+        "off" if budget is None else f"{budget:g}",
+        f"seed{seed}",
+        setting,
+        tier,
+        f"{epochs}ep",
+    ]
+    parts += [
+        f"{k}{v:g}" if isinstance(v, float | int) else f"{k}{v}" for k, v in sorted(extra.items())
+    ]
+    return "_".join(parts)
+
+
+def build_model(model: str, setting: str, tier: str, n_e=None, t_ms=None, **changes):
+    from ei_sim.train import tier_model
+    from models import get_model
+
+    return tier_model(get_model(model, setting=setting, **changes), tier, n_e, t_ms)
+
+
+def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) -> dict:
+    """Train (or resume) one run; stored: best/final accuracy (%), best epoch, rates of the best
+    and the last epoch, the best epoch's gamma, and the per-epoch metrics."""
+    from ei_sim.train import tier_config, train
+
+    name = run_name(model, budget, seed, camp.setting, plan.tier, plan.epochs, **changes)
+    run_dir = os.path.join(camp.out_dir, "runs", name)
+
+    def compute():
+        net = build_model(model, camp.setting, plan.tier, plan.n_e, plan.t_ms, **changes)
+        cfg = tier_config(
+            plan.tier, budget=budget, epochs=plan.epochs, seed=seed, n_samples=plan.samples
+        )
+        os.makedirs(run_dir, exist_ok=True)
+        result = train(net, cfg, run_dir, resume=True, progress=camp.progress)
+        m, b = result.metrics, result.best_epoch - 1
+        attrs = {
+            "run_dir": run_dir,
+            "best_accuracy": 100 * result.best_accuracy,
+            "final_accuracy": 100 * result.final_accuracy,
+            "best_epoch": result.best_epoch,
+            "epochs": len(m["test_accuracy"]),
+            "best_rate_e_Hz": float(m["test_rate_e_Hz"][b]),
+            "best_rate_i_Hz": float(m["test_rate_i_Hz"][b]),
+            "final_rate_e_Hz": float(m["test_rate_e_Hz"][-1]),
+            "final_rate_i_Hz": float(m["test_rate_i_Hz"][-1]),
+            "best_gamma_Hz": float(m["gamma_peak_Hz"][b]),
+        }
+        keep = ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "gamma_peak_Hz")
+        return attrs, {k: np.asarray(m[k], float) for k in keep}
+
+    return camp.stage(f"train__{name}", compute)
+
+
+def gamma_stage(camp: Campaign, trained: dict, n_trials: int = EVAL_TRIALS) -> dict:
+    """The lab's re-evaluation of a trained run's best weights on the first ``n_trials`` test
+    trials: accuracy (%), E and I rates, the gamma peak, its significance and participation
+    (:mod:`analysis.gamma`)."""
+    run_dir = str(trained["attrs"]["run_dir"])
+
+    def compute():
+        from analysis.gamma import gamma_stats
+        from ei_sim.encoding import encode
+        from ei_sim.engine import simulate_jit
+        from ei_sim.evaluate import EVAL_STREAM
+        from ei_sim.stored import load_stored
+
+        model, split, weights, attrs = load_stored(run_dir)
+        seed, c = int(attrs["train.seed"]), model.config
+        n = min(n_trials, len(split.y_test))
+        spikes_e, spikes_i, correct = [], [], 0
+        for start in range(0, n, GAMMA_BATCH):
+            x, y = (
+                split.x_test[start : min(n, start + GAMMA_BATCH)],
+                split.y_test[start : min(n, start + GAMMA_BATCH)],
+            )
+            events = encode(x, c, (seed, EVAL_STREAM, start))
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM + start)
+            final, rec = simulate_jit(
+                weights, model.init_state(key, len(y)), events, c, record=("spikes_e", "spikes_i")
+            )
+            from ei_sim.engine import logits
+
+            correct += int(np.sum(np.argmax(np.asarray(logits(final, c.n_steps)), -1) == y))
+            spikes_e.append(np.asarray(rec["spikes_e"]) > 0)
+            spikes_i.append(np.asarray(rec["spikes_i"]) > 0)
+        e, i = np.concatenate(spikes_e, axis=1), np.concatenate(spikes_i, axis=1)
+        seconds = c.n_steps * c.dt_ms * 1e-3
+        stats = gamma_stats(e, i, c.dt_ms)
+        attrs = {
+            "n_trials": n,
+            "accuracy": 100 * correct / n,
+            "rate_e_Hz": float(e.sum(0).mean() / seconds),
+            "rate_i_Hz": float(i.sum(0).mean() / seconds),
+            "gamma_Hz": stats.frequency_Hz,
+            "gamma_significance": stats.significance,
+            "participation": stats.participation,
+            "n_cycles": stats.n_cycles,
+        }
+        return attrs, {}
+
+    return camp.stage(f"gamma__{os.path.basename(run_dir)}", compute)
+
+
+def sweep_stage(camp: Campaign, trained: dict, scales, target=None, couplings=(1.0,)) -> dict:
+    """Inference-time W_in scale sweep of a run's best weights, per coupling scale of
+    ``target`` (``"w_ei"``, ``"w_ie"`` or None): accuracy (%), E and I rates (C, S)."""
+    from sweeps.inference import sweep_scales
+
+    run_dir = str(trained["attrs"]["run_dir"])
+
+    def compute():
+        r = sweep_scales(run_dir, tuple(scales), target, tuple(couplings), progress=camp.progress)
+        arrays = {
+            k: np.asarray(r[k], float)
+            for k in ("scales", "coupling_scales", "accuracy", "rate_e_Hz", "rate_i_Hz")
+        }
+        arrays["accuracy"] = 100 * arrays["accuracy"]
+        return {"target": target or "none", "run_dir": run_dir}, arrays
+
+    return camp.stage(f"sweep__{os.path.basename(run_dir)}__{target or 'w_in'}", compute)

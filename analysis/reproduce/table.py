@@ -1,0 +1,92 @@
+"""Comparison tables: the lab's value (with its source), ei-sim's, and the difference.
+
+A row names a quantity, the reference key of the lab's value and ei-sim's measured value. A
+missing lab value is written "no lab value" (never invented); a missing ei-sim value (a cliff
+that cannot be located, a stage not run at this scale) is written with its reason.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import NamedTuple
+
+from analysis.reproduce.reference import Reference
+
+
+class Row(NamedTuple):
+    quantity: str
+    key: str | None  # reference key; None: the lab published no such number
+    ours: float | None
+    unit: str = ""
+    note: str = ""  # why ours is missing, or how it was measured
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.4g}"
+
+
+def compare(rows, reference: Reference) -> list[dict]:
+    """Rows with the lab's value, its source and the difference filled in."""
+    out = []
+    for r in rows:
+        entry = reference.get(r.key) if r.key else None
+        lab = None if entry is None else entry.value
+        diff = rel = None
+        if lab is not None and r.ours is not None and math.isfinite(r.ours):
+            diff = r.ours - lab
+            rel = diff / abs(lab) if lab != 0 else None
+        out.append(
+            {
+                "quantity": r.quantity,
+                "unit": r.unit or ("" if entry is None else entry.unit),
+                "lab": lab,
+                "ours": r.ours,
+                "difference": diff,
+                "relative": rel,
+                "source": "no lab value" if entry is None else entry.source,
+                "note": "; ".join(x for x in (r.note, "" if entry is None else entry.note) if x),
+            }
+        )
+    return out
+
+
+def _cells(row) -> list[str]:
+    diff = _fmt(row["difference"])
+    if row["relative"] is not None:
+        diff += f" ({100 * row['relative']:+.1f} %)"
+    lab = _fmt(row["lab"]) if row["lab"] is not None else "no lab value"
+    ours = _fmt(row["ours"]) if row["ours"] is not None else "not measured"
+    return [row["quantity"], row["unit"], lab, ours, diff, row["source"], row["note"]]
+
+
+HEADER = ["quantity", "unit", "lab", "ei-sim", "difference", "lab source", "note"]
+
+
+def markdown(title: str, preamble: list[str], rows: list[dict], figures: list[str]) -> str:
+    lines = [f"# {title}", ""] + [*preamble, ""]
+    lines.append("| " + " | ".join(HEADER) + " |")
+    lines.append("|" + "---|" * len(HEADER))
+    for row in rows:
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(row)) + " |")
+    lines += [""] + [f"![{f}]({f})" for f in figures]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(title: str, preamble: list[str], rows: list[dict], figures: list[str]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows
+    )
+    pre = "".join(f"<p>{esc(p)}</p>" for p in preamble)
+    figs = "".join(f"<img src='{esc(f)}' alt='{esc(f)}'>" for f in figures)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:48%}</style>"
+        f"</head><body><h1>{esc(title)}</h1>{pre}<table><tr>{head}</tr>{body}</table>{figs}"
+        "</body></html>"
+    )

@@ -1,0 +1,93 @@
+"""``ei-sim reproduce NAME``: one of the reference lab's experiments, side by side."""
+
+from __future__ import annotations
+
+
+def _add_reproduce(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="rerun one of the reference lab's experiments beside its numbers",
+        description="Run (or resume) one of the reference lab's experiments and write an HDF5 "
+        "store plus a Markdown/HTML table: the lab's value (with its source), ei-sim's, and "
+        "the difference. Experiments: budgets (nb025), coupling (nb036 Figure 1), grid "
+        "(nb036 5x5), diagonal (nb036 slice), meanfield (nb033). Killed, the same command "
+        "resumes with nothing recomputed.",
+    )
+    p.add_argument(
+        "experiment", metavar="NAME", help="budgets, coupling, grid, diagonal or meanfield"
+    )
+    p.add_argument(
+        "--scale",
+        default="quick",
+        help="quick (reduced; well under an hour on a "
+        "2-core laptop) or full (the lab's recipe; a cluster or a long night)",
+    )
+    p.add_argument(
+        "--setting",
+        default="lab",
+        help="lab (as the reference code ran; default) "
+        "or canonical (the recipe's nominal refractory periods)",
+    )
+    p.add_argument(
+        "--out",
+        default="runs/reproduce",
+        help="campaign folder (default runs/reproduce; runs in it are shared between experiments)",
+    )
+    p.add_argument("--tier", default=None, help="override the plan's tier (tiny, medium, long)")
+    p.add_argument("--epochs", type=int, default=None, help="override the plan's epochs")
+    p.add_argument(
+        "--executor",
+        choices=("dask", "serial", "vmap"),
+        default="dask",
+        help="grid executor for grid and diagonal (default dask)",
+    )
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument(
+        "--workers", type=int, default=None, help="LocalCluster workers (default: cores)"
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="the lab's numbers (default: the shipped data/reference/pinglab.json)",
+    )
+    p.add_argument("--force", action="store_true", help="start a store made with another plan anew")
+
+
+def cmd_reproduce(args) -> int:
+    from analysis.reproduce import EXPERIMENTS, reproduce
+    from ei_sim.parallel import use_cpu_cores
+
+    if args.experiment not in EXPERIMENTS:
+        raise ValueError(
+            f"unknown experiment {args.experiment!r}; choose one of {', '.join(EXPERIMENTS)}"
+        )
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.experiment not in ("grid", "diagonal"):
+        use_cpu_cores()  # trainings and sweeps split their batches over the cores
+    try:
+        out = reproduce(
+            args.experiment,
+            args.scale,
+            args.out,
+            args.setting,
+            args.tier,
+            args.epochs,
+            args.executor,
+            args.scheduler,
+            args.workers,
+            args.reference,
+            args.force,
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted; finished stages are in {args.out}; run the same command to resume")
+        return 130
+    with open(out["markdown"], encoding="utf-8") as fh:
+        print(fh.read())
+    print(f"wrote {out['store']}, {out['markdown']}, {out['html']}")
+    return 0
+
+
+def register(sub) -> dict:
+    _add_reproduce(sub)
+    return {"reproduce": cmd_reproduce}
