@@ -78,11 +78,20 @@ def cmd_simulate(args) -> int:
 def _register_all(sub) -> dict:
     """Add every command's parser; return {command: handler}. Sweeps, analysis, the rate
     model and videos are wired in here only: the core never imports them."""
-    from ei_sim import cli_analyze, cli_export, cli_rate, cli_sweeps, cli_train, cli_video
+    from ei_sim import (
+        cli_analyze,
+        cli_export,
+        cli_rate,
+        cli_reproduce,
+        cli_sweeps,
+        cli_train,
+        cli_video,
+    )
 
     _add_simulate(sub)
     handlers = {"simulate": cmd_simulate}
-    for module in (cli_train, cli_sweeps, cli_rate, cli_analyze, cli_video, cli_export):
+    for module in (cli_train, cli_sweeps, cli_rate, cli_analyze, cli_video, cli_export,
+                   cli_reproduce):  # fmt: skip
         handlers.update(module.register(sub))
     return handlers
 
