@@ -65,11 +65,51 @@ class SparseBlock:
                    (int(w.shape[0]), int(w.shape[1])))  # fmt: skip
 
 
+def bernoulli_sparse(rng: np.random.Generator, shape, p: float, weight: float) -> SparseBlock:
+    """A block with every entry present independently with probability ``p`` (value
+    ``weight``), drawn directly in compressed form.
+
+    In row-major order the gaps between consecutive present entries are Geometric(p) (support
+    1, 2, ...), so the positions are cumulative sums of geometric draws: work and memory are
+    proportional to the number of synapses, not to ``n_pre x n_post``.
+    """
+    n_pre, n_post = (int(n) for n in shape)
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"connection probability must lie in (0, 1], got {p}")
+    size = n_pre * n_post
+    expected = size * p
+    parts, last = [], -1
+    while last < size - 1:
+        gaps = rng.geometric(p, int(expected + 8.0 * np.sqrt(expected) + 64))
+        positions = last + np.cumsum(gaps)
+        parts.append(positions)
+        last = int(positions[-1])
+    positions = np.concatenate(parts)
+    positions = positions[positions < size]
+    rows, cols = np.divmod(positions, n_post)
+    indptr = np.zeros(n_pre + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_pre), out=indptr[1:])
+    as_i32 = lambda a: jnp.asarray(a.astype(np.int32))  # noqa: E731
+    data = jnp.asarray(np.full(positions.size, weight, np.float32))
+    return SparseBlock(as_i32(indptr), as_i32(rows), as_i32(cols), data, (n_pre, n_post))
+
+
+def host_dense(block: SparseBlock) -> np.ndarray:
+    """The block as a dense NumPy array, built on the host (no compiled program)."""
+    out = np.zeros(block.shape, np.asarray(block.data).dtype)
+    out[np.asarray(block.rows), np.asarray(block.cols)] = np.asarray(block.data)
+    return out
+
+
 def hstack(blocks: list[SparseBlock]) -> SparseBlock:
     """Join blocks with the same presynaptic rows column-wise: ``[A | B | ...]``.
 
-    Entries stay grouped by row (a stable sort of the row indices). It depends on weights
-    only, so inside a scanned step XLA computes it once, outside the loop.
+    Entries stay grouped by row, block by block within a row, each block's order kept (what a
+    stable sort of the row indices gives). Entry ``k`` of block ``j``, in row ``r = rows[k]``,
+    goes to ``indptr[r] + sum_{i<j} len_i(r) + (k - indptr_j[r])`` (``indptr`` of the joined
+    block, ``len_i(r)`` the length of row ``r`` in block ``i``): O(nnz) gathers and one
+    scatter, no sort. It depends on weights only, so inside a scanned step XLA computes it once,
+    outside the loop (once per call of a compiled chunk).
     """
     if len(blocks) == 1:
         return blocks[0]
@@ -77,11 +117,19 @@ def hstack(blocks: list[SparseBlock]) -> SparseBlock:
     if any(b.shape[0] != n_pre for b in blocks):
         raise ValueError("hstack needs blocks with the same number of presynaptic rows")
     offsets = np.cumsum([0] + [b.shape[1] for b in blocks[:-1]])
+    indptr = sum(b.indptr for b in blocks)
+    dest, base = [], indptr[:-1]
+    for b in blocks:
+        within = jnp.arange(b.nnz, dtype=b.indptr.dtype) - jnp.take(b.indptr, b.rows)
+        dest.append(jnp.take(base, b.rows) + within)
+        base = base + jnp.diff(b.indptr)
+    order = jnp.zeros(sum(b.nnz for b in blocks), jnp.int32)
+    order = order.at[jnp.concatenate(dest)].set(
+        jnp.arange(order.shape[0], dtype=jnp.int32), unique_indices=True
+    )
     rows = jnp.concatenate([b.rows for b in blocks])
     cols = jnp.concatenate([b.cols + int(o) for b, o in zip(blocks, offsets, strict=True)])
     data = jnp.concatenate([b.data for b in blocks], axis=-1)
-    order = jnp.argsort(rows, stable=True)
-    indptr = sum(b.indptr for b in blocks)
     n_post = sum(b.shape[1] for b in blocks)
     return SparseBlock(indptr, rows[order], cols[order], jnp.take(data, order, axis=-1),
                        (n_pre, int(n_post)))  # fmt: skip

@@ -4,7 +4,10 @@
 units of the leak (g_L = 1 uS, C = 20 nF, so tau_m = 20 ms): each E spike adds w_e = 0.6,
 each I spike w_i = 6.7. tau_e = 5 ms, tau_i = 10 ms, E_L = V_reset = -60 mV, V_th = -50 mV,
 E_exc = 0, E_inh = -80 mV, refractory 5 ms, no external input. Initial state: V uniform in
-[-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12). The blocks are stored as
+[-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12). The connectivity is drawn on the host,
+directly in compressed form (:func:`ei_sim.sparse.bernoulli_sparse`: work proportional to the
+synapses, no compiled program), from NumPy generators seeded by the JAX key and the block's
+number. The blocks are stored as
 :class:`ei_sim.sparse.SparseBlock` when the native event kernel is available (``sparse=None``,
 the default; propagation then costs spikes x fan-out), else as dense arrays, which the pure-JAX
 event path handles faster. ``sparse=True/False`` forces either; the network is the same.
@@ -14,14 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
+import numpy as np
 
 from ei_sim import native
 from ei_sim.config import CellParams, NetworkConfig
 from ei_sim.engine import Weights, init_state
-from ei_sim.init import bernoulli_block
-from ei_sim.sparse import SparseBlock
+from ei_sim.sparse import bernoulli_sparse, host_dense
 
 VA_CELL = CellParams(c_nF=20.0, g_leak_uS=1.0, t_ref_ms=5.0)
 
@@ -38,6 +42,7 @@ class VACoba:
     g_i0_mean: float = 20.0
     g_i0_std: float = 12.0
     sparse: bool | None = None
+    init_weights_on_host: ClassVar[bool] = True  # init_weights needs a concrete key (no jit)
 
     def replace(self, **changes) -> VACoba:
         fields = {f.name for f in dataclasses.fields(NetworkConfig)}
@@ -48,16 +53,21 @@ class VACoba:
         return dataclasses.replace(self, config=config, **own)
 
     def init_weights(self, key) -> Weights:
+        """The four blocks, Bernoulli(p_connect) with weights w_e_uS (from E) and w_i_uS."""
         c = self.config
-        k = jax.random.split(key, 4)
-        p = self.p_connect
+        words = np.asarray(jax.random.key_data(key), np.uint32).ravel().tolist()
         sparse = native.available() if self.sparse is None else self.sparse
-        store = SparseBlock.from_dense if sparse else (lambda w: w)
+        store = (lambda b: b) if sparse else host_dense
+
+        def block(index, shape, weight):
+            rng = np.random.default_rng(np.random.SeedSequence([*words, index]))
+            return store(bernoulli_sparse(rng, shape, self.p_connect, weight))
+
         return Weights(
-            w_ee=store(bernoulli_block(k[0], (c.n_e, c.n_e), p, self.w_e_uS)),
-            w_ei=store(bernoulli_block(k[1], (c.n_e, c.n_i), p, self.w_e_uS)),
-            w_ie=store(bernoulli_block(k[2], (c.n_i, c.n_e), p, self.w_i_uS)),
-            w_ii=store(bernoulli_block(k[3], (c.n_i, c.n_i), p, self.w_i_uS)),
+            w_ee=block(0, (c.n_e, c.n_e), self.w_e_uS),
+            w_ei=block(1, (c.n_e, c.n_i), self.w_e_uS),
+            w_ie=block(2, (c.n_i, c.n_e), self.w_i_uS),
+            w_ii=block(3, (c.n_i, c.n_i), self.w_i_uS),
         )
 
     def init_state(self, key, batch: int):
