@@ -99,12 +99,12 @@ def _maybe(x):
 def check(
     w_in_mean=1.2, drives_nA=None, coupling_scales=(0.5, 1.0, 2.0), taus_gaba_ms=(6.0, 9.0, 12.0),
     freq_drive_nA=1.5, n_trials_freq=8, t_ms=300.0, seed=0, below_fraction=0.5,
-    threshold_Hz=0.05, params: mf.MeanFieldParams | None = None,
+    threshold_Hz=0.05, params: mf.MeanFieldParams | None = None, setting: str = "canonical",
 ) -> list[dict]:  # fmt: skip
     """Run the spiking checks (about a minute on 2 cores) and return the comparison table:
     rows of ``{quantity, prediction, measurement, relative_gap, note}``."""
     p = params or mf.MeanFieldParams()
-    model = get_model("ping", w_in_mean=w_in_mean)
+    model = get_model("ping", setting=setting, w_in_mean=w_in_mean)
     drives = np.geomspace(0.05, 3.0, 16) if drives_nA is None else np.asarray(drives_nA, float)
     rows = []
     hopf = mf.hopf(p)

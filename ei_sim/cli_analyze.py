@@ -70,6 +70,8 @@ def _add_meanfield(sub) -> None:
     ck = what.add_parser("check", help="run matching spiking simulations (about a minute)")
     ck.add_argument("--t-ms", type=float, default=300.0, help="trial length (300 ms)")
     ck.add_argument("--seed", type=int, default=0)
+    ck.add_argument("--setting", default="canonical", help="canonical or lab (refractory "
+                    "1.2 / 0.6 ms, as the reference code ran)")  # fmt: skip
 
 
 def cmd_meanfield(args) -> int:
@@ -78,7 +80,7 @@ def cmd_meanfield(args) -> int:
 
         if not args.t_ms >= 100:
             raise ValueError(f"--t-ms must be at least 100 ms, got {args.t_ms}")
-        print(format_table(check(t_ms=args.t_ms, seed=args.seed)))
+        print(format_table(check(t_ms=args.t_ms, seed=args.seed, setting=args.setting)))
         return 0
     print(predict_text(args.criticality))
     return 0

@@ -286,7 +286,52 @@ def meanfield(camp, plan):
                 f"lab's rate law r_E = 0.76 + 0.216 f gives f = {law:.3g} Hz",
             )
         )
-    return rows, [plot_meanfield(camp, st, spiking)], []
+    rows += untrained_rows(camp, plan, p)
+    return (
+        rows,
+        [plot_meanfield(camp, st, spiking)],
+        [
+            "Spiking gamma of trained networks is the best epoch's trial-mean PSD peak on the test "
+            "set (the lab's nb041 measure); untrained rows drive every input channel with the same "
+            "intensity (analysis.meanfield_check) and report the same arg-max, for both refractory "
+            "settings, to separate drive from refractoriness."
+        ],
+    )
+
+
+UNTRAINED_DRIVES_NA = (1.5, 3.0)
+UNTRAINED_TRIALS = 4
+
+
+def untrained_rows(camp, plan, p) -> list:
+    """Gamma of the untrained PING at fixed drives for every tau_GABA, canonical and lab."""
+    from analysis.meanfield_check import run_levels
+    from models import get_model
+
+    drives = [d for d in UNTRAINED_DRIVES_NA for _ in range(UNTRAINED_TRIALS)]
+    rows = []
+    for setting in ("canonical", "lab"):
+
+        def compute(setting=setting):
+            freq, rate = [], []
+            for tau in plan.taus:
+                model = get_model("ping", setting=setting, tau_gaba_ms=float(tau))
+                run = run_levels(model, drives, p, t_ms=300.0, seed=0, min_significance=0.0)
+                f = np.asarray(run["freq_Hz"]).reshape(len(UNTRAINED_DRIVES_NA), -1)
+                e = np.asarray(run["rate_e_Hz"]).reshape(len(UNTRAINED_DRIVES_NA), -1)
+                freq.append(np.nanmedian(f, axis=1))
+                rate.append(e.mean(axis=1))
+            return {"setting": setting}, {"freq_Hz": np.array(freq), "rate_e_Hz": np.array(rate)}
+
+        st = camp.stage(f"meanfield__untrained_{setting}", compute)
+        for k, tau in enumerate(plan.taus):
+            for j, d in enumerate(UNTRAINED_DRIVES_NA):
+                rows.append(Row(
+                    f"spiking gamma, untrained, {setting}, tau_GABA {tau:g} ms, {d:g} nA",
+                    None, float(st["freq_Hz"][k, j]), "Hz",
+                    f"E {st['rate_e_Hz'][k, j]:.3g} Hz; {UNTRAINED_TRIALS} trials of 300 ms",
+                ))  # fmt: skip
+    return rows
 
 
 def lab_grid_hopf(p, n=401, hi_nA=4.0):
