@@ -41,6 +41,18 @@ def _grid_common(camp, plan, w_ei, w_ie, seeds, w_in, diagonal, name, executor, 
     return read_cells(path), path
 
 
+def _grid_figures(camp, path, name) -> list[str]:
+    """The lab's grid figures: the basin map and E rate against accuracy (coloured by I)."""
+    from analysis.basins import analyze_grid, plot_grid_map, plot_rate_accuracy, read_grid
+
+    result = analyze_grid(read_grid(path))
+    names = []
+    for stem, plot in (("basins", plot_grid_map), ("e_rate_vs_accuracy", plot_rate_accuracy)):
+        names.append(f"{name}_{stem}.png")
+        plot(result, os.path.join(camp.out_dir, names[-1]))
+    return names
+
+
 def grid(camp, plan, executor="dask", scheduler=None, workers=None):
     from analysis.basins import label_rule
     from sweeps.store import cell_name
@@ -78,7 +90,7 @@ def grid(camp, plan, executor="dask", scheduler=None, workers=None):
     regions = ", ".join(f"{k}: {v} cells" for k, v in sorted(counts.items()))
     return (
         rows,
-        [],
+        _grid_figures(camp, path, name),
         [
             f"labels ({label_rule()}): {regions}",
             "lab (stored data): no-loop band = the W_EI = 0 row and W_IE = 0 column; "
@@ -133,4 +145,4 @@ def diagonal(camp, plan, executor="dask", scheduler=None, workers=None):
                 "per seed " + ", ".join(f"{x:.3g}" for x in i),
             ),
         ]
-    return rows, [], []
+    return rows, _grid_figures(camp, path, name), []
