@@ -84,12 +84,19 @@ def grid_model_changes(model) -> dict:
 
 
 def _grid_outputs(store: str) -> None:
-    from analysis.basins import analyze_grid, plot_grid_map, plot_rate_accuracy, read_grid
+    from analysis.basins import (
+        analyze_grid,
+        label_rule,
+        plot_grid_map,
+        plot_rate_accuracy,
+        read_grid,
+    )
     from sweeps.plots import grid_heatmaps, grid_table
     from sweeps.store import read_cells
 
     cells = read_cells(store)
     print(grid_table(cells))
+    print("labels: " + label_rule())
     stem = os.path.splitext(os.path.abspath(store))[0]
     out_dir = os.path.dirname(os.path.abspath(store))
     figures = grid_heatmaps(cells, out_dir, os.path.basename(stem))
