@@ -27,8 +27,8 @@ def register(subparsers) -> dict:
     p.add_argument("--out", default=None, help="output file (default: FILE with .nwb, .nix or "
                    ".nc; its directory must exist)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.add_argument("--no-voltage", dest="voltage", action="store_false",
-                   help="leave membrane traces out (NWB, Neo)")  # fmt: skip
+    p.add_argument("--no-traces", dest="traces", action="store_false", help="leave the "
+                   "state traces (membrane potentials, conductances) out (NWB, Neo)")  # fmt: skip
     return {"export": cmd_export}
 
 
@@ -36,6 +36,6 @@ def cmd_export(args) -> int:
     from analysis.export import export_file, file_kind
 
     kind = file_kind(args.path)
-    out = export_file(args.path, args.to, args.out, args.force, args.voltage)
+    out = export_file(args.path, args.to, args.out, args.force, args.traces)
     print(f"wrote {out} ({kind} -> {args.to})")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -39,31 +40,82 @@ def sim_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def legacy_file(sim_file, tmp_path_factory):
+    """The same spikes in the layout of earlier ei-sim versions: time_ms float32 only."""
+    path = str(tmp_path_factory.mktemp("legacy") / "legacy.h5")
+    shutil.copyfile(sim_file, path)
+    with h5py.File(path, "a") as fh:
+        for pop in "ei":
+            g = fh[f"spikes/{pop}"]
+            times = g["time_ms"][()].astype(np.float32)
+            for name in ("time_ms", "step"):
+                if name in g:
+                    del g[name]
+            g["time_ms"] = times
+    return path
+
+
+@pytest.fixture(params=["current", "legacy"])
+def spike_file(request, sim_file, legacy_file):
+    return sim_file if request.param == "current" else legacy_file
+
+
 def _original_spikes(path: str) -> dict:
-    """{pop: (trial, cell, time_ms float32) sorted} straight from the simulate file."""
+    """{pop: sorted (trial, cell, key)} straight from a simulate file; the key of a spike is
+    its step where the file stores steps, else its float32 time in ms."""
     out = {}
     with h5py.File(path, "r") as fh:
         for pop in "ei":
             g = fh[f"spikes/{pop}"]
-            rows = list(zip(g["trial"][()], g["index"][()], g["time_ms"][()], strict=True))
-            out[pop] = sorted((int(b), int(n), np.float32(t)) for b, n, t in rows)
+            keys = g["step"][()] if "step" in g else g["time_ms"][()].astype(np.float32)
+            rows = zip(g["trial"][()], g["index"][()], keys, strict=True)
+            out[pop] = sorted((int(b), int(n), k.item()) for b, n, k in rows)
     return out
+
+
+def _stored_times_ms(path: str, pop: str) -> list:
+    """Sorted (trial, cell, time_ms as float64) of a simulate file."""
+    with h5py.File(path, "r") as fh:
+        g = fh[f"spikes/{pop}"]
+        rows = zip(g["trial"][()], g["index"][()], g["time_ms"][()].astype(float), strict=True)
+        return sorted((int(b), int(n), float(t)) for b, n, t in rows)
+
+
+def _spike_key(path: str, time_ms: float):
+    """The key of :func:`_original_spikes` for a time read back from an export."""
+    with h5py.File(path, "r") as fh:
+        steps = "step" in fh["spikes/e"]
+    return round(time_ms / DT_MS) if steps else np.float32(time_ms).item()
+
+
+T_DONE_MS = 3.6e6  # an hour, stopped before the planned two
 
 
 @pytest.fixture(scope="module")
 def step_file(tmp_path_factory):
-    """A simulate file in the integer-step layout: /spikes/<pop>/step + attribute dt_ms."""
+    """A simulate file in the streamed layout: /spikes/<pop>/step (int64) with time_ms
+    (float64) and the group attribute dt_ms, binned /population, /traces/<pop>/<variable>
+    (samples, trials, cells) with /traces/<pop>/cells, and a run stopped at t_done_ms."""
     rng = np.random.default_rng(5)
     path = str(tmp_path_factory.mktemp("step") / "steps.h5")
     with atomic_h5(path) as fh:
-        fh.attrs.update({"model.config.dt_ms": DT_MS, "model.config.t_ms": 3.6e6,
+        fh.attrs.update({"kind": "simulate", "model.config.dt_ms": DT_MS, "complete": False,
+                         "model.config.t_ms": 2 * T_DONE_MS, "t_done_ms": T_DONE_MS,
                          "model.name": "va_coba", "seed": 3})  # fmt: skip
         for pop, n in (("e", 8), ("i", 3)):
             g = fh.create_group(f"spikes/{pop}")
-            g["step"] = np.sort(rng.integers(0, 36_000_000, 50)).astype(np.int64)  # up to 1 h
+            g["step"] = np.sort(rng.integers(0, int(T_DONE_MS / DT_MS), 50)).astype(np.int64)
+            g["time_ms"] = g["step"][()] * DT_MS
             g["trial"] = np.zeros(50, np.int32)
             g["index"] = rng.integers(0, n, 50).astype(np.int32)
             g.attrs.update({"n_cells": n, "n_trials": 1, "dt_ms": DT_MS})
+            fh[f"population/{pop}"] = np.zeros((36, 1), np.float32)  # 100-s bins
+        traces = fh.create_group("traces/e")
+        traces["cells"] = np.array([2, 5], np.int32)
+        traces["v_mV"] = rng.normal(-60, 3, (40, 1, 2))
+        traces["g_exc_uS"] = rng.random((40, 1, 2))
+        traces.attrs["every_steps"] = 5
     return path
 
 
@@ -136,21 +188,22 @@ def _nwb_spikes(nwb, pop: str, trial_ms: float) -> list:
     return out
 
 
-def test_simulate_to_nwb_round_trip(sim_file, tmp_path):
+def test_simulate_to_nwb_round_trip(spike_file, tmp_path):
     pynwb = pytest.importorskip("pynwb")
     nwbinspector = pytest.importorskip("nwbinspector")
-    out = export_file(sim_file, "nwb", str(tmp_path / "sim.nwb"))
-    original = _original_spikes(sim_file)
+    out = export_file(spike_file, "nwb", str(tmp_path / "sim.nwb"))
+    original = _original_spikes(spike_file)
     assert sum(len(v) for v in original.values()) > 0
-    with h5py.File(sim_file, "r") as fh:
+    with h5py.File(spike_file, "r") as fh:
         commit = fh.attrs["provenance.git_commit"]
     with pynwb.NWBHDF5IO(out, "r") as io:
         nwb = io.read()
         assert len(nwb.trials) == 2 and nwb.trials["stop_time"][0] == pytest.approx(0.06)
         for pop, n_cells in (("e", 40), ("i", 10)):
             assert len(nwb.processing["network"][f"units_{pop}"]) == n_cells
-            got = sorted((b, n, np.float32(t)) for b, n, t in _nwb_spikes(nwb, pop, 60.0))
-            assert got == original[pop]  # float32 ms exactly as stored
+            spikes = _nwb_spikes(nwb, pop, 60.0)
+            got = sorted((b, n, _spike_key(spike_file, t)) for b, n, t in spikes)
+            assert got == original[pop]  # each spike's step (or float32 time) exactly
         config = json.loads(nwb.notes)
         assert config["model.config.n_e"] == 40 and config["model.name"] == "ping"
         assert json.loads(nwb.data_collection)["provenance.git_commit"] == commit
@@ -160,17 +213,26 @@ def test_simulate_to_nwb_round_trip(sim_file, tmp_path):
     assert not critical, [m.message for m in critical]
 
 
-def test_step_layout_keeps_exact_steps(step_file, tmp_path):
+def test_streamed_layout_exact_steps_and_traces(step_file, tmp_path):
     pynwb = pytest.importorskip("pynwb")
     out = export_file(step_file, "nwb", str(tmp_path / "steps.nwb"))
     with h5py.File(step_file, "r") as fh:
         want = sorted(zip(fh["spikes/e/index"][()], fh["spikes/e/step"][()], strict=True))
+        v_mV, g_uS = fh["traces/e/v_mV"][()], fh["traces/e/g_exc_uS"][()]
     with pynwb.NWBHDF5IO(out, "r") as io:
-        got = [(n, round(t / DT_MS)) for _, n, t in _nwb_spikes(io.read(), "e", 3.6e6)]
+        nwb = io.read()
+        got = [(n, round(t / DT_MS)) for _, n, t in _nwb_spikes(nwb, "e", T_DONE_MS)]
+        assert nwb.trials["stop_time"][0] == T_DONE_MS * 1e-3  # what the file holds
+        v, g = nwb.acquisition["v_e_trial0"], nwb.acquisition["g_exc_e_trial0"]
+        np.testing.assert_array_equal(v.data[:], v_mV[:, 0])
+        np.testing.assert_array_equal(g.data[:], g_uS[:, 0])
+        assert (v.unit, v.conversion, g.unit, g.conversion) == ("volts", 1e-3, "siemens", 1e-6)
+        assert v.rate == pytest.approx(1000 / (5 * DT_MS))
+        assert json.loads(v.comments) == {"cell_index": [2, 5]}
     assert sorted(got) == [(int(n), int(s)) for n, s in want]  # an hour in, to the step
 
 
-def test_run_snapshots_to_nwb_with_voltage(run_dir, tmp_path):
+def test_run_snapshots_to_nwb_with_traces(run_dir, tmp_path):
     pynwb = pytest.importorskip("pynwb")
     out = export_file(run_dir, "nwb", str(tmp_path / "run.nwb"))
     trial_ms = 20.0 + 300 * DT_MS
@@ -179,15 +241,15 @@ def test_run_snapshots_to_nwb_with_voltage(run_dir, tmp_path):
         assert list(nwb.trials["epoch"][:]) == [1, 2] and list(nwb.trials["digit"][:]) == [7, 7]
         for epoch in (1, 2):
             snap = _snapshot(epoch)
-            v = nwb.acquisition[f"v_e0_trial{epoch - 1}"]
-            np.testing.assert_array_equal(v.data[:], snap.v_trace_mV)
+            v = nwb.acquisition[f"v_e_trial{epoch - 1}"]
+            np.testing.assert_array_equal(v.data[:, 0], snap.v_trace_mV)
             assert v.conversion == 1e-3 and v.unit == "volts"
             for pop in "ei":
                 steps, cells = np.nonzero(getattr(snap, f"spikes_{pop}"))
                 spikes = [(n, t) for b, n, t in _nwb_spikes(nwb, pop, trial_ms) if b == epoch - 1]
                 got = sorted((n, round((t - 20.0) / DT_MS)) for n, t in spikes)
                 assert got == sorted(zip(cells.tolist(), steps.tolist(), strict=True))
-    export_file(run_dir, "nwb", str(tmp_path / "bare.nwb"), voltage=False)
+    export_file(run_dir, "nwb", str(tmp_path / "bare.nwb"), traces=False)
     with pynwb.NWBHDF5IO(str(tmp_path / "bare.nwb"), "r") as io:
         assert len(io.read().acquisition) == 0
 
@@ -203,17 +265,16 @@ def _read_neo(path: str):
 
 
 @pytest.mark.parametrize("suffix", [".pkl", ".nix"])
-def test_simulate_to_neo_round_trip(sim_file, tmp_path, suffix):
+def test_simulate_to_neo_round_trip(spike_file, tmp_path, suffix):
     pytest.importorskip("neo")
     if suffix == ".nix":
         pytest.importorskip("nixio")
     import quantities as pq
 
-    out = export_file(sim_file, "neo", str(tmp_path / f"sim{suffix}"))
+    out = export_file(spike_file, "neo", str(tmp_path / f"sim{suffix}"))
     block = _read_neo(out)
     assert len(block.segments) == 2
     assert [g.name for g in block.groups] == ["excitatory", "inhibitory"]
-    original = _original_spikes(sim_file)
     for pop, n_cells in (("e", 40), ("i", 10)):
         got = []
         for k, segment in enumerate(block.segments):
@@ -222,8 +283,7 @@ def test_simulate_to_neo_round_trip(sim_file, tmp_path, suffix):
             for st in trains:
                 assert st.units == pq.ms and float(st.t_stop) == 60.0
                 got += [(k, int(st.annotations["cell_index"]), t) for t in st.magnitude]
-        want = [(b, n, np.float64(t)) for b, n, t in original[pop]]
-        assert sorted(got) == want  # float64 ms equal to the stored float32 values
+        assert sorted(got) == _stored_times_ms(spike_file, pop)  # the stored times exactly
     assert json.loads(block.annotations["configuration"])["model.config.n_i"] == 10
 
 
@@ -233,8 +293,10 @@ def test_run_snapshots_to_neo(run_dir, tmp_path):
     assert [s.annotations["epoch"] for s in block.segments] == [1, 2]
     for segment, epoch in zip(block.segments, (1, 2), strict=True):
         snap = _snapshot(epoch)
-        np.testing.assert_array_equal(segment.analogsignals[0].magnitude[:, 0], snap.v_trace_mV)
-        assert float(segment.analogsignals[0].t_start) == 20.0
+        (signal,) = segment.analogsignals
+        np.testing.assert_array_equal(signal.magnitude[:, 0], snap.v_trace_mV)
+        assert float(signal.t_start) == 20.0 and str(signal.units.dimensionality) == "mV"
+        assert list(signal.array_annotations["cell_index"]) == [0]
         trains = [st for st in segment.spiketrains if st.annotations["population"] == "e"]
         steps, cells = np.nonzero(snap.spikes_e)
         got = sorted((int(st.annotations["cell_index"]), round((t - 20.0) / DT_MS))

@@ -26,11 +26,12 @@ def _check_target(path: str, kind: str, target: str) -> None:
 
 
 def export_file(path: str, target: str, out: str | None = None, force: bool = False,
-                voltage: bool = True) -> str:  # fmt: skip
+                traces: bool = True) -> str:  # fmt: skip
     """Export ``path`` (any ei-sim file, kind read from it) to ``target``; return the output.
 
     ``out`` defaults to ``path`` with the suffix ``.nwb``, ``.nix`` or ``.nc``; an existing
-    output is replaced only with ``force``; ``voltage`` includes membrane traces (NWB, Neo).
+    output is replaced only with ``force``; ``traces`` includes the state traces
+    (membrane potentials, conductances) where the file holds them (NWB, Neo).
     ValueError (one line) for an unknown kind, a target that does not fit the kind, a missing
     extra or an output that cannot be written; nothing is left half-written.
     """
@@ -49,9 +50,9 @@ def export_file(path: str, target: str, out: str | None = None, force: bool = Fa
     if target == "nwb":
         from analysis.export.nwb import write_nwb
 
-        write_nwb(rec, out, voltage)
+        write_nwb(rec, out, traces)
     else:
         from analysis.export.neo import write_neo
 
-        write_neo(rec, out, voltage)
+        write_neo(rec, out, traces)
     return out

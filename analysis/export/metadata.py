@@ -13,6 +13,20 @@ import numpy as np
 from analysis.export.reader import Recording
 
 POPULATION_NAMES = {"e": "excitatory", "i": "inhibitory"}
+# unit suffix of a state variable -> (unit, SI unit, factor from the unit to SI)
+UNITS = {"mV": ("mV", "volts", 1e-3), "uS": ("uS", "siemens", 1e-6), "nA": ("nA", "amperes", 1e-9)}
+QUANTITY = {"v": "membrane potential", "g_exc": "excitatory conductance",
+            "g_inh": "inhibitory conductance"}  # fmt: skip
+
+
+def split_variable(variable: str) -> tuple[str, str, str, float]:
+    """``"g_exc_uS"`` -> ``("g_exc", "uS", "siemens", 1e-6)``: name, unit, SI unit, factor."""
+    base, _, suffix = variable.rpartition("_")
+    if suffix not in UNITS:
+        raise ValueError(
+            f"state variable {variable!r} has no known unit suffix ({', '.join(UNITS)})"
+        )
+    return (base, *UNITS[suffix])
 
 
 def _plain(value):

@@ -3,7 +3,9 @@
 One ``neo.Block``: one Segment per trial (a run's snapshots: one per epoch), holding one
 SpikeTrain per cell of each population (times in ms within the trial, ``t_start`` /
 ``t_stop`` the observed window; annotations ``population`` "e" or "i" and ``cell_index``)
-and the membrane traces as AnalogSignals (mV) where the file holds them. ``block.groups``
+and the state traces where the file holds them, one AnalogSignal per population and
+variable (``v_e``, ``g_exc_e``, ...; mV or uS; one channel per recorded cell, array
+annotation ``cell_index``). ``block.groups``
 has one Group per population collecting its trains over the segments. The block's
 annotations hold the configuration and provenance as JSON (``configuration``,
 ``provenance``) and ``source_script``; segment annotations the trial's labels (``trial``, or
@@ -35,13 +37,14 @@ def _segment(neo, pq, rec: Recording, trial: int, per_cell: dict, groups: dict):
             )  # fmt: skip
             segment.spiketrains.append(train)
             groups[events.name].add(train)
-    for trace in rec.traces:
-        if trace.trial == trial:
-            segment.analogsignals.append(neo.AnalogSignal(
-                trace.v_mV[:, None], units=pq.mV, sampling_period=trace.dt_ms * pq.ms,
-                t_start=trace.start_ms * pq.ms, name=f"v_{trace.population}{trace.cell}",
-                population=trace.population, cell_index=trace.cell,
-            ))  # fmt: skip
+    for trace in (t for t in rec.traces if t.trial == trial):
+        base, unit, _, _ = metadata.split_variable(trace.variable)
+        segment.analogsignals.append(neo.AnalogSignal(
+            trace.values, units=getattr(pq, unit), sampling_period=trace.dt_ms * pq.ms,
+            t_start=trace.start_ms * pq.ms, name=f"{base}_{trace.population}",
+            population=trace.population, variable=trace.variable,
+            array_annotations={"cell_index": np.asarray(trace.cells)},
+        ))  # fmt: skip
     return segment
 
 
@@ -56,7 +59,7 @@ def _split_trials(events, n_trials: int) -> list[list[np.ndarray]]:
     return out
 
 
-def build_block(rec: Recording, voltage: bool = True):
+def build_block(rec: Recording, traces: bool = True):
     """A ``neo.Block`` of a :class:`Recording` (module docstring)."""
     neo = require("neo", "neo")
     pq = require("quantities", "neo")
@@ -73,7 +76,7 @@ def build_block(rec: Recording, voltage: bool = True):
                                         allowed_types=[neo.SpikeTrain])  # fmt: skip
     n_trials = len(rec.trial_info)
     per_cell = {e.name: _split_trials(e, n_trials) for e in rec.populations}
-    if not voltage:
+    if not traces:
         rec = rec._replace(traces=())
     for trial in range(n_trials):
         block.segments.append(_segment(neo, pq, rec, trial, per_cell, groups))
@@ -82,10 +85,10 @@ def build_block(rec: Recording, voltage: bool = True):
     return block
 
 
-def write_neo(rec: Recording, out: str, voltage: bool = True) -> None:
+def write_neo(rec: Recording, out: str, traces: bool = True) -> None:
     """Write ``rec`` at ``out`` with neo's NIX (``.nix``) or pickle (``.pkl``) writer."""
     fmt = neo_format(out)
-    block = build_block(rec, voltage)
+    block = build_block(rec, traces)
     if fmt == "nix":
         nixio = require("neo.io.nixio", "neo")
         require("nixio", "neo")

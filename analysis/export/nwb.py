@@ -7,8 +7,10 @@ Layout of the file (all times in seconds on one clock; trial k starts at ``k * t
   observed window of every trial) and ``resolution`` = dt;
 * ``intervals/trials``: start and stop of every trial (row k is trial k), with ``epoch``
   and ``digit`` for a run's snapshots (one trial per epoch);
-* ``acquisition/v_<pop><cell>_trial<k>``: membrane potentials as TimeSeries (data in mV,
-  ``conversion`` 1e-3 to volts), where the file holds them;
+* ``acquisition/<variable>_<pop>_trial<k>`` (``v_e_trial0``, ``g_exc_e_trial0``, ...): state
+  traces where the file holds them, one TimeSeries per population, variable and trial with
+  one column per recorded cell (indices as JSON in ``comments``), data in mV or uS with
+  ``conversion`` to volts or siemens;
 * metadata: ``session_description`` (model, sizes, trials, dt), ``notes`` (JSON of every
   configuration attribute: ``model.*``, ``train.*``, rates, seed), ``data_collection`` (JSON
   of ``provenance.*``), ``source_script`` (ei-sim version and git commit), ``keywords``;
@@ -17,6 +19,8 @@ Layout of the file (all times in seconds on one clock; trial k starts at ``k * t
 """
 
 from __future__ import annotations
+
+import json
 
 from analysis.export import metadata
 from analysis.export.common import atomic_output, require
@@ -66,19 +70,25 @@ def _units(rec: Recording, events):
     return units
 
 
-def _voltage(trace, rec: Recording):
+def _trace(trace, rec: Recording):
+    """One TimeSeries per (population, variable, trial): data (samples, recorded cells) in
+    ei-sim's unit, ``conversion`` to SI; the cells' indices as JSON in ``comments``."""
     from pynwb import TimeSeries
 
+    base, unit, si_unit, factor = metadata.split_variable(trace.variable)
+    cells = [int(c) for c in trace.cells]
+    what = metadata.QUANTITY.get(base, base)
     return TimeSeries(
-        name=f"v_{trace.population}{trace.cell}_trial{trace.trial}", data=trace.v_mV,
-        unit="volts", conversion=1e-3, rate=1000.0 / trace.dt_ms,
+        name=f"{base}_{trace.population}_trial{trace.trial}", data=trace.values, unit=si_unit,
+        conversion=factor, rate=1000.0 / trace.dt_ms,
         starting_time=(trace.trial * rec.trial_ms + trace.start_ms) * 1e-3,
-        description=f"membrane potential (mV) of {metadata.POPULATION_NAMES[trace.population]} "
-        f"cell {trace.cell} in trial {trace.trial}",
+        description=f"{what} ({unit}) of {metadata.POPULATION_NAMES[trace.population]} cells "
+        f"{cells} (one column each) in trial {trace.trial}",
+        comments=json.dumps({"cell_index": cells}),
     )  # fmt: skip
 
 
-def build_nwbfile(rec: Recording, voltage: bool = True):
+def build_nwbfile(rec: Recording, traces: bool = True):
     """An in-memory ``pynwb.NWBFile`` of a :class:`Recording` (module docstring)."""
     pynwb = require("pynwb", "nwb")
     config, prov = metadata.split_attrs(rec.attrs)
@@ -94,15 +104,15 @@ def build_nwbfile(rec: Recording, voltage: bool = True):
                                               "population")  # fmt: skip
     for events in rec.populations:
         module.add(_units(rec, events))
-    if voltage:
+    if traces:
         for trace in rec.traces:
-            nwbfile.add_acquisition(_voltage(trace, rec))
+            nwbfile.add_acquisition(_trace(trace, rec))
     return nwbfile
 
 
-def write_nwb(rec: Recording, out: str, voltage: bool = True) -> None:
+def write_nwb(rec: Recording, out: str, traces: bool = True) -> None:
     """Write ``rec`` as an NWB file at ``out`` (atomically)."""
     pynwb = require("pynwb", "nwb")
-    nwbfile = build_nwbfile(rec, voltage)
+    nwbfile = build_nwbfile(rec, traces)
     with atomic_output(out) as tmp, pynwb.NWBHDF5IO(tmp, "w") as io:
         io.write(nwbfile)

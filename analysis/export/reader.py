@@ -7,9 +7,12 @@ store) and ``scale_sweep`` / ``coupling_sweep`` (sweep files).
 
 Spikes come back as a :class:`Recording`: per population the event lists of spike times
 (ms, float64, within the trial), trial and cell indices, plus the trials' observed windows
-and optional membrane traces. Spike times are read from either layout of a spike group:
-``time_ms`` (float32 or float64 milliseconds) or ``step`` (integer steps) times ``dt_ms``
-(the group's attribute, else the file's ``model.config.dt_ms``).
+and optional state traces. Spike times are read from either layout of a spike group:
+``step`` (integer steps) times ``dt_ms`` (the group's attribute, else the file's
+``model.config.dt_ms``) where present, else ``time_ms`` (float32 or float64 milliseconds).
+A simulate file's trials last ``t_done_ms`` (a run stopped early), else ``model.config.t_ms``;
+its traces are ``/traces/<pop>/<variable>`` (samples, trials, cells) sampled every
+``every_steps`` steps, with the recorded cells in ``/traces/<pop>/cells``.
 """
 
 from __future__ import annotations
@@ -39,14 +42,15 @@ class SpikeEvents(NamedTuple):
 
 
 class Trace(NamedTuple):
-    """One recorded membrane potential, sampled every ``dt_ms`` from ``start_ms`` of a trial."""
+    """A state variable of some cells in one trial, sampled every ``dt_ms`` from ``start_ms``."""
 
     population: str
-    cell: int
+    variable: str  # with its unit: "v_mV", "g_exc_uS", "g_inh_uS"
+    cells: np.ndarray  # (C,) indices of the recorded cells
     trial: int
     start_ms: float
     dt_ms: float
-    v_mV: np.ndarray
+    values: np.ndarray  # (samples, C)
 
 
 class Recording(NamedTuple):
@@ -116,17 +120,41 @@ def _dt_ms(attrs: dict, path: str) -> float:
     return float(attrs["model.config.dt_ms"])
 
 
+def _trial_ms(fh, attrs: dict, dt_ms: float, path: str) -> float:
+    """How much of each trial the file holds (module docstring)."""
+    for key in ("t_done_ms", "model.config.t_ms"):
+        if key in attrs:
+            return float(attrs[key])
+    if "population/e" in fh:
+        return fh["population/e"].shape[0] * dt_ms
+    raise ValueError(f"{path} lacks the root attribute model.config.t_ms")
+
+
+def _traces(fh, dt_ms: float) -> list[Trace]:
+    out = []
+    for pop in POPULATIONS:
+        group = fh.get(f"traces/{pop}")
+        if group is None or "cells" not in group:
+            continue
+        cells = np.asarray(group["cells"][()], np.int64)
+        every_ms = int(group.attrs.get("every_steps", 1)) * dt_ms
+        for var in sorted(k for k in group if k != "cells"):
+            values = group[var][()]  # (samples, trials, cells)
+            out += [Trace(pop, var, cells, b, 0.0, every_ms, values[:, b])
+                    for b in range(values.shape[1])]  # fmt: skip
+    return out
+
+
 def _read_simulate(fh, path: str) -> Recording:
     attrs = read_attrs(fh)
     dt_ms = _dt_ms(attrs, path)
     pops = tuple(_events(fh[f"spikes/{p}"], p, dt_ms) for p in POPULATIONS if f"spikes/{p}" in fh)
-    if "model.config.t_ms" in attrs:
-        trial_ms = float(attrs["model.config.t_ms"])
-    else:
-        trial_ms = fh["population/e"].shape[0] * dt_ms
+    trial_ms = _trial_ms(fh, attrs, dt_ms, path)
     n_trials = max(int(fh[f"spikes/{p.name}"].attrs.get("n_trials", 1)) for p in pops)
     info = [{"trial": k} for k in range(n_trials)]
-    return Recording("simulate", path, dt_ms, trial_ms, (0.0, trial_ms), info, pops, (), attrs)
+    traces = tuple(_traces(fh, dt_ms))
+    return Recording("simulate", path, dt_ms, trial_ms, (0.0, trial_ms), info, pops, traces,
+                     attrs)  # fmt: skip
 
 
 def _read_run(fh, path: str) -> Recording:
@@ -152,7 +180,8 @@ def _read_run(fh, path: str) -> Recording:
             np.concatenate([cells for _, cells in parts]).astype(np.int64),
         ))  # fmt: skip
     for k, s in enumerate(snapshots):
-        traces.append(Trace("e", 0, k, drop_ms, dt_ms, np.asarray(s.v_trace_mV)))
+        values = np.asarray(s.v_trace_mV)[:, None]
+        traces.append(Trace("e", "v_mV", np.zeros(1, np.int64), k, drop_ms, dt_ms, values))
     info = [{"epoch": int(s.epoch), "digit": int(s.label)} for s in snapshots]
     trial_ms = drop_ms + n_steps * dt_ms
     return Recording("run", path, dt_ms, trial_ms, (drop_ms, trial_ms), info, tuple(pops),
