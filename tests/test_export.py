@@ -95,8 +95,8 @@ T_DONE_MS = 3.6e6  # an hour, stopped before the planned two
 @pytest.fixture(scope="module")
 def step_file(tmp_path_factory):
     """A simulate file in the streamed layout: /spikes/<pop>/step (int64) with time_ms
-    (float64) and the group attribute dt_ms, binned /population, /traces/<pop>/<variable>
-    (samples, trials, cells) with /traces/<pop>/cells, and a run stopped at t_done_ms."""
+    (float64) and the group attribute dt_ms, binned /population, /traces/<pop>/<variable>/
+    values (samples, trials, cells) and cells, and a run stopped at t_done_ms."""
     rng = np.random.default_rng(5)
     path = str(tmp_path_factory.mktemp("step") / "steps.h5")
     with atomic_h5(path) as fh:
@@ -111,11 +111,11 @@ def step_file(tmp_path_factory):
             g["index"] = rng.integers(0, n, 50).astype(np.int32)
             g.attrs.update({"n_cells": n, "n_trials": 1, "dt_ms": DT_MS})
             fh[f"population/{pop}"] = np.zeros((36, 1), np.float32)  # 100-s bins
-        traces = fh.create_group("traces/e")
-        traces["cells"] = np.array([2, 5], np.int32)
-        traces["v_mV"] = rng.normal(-60, 3, (40, 1, 2))
-        traces["g_exc_uS"] = rng.random((40, 1, 2))
-        traces.attrs["every_steps"] = 5
+        for var, values in (("v_mV", rng.normal(-60, 3, (40, 1, 2))),
+                            ("g_exc_uS", rng.random((40, 1, 2)))):  # fmt: skip
+            fh[f"traces/e/{var}/cells"] = np.array([2, 5], np.int32)
+            fh[f"traces/e/{var}/values"] = values
+            fh[f"traces/e/{var}/values"].attrs["every_steps"] = 5
     return path
 
 
@@ -208,6 +208,7 @@ def test_simulate_to_nwb_round_trip(spike_file, tmp_path):
         assert config["model.config.n_e"] == 40 and config["model.name"] == "ping"
         assert json.loads(nwb.data_collection)["provenance.git_commit"] == commit
         assert commit in nwb.source_script
+    assert list(pynwb.validate(path=out)) == []  # the NWB schema
     messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=out))
     critical = [m for m in messages if m.importance.name == "CRITICAL"]
     assert not critical, [m.message for m in critical]
@@ -218,7 +219,7 @@ def test_streamed_layout_exact_steps_and_traces(step_file, tmp_path):
     out = export_file(step_file, "nwb", str(tmp_path / "steps.nwb"))
     with h5py.File(step_file, "r") as fh:
         want = sorted(zip(fh["spikes/e/index"][()], fh["spikes/e/step"][()], strict=True))
-        v_mV, g_uS = fh["traces/e/v_mV"][()], fh["traces/e/g_exc_uS"][()]
+        v_mV, g_uS = fh["traces/e/v_mV/values"][()], fh["traces/e/g_exc_uS/values"][()]
     with pynwb.NWBHDF5IO(out, "r") as io:
         nwb = io.read()
         got = [(n, round(t / DT_MS)) for _, n, t in _nwb_spikes(nwb, "e", T_DONE_MS)]

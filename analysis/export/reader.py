@@ -11,8 +11,9 @@ and optional state traces. Spike times are read from either layout of a spike gr
 ``step`` (integer steps) times ``dt_ms`` (the group's attribute, else the file's
 ``model.config.dt_ms``) where present, else ``time_ms`` (float32 or float64 milliseconds).
 A simulate file's trials last ``t_done_ms`` (a run stopped early), else ``model.config.t_ms``;
-its traces are ``/traces/<pop>/<variable>`` (samples, trials, cells) sampled every
-``every_steps`` steps, with the recorded cells in ``/traces/<pop>/cells``.
+its traces are ``/traces/<pop>/<variable>/values`` (samples, trials, cells) sampled every
+``every_steps`` steps, with the recorded cells in ``/traces/<pop>/<variable>/cells`` (or one
+``/traces/<pop>/cells`` beside ``<variable>`` datasets).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+import h5py
 import numpy as np
 
 from ei_sim.storage import open_readable, read_attrs
@@ -130,18 +132,26 @@ def _trial_ms(fh, attrs: dict, dt_ms: float, path: str) -> float:
     raise ValueError(f"{path} lacks the root attribute model.config.t_ms")
 
 
+def _trace_sets(group):
+    """``(variable, values dataset, cells dataset)`` of one population's traces: either
+    ``<var>/values`` beside ``<var>/cells``, or ``<var>`` datasets beside one ``cells``."""
+    for var in sorted(group):
+        item = group[var]
+        if isinstance(item, h5py.Group) and "values" in item and "cells" in item:
+            yield var, item["values"], item["cells"]
+        elif isinstance(item, h5py.Dataset) and var != "cells" and "cells" in group:
+            yield var, item, group["cells"]
+
+
 def _traces(fh, dt_ms: float) -> list[Trace]:
     out = []
     for pop in POPULATIONS:
         group = fh.get(f"traces/{pop}")
-        if group is None or "cells" not in group:
-            continue
-        cells = np.asarray(group["cells"][()], np.int64)
-        every_ms = int(group.attrs.get("every_steps", 1)) * dt_ms
-        for var in sorted(k for k in group if k != "cells"):
-            values = group[var][()]  # (samples, trials, cells)
-            out += [Trace(pop, var, cells, b, 0.0, every_ms, values[:, b])
-                    for b in range(values.shape[1])]  # fmt: skip
+        for var, values, cells in _trace_sets(group) if group is not None else ():
+            every = values.attrs.get("every_steps", values.parent.attrs.get("every_steps", 1))
+            data = values[()]  # (samples, trials, cells)
+            out += [Trace(pop, var, np.asarray(cells[()], np.int64), b, 0.0, int(every) * dt_ms,
+                          data[:, b]) for b in range(data.shape[1])]  # fmt: skip
     return out
 
 
