@@ -32,6 +32,14 @@ CELL_VARIABLES = {
     "rate_e_Hz": ("Hz", "mean E rate on the test set at the best epoch"),
     "rate_i_Hz": ("Hz", "mean I rate on the test set at the best epoch"),
     "gamma_peak_Hz": ("Hz", "gamma peak of the reference trial at the best epoch (NaN: none)"),
+    "label": ("1", "basin label (no-loop, stretched-COBA or PING)"),
+}
+GRID_DIMS = ("w_ei", "w_ie", "seed")
+GRID_COORDINATES = {
+    "w_ei": ("uS", "mean E->I weight W_EI"),
+    "w_ie": ("uS", "mean I->E weight W_IE"),
+    "seed": ("1", "training seed"),
+    "epoch": ("1", "training epoch (1-based)"),
 }
 SWEEP_VARIABLES = {
     "accuracy": ("1", "test accuracy (fraction)"),
@@ -63,47 +71,49 @@ def _attrs(attrs: dict, source: str) -> dict:
     return {**out, "source": source}
 
 
+def _grid_coordinates(cells: list[dict]) -> dict:
+    """Sorted unique w_ei, w_ie and seed values of the cells, and epochs 1..longest run."""
+    n_epochs = max((len(m) for c in cells for m in c["metrics"].values()), default=0)
+    return {
+        "w_ei": np.unique([float(c["attrs"]["w_ei"]) for c in cells]),
+        "w_ie": np.unique([float(c["attrs"]["w_ie"]) for c in cells]),
+        "seed": np.unique([int(c["attrs"]["seed"]) for c in cells]),
+        "epoch": np.arange(1, n_epochs + 1),
+    }
+
+
+def _grid_arrays(cells: list[dict], coords: dict) -> dict:
+    """{name: array} over (w_ei, w_ie, seed[, epoch]); NaN (label "") where a cell is absent."""
+    shape = tuple(len(coords[k]) for k in GRID_DIMS)
+    arrays = {k: np.full(shape, np.nan) for k in CELL_VARIABLES if k != "label"}
+    arrays["label"] = np.full(shape, "", dtype=object)
+    for name in sorted({k for c in cells for k in c["metrics"]}):
+        arrays[name] = np.full((*shape, len(coords["epoch"])), np.nan)
+    for cell in cells:
+        a = cell["attrs"]
+        at = tuple(int(np.searchsorted(coords[k], float(a[k]))) for k in GRID_DIMS)
+        for key in CELL_VARIABLES:
+            arrays[key][at] = str(a.get(key, "")) if key == "label" else _number(a.get(key))
+        for key, values in cell["metrics"].items():
+            arrays[key][at][: len(values)] = values
+    arrays["label"] = arrays["label"].astype(str)
+    return arrays
+
+
 def grid_dataset(path: str):
     """The xarray Dataset of a grid store (module docstring)."""
     xr = require("xarray", "xarray")
     grid = read_grid(path)
-    cells = grid["cells"]
-    if not cells:
+    if not grid["cells"]:
         raise ValueError(f"{path} holds no cells yet; run the grid first")
-    axes = {k: np.unique([float(c["attrs"][k]) for c in cells]) for k in ("w_ei", "w_ie")}
-    seeds = np.unique([int(c["attrs"]["seed"]) for c in cells])
-    n_epochs = max((len(m) for c in cells for m in c["metrics"].values()), default=0)
-    shape = (len(axes["w_ei"]), len(axes["w_ie"]), len(seeds))
-    cell_values = {k: np.full(shape, np.nan) for k in CELL_VARIABLES}
-    labels = np.full(shape, "", dtype=object)
-    metric_names = sorted({k for c in cells for k in c["metrics"]})
-    metrics = {k: np.full((*shape, n_epochs), np.nan) for k in metric_names}
-    for cell in cells:
-        a = cell["attrs"]
-        at = (
-            np.searchsorted(axes["w_ei"], float(a["w_ei"])),
-            np.searchsorted(axes["w_ie"], float(a["w_ie"])),
-            np.searchsorted(seeds, int(a["seed"])),
-        )
-        for key in CELL_VARIABLES:
-            cell_values[key][at] = _number(a.get(key))
-        labels[at] = str(a.get("label", ""))
-        for key, values in cell["metrics"].items():
-            metrics[key][at][: len(values)] = values
-    dims = ("w_ei", "w_ie", "seed")
-    data = {k: (dims, cell_values[k], {"units": u, "long_name": n})
-            for k, (u, n) in CELL_VARIABLES.items()}  # fmt: skip
-    data["label"] = (dims, labels.astype(str), {"units": "1", "long_name": "basin label"})
-    for key, values in metrics.items():
-        data[key] = ((*dims, "epoch"), values, {"units": metric_units(key),
-                                                "long_name": f"{key} per epoch"})  # fmt: skip
-    coords = {
-        "w_ei": ("w_ei", axes["w_ei"], {"units": "uS", "long_name": "mean E->I weight W_EI"}),
-        "w_ie": ("w_ie", axes["w_ie"], {"units": "uS", "long_name": "mean I->E weight W_IE"}),
-        "seed": ("seed", seeds, {"units": "1", "long_name": "training seed"}),
-        "epoch": ("epoch", np.arange(1, n_epochs + 1), {"units": "1",
-                                                        "long_name": "training epoch (1-based)"}),
-    }  # fmt: skip
+    coords = _grid_coordinates(grid["cells"])
+    data = {}
+    for key, values in _grid_arrays(grid["cells"], coords).items():
+        units, long_name = CELL_VARIABLES.get(key, (metric_units(key), f"{key} per epoch"))
+        dims = GRID_DIMS if values.ndim == 3 else (*GRID_DIMS, "epoch")
+        data[key] = (dims, values, {"units": units, "long_name": long_name})
+    coords = {k: (k, v, dict(zip(("units", "long_name"), GRID_COORDINATES[k], strict=True)))
+              for k, v in coords.items()}  # fmt: skip
     return xr.Dataset(data, coords=coords, attrs=_attrs(grid["attrs"], str(path)))
 
 
