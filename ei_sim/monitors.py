@@ -68,8 +68,8 @@ class Monitors:
     """What a chunked run records (static: part of the compiled program's identity).
 
     ``spikes``: populations whose spikes are recorded as events (and counted into population
-    activity with bins of ``bin_steps`` steps); ``states``: :class:`StateMonitor` s, at most
-    one per population.
+    activity with bins of ``bin_steps`` steps); ``states``: :class:`StateMonitor` s, each
+    variable of a population in at most one of them.
     """
 
     spikes: tuple[str, ...] = POPULATIONS
@@ -82,9 +82,10 @@ class Monitors:
                              f"{self.spikes!r}")  # fmt: skip
         if not (isinstance(self.bin_steps, int) and self.bin_steps >= 1):
             raise ValueError(f"bin_steps must be a positive integer, got {self.bin_steps!r}")
-        pops = [m.population for m in self.states]
-        if len(set(pops)) != len(pops):
-            raise ValueError("at most one state monitor per population; merge their cells")
+        names = [key for m in self.states for key in m.names()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two state monitors record the same variable ({names}); "
+                             "merge their cells")  # fmt: skip
 
     def check(self, config: NetworkConfig) -> None:
         """ValueError (one line) when a monitored cell lies outside its population."""
@@ -185,17 +186,30 @@ class SpikeEvents(NamedTuple):
 
 def decode_spikes(words: np.ndarray, n_steps: int, start_step: int) -> SpikeEvents:
     """Events of the first ``n_steps`` rows of (L, B, W) spike words, in (step, trial, cell)
-    order (that of ``np.nonzero`` on the raster); only the nonzero words are visited."""
+    order (that of ``np.nonzero`` on the raster).
+
+    Only the nonzero words are visited, and within them only the set bits: the lowest set bit
+    ``w & -w`` is taken off every word at once until none is left (about one pass per spike
+    in a word), so the work is proportional to the spikes.
+    """
     words = np.asarray(words[:n_steps])
     _, batch, n_w = words.shape
     flat = words.reshape(-1)
     where = np.flatnonzero(flat)
-    bits = (flat[where, None] >> np.arange(WORD_BITS, dtype=np.uint32)) & 1
-    k, bit = np.nonzero(bits)
-    position = where[k]
+    w = flat[where].astype(np.int64)
+    keys = []
+    while w.size:
+        low = w & -w
+        bit = np.frexp(low.astype(np.float64))[1] - 1  # log2 of a power of two, exact
+        keys.append(where * WORD_BITS + bit)
+        w = w ^ low
+        keep = w != 0
+        where, w = where[keep], w[keep]
+    key = np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    position, bit = key // WORD_BITS, key % WORD_BITS
     row = position // n_w
     return SpikeEvents(
-        (row // batch).astype(np.int64) + start_step,
+        row // batch + start_step,
         (row % batch).astype(np.int32),
         ((position % n_w) * WORD_BITS + bit).astype(np.int32),
     )
@@ -206,3 +220,11 @@ def bin_counts(events: SpikeEvents, n_bins: int, batch: int, bin_steps: int, sta
     b = (events.step - start_step) // bin_steps
     flat = np.bincount(b * batch + events.trial, minlength=n_bins * batch)
     return flat.reshape(n_bins, batch)
+
+
+def activity(counts: np.ndarray, start_step: int, n_steps: int, bin_steps: int, n_cells: int):
+    """Spike counts (bins, B) of bins from ``start_step`` on -> fraction of the population
+    spiking per step (float32); the run's last bin may hold fewer than ``bin_steps`` steps."""
+    first = start_step + np.arange(counts.shape[0]) * bin_steps
+    steps = np.minimum(bin_steps, n_steps - first)
+    return (counts / (n_cells * steps[:, None])).astype(np.float32)

@@ -20,7 +20,14 @@ import jax
 import numpy as np
 
 from ei_sim.config import NetworkConfig
-from ei_sim.monitors import Monitors, SpikeEvents, bin_counts, decode_spikes, run_chunk
+from ei_sim.monitors import (
+    Monitors,
+    SpikeEvents,
+    activity,
+    bin_counts,
+    decode_spikes,
+    run_chunk,
+)
 
 DEFAULT_CHUNK_STEPS = 10_000
 
@@ -56,7 +63,8 @@ class Recording(NamedTuple):
 
     def activity(self, population: str, n_cells: int) -> np.ndarray:
         """Fraction of the population spiking per step, averaged over each bin: (bins, B)."""
-        return self.counts[population] / (n_cells * self.monitors.bin_steps)
+        return activity(self.counts[population], 0, self.n_steps, self.monitors.bin_steps,
+                        n_cells)  # fmt: skip
 
 
 def chunk_length(monitors: Monitors, n_steps: int, chunk_steps: int | None) -> int:

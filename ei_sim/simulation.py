@@ -1,78 +1,212 @@
 """Run a preset network on MNIST digits (or without input) and store the result.
 
-This is the Python counterpart of ``ei-sim simulate``: :func:`run_preset` returns the
-rasters, population activity and rates; :func:`write_run` stores them in HDF5.
+The Python counterpart of ``ei-sim simulate``. A run goes in chunks with monitors
+(:mod:`ei_sim.recorder`): :func:`run_preset` keeps the whole recording in memory,
+:func:`run_to_file` streams every chunk into an HDF5 file (:mod:`ei_sim.h5stream`) and keeps
+only the population spike counts (for the rates and the gamma peak), so its memory does not
+grow with the length of the run beyond those counts.
+
+Weights, initial state and the key split each take one compiled program (models whose
+weights are drawn on the host, ``init_weights_on_host``, none); the run takes one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import jax
 import numpy as np
 
 from ei_sim.config import to_attrs
 from ei_sim.encoding import InputEvents, poisson_events
-from ei_sim.engine import simulate_jit
-from ei_sim.spectrum import Peak, gamma_peak
-from ei_sim.storage import atomic_h5, provenance, write_attrs, write_spike_lists
+from ei_sim.h5stream import StreamWriter
+from ei_sim.monitors import Monitors, activity
+from ei_sim.recorder import ChunkRecord, Recording, chunk_length, iter_chunks, join
+from ei_sim.storage import provenance
 
 
 @dataclass
 class SimulationResult:
-    spikes_e: np.ndarray  # (T, B, N_E) bool
-    spikes_i: np.ndarray  # (T, B, N_I) bool
     rate_e_Hz: float
     rate_i_Hz: float
-    gamma: Peak | None
+    gamma: object  # ei_sim.spectrum.Peak or None
     dt_ms: float
+    bin_ms: float
+    activity_e: np.ndarray  # (bins, B) fraction of E cells spiking per step, bin-averaged
+    activity_i: np.ndarray
+    n_steps: int
+    n_cells: dict  # {"e": N_E, "i": N_I}
+    recording: Recording | None = None  # run_preset keeps it; run_to_file does not
+    timings: dict = field(default_factory=dict)
+
+    def _raster(self, pop: str) -> np.ndarray:
+        if self.recording is None:
+            raise ValueError("this result was streamed to a file; read the spikes from there")
+        return self.recording.raster(pop, self.n_cells[pop])
+
+    @property
+    def spikes_e(self) -> np.ndarray:
+        """(T, B, N_E) bool raster rebuilt from the recorded events."""
+        return self._raster("e")
+
+    @property
+    def spikes_i(self) -> np.ndarray:
+        return self._raster("i")
 
 
-def run_preset(model, seed: int = 0, images=None, encoder_seed=None, drop_ms: float = 20.0):
-    """Simulate ``model`` for one trial per image (or one trial without input).
+_KEYS = jax.jit(lambda seed: jax.random.split(jax.random.PRNGKey(seed)))
 
-    ``images``: (B, 784) intensities in [0, 1], or None for a network without input.
-    The initial state and weights come from ``seed``; input spikes from ``encoder_seed``
-    (defaults to ``seed``).
-    """
+
+def initial_conditions(model, seed: int, images=None, encoder_seed=None):
+    """``(weights, state, events)`` of a run: weights and state from ``seed``, input spikes
+    (None without images) from ``encoder_seed`` (defaults to ``seed``)."""
     config = model.config
-    key_w, key_s = jax.random.split(jax.random.PRNGKey(seed))
-    weights = model.init_weights(key_w)
+    key_w, key_s = np.asarray(_KEYS(seed))  # host keys: no program to split them
+    if getattr(model, "init_weights_on_host", False):
+        weights = model.init_weights(key_w)
+    else:
+        weights = jax.jit(model.init_weights)(key_w)
     batch = 1 if images is None else len(images)
-    state = model.init_state(key_s, batch)
+    state = jax.jit(model.init_state, static_argnums=1)(key_s, batch)
     events: InputEvents | None = None
     if images is not None and config.n_in > 0:
         enc = seed if encoder_seed is None else encoder_seed
         events = poisson_events(images, config.n_steps, config.p_spike_per_unit_intensity, enc)
-    _, rec = simulate_jit(
-        weights, state, events, config, record=("spikes_e", "spikes_i"), n_steps=config.n_steps
-    )
-    spikes_e = np.asarray(rec["spikes_e"])
-    spikes_i = np.asarray(rec["spikes_i"])
-    seconds = config.n_steps * config.dt_ms * 1e-3
-    activity = spikes_e.mean(axis=2)
-    peak = gamma_peak(activity, config.dt_ms, drop_ms=min(drop_ms, config.t_ms / 2))
+    return weights, state, events
+
+
+def _summarise(model, monitors: Monitors, counts: dict, n_steps: int, drop_ms: float, timings):
+    """Rates (Hz) and the gamma peak of E activity from the per-bin spike counts."""
+    from ei_sim.spectrum import gamma_peak  # scipy.signal, imported during the run
+
+    config = model.config
+    seconds = n_steps * config.dt_ms * 1e-3
+    bin_ms = monitors.bin_steps * config.dt_ms
+    act = {pop: activity(c, 0, n_steps, monitors.bin_steps, getattr(config, f"n_{pop}"))
+           for pop, c in counts.items()}  # fmt: skip
+    rates = {pop: float(c.sum() / c.shape[1] / getattr(config, f"n_{pop}") / seconds)
+             for pop, c in counts.items()}  # fmt: skip
+    peak = None
+    if "e" in act and act["e"].shape[0] >= 8:
+        peak = gamma_peak(act["e"], bin_ms, drop_ms=min(drop_ms, config.t_ms / 2))
+    empty = np.zeros((0, 0), np.float32)
     return SimulationResult(
-        spikes_e, spikes_i, float(spikes_e.sum(0).mean() / seconds),
-        float(spikes_i.sum(0).mean() / seconds), peak, config.dt_ms,
+        rates.get("e", float("nan")), rates.get("i", float("nan")), peak, config.dt_ms, bin_ms,
+        act.get("e", empty), act.get("i", empty), n_steps, {"e": config.n_e, "i": config.n_i},
+        timings=timings,
     )  # fmt: skip
 
 
+def simulate_model(
+    model, seed: int = 0, images=None, *, encoder_seed=None, monitors: Monitors | None = None,
+    chunk_steps: int | None = None, keep: bool = True,
+    on_chunk: Callable[[ChunkRecord], None] | None = None, drop_ms: float = 20.0,
+) -> SimulationResult:  # fmt: skip
+    """Simulate ``model`` for one trial per image (or one trial without input), in chunks.
+
+    ``monitors`` defaults to the spikes of both populations. ``keep``: keep the chunks'
+    records (``result.recording``); ``on_chunk(record)`` is called after every chunk.
+    ``timings`` holds the seconds spent drawing the initial conditions, running (compilation
+    of the chunk program included) and summarising.
+    """
+    monitors = Monitors() if monitors is None else monitors
+    config = model.config
+    monitors.check(config)
+    t0 = time.perf_counter()
+    weights, state, events = initial_conditions(model, seed, images, encoder_seed)
+    t1 = time.perf_counter()
+    threading.Thread(target=importlib.import_module, args=("ei_sim.spectrum",), daemon=True).start()
+    counts, chunks = {pop: [] for pop in monitors.spikes}, []
+    for _, chunk in iter_chunks(weights, state, events, config, monitors, chunk_steps,
+                                config.n_steps):  # fmt: skip
+        for pop in monitors.spikes:
+            counts[pop].append(chunk.counts[pop].astype(np.int32))
+        if keep:
+            chunks.append(chunk)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    t2 = time.perf_counter()
+    joined = {pop: np.concatenate(parts) for pop, parts in counts.items()}
+    result = _summarise(model, monitors, joined, config.n_steps, drop_ms, {})
+    if keep:
+        result.recording = join(monitors, chunks, config.dt_ms)
+    result.timings = {"init_s": t1 - t0, "run_s": t2 - t1, "summary_s": time.perf_counter() - t2}
+    return result
+
+
+def run_preset(model, seed: int = 0, images=None, encoder_seed=None, drop_ms: float = 20.0,
+               monitors: Monitors | None = None, chunk_steps: int | None = None):  # fmt: skip
+    """:func:`simulate_model` keeping the recording in memory (``result.spikes_e`` etc.)."""
+    return simulate_model(model, seed, images, encoder_seed=encoder_seed, monitors=monitors,
+                          chunk_steps=chunk_steps, drop_ms=drop_ms)  # fmt: skip
+
+
+def result_attrs(result: SimulationResult) -> dict:
+    gamma = np.nan if result.gamma is None else result.gamma.frequency_Hz
+    return {"rate_e_Hz": result.rate_e_Hz, "rate_i_Hz": result.rate_i_Hz,
+            "gamma_peak_Hz": gamma}  # fmt: skip
+
+
+def file_attrs(model, extra_attrs: dict) -> dict:
+    return {**to_attrs(model, "model."), **provenance(extra_attrs.get("seed")), **extra_attrs}
+
+
+def run_to_file(
+    path: str, model, seed: int = 0, images=None, *, extra_attrs: dict | None = None,
+    monitors: Monitors | None = None, chunk_steps: int | None = None, drop_ms: float = 20.0,
+    on_chunk: Callable[[ChunkRecord], None] | None = None,
+) -> SimulationResult:  # fmt: skip
+    """Simulate and stream every chunk into ``path`` (``path.partial`` until complete).
+
+    Ctrl-C (KeyboardInterrupt) leaves ``path.partial`` with the finished chunks and
+    ``status = "interrupted"`` and re-raises; any other error removes it."""
+    monitors = Monitors() if monitors is None else monitors
+    config, extra_attrs = model.config, dict(extra_attrs or {})
+    monitors.check(config)
+    batch = 1 if images is None else len(images)
+    length = chunk_length(monitors, config.n_steps, chunk_steps)
+    writer = StreamWriter(path, config, monitors, batch, file_attrs(model, extra_attrs),
+                          config.n_steps, length)  # fmt: skip
+
+    def sink(chunk: ChunkRecord) -> None:
+        writer.append(chunk, config.n_steps)
+        if on_chunk is not None:
+            on_chunk(chunk)
+
+    try:
+        result = simulate_model(model, seed, images, monitors=monitors, chunk_steps=length,
+                                keep=False, on_chunk=sink, drop_ms=drop_ms)  # fmt: skip
+        t0 = time.perf_counter()
+        writer.finish(result_attrs(result))
+    except KeyboardInterrupt:
+        writer.interrupt()
+        raise
+    except BaseException:
+        writer.discard()
+        raise
+    result.timings["write_s"] = time.perf_counter() - t0
+    return result
+
+
 def write_run(path: str, model, result: SimulationResult, extra_attrs: dict) -> None:
-    """HDF5 layout: /spikes/{e,i}/{time_ms,trial,index}, /population/{e,i} (T, B) spike
-    fractions; root attributes: rates, gamma peak, model config, provenance."""
-    with atomic_h5(path) as fh:
-        write_attrs(fh, {**to_attrs(model, "model."), **provenance(extra_attrs.get("seed"))})
-        write_attrs(fh, extra_attrs)
-        fh.attrs["rate_e_Hz"] = result.rate_e_Hz
-        fh.attrs["rate_i_Hz"] = result.rate_i_Hz
-        fh.attrs["gamma_peak_Hz"] = np.nan if result.gamma is None else result.gamma.frequency_Hz
-        for name, raster in (("e", result.spikes_e), ("i", result.spikes_i)):
-            write_spike_lists(fh.create_group(f"spikes/{name}"), raster, result.dt_ms)
-            fh.create_dataset(
-                f"population/{name}", data=raster.mean(axis=2).astype(np.float32),
-                compression="gzip",
-            )  # fmt: skip
+    """Store an in-memory result (:func:`run_preset`) in the layout of :func:`run_to_file`."""
+    rec = result.recording
+    if rec is None:
+        raise ValueError("write_run needs a result with its recording (run_preset)")
+    batch = next(iter(rec.counts.values())).shape[1]
+    writer = StreamWriter(path, model.config, rec.monitors, batch,
+                          file_attrs(model, extra_attrs), rec.n_steps, rec.n_steps)  # fmt: skip
+    try:
+        writer.append(ChunkRecord(0, 0, rec.n_steps, rec.spikes, rec.counts, rec.traces),
+                      rec.n_steps)  # fmt: skip
+        writer.finish(result_attrs(result))
+    except BaseException:
+        writer.discard()
+        raise
 
 
 def summary_line(name: str, result: SimulationResult) -> str:

@@ -71,7 +71,8 @@ def bernoulli_sparse(rng: np.random.Generator, shape, p: float, weight: float) -
 
     In row-major order the gaps between consecutive present entries are Geometric(p) (support
     1, 2, ...), so the positions are cumulative sums of geometric draws: work and memory are
-    proportional to the number of synapses, not to ``n_pre x n_post``.
+    proportional to the number of synapses, not to ``n_pre x n_post``. The arrays are NumPy
+    arrays (handed to the device by the first compiled program that uses them).
     """
     n_pre, n_post = (int(n) for n in shape)
     if not 0.0 < p <= 1.0:
@@ -89,9 +90,10 @@ def bernoulli_sparse(rng: np.random.Generator, shape, p: float, weight: float) -
     rows, cols = np.divmod(positions, n_post)
     indptr = np.zeros(n_pre + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=n_pre), out=indptr[1:])
-    as_i32 = lambda a: jnp.asarray(a.astype(np.int32))  # noqa: E731
-    data = jnp.asarray(np.full(positions.size, weight, np.float32))
-    return SparseBlock(as_i32(indptr), as_i32(rows), as_i32(cols), data, (n_pre, n_post))
+    data = np.full(positions.size, weight, np.float32)
+    i32 = np.int32  # host arrays: a compiled program that takes the block transfers them
+    return SparseBlock(indptr.astype(i32), rows.astype(i32), cols.astype(i32), data,
+                       (n_pre, n_post))  # fmt: skip
 
 
 def host_dense(block: SparseBlock) -> np.ndarray:

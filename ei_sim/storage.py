@@ -108,9 +108,11 @@ def read_attrs(obj) -> dict:
 
 
 def write_spike_lists(group, spikes: np.ndarray, dt_ms: float) -> None:
-    """Store a (T, B, N) boolean raster as event lists: time_ms, trial, index."""
+    """Store a (T, B, N) boolean raster as event lists: step (int64, exact), time_ms
+    (float64, step * dt_ms), trial, index (the layout of ``ei-sim simulate``)."""
     t, b, n = np.nonzero(spikes)
-    group.create_dataset("time_ms", data=(t * dt_ms).astype(np.float32), compression="gzip")
+    group.create_dataset("step", data=t.astype(np.int64), compression="gzip")
+    group.create_dataset("time_ms", data=t * np.float64(dt_ms), compression="gzip")
     group.create_dataset("trial", data=b.astype(np.int32), compression="gzip")
     group.create_dataset("index", data=n.astype(np.int32), compression="gzip")
     group.attrs["n_cells"] = spikes.shape[2]

@@ -1,0 +1,208 @@
+"""``ei-sim simulate``: one preset network, run in chunks with monitors, streamed to HDF5.
+
+Spikes are recorded as events, traces of chosen cells (``--record-v``, ``--record-g``) every
+``--record-every-ms``, population activity in bins of ``--bin-ms``. With ``--out`` every
+chunk of ``--chunk-ms`` is appended to ``OUT.partial`` as soon as it is done (layout in
+:mod:`ei_sim.h5stream`); the file is renamed to ``OUT`` at the end. Ctrl-C or SIGTERM stops
+after the chunk being written and leaves ``OUT.partial`` with the finished chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+CELLS_HELP = ("comma list of cells, E by default, 'i:' for I cells, ranges inclusive, "
+              "'all' for a whole population: e.g. 0-9,100,i:0-4 or i:all")  # fmt: skip
+
+
+def register(sub) -> dict:
+    """Add the ``simulate`` command to ``sub``; returns {"simulate": handler}."""
+    from ei_sim.cli import _positive_float
+
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a preset network for one trial and write an HDF5 file",
+        description="Simulate one trial of a preset network (untrained weights from --seed) "
+        "driven by one MNIST digit of the embedded pool, print E/I rates and the gamma peak, "
+        "and optionally stream spikes, population activity and chosen traces to HDF5.",
+    )
+    p.add_argument("--model", default="ping", help="coba, ping or va_coba (default: ping)")
+    p.add_argument("--t-ms", type=_positive_float, default=None, help="trial length in ms "
+                   "(default: the preset's, 200 ms; va_coba 1000 ms)")  # fmt: skip
+    p.add_argument("--dt-ms", type=_positive_float, default=None, help="time step in ms "
+                   "(default 0.1); must not exceed the refractory periods")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, initial state and "
+                   "input spikes (default 0)")  # fmt: skip
+    p.add_argument("--digit", type=int, default=0, help="MNIST class 0-9 whose first "
+                   "example in the embedded pool drives the network (default 0; ignored by "
+                   "va_coba)")  # fmt: skip
+    p.add_argument("--out", default=None, help="write the result to this .h5 file "
+                   "(its directory must exist)")  # fmt: skip
+    p.add_argument("--record-v", metavar="CELLS", default=None, help="record the membrane "
+                   f"potential of these cells: {CELLS_HELP}")  # fmt: skip
+    p.add_argument("--record-g", metavar="CELLS", default=None, help="record g_exc and g_inh "
+                   "of these cells (same syntax)")  # fmt: skip
+    p.add_argument("--record-every-ms", type=float, default=None, help="interval of the "
+                   "traces, a multiple of dt (default: every step)")  # fmt: skip
+    p.add_argument("--bin-ms", type=float, default=None, help="bin width of the stored "
+                   "population activity, a multiple of dt (default: one step)")  # fmt: skip
+    p.add_argument("--chunk-ms", type=float, default=1000.0, help="simulated time per "
+                   "compiled chunk, streamed to the file when done (default 1000)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown "
+                   "only on a terminal anyway)")  # fmt: skip
+    p.add_argument("--timings", action="store_true", help="print the start-up parts (imports, "
+                   "compilation, initial conditions, run, writing) as JSON on stderr")  # fmt: skip
+    return {"simulate": cmd_simulate}
+
+
+def steps_of(option: str, ms: float | None, dt_ms: float, default: int = 1) -> int:
+    """``ms`` as a whole number of steps of ``dt_ms``; ValueError naming ``option`` if not."""
+    if ms is None:
+        return default
+    steps = round(ms / dt_ms)
+    if not ms > 0 or steps < 1 or abs(steps * dt_ms - ms) > 1e-9 * max(1.0, ms):
+        raise ValueError(f"{option} {ms:g} is not a positive multiple of dt_ms {dt_ms:g}; "
+                         f"use e.g. {max(1, steps) * dt_ms:g}")  # fmt: skip
+    return steps
+
+
+def parse_cells(option: str, text: str, n_e: int, n_i: int) -> dict[str, tuple[int, ...]]:
+    """``"0-9,i:3"`` -> {"e": (0..9), "i": (3,)}; ValueError naming ``option`` when a cell is
+    out of range or an item is malformed."""
+    cells: dict[str, list[int]] = {"e": [], "i": []}
+    sizes = {"e": n_e, "i": n_i}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        pop, _, spec = item.rpartition(":")
+        pop = pop.lower() or "e"
+        if pop not in sizes:
+            raise ValueError(f"{option}: unknown population {pop!r} in {item!r}; use e: or i:")
+        n = sizes[pop]
+        if spec == "all":
+            cells[pop].extend(range(n))
+            continue
+        try:
+            lo, _, hi = spec.partition("-")
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise ValueError(f"{option}: cannot read {item!r}; {CELLS_HELP}") from None
+        if not 0 <= first <= last < n:
+            raise ValueError(f"{option}: {pop.upper()} cell(s) {spec} out of range; the "
+                             f"population has cells 0-{n - 1}")  # fmt: skip
+        cells[pop].extend(range(first, last + 1))
+    if not any(cells.values()):
+        raise ValueError(f"{option}: no cells given; {CELLS_HELP}")
+    return {pop: tuple(dict.fromkeys(c)) for pop, c in cells.items() if c}
+
+
+def build_monitors(args, config):
+    from ei_sim.monitors import Monitors, StateMonitor
+
+    every = steps_of("--record-every-ms", args.record_every_ms, config.dt_ms)
+    states = []
+    wanted = (("--record-v", args.record_v, ("v_mV",)),
+              ("--record-g", args.record_g, ("g_exc_uS", "g_inh_uS")))  # fmt: skip
+    for option, text, variables in wanted:
+        if text is None:
+            continue
+        for pop, cells in parse_cells(option, text, config.n_e, config.n_i).items():
+            states.append(StateMonitor(pop, cells, variables, every))
+    return Monitors(states=tuple(states), bin_steps=steps_of("--bin-ms", args.bin_ms,
+                                                             config.dt_ms))  # fmt: skip
+
+
+def _since_process_start() -> float:
+    """Seconds since this process started (Linux /proc; NaN elsewhere)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = float(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+BAR = "{desc} {n:.1f}/{total:.1f} s |{bar}| {elapsed}<{remaining}"
+
+
+class _Progress:
+    """A tqdm bar of simulated seconds on stderr (off when stderr is not a terminal)."""
+
+    def __init__(self, total_ms: float, dt_ms: float, enabled: bool):
+        from tqdm import tqdm
+
+        self.dt_ms = dt_ms
+        self.bar = tqdm(total=round(total_ms / 1000.0, 4), unit="s", file=sys.stderr,
+                        disable=None if enabled else True, desc="simulated",
+                        bar_format=BAR)  # fmt: skip
+
+    def __call__(self, chunk) -> None:
+        done = (chunk.start_step + chunk.n_steps) * self.dt_ms / 1000.0
+        self.bar.update(round(done - self.bar.n, 4))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_simulate(args) -> int:
+    t_start = time.perf_counter()
+    from ei_sim.compile_cache import CompileCounter
+    from ei_sim.data import embedded_pool, first_of_class
+    from ei_sim.h5stream import check_destination, partial_path
+    from ei_sim.simulation import run_to_file, simulate_model, summary_line
+    from models import get_model
+
+    counter = CompileCounter()
+    changes = {key: value for key, value in (("t_ms", args.t_ms), ("dt_ms", args.dt_ms))
+               if value is not None}  # fmt: skip
+    model = get_model(args.model, **changes)
+    config = model.config
+    monitors = build_monitors(args, config)
+    if not args.chunk_ms > 0:
+        raise ValueError(f"--chunk-ms must be > 0, got {args.chunk_ms:g}; e.g. --chunk-ms 1000")
+    chunk_steps = max(1, round(args.chunk_ms / config.dt_ms))
+    if args.out:
+        check_destination(args.out)
+    images = None
+    if config.n_in > 0:
+        pool = embedded_pool()
+        images = pool.images[[first_of_class(pool, args.digit)]]
+    imports_s = time.perf_counter() - t_start
+    progress = _Progress(config.t_ms, config.dt_ms, not args.no_progress)
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        if args.out:
+            result = run_to_file(args.out, model, args.seed, images, monitors=monitors,
+                                 chunk_steps=chunk_steps, on_chunk=progress,
+                                 extra_attrs={"seed": args.seed, "digit": args.digit})  # fmt: skip
+        else:
+            result = simulate_model(model, args.seed, images, monitors=monitors, keep=False,
+                                    chunk_steps=chunk_steps, on_chunk=progress)  # fmt: skip
+    except KeyboardInterrupt:
+        progress.close()
+        if args.out and os.path.exists(partial_path(args.out)):
+            print(f"ei-sim simulate: stopped; the finished chunks are in "
+                  f"{partial_path(args.out)} (complete=False)", file=sys.stderr)  # fmt: skip
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    progress.close()
+    line = summary_line(model.name, result)
+    print(line + (f" (wrote {args.out})" if args.out else ""))
+    if args.timings:
+        t = result.timings
+        in_main = time.perf_counter() - t_start
+        parts = {"process_to_main_s": _since_process_start() - in_main,
+                 "imports_s": imports_s, **counter.as_dict(), "init_s": t["init_s"],
+                 "run_s": t["run_s"], "summary_s": t["summary_s"],
+                 "write_s": t.get("write_s", 0.0), "total_in_main_s": in_main}  # fmt: skip
+        print(json.dumps(parts), file=sys.stderr)
+    return 0

@@ -1,0 +1,177 @@
+"""HDF5 result files filled chunk by chunk while a run goes on.
+
+A :class:`StreamWriter` writes ``PATH.partial`` and renames it to ``PATH`` when the run
+completes (``complete = True``, ``status = "complete"``). After every chunk it extends the
+datasets, updates the root attributes ``chunks_done``, ``steps_done`` and ``t_done_ms`` and
+flushes the file, so a run stopped between chunks (Ctrl-C, SIGTERM, a kill) leaves
+``PATH.partial`` readable, holding exactly the finished chunks, with ``complete = False`` and
+``status`` "interrupted" (or "running" when the process was killed outright). A failed write
+(a full disk) removes the partial file: nothing half-written stays behind.
+
+Layout (``T`` steps, ``B`` trials)::
+
+    /spikes/<pop>/step      int64   spike step (exact for any run length)
+    /spikes/<pop>/time_ms   float64 step * dt_ms
+    /spikes/<pop>/trial     int32
+    /spikes/<pop>/index     int32   cell index within the population
+    /population/<pop>       (ceil(T / bin), B) float32 fraction of the population spiking per
+                            step, averaged over each bin of ``bin_steps`` steps
+    /traces/<pop>/<var>/values  (ceil(T / every), B, cells): sample j is the state after
+                            step j * every_steps (attributes every_steps, every_ms)
+    /traces/<pop>/<var>/cells   int32 indices of the recorded cells
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import h5py
+import jax
+import numpy as np
+
+from ei_sim.config import NetworkConfig
+from ei_sim.monitors import Monitors, activity
+from ei_sim.recorder import ChunkRecord
+from ei_sim.storage import check_output_path, write_attrs
+
+MIN_FREE_BYTES = 1 << 20
+EVENT_FIELDS = (("step", np.int64), ("time_ms", np.float64), ("trial", np.int32),
+                ("index", np.int32))  # fmt: skip
+COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
+
+
+def partial_path(path: str) -> str:
+    return f"{path}.partial"
+
+
+def check_destination(path: str) -> None:
+    """ValueError (one line) when ``path`` cannot take a result: missing or read-only folder,
+    no free space, or a folder in the way."""
+    check_output_path(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"output {path} is a directory; give a file name ending in .h5")
+    if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+        raise ValueError(f"output directory {folder} is full; free some space or choose another")
+
+
+def _extendable(group, name: str, dtype, tail: tuple = ()):
+    """An empty dataset that grows along its first axis (compressed, about 1 MB chunks)."""
+    rows = max(1, min(65536, (1 << 20) // max(1, int(np.prod(tail, dtype=np.int64)))))
+    return group.create_dataset(name, shape=(0, *tail), maxshape=(None, *tail), dtype=dtype,
+                                chunks=(rows, *tail), **COMPRESSION)  # fmt: skip
+
+
+def _append(dataset, values: np.ndarray) -> None:
+    start = dataset.shape[0]
+    dataset.resize(start + values.shape[0], axis=0)
+    dataset[start:] = values
+
+
+class StreamWriter:
+    """Writes one run's chunks into ``PATH.partial``; :meth:`finish` renames it to ``PATH``."""
+
+    def __init__(self, path: str, config: NetworkConfig, monitors: Monitors, batch: int,
+                 attrs: dict, n_steps: int, chunk_steps: int):  # fmt: skip
+        check_destination(path)
+        self.path, self.tmp = path, partial_path(path)
+        self.config, self.monitors = config, monitors
+        try:
+            self.fh = h5py.File(self.tmp, "w")
+        except OSError as err:
+            raise ValueError(f"cannot create {self.tmp}: {err}") from None
+        try:
+            self._layout(batch, attrs, n_steps, chunk_steps)
+        except BaseException:
+            self.discard()
+            raise
+
+    def _layout(self, batch, attrs, n_steps, chunk_steps) -> None:
+        fh, config, m = self.fh, self.config, self.monitors
+        write_attrs(fh, attrs)
+        write_attrs(fh, {"kind": "simulate", "complete": False, "status": "running",
+                         "chunks_done": 0, "steps_done": 0, "t_done_ms": 0.0,
+                         "n_steps": n_steps, "chunk_steps": chunk_steps})  # fmt: skip
+        n_cells = {"e": config.n_e, "i": config.n_i}
+        for pop in m.spikes:
+            group = fh.create_group(f"spikes/{pop}")
+            for name, dtype in EVENT_FIELDS:
+                _extendable(group, name, dtype)
+            write_attrs(group, {"n_cells": n_cells[pop], "n_trials": batch,
+                                "dt_ms": config.dt_ms})  # fmt: skip
+            pop_set = _extendable(fh.require_group("population"), pop, np.float32, (batch,))
+            write_attrs(pop_set, {"bin_steps": m.bin_steps, "bin_ms": m.bin_steps * config.dt_ms})
+        for s in m.states:
+            for var in s.variables:
+                group = fh.create_group(f"traces/{s.population}/{var}")
+                group.create_dataset("cells", data=np.asarray(s.cells, np.int32))
+                dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
+                values = _extendable(group, "values", dtype, (batch, len(s.cells)))
+                write_attrs(values, {"every_steps": s.every_steps,
+                                     "every_ms": s.every_steps * config.dt_ms})  # fmt: skip
+        fh.flush()
+
+    def _datasets(self) -> list:
+        found = []
+        self.fh.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset)
+                           and obj.maxshape[0] is None else None)  # fmt: skip
+        return found
+
+    def append(self, chunk: ChunkRecord, n_steps_total: int) -> None:
+        """Add one chunk and flush. Ctrl-C during the write cuts the datasets back to the
+        finished chunks; any other error (a full disk) removes the partial file."""
+        fh, config = self.fh, self.config
+        lengths = [(d, d.shape[0]) for d in self._datasets()]
+        try:
+            for pop, ev in chunk.spikes.items():
+                group = fh[f"spikes/{pop}"]
+                values = {"step": ev.step, "time_ms": ev.time_ms(config.dt_ms),
+                          "trial": ev.trial, "index": ev.index}  # fmt: skip
+                for name, _ in EVENT_FIELDS:
+                    _append(group[name], values[name])
+                n = group.attrs["n_cells"]
+                fraction = activity(chunk.counts[pop], chunk.start_step, n_steps_total,
+                                    self.monitors.bin_steps, n)  # fmt: skip
+                _append(fh[f"population/{pop}"], fraction)
+            for key, values in chunk.traces.items():
+                pop, var = key.split(".")
+                _append(fh[f"traces/{pop}/{var}/values"], values)
+            steps_done = chunk.start_step + chunk.n_steps
+            write_attrs(fh, {"chunks_done": chunk.index + 1, "steps_done": steps_done,
+                             "t_done_ms": steps_done * config.dt_ms})  # fmt: skip
+            fh.flush()
+        except KeyboardInterrupt:
+            for dataset, length in lengths:
+                dataset.resize(length, axis=0)
+            fh.flush()
+            raise
+        except BaseException:
+            self.discard()
+            raise
+
+    def finish(self, attrs: dict) -> None:
+        """Final attributes, ``complete = True``, then the rename to ``PATH``."""
+        try:
+            write_attrs(self.fh, {**attrs, "complete": True, "status": "complete"})
+            self.fh.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def interrupt(self) -> str:
+        """Close, keeping the finished chunks in ``PATH.partial``; return that path."""
+        if self.fh.id.valid:
+            self.fh.attrs["status"] = "interrupted"
+            self.fh.close()
+        return self.tmp
+
+    def discard(self) -> None:
+        """Close and remove the partial file."""
+        try:
+            if self.fh.id.valid:
+                self.fh.close()
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
