@@ -159,7 +159,8 @@ def grid_file(tmp_path_factory):
                    "rate_i_Hz": 2.5 * k, "gamma_peak_Hz": np.nan if k == 0 else 30.0 + k,
                    "label": ["no-loop", "no-loop", "PING"][k]}  # fmt: skip
         metrics = {"test_accuracy": 0.1 * np.arange(1, epochs + 1) + k,
-                   "test_rate_i_Hz": np.arange(epochs) * 1.0}  # fmt: skip
+                   "test_rate_i_Hz": np.arange(epochs) * 1.0,
+                   "gamma_peak_Hz": np.full(epochs, 20.0 + k)}  # fmt: skip
         add_cell(path, cell_name(w_ei, w_ie, 42), summary, metrics, {"w_in": np.ones((2, 2))})
     return path
 
@@ -318,8 +319,40 @@ def test_grid_to_xarray(grid_file, tmp_path):
         np.testing.assert_array_equal(short[:2], [0.1, 0.2])
         assert np.isnan(short[2])
         assert np.isnan(float(ds.best_accuracy.sel(w_ei=1.0, w_ie=2.0, seed=42)))
+        assert float(cell.gamma_peak_Hz) == 32.0  # the best epoch's, beside the per-epoch one
+        np.testing.assert_array_equal(cell.gamma_peak_Hz_per_epoch.values, [22.0] * 3)
         assert ds.rate_i_Hz.attrs["units"] == "Hz" and ds.w_ei.attrs["units"] == "uS"
+        assert ds.gamma_peak_Hz_per_epoch.attrs["units"] == "Hz"
         assert ds.attrs["kind"] == "grid" and ds.attrs["grid.tier"] == "tiny"
+
+
+@pytest.mark.slow
+def test_real_grid_and_sweep_to_xarray(tmp_path):
+    """A one-cell grid trained for one epoch and a W_in sweep of its run, both exported."""
+    xr = pytest.importorskip("xarray")
+    store = str(tmp_path / "grid.h5")
+    argv = ["grid", "--wei", "1", "--wie", "2", "--tier", "tiny", "--epochs", "1",
+            "--samples", "80", "--executor", "serial", "--out", store]  # fmt: skip
+    assert main(argv) == 0
+    run = os.path.join(store + ".cells", cell_name(1.0, 2.0, 42))
+    assert main(["sweep", "scale", run]) == 0
+    with h5py.File(store, "r") as fh:
+        cell = fh["cells"][cell_name(1.0, 2.0, 42)]
+        best, metrics = cell.attrs["best_accuracy"], {k: cell["metrics"][k][()] for k in
+                                                       cell["metrics"]}  # fmt: skip
+    with xr.open_dataset(export_file(store, "xarray"), engine="h5netcdf") as ds:
+        at = ds.sel(w_ei=1, w_ie=2, seed=42)
+        assert float(at.best_accuracy) == best
+        for key, values in metrics.items():
+            name = "gamma_peak_Hz_per_epoch" if key == "gamma_peak_Hz" else key
+            np.testing.assert_array_equal(at[name].values, values)
+    sweep = os.path.join(run, "scale_sweep.h5")
+    with h5py.File(sweep, "r") as fh:
+        accuracy, scales = fh["accuracy"][()], fh["scales"][()]
+    with xr.open_dataset(export_file(sweep, "xarray"), engine="h5netcdf") as ds:
+        assert dict(ds.sizes) == {"coupling_scale": 1, "input_scale": 24}
+        np.testing.assert_array_equal(ds.accuracy.values, accuracy)
+        np.testing.assert_array_equal(ds.input_scale.values, scales)
 
 
 def test_sweep_to_xarray_opens_without_ei_sim(sweep_file, tmp_path):

@@ -4,7 +4,8 @@ A **grid store** becomes a Dataset over the dimensions ``w_ei``, ``w_ie`` (the m
 I->E weights, uS per spike), ``seed`` and ``epoch`` (1-based), so that
 ``ds.sel(w_ei=1, w_ie=2)`` picks one cell: per cell ``best_accuracy``, ``final_accuracy``,
 ``best_epoch``, ``rate_e_Hz``, ``rate_i_Hz``, ``gamma_peak_Hz`` and ``label`` over
-(w_ei, w_ie, seed), and every per-epoch metric (``test_accuracy``, ``train_loss``, ...) over
+(w_ei, w_ie, seed), and every per-epoch metric (``test_accuracy``, ``train_loss``, ...;
+``gamma_peak_Hz_per_epoch`` beside the best epoch's ``gamma_peak_Hz``) over
 (w_ei, w_ie, seed, epoch). A (w_ei, w_ie, seed) cell the store lacks (not run yet, or off the
 diagonal of a ``--diagonal`` grid) is NaN (label ""); epochs past a cell's last are NaN.
 The weights are not exported.
@@ -48,8 +49,15 @@ SWEEP_VARIABLES = {
 }
 
 
+def metric_name(name: str) -> str:
+    """Variable name of a per-epoch metric: its own, or ``<name>_per_epoch`` where a cell
+    summary has that name (``gamma_peak_Hz``)."""
+    return f"{name}_per_epoch" if name in CELL_VARIABLES else name
+
+
 def metric_units(name: str) -> str:
     """Units of a per-epoch metric from its name: Hz, s, count or 1 (dimensionless)."""
+    name = name.removesuffix("_per_epoch")
     if name.endswith("_Hz"):
         return "Hz"
     if name.endswith("_s"):
@@ -88,14 +96,14 @@ def _grid_arrays(cells: list[dict], coords: dict) -> dict:
     arrays = {k: np.full(shape, np.nan) for k in CELL_VARIABLES if k != "label"}
     arrays["label"] = np.full(shape, "", dtype=object)
     for name in sorted({k for c in cells for k in c["metrics"]}):
-        arrays[name] = np.full((*shape, len(coords["epoch"])), np.nan)
+        arrays[metric_name(name)] = np.full((*shape, len(coords["epoch"])), np.nan)
     for cell in cells:
         a = cell["attrs"]
         at = tuple(int(np.searchsorted(coords[k], float(a[k]))) for k in GRID_DIMS)
         for key in CELL_VARIABLES:
             arrays[key][at] = str(a.get(key, "")) if key == "label" else _number(a.get(key))
         for key, values in cell["metrics"].items():
-            arrays[key][at][: len(values)] = values
+            arrays[metric_name(key)][at][: len(values)] = values
     arrays["label"] = arrays["label"].astype(str)
     return arrays
 
