@@ -1,4 +1,9 @@
-"""Bridge from the trainer's per-epoch reference trial to a video :class:`Snapshot`."""
+"""Bridge from the trainer's per-epoch reference trial to a video :class:`Snapshot`.
+
+The reference trial is recorded by the monitors every run uses (:mod:`ei_sim.monitors`:
+spike events of both populations, the membrane trace of E cell 0); the snapshot stores the
+spikes as event lists again (:func:`analysis.video.write_snapshot`).
+"""
 
 from __future__ import annotations
 

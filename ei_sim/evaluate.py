@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from ei_sim.encoding import encode
-from ei_sim.engine import Weights, simulate_jit
+from ei_sim.engine import Weights
 from ei_sim.objective import make_eval_fn
 from ei_sim.parallel import batch_mesh, replicate
 from ei_sim.spectrum import gamma_peak
@@ -82,16 +82,23 @@ def evaluate(
 
 
 def reference_trial(weights: Weights, model, image, seed: int, drop_ms: float = 20.0):
-    """Simulate the fixed reference trial and return its rates and rasters after ``drop_ms``."""
+    """Simulate the fixed reference trial and return its rates and rasters after ``drop_ms``.
+
+    Recorded by the monitors of every run (:mod:`ei_sim.recorder`): spike events of both
+    populations and the membrane potential of E cell 0."""
+    from ei_sim.monitors import Monitors, StateMonitor
+    from ei_sim.recorder import record
+
     config = model.config
     events = encode(image[None], config, (seed, REF_STREAM))
     state0 = model.init_state(jax.random.fold_in(jax.random.PRNGKey(seed), REF_STREAM), 1)
-    _, rec = simulate_jit(weights, state0, events, config, record=("spikes_e", "spikes_i", "v_e"))
+    monitors = Monitors(states=(StateMonitor("e", (0,), ("v_mV",)),))
+    _, rec = record(weights, state0, events, config, monitors)
     drop = min(int(round(drop_ms / config.dt_ms)), config.n_steps // 2)
-    s_e = np.asarray(rec["spikes_e"])[drop:, 0]
-    s_i = np.asarray(rec["spikes_i"])[drop:, 0]
+    s_e = rec.raster("e", config.n_e)[drop:, 0]
+    s_i = rec.raster("i", config.n_i)[drop:, 0]
     seconds = s_e.shape[0] * config.dt_ms * 1e-3
     return ReferenceTrial(
         float(s_e.sum() / s_e.shape[1] / seconds), float(s_i.sum() / s_i.shape[1] / seconds),
-        s_e, s_i, np.asarray(rec["v_e"])[drop:, 0, 0],
+        s_e, s_i, rec.traces["e.v_mV"][drop:, 0, 0],
     )  # fmt: skip
