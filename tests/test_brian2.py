@@ -10,49 +10,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reference_networks import PING_SMALL
+from reference_networks import first_difference_ms as _first_difference_ms
+from reference_networks import ping_small as _ping_small
+from reference_networks import run_ei_sim as _run_ei_sim
+from reference_networks import va_small as _va_small
+from reference_networks import va_state as _va_state
 
-from ei_sim.config import NetworkConfig
-from ei_sim.encoding import events_from_dense
-from ei_sim.engine import Weights, init_state, simulate_jit
-from ei_sim.sparse import SparseBlock
+from ei_sim.engine import init_state
 
 brian2 = pytest.importorskip("brian2")
 from brian2_reference import run_brian2  # noqa: E402
 
 pytestmark = pytest.mark.brian2
-
-PING_SMALL = NetworkConfig(n_in=60, n_e=40, n_i=10, n_out=0, t_ms=100.0)
-
-
-def _ping_small(seed=0):
-    rng = np.random.default_rng(seed)
-    weights = {
-        "w_in": rng.uniform(0, 0.05, (60, 40)) * (rng.random((60, 40)) < 0.3),
-        "w_ei": rng.uniform(0, 0.06, (40, 10)),
-        "w_ie": rng.uniform(0, 0.08, (10, 40)),
-    }
-    inputs = rng.random((PING_SMALL.n_steps, 1, 60)) < 0.01
-    inputs[0] = False  # row 0 has no Brian2 counterpart (see brian2_reference)
-    return weights, inputs
-
-
-def _run_ei_sim(config, weights, state0, inputs, dtype, sparse=False):
-    w = Weights(**{k: jnp.asarray(v, dtype) for k, v in weights.items()})
-    if sparse:  # recurrent blocks in compressed sparse rows (the native event kernel)
-        recurrent = ("w_ee", "w_ei", "w_ie", "w_ii")
-        w = w._replace(
-            **{k: SparseBlock.from_dense(v) for k, v in weights.items() if k in recurrent}
-        )
-    events = None if inputs is None else events_from_dense(inputs)
-    _, rec = simulate_jit(
-        w, state0, events, config, record=("spikes_e", "spikes_i"), n_steps=config.n_steps
-    )
-    return np.asarray(rec["spikes_e"])[:, 0], np.asarray(rec["spikes_i"])[:, 0]
-
-
-def _first_difference_ms(a, b, dt_ms):
-    diff = np.nonzero((a[0] != b[0]).any(1) | (a[1] != b[1]).any(1))[0]
-    return np.inf if diff.size == 0 else diff[0] * dt_ms
 
 
 def test_ping_spike_for_spike_float64():
@@ -77,43 +47,6 @@ def test_ping_float32_matches_brian2():
     assert _first_difference_ms(ours, theirs, PING_SMALL.dt_ms) >= 20.0
     for a, b in zip(ours, theirs, strict=True):
         assert abs(a.sum() - b.sum()) <= max(1, 0.02 * b.sum())
-
-
-VA_SMALL = NetworkConfig(
-    n_in=0, n_e=320, n_i=80, n_out=0, e_leak_mV=-60.0, v_reset_mV=-60.0,
-    tau_ampa_ms=5.0, tau_gaba_ms=10.0, t_ms=200.0,
-)  # fmt: skip
-
-
-def _va_small(seed=0):
-    import dataclasses
-
-    from models.va_coba import VA_CELL
-
-    config = dataclasses.replace(VA_SMALL, cell_e=VA_CELL, cell_i=VA_CELL)
-    rng = np.random.default_rng(seed)
-    p, we, wi = 0.1, 1.2, 8.0  # denser and stronger than VA so that 400 cells self-sustain
-    blocks = {
-        "w_ee": (config.n_e, config.n_e, we), "w_ei": (config.n_e, config.n_i, we),
-        "w_ie": (config.n_i, config.n_e, wi), "w_ii": (config.n_i, config.n_i, wi),
-    }  # fmt: skip
-    weights = {k: (rng.random((a, b)) < p) * w for k, (a, b, w) in blocks.items()}
-    g0 = {
-        pop: (rng.normal(4, 1.5, n), rng.normal(20, 12, n))
-        for pop, n in (("e", config.n_e), ("i", config.n_i))
-    }
-    return config, weights, g0
-
-
-def _va_state(config, g0, key, dtype):
-    state = init_state(config, jax.random.PRNGKey(key), 1, dtype=dtype)
-
-    def kick(pop, g):
-        return pop._replace(
-            g_exc_uS=jnp.asarray(g[0][None], dtype), g_inh_uS=jnp.asarray(g[1][None], dtype)
-        )
-
-    return state._replace(e=kick(state.e, g0["e"]), i=kick(state.i, g0["i"]))
 
 
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
