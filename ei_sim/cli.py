@@ -48,18 +48,48 @@ def _register_all(sub) -> dict:
     return handlers
 
 
-def build_parser():
+def build_parser(command: str | None = None):
+    """The parser of every command, or only of ``simulate`` when that is the command (its
+    start-up then skips importing the training, sweep and analysis modules)."""
     parser = argparse.ArgumentParser(
         prog="ei-sim",
         description="Conductance-based spiking E-I networks: simulate, train, sweep, analyse.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if command == "simulate":
+        from ei_sim import cli_simulate
+
+        return parser, cli_simulate.register(sub)
     return parser, _register_all(sub)
 
 
 def main(argv=None) -> int:
-    parser, handlers = build_parser()
+    from_console, argv = argv is None, sys.argv[1:] if argv is None else list(argv)
+    parser, handlers = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
+    code = _run(handlers, args)
+    if from_console and args.command == "simulate":
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process without Python's teardown of every module (about 0.3 s once JAX is
+    imported): the standard streams are flushed and the atexit handlers run first. Only when
+    no other non-daemon thread is running."""
+    import atexit
+    import threading
+
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(handlers, args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ei_sim.compile_cache import enable
 

@@ -6,8 +6,8 @@ The Python counterpart of ``ei-sim simulate``. A run goes in chunks with monitor
 only the population spike counts (for the rates and the gamma peak), so its memory does not
 grow with the length of the run beyond those counts.
 
-Weights, initial state and the key split each take one compiled program (models whose
-weights are drawn on the host, ``init_weights_on_host``, none); the run takes one.
+The key split takes one compiled program, weights and initial state one each (none for
+models that draw them on the host, ``init_on_host``), the run one.
 """
 
 from __future__ import annotations
@@ -66,12 +66,12 @@ def initial_conditions(model, seed: int, images=None, encoder_seed=None):
     (None without images) from ``encoder_seed`` (defaults to ``seed``)."""
     config = model.config
     key_w, key_s = np.asarray(_KEYS(seed))  # host keys: no program to split them
-    if getattr(model, "init_weights_on_host", False):
-        weights = model.init_weights(key_w)
+    batch = 1 if images is None else len(images)
+    if getattr(model, "init_on_host", False):
+        weights, state = model.init_weights(key_w), model.init_state(key_s, batch)
     else:
         weights = jax.jit(model.init_weights)(key_w)
-    batch = 1 if images is None else len(images)
-    state = jax.jit(model.init_state, static_argnums=1)(key_s, batch)
+        state = jax.jit(model.init_state, static_argnums=1)(key_s, batch)
     events: InputEvents | None = None
     if images is not None and config.n_in > 0:
         enc = seed if encoder_seed is None else encoder_seed

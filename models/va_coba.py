@@ -4,10 +4,10 @@
 units of the leak (g_L = 1 uS, C = 20 nF, so tau_m = 20 ms): each E spike adds w_e = 0.6,
 each I spike w_i = 6.7. tau_e = 5 ms, tau_i = 10 ms, E_L = V_reset = -60 mV, V_th = -50 mV,
 E_exc = 0, E_inh = -80 mV, refractory 5 ms, no external input. Initial state: V uniform in
-[-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12). The connectivity is drawn on the host,
+[-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12). Weights and initial state are drawn on the
+host from NumPy generators seeded by the JAX key (no compiled program), the connectivity
 directly in compressed form (:func:`ei_sim.sparse.bernoulli_sparse`: work proportional to the
-synapses, no compiled program), from NumPy generators seeded by the JAX key and the block's
-number. The blocks are stored as
+synapses). The blocks are stored as
 :class:`ei_sim.sparse.SparseBlock` when the native event kernel is available (``sparse=None``,
 the default; propagation then costs spikes x fan-out), else as dense arrays, which the pure-JAX
 event path handles faster. ``sparse=True/False`` forces either; the network is the same.
@@ -24,7 +24,7 @@ import numpy as np
 
 from ei_sim import native
 from ei_sim.config import CellParams, NetworkConfig
-from ei_sim.engine import Weights, init_state
+from ei_sim.engine import Accumulators, NetState, PopState, Weights
 from ei_sim.sparse import bernoulli_sparse, host_dense
 
 VA_CELL = CellParams(c_nF=20.0, g_leak_uS=1.0, t_ref_ms=5.0)
@@ -42,7 +42,7 @@ class VACoba:
     g_i0_mean: float = 20.0
     g_i0_std: float = 12.0
     sparse: bool | None = None
-    init_weights_on_host: ClassVar[bool] = True  # init_weights needs a concrete key (no jit)
+    init_on_host: ClassVar[bool] = True  # weights and state drawn with NumPy (no jit)
 
     def replace(self, **changes) -> VACoba:
         fields = {f.name for f in dataclasses.fields(NetworkConfig)}
@@ -55,7 +55,7 @@ class VACoba:
     def init_weights(self, key) -> Weights:
         """The four blocks, Bernoulli(p_connect) with weights w_e_uS (from E) and w_i_uS."""
         c = self.config
-        words = np.asarray(jax.random.key_data(key), np.uint32).ravel().tolist()
+        words = _key_words(key)
         sparse = native.available() if self.sparse is None else self.sparse
         store = (lambda b: b) if sparse else host_dense
 
@@ -70,17 +70,32 @@ class VACoba:
             w_ii=block(3, (c.n_i, c.n_i), self.w_i_uS),
         )
 
-    def init_state(self, key, batch: int):
-        k_v, k_e, k_i = jax.random.split(key, 3)
-        state = init_state(self.config, k_v, batch)
+    def init_state(self, key, batch: int) -> NetState:
+        """V uniform in ``config.v_init_range_mV``, g_e ~ N(g_e0_mean, g_e0_std), g_i ~
+        N(g_i0_mean, g_i0_std) per cell and trial; drawn with NumPy (no compiled program)."""
+        c = self.config
+        rng = np.random.default_rng(np.random.SeedSequence([*_key_words(key), 4]))
+        dtype = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless x64 is on
+        low, high = c.v_init_range_mV
 
-        def kick(pop, k):
-            ke, ki = jax.random.split(k)
-            g_e = self.g_e0_mean + self.g_e0_std * jax.random.normal(ke, pop.v_mV.shape)
-            g_i = self.g_i0_mean + self.g_i0_std * jax.random.normal(ki, pop.v_mV.shape)
-            return pop._replace(g_exc_uS=g_e, g_inh_uS=g_i)
+        def population(n: int) -> PopState:
+            shape = (batch, n)
+            v = rng.uniform(low, high, shape)
+            g_e = self.g_e0_mean + self.g_e0_std * rng.standard_normal(shape)
+            g_i = self.g_i0_mean + self.g_i0_std * rng.standard_normal(shape)
+            zeros = np.zeros(shape, dtype)
+            return PopState(v.astype(dtype), g_e.astype(dtype), g_i.astype(dtype),
+                            np.zeros(shape, np.int32), zeros)  # fmt: skip
 
-        return state._replace(e=kick(state.e, k_e), i=kick(state.i, k_i))
+        e, i = population(c.n_e), population(c.n_i)
+        none = np.zeros((batch, 0), dtype)
+        acc = Accumulators(np.zeros((batch, c.n_e), dtype), np.zeros((batch, c.n_i), dtype), none)
+        return NetState(e, i, none, acc)
+
+
+def _key_words(key) -> list[int]:
+    """The 32-bit words of a JAX key (raw or typed), to seed NumPy generators."""
+    return np.asarray(jax.random.key_data(key), np.uint32).ravel().tolist()
 
 
 def va_coba(**changes) -> VACoba:
