@@ -71,6 +71,9 @@ def budgets(camp, plan):
                     k + "eval_participation" if model == "ping" else None,
                     _v(ev["participation"]),
                     "",
+                    ""
+                    if ev["participation"] is not None
+                    else "no complete gamma cycle in the I rate",
                 ),
             ]
     figures = []
