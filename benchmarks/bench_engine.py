@@ -2,14 +2,21 @@
 
 1. Vogels-Abbott COBA, 4,000 cells, ``--va-seconds`` of simulated time: ei-sim (native event
    kernel on sparse blocks, the default; and the pure-JAX event path on dense blocks) against
-   Brian2 (cython) and BrainPy, each in its own process, in the same run; wall times
-   (compilation excluded and reported apart), the ratio to Brian2, and each mean rate.
+   Brian2 (cython) and BrainPy (its fastest settings here), each in its own process, in the
+   same run; wall times of the simulation loop (compilation excluded and reported apart), the
+   ratio to Brian2, and each mean rate.
 2. PING inference: ``--trials`` test trials of 200 ms at dt 0.1 ms in one batch; trials per
    second and the process's peak resident memory; native, pure-JAX event and dense recurrent
    propagation.
 
-Peers run from ``--peers`` (default ../shared/peers); a peer that is not installed is
-reported as skipped. Timings are noisy on a shared machine: compare ratios within one run.
+``--whole-process 5,20,100``: instead, whole commands (:mod:`whole_process`):
+``ei-sim simulate --model va_coba --t-ms T --out FILE`` against the Brian2 script, warm caches,
+``--repeats`` alternating runs each, medians, with the start-up parts of ei-sim;
+``--memory 10,60,600``: peak memory of the ei-sim command against simulated time;
+``--baseline REV``: the 20 s command at an earlier commit too (a temporary git worktree).
+
+The peer scripts live in ``benchmarks/peers/``; a peer that is not installed is reported as
+skipped. Timings are noisy on a shared machine: compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -109,13 +116,40 @@ def in_subprocess(func: str, *args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _seconds(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def whole_process_modes(args) -> None:
+    import whole_process as wp
+
+    if args.baseline:
+        for row in wp.baseline(args.baseline, 20.0, args.repeats):
+            print(json.dumps({"bench": "va_coba_whole_process_baseline", **row}))
+    if args.whole_process:
+        for row in wp.compare(_seconds(args.whole_process), args.repeats, not args.skip_peers):
+            print(json.dumps({"bench": "va_coba_whole_process", **row}))
+    if args.memory:
+        for row in wp.memory(_seconds(args.memory)):
+            print(json.dumps({"bench": "va_coba_peak_memory", **row}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--va-seconds", type=float, default=5.0)
     parser.add_argument("--trials", type=int, default=400)
-    parser.add_argument("--peers", default=os.path.join(HERE, "..", "..", "shared", "peers"))
+    parser.add_argument("--peers", default=os.path.join(HERE, "peers"))
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--whole-process", metavar="SECONDS", default=None,
+                        help="comma list of simulated seconds, e.g. 5,20,100")  # fmt: skip
+    parser.add_argument("--memory", metavar="SECONDS", default=None, help="e.g. 10,60,600")
+    parser.add_argument("--baseline", metavar="REV", default=None)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.whole_process or args.memory or args.baseline:
+        sys.path.insert(0, HERE)
+        whole_process_modes(args)
+        return
     results = [
         in_subprocess("va_ei_sim", args.va_seconds, "native", True),  # the default (auto)
         in_subprocess("va_ei_sim", args.va_seconds, "events", False),  # pure JAX
@@ -123,8 +157,8 @@ def main() -> None:
     if not args.skip_peers:
         secs = str(args.va_seconds)
         brian2_script = os.path.join(args.peers, "coba_brian2.py")
-        run_peer(brian2_script, ["cython", "0.01"])  # warm-up: Brian2 compiles its code once
-        results.append(run_peer(os.path.join(args.peers, "coba_brian2.py"), ["cython", secs]))
+        run_peer(brian2_script, ["0.01"])  # warm-up: Brian2 compiles its code once
+        results.append(run_peer(brian2_script, [secs]))
         results.append(run_peer(os.path.join(args.peers, "coba_brainpy.py"), [secs]))
     brian = next((r for r in results if r.get("sim") == "brian2" and "wall_s" in r), None)
     for r in results:
