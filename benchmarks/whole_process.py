@@ -6,7 +6,9 @@ exit) and its peak resident memory comes from ``os.wait4``. ei-sim is
 ``ei-sim simulate --model va_coba --t-ms T --out FILE`` (its ``--timings`` line gives the
 parts); Brian2 is ``peers/coba_brian2.py T`` (cython, a SpikeMonitor). Both are run once
 before the measurements so that their caches are warm (ei-sim's compiled programs, Brian2's
-compiled Cython code), then alternately, ``repeats`` times each; medians are reported.
+compiled Cython code), then alternately, ``repeats`` times each, each repeat with another
+network realisation (ei-sim seeds 0, 1, 2, ...; Brian2 seeds 42, 1, 2, ...); medians of the
+wall times and of the mean rates are reported.
 """
 
 from __future__ import annotations
@@ -44,17 +46,17 @@ def _last_json(text: str) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def ei_sim_command(seconds: float, out: str, python: str = sys.executable) -> list[str]:
-    script = os.path.join(os.path.dirname(python), "ei-sim")
-    head = [script] if os.path.exists(script) else [python, "-m", "ei_sim.cli"]
+def ei_sim_command(seconds: float, out: str, seed: int = 0) -> list[str]:
+    script = os.path.join(os.path.dirname(sys.executable), "ei-sim")
+    head = [script] if os.path.exists(script) else [sys.executable, "-m", "ei_sim.cli"]
     return [*head, "simulate", "--model", "va_coba", "--t-ms", str(seconds * 1000.0),
-            "--out", out, "--no-progress", "--timings"]  # fmt: skip
+            "--seed", str(seed), "--out", out, "--no-progress", "--timings"]  # fmt: skip
 
 
-def run_ei_sim(seconds: float, folder: str) -> dict:
+def run_ei_sim(seconds: float, folder: str, seed: int = 0) -> dict:
     out = os.path.join(folder, "va.h5")
-    r = measure(ei_sim_command(seconds, out))
-    row = {"sim": "ei-sim", "sim_s": seconds, "wall_s": r["wall_s"],
+    r = measure(ei_sim_command(seconds, out, seed))
+    row = {"sim": "ei-sim", "sim_s": seconds, "seed": seed, "wall_s": r["wall_s"],
            "peak_rss_mb": r["peak_rss_mb"], "rc": r["rc"]}  # fmt: skip
     match = RATES.search(r["stdout"])
     if r["rc"] != 0 or not match:
@@ -68,9 +70,10 @@ def run_ei_sim(seconds: float, folder: str) -> dict:
     return row
 
 
-def run_brian2(seconds: float) -> dict:
-    r = measure([sys.executable, os.path.join(PEERS, "coba_brian2.py"), str(seconds)])
-    row = {"sim": "brian2", "sim_s": seconds, "wall_s": r["wall_s"],
+def run_brian2(seconds: float, seed: int = 42) -> dict:
+    script = os.path.join(PEERS, "coba_brian2.py")
+    r = measure([sys.executable, script, str(seconds), "--seed", str(seed)])
+    row = {"sim": "brian2", "sim_s": seconds, "seed": seed, "wall_s": r["wall_s"],
            "peak_rss_mb": r["peak_rss_mb"], "rc": r["rc"]}  # fmt: skip
     inner = _last_json(r["stdout"])
     if r["rc"] != 0 or not inner:
@@ -87,7 +90,9 @@ def _median_row(rows: list[dict]) -> dict:
         return rows[-1]
     walls = [r["wall_s"] for r in good]
     best = min(good, key=lambda r: abs(r["wall_s"] - statistics.median(walls)))
+    rates = [r["rate_hz"] for r in good if r.get("rate_hz") is not None]
     return {**best, "wall_s": statistics.median(walls), "walls_s": walls,
+            "rate_hz": statistics.median(rates) if rates else None, "rates_hz": rates,
             "peak_rss_mb": max(r["peak_rss_mb"] for r in good)}  # fmt: skip
 
 
@@ -100,10 +105,10 @@ def compare(seconds_list, repeats: int, with_brian2: bool = True) -> list[dict]:
         have_brian2 = with_brian2 and "skipped" not in run_brian2(0.1)
         for seconds in seconds_list:
             rows = {"ei-sim": [], "brian2": []}
-            for _ in range(repeats):
-                rows["ei-sim"].append(run_ei_sim(seconds, folder))
+            for k in range(repeats):  # one network realisation (seed) per repeat
+                rows["ei-sim"].append(run_ei_sim(seconds, folder, seed=k))
                 if have_brian2:
-                    rows["brian2"].append(run_brian2(seconds))
+                    rows["brian2"].append(run_brian2(seconds, seed=(42, 1, 2, 3, 4)[k % 5]))
             ours = _median_row(rows["ei-sim"])
             theirs = _median_row(rows["brian2"]) if have_brian2 else None
             if theirs and "wall_s" in theirs and "rate_hz" in ours:

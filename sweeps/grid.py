@@ -65,10 +65,12 @@ class GridSpec:
 
 def train_cell(spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: str) -> dict:
     """Train one cell (runs in a worker); returns what the store keeps of it."""
+    from ei_sim.compile_cache import enable
     from ei_sim.runstore import run_path
     from ei_sim.train import tier_config, tier_model, train
     from models import get_model
 
+    enable()  # workers share the persistent compilation cache (atomic entries)
     model = get_model(spec.model, w_ei_mean=w_ei, w_ie_mean=w_ie, **spec.model_changes)
     model = tier_model(model, spec.tier, **spec.size)
     cfg = tier_config(spec.tier, **{**spec.train, "seed": seed})

@@ -212,3 +212,16 @@ def test_in_memory_result_and_write_run_share_the_layout(tmp_path):
         assert fh.attrs["rate_e_Hz"] == pytest.approx(result.rate_e_Hz)
     assert result.spikes_e.shape == (100, 1, 3200)
     assert result.spikes_e.sum() == len(result.recording.spikes["e"].step)
+
+
+def test_gamma_of_a_long_run_averages_segments_and_equals_the_whole_trial_below_one():
+    from ei_sim.simulation import gamma_of_run
+    from ei_sim.spectrum import gamma_peak
+
+    rng = np.random.default_rng(0)
+    t_ms = np.arange(250_000) * 0.1  # 25 s at dt 0.1 ms: two 10 s segments and a rest
+    act = 0.01 * (1 + np.sin(2 * np.pi * 40.0 * t_ms / 1000.0)) + 0.002 * rng.random(t_ms.size)
+    peak = gamma_of_run(act[:, None], 0.1, 20.0)
+    assert peak.frequency_Hz == pytest.approx(40.0, abs=0.1)
+    short = act[:20_000, None]
+    assert gamma_of_run(short, 0.1, 20.0) == gamma_peak(short, 0.1, drop_ms=20.0)
