@@ -101,7 +101,8 @@ def compare(seconds_list, repeats: int, with_brian2: bool = True) -> list[dict]:
     folder = tempfile.mkdtemp(prefix="bench-whole-")
     out = []
     try:
-        run_ei_sim(min(seconds_list), folder)  # warm caches
+        for k in range(repeats):  # warm caches; each realisation has its own block sizes,
+            run_ei_sim(min(seconds_list), folder, seed=k)  # so its own compiled run program
         have_brian2 = with_brian2 and "skipped" not in run_brian2(0.1)
         for seconds in seconds_list:
             rows = {"ei-sim": [], "brian2": []}

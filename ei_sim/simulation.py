@@ -3,8 +3,8 @@
 The Python counterpart of ``ei-sim simulate``. A run goes in chunks with monitors
 (:mod:`ei_sim.recorder`): :func:`run_preset` keeps the whole recording in memory,
 :func:`run_to_file` streams every chunk into an HDF5 file (:mod:`ei_sim.h5stream`) and keeps
-only the population spike counts (for the rates and the gamma peak), so its memory does not
-grow with the length of the run beyond those counts.
+only the population activity (for the rates and the gamma peak, 4 bytes per bin and trial),
+so its memory does not grow with the length of the run beyond that.
 
 The key split takes one compiled program, weights and initial state one each (none for
 models that draw them on the host, ``init_on_host``), the run one.
@@ -102,15 +102,14 @@ def gamma_of_run(activity_e: np.ndarray, bin_ms: float, drop_ms: float,
     return spectral_peak(freqs, np.mean(powers, axis=0))
 
 
-def _summarise(model, monitors: Monitors, counts: dict, n_steps: int, drop_ms: float, timings):
-    """Rates (Hz) and the gamma peak of E activity from the per-bin spike counts."""
+def _summarise(model, monitors: Monitors, act: dict, totals: dict, n_steps: int,
+               drop_ms: float):  # fmt: skip
+    """Rates (Hz) from the spike totals, the gamma peak from the E activity per bin."""
     config = model.config
     seconds = n_steps * config.dt_ms * 1e-3
     bin_ms = monitors.bin_steps * config.dt_ms
-    act = {pop: activity(c, 0, n_steps, monitors.bin_steps, getattr(config, f"n_{pop}"))
-           for pop, c in counts.items()}  # fmt: skip
-    rates = {pop: float(c.sum() / c.shape[1] / getattr(config, f"n_{pop}") / seconds)
-             for pop, c in counts.items()}  # fmt: skip
+    rates = {pop: float(totals[pop] / a.shape[1] / getattr(config, f"n_{pop}") / seconds)
+             for pop, a in act.items()}  # fmt: skip
     peak = None
     if "e" in act and act["e"].shape[0] >= 8:
         peak = gamma_of_run(act["e"], bin_ms, min(drop_ms, config.t_ms / 2))
@@ -118,7 +117,6 @@ def _summarise(model, monitors: Monitors, counts: dict, n_steps: int, drop_ms: f
     return SimulationResult(
         rates.get("e", float("nan")), rates.get("i", float("nan")), peak, config.dt_ms, bin_ms,
         act.get("e", empty), act.get("i", empty), n_steps, {"e": config.n_e, "i": config.n_i},
-        timings=timings,
     )  # fmt: skip
 
 
@@ -141,18 +139,22 @@ def simulate_model(
     weights, state, events = initial_conditions(model, seed, images, encoder_seed)
     t1 = time.perf_counter()
     threading.Thread(target=importlib.import_module, args=("ei_sim.spectrum",), daemon=True).start()
-    counts, chunks = {pop: [] for pop in monitors.spikes}, []
+    parts, totals, chunks = {pop: [] for pop in monitors.spikes}, {}, []
     for _, chunk in iter_chunks(weights, state, events, config, monitors, chunk_steps,
                                 config.n_steps):  # fmt: skip
-        for pop in monitors.spikes:
-            counts[pop].append(chunk.counts[pop].astype(np.int32))
+        for pop in monitors.spikes:  # float32 activity per chunk: 4 bytes per bin and trial
+            n = getattr(config, f"n_{pop}")
+            parts[pop].append(activity(chunk.counts[pop], chunk.start_step, config.n_steps,
+                                       monitors.bin_steps, n))  # fmt: skip
+            totals[pop] = totals.get(pop, 0) + int(chunk.counts[pop].sum())
         if keep:
             chunks.append(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
     t2 = time.perf_counter()
-    joined = {pop: np.concatenate(parts) for pop, parts in counts.items()}
-    result = _summarise(model, monitors, joined, config.n_steps, drop_ms, {})
+    act = {pop: np.concatenate(p) for pop, p in parts.items()}
+    del parts
+    result = _summarise(model, monitors, act, totals, config.n_steps, drop_ms)
     if keep:
         result.recording = join(monitors, chunks, config.dt_ms)
     result.timings = {"init_s": t1 - t0, "run_s": t2 - t1, "summary_s": time.perf_counter() - t2}
