@@ -4,7 +4,8 @@ Spikes are recorded as events, traces of chosen cells (``--record-v``, ``--recor
 ``--record-every-ms``, population activity in bins of ``--bin-ms``. With ``--out`` every
 chunk of ``--chunk-ms`` is appended to ``OUT.partial`` as soon as it is done (layout in
 :mod:`ei_sim.h5stream`); the file is renamed to ``OUT`` at the end. Ctrl-C or SIGTERM stops
-after the chunk being written and leaves ``OUT.partial`` with the finished chunks.
+the run and leaves ``OUT.partial`` with the chunks finished until then (a chunk being written
+is cut back).
 """
 
 from __future__ import annotations
