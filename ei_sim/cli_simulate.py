@@ -32,6 +32,8 @@ def register(sub) -> dict:
         "and optionally stream spikes, population activity and chosen traces to HDF5.",
     )
     p.add_argument("--model", default="ping", help="coba, ping or va_coba (default: ping)")
+    p.add_argument("--setting", default="canonical", help="canonical or lab (coba/ping as the "
+                   "reference lab's code ran: refractory 1.2 / 0.6 ms)")  # fmt: skip
     p.add_argument("--t-ms", type=_positive_float, default=None, help="trial length in ms "
                    "(default: the preset's, 200 ms; va_coba 1000 ms)")  # fmt: skip
     p.add_argument("--dt-ms", type=_positive_float, default=None, help="time step in ms "
@@ -164,7 +166,7 @@ def cmd_simulate(args) -> int:
     counter = CompileCounter()
     changes = {key: value for key, value in (("t_ms", args.t_ms), ("dt_ms", args.dt_ms))
                if value is not None}  # fmt: skip
-    model = get_model(args.model, **changes)
+    model = get_model(args.model, setting=args.setting, **changes)
     config = model.config
     monitors = build_monitors(args, config)
     if not args.chunk_ms > 0:

@@ -123,7 +123,7 @@ def _summarise(model, monitors: Monitors, act: dict, totals: dict, n_steps: int,
 def simulate_model(
     model, seed: int = 0, images=None, *, encoder_seed=None, monitors: Monitors | None = None,
     chunk_steps: int | None = None, keep: bool = True,
-    on_chunk: Callable[[ChunkRecord], None] | None = None, drop_ms: float = 20.0,
+    on_chunk: Callable[[ChunkRecord], None] | None = None, drop_ms: float = 0.0,
 ) -> SimulationResult:  # fmt: skip
     """Simulate ``model`` for one trial per image (or one trial without input), in chunks.
 
@@ -161,7 +161,7 @@ def simulate_model(
     return result
 
 
-def run_preset(model, seed: int = 0, images=None, encoder_seed=None, drop_ms: float = 20.0,
+def run_preset(model, seed: int = 0, images=None, encoder_seed=None, drop_ms: float = 0.0,
                monitors: Monitors | None = None, chunk_steps: int | None = None):  # fmt: skip
     """:func:`simulate_model` keeping the recording in memory (``result.spikes_e`` etc.)."""
     return simulate_model(model, seed, images, encoder_seed=encoder_seed, monitors=monitors,
@@ -180,7 +180,7 @@ def file_attrs(model, extra_attrs: dict) -> dict:
 
 def run_to_file(
     path: str, model, seed: int = 0, images=None, *, extra_attrs: dict | None = None,
-    monitors: Monitors | None = None, chunk_steps: int | None = None, drop_ms: float = 20.0,
+    monitors: Monitors | None = None, chunk_steps: int | None = None, drop_ms: float = 0.0,
     on_chunk: Callable[[ChunkRecord], None] | None = None,
 ) -> SimulationResult:  # fmt: skip
     """Simulate and stream every chunk into ``path`` (``path.partial`` until complete).
