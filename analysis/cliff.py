@@ -149,6 +149,9 @@ def read_sweep(path: str, expected_kinds=SWEEP_KINDS) -> dict:
 def analyze_sweep(path: str, threshold_Hz=0.05, refine=True) -> dict:
     """Cliff per coupling scale, alpha (W_EI sweeps, >= 2 located cliffs) and whether the
     coupling moves the cliff."""
+    from ei_sim import validate
+
+    validate.positive("threshold_Hz", threshold_Hz, 1000.0)
     sweep = read_sweep(path)
     cs = sweep["coupling_scales"]
     cliffs = [find_cliff(sweep["scales"], row, threshold_Hz, refine) for row in sweep["rate_i_Hz"]]

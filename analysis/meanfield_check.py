@@ -36,6 +36,9 @@ from ei_sim.spectrum import gamma_peak, is_rhythmic
 from models import get_model
 
 
+MIN_T_MS = 200.0  # 150 ms of E activity after the 50 ms drop: 6.7 Hz spectral resolution
+
+
 def drive_per_intensity_nA(model, p: mf.MeanFieldParams) -> float:
     """Mean input current (nA) per unit of pixel intensity (module docstring)."""
     r_max_per_ms = model.config.r_max_Hz * 1e-3
@@ -103,6 +106,9 @@ def check(
 ) -> list[dict]:  # fmt: skip
     """Run the spiking checks (about a minute on 2 cores) and return the comparison table:
     rows of ``{quantity, prediction, measurement, relative_gap, note}``."""
+    if not t_ms >= MIN_T_MS:
+        raise ValueError(f"t_ms must be at least {MIN_T_MS:g} ms (the first 50 ms are dropped "
+                         f"and the gamma peak needs the rest), got {t_ms:g}")  # fmt: skip
     p = params or mf.MeanFieldParams()
     model = get_model("ping", setting=setting, w_in_mean=w_in_mean)
     drives = np.geomspace(0.05, 3.0, 16) if drives_nA is None else np.asarray(drives_nA, float)

@@ -130,18 +130,26 @@ def write_report(path_in: str, out_html: str) -> str:
         raise ValueError(f"output directory {folder} does not exist; create it first")
     kind = file_kind(path_in)
     stem = os.path.splitext(os.path.basename(out_html))[0]
+    written = []
 
     def figure(fig, name):
         png = f"{stem}_{name}.png"
         if fig is not None:
             fig.tight_layout()
             fig.savefig(os.path.join(folder, png), dpi=110)
+            written.append(os.path.join(folder, png))
             _plt().close(fig)
         return png
 
     figure.folder = folder
     section = {"simulate": _simulate_section, "grid": _grid_section}.get(kind, _sweep_section)
-    body = section(path_in, figure)
+    try:
+        body = section(path_in, figure)
+    except BaseException:  # a report that fails leaves no figures behind
+        for png in written:
+            if os.path.exists(png):
+                os.unlink(png)
+        raise
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>ei-sim report: "
         f"{html.escape(os.path.basename(path_in))}</title></head><body>"

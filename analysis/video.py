@@ -31,8 +31,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.ndimage import gaussian_filter1d
 
+from ei_sim import validate
 from ei_sim.spectrum import population_psd, spectral_peak
-from ei_sim.storage import check_output_path, read_attrs, write_attrs
+from ei_sim.storage import check_output_path, read_attrs, readable_mode, write_attrs
+
+MIN_FPS, MAX_FPS = 0.01, 60.0
 
 SNAPSHOT_GROUP = "snapshots"
 WEIGHT_NAMES = ("w_in", "w_out", "w_ei", "w_ie")
@@ -339,9 +342,11 @@ class VideoInfo(NamedTuple):
 
 
 def check_video_args(path: str, fps: float, fmt: str) -> None:
-    """ValueError unless fps > 0, fmt is mp4 or gif and the folder of ``path`` is writable."""
+    """ValueError unless fps lies in [0.01, 60], fmt is mp4 or gif and the folder of ``path``
+    is writable (a GIF stores frame delays in 1/100 s, a player shows at most ~60 frames/s)."""
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not fps > 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
+    validate.between("fps", fps, MIN_FPS, MAX_FPS)
     if fmt not in VIDEO_FORMATS:
         raise ValueError(f"video format must be one of {', '.join(VIDEO_FORMATS)}, got {fmt!r}")
     check_output_path(path)
@@ -358,6 +363,11 @@ def _even_rgb(frame) -> np.ndarray:
 
 def _write_mp4(frames, path: str, fps: float) -> int:
     import imageio_ffmpeg
+
+    # imageio-ffmpeg puts ffmpeg in a process group of its own through a preexec_fn, which
+    # makes subprocess fork this multithreaded process (JAX then warns about os.fork()); without
+    # it ffmpeg is started without a fork of Python and stops with us on Ctrl-C.
+    os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
 
     writer, size, n_frames = None, None, 0
     try:
@@ -406,7 +416,7 @@ def write_video(frames_iterable, path: str, fps: float = 2, fmt: str = "mp4") ->
         n_frames = (_write_mp4 if fmt == "mp4" else _write_gif)(frames_iterable, tmp, fps)
         if n_frames == 0:
             raise ValueError("no frames to write")
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, readable_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -7,14 +7,23 @@ and exit status 2; nothing half-written is left behind (all stores are written a
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):
     """A problem with the user's input, reported as one line and exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``--help`` still prints the usage)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def _positive_float(text: str) -> float:
@@ -22,8 +31,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
     return value
 
 
@@ -51,10 +60,13 @@ def _register_all(sub) -> dict:
 def build_parser(command: str | None = None):
     """The parser of every command, or only of ``simulate`` when that is the command (its
     start-up then skips importing the training, sweep and analysis modules)."""
-    parser = argparse.ArgumentParser(
+    from ei_sim import __version__
+
+    parser = OneLineParser(
         prog="ei-sim",
         description="Conductance-based spiking E-I networks: simulate, train, sweep, analyse.",
     )
+    parser.add_argument("--version", action="version", version=f"ei-sim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     if command == "simulate":
         from ei_sim import cli_simulate
@@ -65,10 +77,20 @@ def build_parser(command: str | None = None):
 
 def main(argv=None) -> int:
     from_console, argv = argv is None, sys.argv[1:] if argv is None else list(argv)
-    parser, handlers = build_parser(argv[0] if argv else None)
-    args = parser.parse_args(argv)
-    code = _run(handlers, args)
-    if from_console and args.command == "simulate":
+    from ei_sim.interrupts import exit_after_interrupt, guard_interrupts
+
+    guard_interrupts()
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    try:
+        parser, handlers = build_parser(command)
+        args = parser.parse_args(argv)
+        code = _run(handlers, args)
+    except KeyboardInterrupt:  # while starting up, before a command ran
+        print(f"ei-sim{' ' + command if command else ''}: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    if from_console and code == EXIT_INTERRUPTED:
+        exit_after_interrupt(code)  # no teardown under a compilation still running
+    if from_console and command == "simulate":
         _exit_now(code)
     return code
 
@@ -95,6 +117,10 @@ def _run(handlers, args) -> int:
 
     enable()  # JAX's persistent compilation cache (EI_SIM_COMPILE_CACHE=0: off)
     try:
+        from ei_sim.cli_checks import PRE_CHECKS
+
+        if args.command in PRE_CHECKS:  # commands whose handler does not run its checks itself
+            PRE_CHECKS[args.command](args)
         return handlers[args.command](args)
     except (UserError, ValueError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -102,7 +128,7 @@ def _run(handlers, args) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"ei-sim {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def _add_analyze(sub) -> None:
 
 
 def cmd_analyze(args) -> int:
+    from ei_sim.cli_checks import check_analyze
+
+    check_analyze(args)
     path = _existing(args.path)
     if args.analysis == "cliff":
         from analysis.cliff import analyze_sweep, format_cliff_report
@@ -68,18 +71,20 @@ def _add_meanfield(sub) -> None:
     pr.add_argument("--criticality", action="store_true",
                     help="also classify the Hopf (integrates the ODE, ~10 s)")  # fmt: skip
     ck = what.add_parser("check", help="run matching spiking simulations (about a minute)")
-    ck.add_argument("--t-ms", type=float, default=300.0, help="trial length (300 ms)")
+    ck.add_argument("--t-ms", type=float, default=300.0, help="trial length, at least 200 ms "
+                    "(default 300 ms)")  # fmt: skip
     ck.add_argument("--seed", type=int, default=0)
     ck.add_argument("--setting", default="canonical", help="canonical or lab (refractory "
                     "1.2 / 0.6 ms, as the reference code ran)")  # fmt: skip
 
 
 def cmd_meanfield(args) -> int:
+    from ei_sim.cli_checks import check_meanfield
+
+    check_meanfield(args)
     if args.action == "check":
         from analysis.meanfield_check import check, format_table
 
-        if not args.t_ms >= 100:
-            raise ValueError(f"--t-ms must be at least 100 ms, got {args.t_ms}")
         print(format_table(check(t_ms=args.t_ms, seed=args.seed, setting=args.setting)))
         return 0
     print(predict_text(args.criticality))
@@ -121,15 +126,17 @@ def predict_text(criticality: bool = False) -> str:
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="HTML report of a simulate, grid or sweep file")
     p.add_argument("path", metavar="PATH")
-    p.add_argument("--out", default=None, help="HTML file (default: PATH with .html)")
+    p.add_argument("--out", default=None, help="HTML file (default: PATH with .html; an "
+                   "earlier report there is replaced, with its PNG figures beside it)")  # fmt: skip
 
 
 def cmd_report(args) -> int:
     from analysis.report import write_report
+    from ei_sim.cli_checks import check_report
 
-    path = _existing(args.path)
-    out = args.out or os.path.splitext(path)[0] + ".html"
-    kind = write_report(path, out)
+    out = args.out or os.path.splitext(args.path)[0] + ".html"
+    check_report(args, out)
+    kind = write_report(args.path, out)
     print(f"wrote {out} ({kind})")
     return 0
 

@@ -34,8 +34,11 @@ def register(subparsers) -> dict:
 
 def cmd_export(args) -> int:
     from analysis.export import export_file, file_kind
+    from analysis.export.common import default_output
+    from ei_sim.cli_checks import check_export_output
 
     kind = file_kind(args.path)
+    check_export_output(args.out or default_output(args.path, args.to))
     out = export_file(args.path, args.to, args.out, args.force, args.traces)
     print(f"wrote {out} ({kind} -> {args.to})")
     return 0

@@ -26,7 +26,8 @@ def _add_train(sub) -> None:
     p.add_argument("--e-fraction", type=float, default=0.8, help="E share of units (0.8)")
     p.add_argument("--activation", default="relu", help="relu, softplus or sigmoid")
     p.add_argument("--seed", type=int, default=42, help="init and shuffling seed (default 42)")
-    p.add_argument("--out", default=None, help="write the run to this .h5 file")
+    p.add_argument("--out", default=None, help="write the run to this .h5 file (a rate-model "
+                   "run there is replaced; any other file is refused)")  # fmt: skip
     p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam step (3e-3)")
     p.add_argument("--no-dale", action="store_true", help="drop the Dale projection (ablation)")
     p.add_argument("--spectral-weight", type=float, default=1.0, help="0 turns it off (1.0)")
@@ -69,9 +70,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args) -> int:
+    from ei_sim.cli_checks import check_rate_train
     from ei_sim.rate_train import TrainConfig, summary_line, train_rate
     from models.wilson_cowan import WCConfig
 
+    check_rate_train(args)
     config = WCConfig(
         steps_internal=args.steps_internal, tau_e_ms=args.tau_e_ms, tau_i_ms=args.tau_i_ms,
         dt_ms=args.dt_ms, e_fraction=args.e_fraction, activation=args.activation,
@@ -94,12 +97,12 @@ def cmd_analyze(args) -> int:
     import numpy as np
 
     from analysis.rate_analysis import analyze, format_report
+    from ei_sim.cli_checks import check_rate_analyze
     from ei_sim.data import load_pool
     from ei_sim.rate_train import load_rate_run
     from models.wilson_cowan import WCConfig, init_params
 
-    if not args.max_scale > 0:
-        raise ValueError(f"--max-scale must be > 0, got {args.max_scale}")
+    check_rate_analyze(args)
     if args.run is None:
         config = WCConfig()
         params = init_params(jax.random.PRNGKey(args.seed), config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def _add_grid(sub) -> None:
@@ -15,7 +16,8 @@ def _add_grid(sub) -> None:
         "skips finished cells.",
     )  # fmt: skip
     p.add_argument("--wei", default="0..2", help="W_EI means (default 0..2)")
-    p.add_argument("--wie", default="0..4", help="W_IE means (default 0..4)")
+    p.add_argument("--wie", default=None, help="W_IE means (default 0..4; not with "
+                   "--diagonal)")  # fmt: skip
     p.add_argument("--points", type=int, default=5, help="values per A..B axis (default 5)")
     p.add_argument("--diagonal", action="store_true", help="1-D slice W_IE = ratio * W_EI")
     p.add_argument("--ei-ratio", type=float, default=2.0, help="ratio of --diagonal (default 2)")
@@ -25,26 +27,33 @@ def _add_grid(sub) -> None:
                    "vmap (all cells of a seed in one compiled program)")  # fmt: skip
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument(
-        "--workers", type=int, default=None, help="LocalCluster workers (default: cores)"
+        "--workers", type=int, default=None, help="LocalCluster workers, >= 1 (default: cores)"
     )
-    p.add_argument("--out", default="runs/grid.h5", help="grid store (default runs/grid.h5)")
+    p.add_argument("--out", default="runs/grid.h5", help="grid store (default runs/grid.h5; "
+                   "a store of the same settings is resumed)")  # fmt: skip
     p.add_argument(
         "--force", action="store_true", help="start a store made with other settings anew"
     )
-    add_training_flags(p, {"budget": "0.2", "w_in": 0.6, "tier": "medium"})
+    video_help = ("store a snapshot of the reference trial after every epoch of every cell "
+                  "(render them with ei-sim video STORE)")  # fmt: skip
+    add_training_flags(p, {"budget": "0.2", "w_in": 0.6, "tier": "medium",
+                           "video_help": video_help})  # fmt: skip
 
 
 def cmd_grid(args) -> int:
+    from ei_sim.cli_checks import check_grid, check_recipe
     from ei_sim.cli_train import build_run
+    from ei_sim.train import TrainingFailed
     from sweeps.grid import GridSpec, run_grid
     from sweeps.ranges import parse_axis, parse_seeds
+    from sweeps.store import resumable_cells
 
+    check_grid(args)
     wei = parse_axis(args.wei, args.points, "--wei")
-    wie = parse_axis(args.wie, args.points, "--wie")
+    wie = parse_axis(args.wie or "0..4", args.points, "--wie")
     seeds = parse_seeds(args.seeds)
-    if args.diagonal and not args.ei_ratio >= 0:
-        raise ValueError(f"--ei-ratio must be >= 0, got {args.ei_ratio}")
     model, cfg = build_run(args, "ping")  # validates every training flag up front
+    check_recipe(model, cfg)
     train = {"budget": cfg.budget, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
              "n_samples": cfg.n_samples, "learning_rate": cfg.learning_rate,
              "trained": cfg.trained, "data_source": cfg.data_source}  # fmt: skip
@@ -54,9 +63,7 @@ def cmd_grid(args) -> int:
         train=train, model_changes=grid_model_changes(model), video=args.video,
         size={k: v for k, v in (("n_e", args.n_e), ("t_ms", args.t_ms)) if v is not None},
     )  # fmt: skip
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        raise ValueError(f"output directory {out_dir} does not exist; create it first")
+    resumable_cells(args.out, spec.settings(), args.force)  # before any worker starts
     from analysis.basins import label_cells
 
     def label(w_ei, w_ie, rate_e, rate_i):
@@ -66,12 +73,26 @@ def cmd_grid(args) -> int:
         outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
                            args.force, label_fn=label)  # fmt: skip
     except KeyboardInterrupt:
-        print(f"interrupted; finished cells are in {args.out}; run the same command to resume")
+        print(grid_interrupted_line(args.out))
         return 130
+    except TrainingFailed as err:
+        print(f"ei-sim grid: error: a cell failed: {err}", file=sys.stderr)
+        return 1
     if outcome["skipped"]:
         print(f"skipped {len(outcome['skipped'])} finished cells already in {args.out}")
     _grid_outputs(args.out)
     return 0
+
+
+def grid_interrupted_line(store: str) -> str:
+    """What an interrupted grid kept: finished cells in the store, epochs in its cell runs."""
+    from sweeps.store import read_cells
+
+    n = len(read_cells(store)) if os.path.exists(store) else 0
+    where = f"{n} finished cells are in {store}" if n else "no cell finished"
+    partial = os.path.isdir(store + ".cells") and os.listdir(store + ".cells")
+    more = f"; cells in training keep their completed epochs in {store}.cells" if partial else ""
+    return f"interrupted; {where}{more}; run the same command to resume"
 
 
 def grid_model_changes(model) -> dict:
@@ -124,15 +145,13 @@ def _add_sweep(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from ei_sim.runstore import open_run
+    from ei_sim.cli_checks import check_sweep
     from sweeps.inference import SPEC_SCALES, plot_sweep, sweep_scales, write_sweep
     from sweeps.ranges import parse_axis
 
-    open_run(args.run_dir).close()  # a clear error when RUN_DIR is not a run
+    check_sweep(args)  # RUN_DIR a usable run; --out a writable folder
     scales = SPEC_SCALES if args.scales is None else tuple(parse_axis(args.scales, 5, "--scales"))
     out_dir = args.out or args.run_dir
-    if not os.path.isdir(out_dir):
-        raise ValueError(f"output directory {out_dir} does not exist; create it first")
     jobs = [(None, (1.0,), "scale_sweep")]
     if args.sweep_kind == "coupling":
         jobs = [(t, tuple(parse_axis(v, 5, f"--{t.replace('_', '')}-scale")), f"coupling_{t}")

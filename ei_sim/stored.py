@@ -28,14 +28,23 @@ def model_from_attrs(attrs: dict):
 
 
 def load_stored(run_dir: str, which: str = "best"):
-    """(model, split, weights, attrs) of a run directory."""
+    """(model, split, weights, attrs) of a run directory; ValueError for a run marked failed
+    or whose weights are not finite (nothing can be evaluated with them)."""
     attrs, _, best, last, _ = load_run(run_dir)
+    if attrs.get("status") == "failed":
+        reason = attrs.get("failure", "non-finite weights")
+        raise ValueError(f"{run_dir} is a failed run ({reason}); train it again")
+    weights = best if which == "best" else last
+    bad = [k for k, w in weights._asdict().items() if w is not None and not np.isfinite(w).all()]
+    if bad:
+        raise ValueError(f"{run_dir}: the {which} weights {', '.join(bad)} are not finite; "
+                         "train the run again (e.g. with a lower --lr)")  # fmt: skip
     model = model_from_attrs(attrs)
     split = sample_and_split(
         load_pool(attrs["train.data_source"]), int(attrs["train.n_samples"]),
         float(attrs["train.test_fraction"]), int(attrs["train.data_seed"]),
     )  # fmt: skip
-    return model, split, best if which == "best" else last, attrs
+    return model, split, weights, attrs
 
 
 def scale_weights(weights, w_in=1.0, w_ei=1.0, w_ie=1.0):

@@ -14,6 +14,7 @@ from a global state, which is what makes resumption exact.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from ei_sim import validate
 from ei_sim.config import to_attrs
 from ei_sim.data import Split, load_pool, sample_and_split
 from ei_sim.encoding import pad_events, poisson_events, round_up
@@ -68,8 +70,15 @@ class TrainConfig:
     def __post_init__(self):
         if self.tier not in TIERS:
             raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(TIERS)}")
-        if self.budget is not None and not self.budget > 0:
+        if self.budget is not None and not (math.isfinite(self.budget) and self.budget > 0):
             raise ValueError(f"budget must be > 0 spikes per trial or off, got {self.budget}")
+        validate.positive("learning_rate", self.learning_rate, 1.0)
+        validate.positive("clip_norm", self.clip_norm)
+        validate.non_negative("budget_strength", self.budget_strength)
+        validate.between("test_fraction", self.test_fraction, 0.01, 0.99)
+        validate.non_negative("ref_drop_ms", self.ref_drop_ms)
+        validate.seed("seed", self.seed)
+        validate.seed("data_seed", self.data_seed)
         for name in ("epochs", "batch_size", "n_samples", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -127,6 +136,21 @@ def epoch_batches(split: Split, cfg: TrainConfig, config, epoch: int):
     ]
 
 
+class TrainingFailed(RuntimeError):
+    """The weights became non-finite; the run file is marked ``status = "failed"``."""
+
+
+def failure_reason(trainable, epoch: int, cfg: TrainConfig) -> str | None:
+    """Why the run cannot go on (its trained weights are no longer finite), or None."""
+    bad = [name for name, value in trainable.items()
+           if not bool(jax.numpy.isfinite(value).all())]  # fmt: skip
+    if not bad:
+        return None
+    return (f"{', '.join(sorted(bad))} became non-finite in epoch {epoch + 1}: the learning "
+            f"rate {cfg.learning_rate:g} is likely too large for these weights, or the "
+            "initial weights (--w-*) drive the network to overflow; lower --lr")  # fmt: skip
+
+
 class TrainResult(NamedTuple):
     run_dir: str
     best_epoch: int
@@ -163,9 +187,32 @@ def train(
     ``on_epoch(h5file, epoch, weights, metrics, reference_trial, (image, label))``, if given,
     is called inside each epoch's atomic write (used to store video snapshots); it runs after
     the epoch's numbers are computed, and an exception in it is reported, not fatal.
-    Returns the best epoch's result.
+    Returns the best epoch's result. A run directory this call created is removed again
+    when it fails or is interrupted before its first epoch is stored.
     """
+    made = _made_dirs(run_dir)
     os.makedirs(run_dir, exist_ok=True)
+    try:
+        return _train(model, cfg, run_dir, resume, progress, on_epoch, split)
+    except BaseException:
+        for folder in made:  # deepest first; only those still empty
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        raise
+
+
+def _made_dirs(run_dir: str) -> list[str]:
+    """The folders ``os.makedirs(run_dir)`` will create, deepest first."""
+    made, path = [], os.path.abspath(run_dir)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        made.append(path)
+        path = os.path.dirname(path)
+    return made
+
+
+def _train(model, cfg, run_dir, resume, progress, on_epoch, split) -> TrainResult:
     split = split or sample_and_split(
         load_pool(cfg.data_source), cfg.n_samples, cfg.test_fraction, cfg.data_seed
     )
@@ -202,9 +249,13 @@ def train(
             metrics[name].append(value)
         if is_new_best(metrics["test_accuracy"]):
             best = current
-        _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split)
+        failure = failure_reason(trainable, epoch, cfg)
+        _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split,
+              failure)  # fmt: skip
         if progress:
             print(_epoch_line(epoch, metrics), flush=True)
+        if failure:
+            raise TrainingFailed(f"{run_dir}: {failure}; the run is marked failed")
     return _result(run_dir, metrics, best)
 
 
@@ -264,6 +315,9 @@ def train_epoch(step, trainable, opt_state, frozen, model, cfg, split, epoch, ke
 
 def _resume(run_dir, attrs, cfg, opt_state, frozen):
     stored, metrics, best, last, restored_opt = load_run(run_dir, opt_template=opt_state)
+    if stored.get("status") == "failed":
+        reason = stored.get("failure", "non-finite weights")
+        raise ValueError(f"{run_dir} is a failed run ({reason}); train into another --out")
     diffs = config_differences(stored, attrs)
     if diffs:
         raise ValueError(
@@ -274,11 +328,14 @@ def _resume(run_dir, attrs, cfg, opt_state, frozen):
     return trainable, restored_opt, metrics, best
 
 
-def _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split):
+def _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split,
+          failure=None):  # fmt: skip
     done = len(metrics["test_accuracy"])
     acc = np.asarray(metrics["test_accuracy"])
     attrs = {**attrs, **provenance(cfg.seed), "epochs_done": done,
              "best_epoch": int(np.argmax(acc)) + 1, "best_accuracy": float(acc.max())}  # fmt: skip
+    if failure:
+        attrs["failure"] = failure
     writer = None
     if on_epoch is not None:
 
@@ -291,7 +348,7 @@ def _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoc
                 if name in fh:
                     del fh[name]
 
-    status = "complete" if done >= cfg.epochs else "running"
+    status = "failed" if failure else "complete" if done >= cfg.epochs else "running"
     save_run(run_dir, attrs, metrics, best, current, opt_state, status, writer)
 
 

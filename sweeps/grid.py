@@ -9,13 +9,18 @@ a seed together in one compiled program (:mod:`sweeps.vmapped`).
 
 Each cell trains into its own run directory beside the store (``<store>.cells/<name>``), so
 an interrupted cell resumes from its last completed epoch; a finished cell is copied into the
-store atomically and skipped by later runs of the same command.
+store atomically and skipped by later runs of the same command. While Dask cells train, the
+progress bar counts their completed epochs (read from the cells' run files).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,13 +106,44 @@ def make_client(scheduler: str | None, n_workers: int | None):
         except (OSError, TimeoutError) as err:
             raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
     env = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **WORKER_ENV}
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
-                          "distributed.nanny.pre-spawn-environ": env}):  # fmt: skip
+    settings = {"distributed.worker.multiprocessing-method": "spawn",
+                "distributed.nanny.pre-spawn-environ": env}  # fmt: skip
+    with dask.config.set(settings), _sigint_ignored():
         cluster = LocalCluster(
             n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
             dashboard_address=None, silence_logs=40,
         )  # fmt: skip
     return Client(cluster)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Processes started inside inherit SIGINT ignored: Ctrl-C in a terminal reaches the
+    whole process group, and workers killed by it leave semaphores behind; only this process
+    should take it and close the cluster in order. (Outside the main thread: unchanged.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _remove_stub(store: str) -> None:
+    """Remove a store this run created that holds no cell, and an empty cells folder."""
+    import h5py
+
+    try:
+        with h5py.File(store, "r") as fh:
+            empty = "cells" not in fh or len(fh["cells"]) == 0
+    except OSError:
+        return
+    if empty:
+        os.unlink(store)
+    with contextlib.suppress(OSError):
+        os.rmdir(store + ".cells")
 
 
 def run_grid(
@@ -124,8 +160,13 @@ def run_grid(
     from tqdm.auto import tqdm
 
     client = make_client(scheduler, n_workers) if executor == "dask" else None  # fail fast
+    created = not os.path.exists(store)
     try:
         return _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm)
+    except BaseException:
+        if created and os.path.exists(store):
+            _remove_stub(store)
+        raise
     finally:
         if client is not None:
             cluster = client.cluster
@@ -141,7 +182,10 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -
     skipped = [c[3] for c in cells if c[3] in done]
     cell_root = store + ".cells"
     os.makedirs(cell_root, exist_ok=True)
-    bar = tqdm(total=len(cells), initial=len(skipped), desc="grid cells", disable=not progress)
+    epochs = _epochs_per_cell(spec)
+    bar = tqdm(total=len(cells) * epochs, initial=len(skipped) * epochs, desc="grid epochs",
+               disable=not progress, postfix=f"cells {len(skipped)}/{len(cells)}")  # fmt: skip
+    finished = [len(skipped)]
 
     def finish(name, out):
         summary = dict(out["summary"])
@@ -150,7 +194,13 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -
                 summary["w_ei"], summary["w_ie"], summary["rate_e_Hz"], summary["rate_i_Hz"]
             )
         add_cell(store, name, summary, out["metrics"], out["weights"], summary["run_dir"])
-        bar.update(1)
+        finished[0] += 1
+        bar.set_postfix_str(f"cells {finished[0]}/{len(cells)}", refresh=False)
+        running(0)
+
+    def running(epochs_done: int) -> None:  # completed epochs of the cells still training
+        bar.n = finished[0] * epochs + epochs_done
+        bar.refresh()
 
     if executor == "vmap":
         from sweeps.vmapped import train_cells_vmapped
@@ -164,19 +214,46 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -
         for a, b, s, name in todo:
             finish(name, train_cell(spec, a, b, s, os.path.join(cell_root, name)))
     else:
-        _run_on_dask(client, spec, todo, cell_root, finish)
+        _run_on_dask(client, spec, todo, cell_root, finish, running)
     bar.close()
     return {"done": [c[3] for c in todo], "skipped": skipped}
 
 
-def _run_on_dask(client, spec, todo, cell_root, finish):
-    """Submit every cell; store each as soon as it finishes (in completion order)."""
-    from dask.distributed import as_completed
+POLL_S = 2.0
 
+
+def _epochs_per_cell(spec: GridSpec) -> int:
+    from ei_sim.train import TIERS
+
+    return int(spec.train.get("epochs") or TIERS[spec.tier]["epochs"])
+
+
+def epochs_done(cell_dir: str) -> int:
+    """Completed epochs of a cell's run (0 before its first epoch is stored)."""
+    import h5py
+
+    try:
+        with h5py.File(os.path.join(cell_dir, "run.h5"), "r") as fh:
+            return int(fh.attrs.get("epochs_done", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _run_on_dask(client, spec, todo, cell_root, finish, running=None):
+    """Submit every cell; store each as soon as it finishes (in completion order), and
+    report the completed epochs of those still training every :data:`POLL_S` seconds."""
     futures = {}
     for a, b, s, name in todo:
         cell_dir = os.path.abspath(os.path.join(cell_root, name))
         fut = client.submit(train_cell, spec, a, b, s, cell_dir, key=f"cell-{name}", pure=False)
-        futures[fut] = name
-    for fut in as_completed(futures):
-        finish(futures[fut], fut.result())
+        futures[fut] = (name, cell_dir)
+    pending = set(futures)
+    while pending:
+        done = [fut for fut in pending if fut.done()]
+        for fut in done:
+            pending.discard(fut)
+            finish(futures[fut][0], fut.result())
+        if running is not None and pending:
+            running(sum(epochs_done(futures[fut][1]) for fut in pending))
+        if pending and not done:
+            time.sleep(POLL_S)

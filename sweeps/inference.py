@@ -50,7 +50,9 @@ def sweep_scales(
     shape = (len(coupling_scales), len(scales))
     acc, rate_e, rate_i = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     seconds = config.n_steps * config.dt_ms * 1e-3
-    bar = tqdm(total=shape[0], desc="coupling scales", disable=not progress)
+    n_batches = -(-len(split.y_test) // batch_size)
+    desc = "scale sweep" if coupling_target is None else f"{coupling_target} coupling sweep"
+    bar = tqdm(total=shape[0] * n_batches, desc=desc, unit="batch", disable=not progress)
     for ci, c in enumerate(coupling_scales):
         coupling = {"w_ei": 1.0, "w_ie": 1.0}
         if coupling_target is not None:
@@ -69,8 +71,8 @@ def sweep_scales(
             correct += np.sum(np.argmax(np.asarray(logits), -1) == y[None], axis=1)
             rate_e[ci] += np.asarray(c_e).mean(axis=2).sum(axis=1) / seconds
             rate_i[ci] += np.asarray(c_i).mean(axis=2).sum(axis=1) / seconds
+            bar.update(1)
         acc[ci] = correct / len(split.y_test)
-        bar.update(1)
     bar.close()
     n = len(split.y_test)
     return {"scales": np.asarray(scales, float), "coupling_scales": np.asarray(coupling_scales, float),

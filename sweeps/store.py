@@ -24,26 +24,37 @@ def cell_name(w_ei: float, w_ie: float, seed: int) -> str:
     return f"wei{format_value(w_ei)}__wie{format_value(w_ie)}__seed{seed}"
 
 
+def resumable_cells(path: str, settings: dict, force: bool) -> set[str] | None:
+    """The finished cells of an existing store made with ``settings`` (None: no store, or
+    one that ``force`` starts anew); ValueError for another kind of file, or other settings
+    without ``force``. Reads only."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with h5py.File(path, "r") as fh:
+            attrs = read_attrs(fh)
+            done = set(fh["cells"]) if "cells" in fh else set()
+    except OSError as err:
+        raise ValueError(f"store {path} is unreadable: {err}") from None
+    if attrs.get("kind") != KIND:
+        raise ValueError(f"{path} is not a grid store (kind={attrs.get('kind')!r})")
+    diffs = [k for k, v in settings.items() if str(attrs.get(k)) != str(v)]
+    if not diffs:
+        return done
+    if not force:
+        raise ValueError(
+            f"{path} was made with different settings ({', '.join(diffs[:4])}); "
+            "use another --out or --force to start it anew"
+        )
+    return None
+
+
 def open_or_create(path: str, settings: dict, force: bool) -> set[str]:
     """Create the store, or check that an existing one has the same settings; return the
     names of its finished cells."""
-    if os.path.exists(path):
-        try:
-            with h5py.File(path, "r") as fh:
-                attrs = read_attrs(fh)
-                done = set(fh["cells"]) if "cells" in fh else set()
-        except OSError as err:
-            raise ValueError(f"store {path} is unreadable: {err}") from None
-        if attrs.get("kind") != KIND:
-            raise ValueError(f"{path} is not a grid store (kind={attrs.get('kind')!r})")
-        diffs = [k for k, v in settings.items() if str(attrs.get(k)) != str(v)]
-        if not diffs:
-            return done
-        if not force:
-            raise ValueError(
-                f"{path} was made with different settings ({', '.join(diffs[:4])}); "
-                "use another --out or --force to start it anew"
-            )
+    done = resumable_cells(path, settings, force)
+    if done is not None:
+        return done
     with atomic_h5(path) as fh:
         write_attrs(fh, {"kind": KIND, **settings, **provenance()})
         fh.create_group("cells")

@@ -181,7 +181,7 @@ def test_cli_grid_store(tmp_path, snapshots):
     out.mkdir()
     assert _video_cli(["video", store, "--out", str(out), "--fps", "3"]) == 0
     assert sorted(os.listdir(out)) == ["wei0p25__wie2.mp4", "wei0p5__wie1.mp4"]
-    with pytest.raises(ValueError, match="fps must be positive"):
+    with pytest.raises(ValueError, match="--fps must lie in"):
         _video_cli(["video", store, "--fps", "0"])
     with pytest.raises(ValueError, match="does not exist"):
         _video_cli(["video", str(tmp_path / "missing.h5")])
