@@ -76,6 +76,7 @@ def train_cell(spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: st
     from models import get_model
 
     enable()  # workers share the persistent compilation cache (atomic entries)
+    _no_semaphores()
     model = get_model(spec.model, w_ei_mean=w_ei, w_ie_mean=w_ie, **spec.model_changes)
     model = tier_model(model, spec.tier, **spec.size)
     cfg = tier_config(spec.tier, **{**spec.train, "seed": seed})
@@ -93,6 +94,16 @@ def train_cell(spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: st
     }  # fmt: skip
     weights = {k: np.asarray(v) for k, v in result.best_weights._asdict().items() if v is not None}
     return {"summary": summary, "metrics": m, "weights": weights}
+
+
+def _no_semaphores() -> None:
+    """Let tqdm's bars in this worker take a thread lock: its default multiprocessing lock
+    is a named semaphore, which a worker stopped in the middle of a cell (Ctrl-C closes the
+    cluster) leaves behind and Python's resource tracker then warns about."""
+    from tqdm import tqdm
+
+    if "_lock" not in vars(tqdm):
+        tqdm.set_lock(threading.RLock())
 
 
 def make_client(scheduler: str | None, n_workers: int | None):
@@ -199,7 +210,7 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -
         running(0)
 
     def running(epochs_done: int) -> None:  # completed epochs of the cells still training
-        bar.n = finished[0] * epochs + epochs_done
+        bar.n = max(bar.n, finished[0] * epochs + epochs_done)  # a cell may finish meanwhile
         bar.refresh()
 
     if executor == "vmap":
