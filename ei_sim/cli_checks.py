@@ -24,6 +24,7 @@ from ei_sim.outputs import (
 
 MAX_EPOCHS = 100_000
 MAX_SCALE = 1000.0  # multiplier of a trained weight block (sweeps, eval)
+MAX_SWEEP_POINTS = 1000  # values of one sweep axis (each is a full test-set evaluation)
 MAX_FPS = 60.0
 MIN_FPS = 0.01
 MAX_RATE_HZ = 1000.0  # a cell cannot fire faster than its refractory period allows
@@ -183,6 +184,11 @@ def check_grid(args) -> None:
 def check_sweep(args) -> None:
     """``ei-sim sweep``: a usable run, and a folder whose sweep files may be replaced."""
     check_run_usable("RUN_DIR", args.run_dir)
+    for option in ("scales", "wei_scale", "wie_scale"):
+        text = getattr(args, option, None)
+        if text is not None:
+            name = "--" + option.replace("_", "-")
+            v.count(f"the number of {name}", v.axis_length(name, text, 5), 1, MAX_SWEEP_POINTS)
     stems = {"scale_sweep": "scale_sweep"}
     if args.sweep_kind == "coupling":
         stems = {

@@ -26,10 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ei_sim import validate
 from ei_sim.config import from_attrs, to_attrs
 from ei_sim.data import Split, load_pool, sample_and_split
 from ei_sim.optim import adam_with_dale, all_finite
-from ei_sim.storage import atomic_h5, check_output_path, provenance, read_attrs, write_attrs
+from ei_sim.outputs import check_output_file
+from ei_sim.storage import atomic_h5, provenance, read_attrs, write_attrs
 from models import wilson_cowan as wc
 from models.perron import check_target, lds_monitor, perron_root, spectral_penalty
 
@@ -203,8 +205,9 @@ def train_rate(
     epochs = spec.epochs if epochs is None else epochs
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    validate.seed("seed", seed)
     if out is not None:
-        check_output_path(out)
+        check_output_file("out", out, "wilson_cowan", replace=True, command="train_rate")
     if split is None:
         split = sample_and_split(load_pool(train.pool), spec.n_samples, 0.2, train.data_seed)
     batch_size = train.batch_size or spec.batch_size

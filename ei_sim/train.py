@@ -34,7 +34,7 @@ from ei_sim.objective import assemble, make_train_step
 from ei_sim.optim import adam_with_dale
 from ei_sim.parallel import batch_mesh, replicate
 from ei_sim.runstore import METRICS, config_differences, load_run, run_path, save_run
-from ei_sim.storage import provenance
+from ei_sim.storage import provenance, remove_stale_temporaries
 
 BUDGETS = ("off", "5", "2", "1", "0.5", "0.2")
 TIERS = {
@@ -192,6 +192,7 @@ def train(
     """
     made = _made_dirs(run_dir)
     os.makedirs(run_dir, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # of a write that was killed: never resumed from
     try:
         return _train(model, cfg, run_dir, resume, progress, on_epoch, split)
     except BaseException:

@@ -109,6 +109,11 @@ def _no_semaphores() -> None:
 def make_client(scheduler: str | None, n_workers: int | None):
     """A Dask client: an existing scheduler by address, or a spawned LocalCluster."""
     import dask
+
+    from ei_sim import validate
+
+    if n_workers is not None:
+        validate.count("n_workers", n_workers, 1, hint="None: one worker per core")
     from dask.distributed import Client, LocalCluster
 
     if scheduler:

@@ -132,6 +132,8 @@ CASES = [
     (["sweep", "scale", "{run}", "--out", "{tmp}/missing"], "{tmp}/missing"),
     (["sweep", "scale", "{tmp}/none"], "{tmp}/none"),
     (["sweep", "coupling", "{run}"], "--wei-scale"),
+    (["sweep", "coupling", "{run}", "--wei-scale", "nan"], "--wei-scale"),
+    (["sweep", "scale", "{run}", "--scales", "0..2:5000"], "--scales"),
     # rate model
     (["rate", "train", "--out", "{grid}"], "{grid}"),
     (["rate", "train", "--out", "{run}/run.h5"], "{run}/run.h5"),
