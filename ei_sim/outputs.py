@@ -107,6 +107,9 @@ def check_output_file(
     check_folder(option, os.path.dirname(os.path.abspath(path)), path)
     if found is None:
         return
+    if found in ("broken", "empty") and found != kind:
+        raise ValueError(f"{option} {path} holds {KIND_NAMES[found]}; remove it or choose "
+                         f"another {option}")  # fmt: skip
     if found != kind:
         raise ValueError(
             f"{option} {path} holds {KIND_NAMES.get(found, found)}; {command} never replaces "

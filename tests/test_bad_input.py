@@ -42,8 +42,10 @@ def files(tmp_path_factory):
     paths = {"tmp": str(root), "dir": str(root / "folder"), "text": str(root / "notes.txt"),
              "grid": str(root / "grid.h5"), "sim": str(root / "sim.h5"),
              "sweep": str(root / "scale_sweep.h5"), "run": str(root / "run"),
-             "failed": str(root / "failed"), "rate": str(root / "rate.h5")}  # fmt: skip
+             "failed": str(root / "failed"), "rate": str(root / "rate.h5"),
+             "empty": str(root / "empty.h5")}  # fmt: skip
     os.makedirs(paths["dir"])
+    open(paths["empty"], "wb").close()  # e.g. what a write killed at its start leaves
     with open(paths["text"], "w") as fh:
         fh.write("my notes\n")
     with h5py.File(paths["grid"], "w") as fh:
@@ -85,6 +87,8 @@ CASES = [
     (["simulate", "--out", "{grid}"], "{grid}"),
     (["simulate", "--out", "{run}/run.h5"], "{run}/run.h5"),
     (["simulate", "--out", "{text}"], "{text}"),
+    (["simulate", "--out", "{empty}"], "{empty}"),
+    (["rate", "train", "--out", "{rate}", "--epochs", "-1"], "--epochs"),
     (["simulate", "--out", "{tmp}/missing/x.h5"], "{tmp}/missing/x.h5"),
     (["simulate", "--frobnicate"], "--frobnicate"),
     # train
