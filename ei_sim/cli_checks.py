@@ -1,6 +1,7 @@
 """The command line's validation layer: every option of a command checked before any work.
 
-``check_<command>(args)`` runs first in each handler: numbers finite, of the right sign and
+``check_<command>(args)`` runs first in each handler (those in :data:`PRE_CHECKS` are run by
+:mod:`ei_sim.cli` before the handler is called): numbers finite, of the right sign and
 below sane bounds (the memory a request needs, estimated and compared with the machine's),
 seeds in range, options that contradict each other refused, and every output path checked
 for writability and for what it already holds (:mod:`ei_sim.outputs`). Each raises one

@@ -4,7 +4,7 @@ Layout of ``RUN_DIR/run.h5``:
 
 | path | content |
 |---|---|
-| ``/`` attributes | ``model.*``, ``train.*`` (the full configuration), ``provenance.*``, ``epochs_done``, ``best_epoch``, ``best_accuracy``, ``status`` ("running" or "complete") |
+| ``/`` attributes | ``model.*``, ``train.*`` (the full configuration), ``provenance.*``, ``epochs_done``, ``best_epoch``, ``best_accuracy``, ``status`` ("running", "complete", or "failed" with ``failure``, the likely cause, when the weights became non-finite) |
 | ``/metrics/<name>`` | one value per completed epoch (see :data:`METRICS`) |
 | ``/weights/best/<block>``, ``/weights/last/<block>`` | all weight blocks (uS per spike) |
 | ``/optimizer/leaf_NNNN`` | the optimiser state's leaves, for ``--resume`` |
