@@ -140,6 +140,7 @@ def test_zero_coupling_cells_are_no_loop_whatever_their_rates():
         (["reproduce", "coupling", "--setting", "nominal"], "unknown setting"),
         (["reproduce", "coupling", "--epochs", "0"], "--epochs"),
         (["reproduce", "coupling", "--out", "/no/such/folder"], "does not exist"),
+        (["reproduce", "coupling", "--out", os.__file__], "is a file, not a folder"),
     ],
 )
 def test_reproduce_bad_input_is_one_line_exit_2(argv, fragment, capsys, tmp_path):

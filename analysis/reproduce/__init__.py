@@ -66,6 +66,8 @@ def reproduce(
     get_setting(setting)  # validate before any work
     plan = get_plan(experiment, scale, tier, epochs)
     reference = load_reference(reference_path)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out {out_dir} is a file, not a folder; choose a campaign folder")
     if not os.path.isdir(out_dir):
         raise ValueError(f"output folder {out_dir} does not exist; create it first")
     path = store_path(out_dir, experiment, scale, setting)
