@@ -177,10 +177,16 @@ def test_devices_that_do_not_divide_the_batch_are_reported(capsys):
 def test_a_swallowed_interrupt_is_delivered_again():
     from ei_sim import interrupts
 
-    interrupts.guard_interrupts()
-    interrupts._hook(SimpleNamespace(exc_type=KeyboardInterrupt))  # as from a gc callback
-    with pytest.raises(KeyboardInterrupt):
-        time.sleep(5)
+    # Python's own SIGINT handler for the test: a library imported earlier in the session
+    # (brian2) may have wrapped a non-callable previous handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupts.guard_interrupts()
+        interrupts._hook(SimpleNamespace(exc_type=KeyboardInterrupt))  # as from a gc callback
+        with pytest.raises(KeyboardInterrupt):
+            time.sleep(5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _ei_sim() -> list[str]:
