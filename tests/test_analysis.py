@@ -272,7 +272,7 @@ def test_gamma_from_file_and_report(tmp_path):
 
 # ---------------------------------------------------------------- CLI
 def test_cli_register_and_handlers(tmp_path, capsys):
-    from ei_sim.cli_analyze import register
+    from ei_sim.cli.analyze import register
 
     parser = argparse.ArgumentParser()
     handlers = register(parser.add_subparsers(dest="command"))

@@ -164,7 +164,7 @@ def test_the_grid_reads_the_epochs_of_cells_in_training(tmp_path):
 
 
 def test_devices_that_do_not_divide_the_batch_are_reported(capsys):
-    from ei_sim.cli_checks import devices_note
+    from ei_sim.cli.checks import devices_note
 
     devices_note(3, 32, 2, 2)
     err = capsys.readouterr().err

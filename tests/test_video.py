@@ -21,7 +21,7 @@ from analysis.video import (
     write_snapshot,
     write_video,
 )
-from ei_sim.cli_video import register
+from ei_sim.cli.video import register
 from ei_sim.storage import atomic_h5
 
 DT_MS, DROP_MS, T_MS = 0.1, 20.0, 200.0

@@ -70,7 +70,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args) -> int:
-    from ei_sim.cli_checks import check_rate_train
+    from ei_sim.cli.checks import check_rate_train
     from ei_sim.rate_train import TrainConfig, summary_line, train_rate
     from models.wilson_cowan import WCConfig
 
@@ -97,7 +97,7 @@ def cmd_analyze(args) -> int:
     import numpy as np
 
     from analysis.rate_analysis import analyze, format_report
-    from ei_sim.cli_checks import check_rate_analyze
+    from ei_sim.cli.checks import check_rate_analyze
     from ei_sim.data import load_pool
     from ei_sim.rate_train import load_rate_run
     from models.wilson_cowan import WCConfig, init_params

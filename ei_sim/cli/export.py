@@ -35,7 +35,7 @@ def register(subparsers) -> dict:
 def cmd_export(args) -> int:
     from analysis.export import export_file, file_kind
     from analysis.export.common import default_output
-    from ei_sim.cli_checks import check_export_output
+    from ei_sim.cli.checks import check_export_output
 
     kind = file_kind(args.path)
     check_export_output(args.out or default_output(args.path, args.to))

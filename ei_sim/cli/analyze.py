@@ -35,7 +35,7 @@ def _add_analyze(sub) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from ei_sim.cli_checks import check_analyze
+    from ei_sim.cli.checks import check_analyze
 
     check_analyze(args)
     path = _existing(args.path)
@@ -79,7 +79,7 @@ def _add_meanfield(sub) -> None:
 
 
 def cmd_meanfield(args) -> int:
-    from ei_sim.cli_checks import check_meanfield
+    from ei_sim.cli.checks import check_meanfield
 
     check_meanfield(args)
     if args.action == "check":
@@ -132,7 +132,7 @@ def _add_report(sub) -> None:
 
 def cmd_report(args) -> int:
     from analysis.report import write_report
-    from ei_sim.cli_checks import check_report
+    from ei_sim.cli.checks import check_report
 
     out = args.out or os.path.splitext(args.path)[0] + ".html"
     check_report(args, out)

@@ -70,7 +70,7 @@ def _render_grid(path: str, out_folder: str, fps: float, fmt: str) -> list:
 
 def cmd_video(args) -> int:
     from analysis.video import check_video_args, render_run
-    from ei_sim.cli_checks import check_video
+    from ei_sim.cli.checks import check_video
 
     args.path = check_video(args)  # a run directory gives its run.h5
     if _is_grid(args.path):

@@ -12,7 +12,8 @@ def add_training_flags(p, defaults: dict | None = None) -> None:
     p.add_argument("--budget", default=d["budget"], help="spike budget per E cell per trial: "
                    f"off, 5, 2, 1, 0.5 or 0.2 (default {d['budget']})")  # fmt: skip
     p.add_argument("--setting", default="canonical", help="canonical (the recipe's nominal "
-                   "values) or lab (as the reference lab's code ran: refractory 1.2 / 0.6 ms)")  # fmt: skip
+                   "values) or lab (as the reference lab's code ran: refractory 1.2 / 0.6 "
+                   "ms)")  # fmt: skip
     p.add_argument("--tier", default=d["tier"], help="tiny, medium (the canonical recipe) or "
                    f"long (default {d['tier']})")  # fmt: skip
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the tier's)")
@@ -95,7 +96,7 @@ def video_hook():
 def cmd_train(args) -> int:
     import dataclasses
 
-    from ei_sim.cli_checks import check_recipe, check_train, devices_note
+    from ei_sim.cli.checks import check_recipe, check_train, devices_note
     from ei_sim.parallel import cpu_cores, parts_for, use_cpu_cores
     from ei_sim.train import TrainingFailed, train
 
@@ -157,7 +158,7 @@ def _add_eval(sub) -> None:
 
 
 def cmd_eval(args) -> int:
-    from ei_sim.cli_checks import check_eval
+    from ei_sim.cli.checks import check_eval
     from ei_sim.parallel import use_cpu_cores
     from ei_sim.stored import evaluate_run
 

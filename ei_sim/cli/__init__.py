@@ -1,4 +1,9 @@
-"""Command-line interface: ``ei-sim <command> ...``.
+"""Command-line interface: ``ei-sim <command> ...``, one module per command.
+
+``simulate``, ``train`` (and ``eval``), ``grid``, ``sweep``, ``rate``, ``analyze`` (and
+``meanfield``, ``report``), ``video``, ``export`` and ``reproduce`` each have a module here
+with ``register(subparsers) -> {command: handler}``; :mod:`ei_sim.cli.checks` holds the
+validation every handler runs before any work.
 
 Every user error (bad flag values, missing files, unknown models) ends in one line on stderr
 and exit status 2; nothing half-written is left behind (all stores are written atomically).
@@ -37,22 +42,23 @@ def _positive_float(text: str) -> float:
 
 
 def _register_all(sub) -> dict:
-    """Add every command's parser; return {command: handler}. Sweeps, analysis, the rate
-    model and videos are wired in here only: the core never imports them."""
-    from ei_sim import (
-        cli_analyze,
-        cli_export,
-        cli_rate,
-        cli_reproduce,
-        cli_simulate,
-        cli_sweeps,
-        cli_train,
-        cli_video,
+    """Add every command's parser; return {command: handler}. This subpackage is the only
+    place that wires the core, the presets (models), sweeps and analysis together: none of
+    them imports it, and the core imports none of them (tests/test_architecture.py)."""
+    from ei_sim.cli import (
+        analyze,
+        export,
+        grid,
+        rate,
+        reproduce,
+        simulate,
+        sweep,
+        train,
+        video,
     )
 
     handlers = {}
-    for module in (cli_simulate, cli_train, cli_sweeps, cli_rate, cli_analyze, cli_video,
-                   cli_export, cli_reproduce):  # fmt: skip
+    for module in (simulate, train, grid, sweep, rate, analyze, video, export, reproduce):
         handlers.update(module.register(sub))
     return handlers
 
@@ -69,9 +75,9 @@ def build_parser(command: str | None = None):
     parser.add_argument("--version", action="version", version=f"ei-sim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     if command == "simulate":
-        from ei_sim import cli_simulate
+        from ei_sim.cli import simulate
 
-        return parser, cli_simulate.register(sub)
+        return parser, simulate.register(sub)
     return parser, _register_all(sub)
 
 
@@ -117,7 +123,7 @@ def _run(handlers, args) -> int:
 
     enable()  # JAX's persistent compilation cache (EI_SIM_COMPILE_CACHE=0: off)
     try:
-        from ei_sim.cli_checks import PRE_CHECKS
+        from ei_sim.cli.checks import PRE_CHECKS
 
         if args.command in PRE_CHECKS:  # commands whose handler does not run its checks itself
             PRE_CHECKS[args.command](args)
@@ -129,7 +135,3 @@ def _run(handlers, args) -> int:
     except KeyboardInterrupt:
         print(f"ei-sim {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":
-    sys.exit(main())
