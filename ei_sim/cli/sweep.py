@@ -1,0 +1,58 @@
+"""``ei-sim sweep scale|coupling RUN_DIR``: inference-time sweeps of a trained run
+(:mod:`sweeps.inference`)."""
+
+from __future__ import annotations
+
+import os
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="inference-time W_in scale and coupling sweeps of a run")
+    kinds = p.add_subparsers(dest="sweep_kind", required=True, metavar="KIND")
+    scale = kinds.add_parser("scale", help="evaluate the test split at 24 W_in scales")
+    coupling = kinds.add_parser("coupling", help="rerun the scale sweep per W_EI/W_IE scale")
+    coupling.add_argument("--wei-scale", default=None, help="comma list of W_EI scales")
+    coupling.add_argument("--wie-scale", default=None, help="comma list of W_IE scales")
+    for q in (scale, coupling):
+        q.add_argument("run_dir", metavar="RUN_DIR")
+        q.add_argument("--scales", default=None, help="W_in scales (default: the SPEC's 24)")
+        q.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
+    scale.add_argument("--video", action="store_true", help="render one frame per scale of "
+                       "the reference trial (scale_sweep.mp4)")  # fmt: skip
+
+
+def cmd_sweep(args) -> int:
+    from ei_sim.cli.checks import check_sweep
+    from sweeps.inference import SPEC_SCALES, plot_sweep, sweep_scales, write_sweep
+    from sweeps.ranges import parse_axis
+
+    check_sweep(args)  # RUN_DIR a usable run; --out a writable folder
+    scales = SPEC_SCALES if args.scales is None else tuple(parse_axis(args.scales, 5, "--scales"))
+    out_dir = args.out or args.run_dir
+    jobs = [(None, (1.0,), "scale_sweep")]
+    if args.sweep_kind == "coupling":
+        jobs = [(t, tuple(parse_axis(v, 5, f"--{t.replace('_', '')}-scale")), f"coupling_{t}")
+                for t, v in (("w_ei", args.wei_scale), ("w_ie", args.wie_scale)) if v]  # fmt: skip
+        if not jobs:
+            raise ValueError("sweep coupling needs --wei-scale and/or --wie-scale")
+    for target, couplings, stem in jobs:
+        result = sweep_scales(args.run_dir, scales, target, couplings)
+        path = os.path.join(out_dir, f"{stem}.h5")
+        write_sweep(path, result)
+        plot_sweep(result, os.path.join(out_dir, f"{stem}.png"))
+        print(f"wrote {path} and {stem}.png")
+        if getattr(args, "video", False):
+            from sweeps.inference import scale_video
+
+            info = scale_video(args.run_dir, result, os.path.join(out_dir, f"{stem}.mp4"))
+            print(f"video: {info.path} ({info.n_frames} frames)")
+        for ci, c in enumerate(result["coupling_scales"]):
+            accs = " ".join(f"{100 * a:.0f}" for a in result["accuracy"][ci])
+            print(f"  coupling x{c:g}: accuracy % over scales: {accs}")
+    return 0
+
+
+def register(sub) -> dict:
+    """Add the ``sweep`` command to ``sub``; returns {"sweep": handler}."""
+    _add_sweep(sub)
+    return {"sweep": cmd_sweep}
