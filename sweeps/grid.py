@@ -46,7 +46,6 @@ class GridSpec:
     train: dict = dataclasses.field(default_factory=dict)  # TrainConfig overrides
     model_changes: dict = dataclasses.field(default_factory=dict)  # e.g. {"w_in_mean": 0.6}
     size: dict = dataclasses.field(default_factory=dict)  # tier overrides: n_e, t_ms
-    video: bool = False
 
     def cells(self) -> list[tuple[float, float, int]]:
         if self.diagonal_ratio is not None:
@@ -68,8 +67,15 @@ class GridSpec:
         return out
 
 
-def train_cell(spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: str) -> dict:
-    """Train one cell (runs in a worker); returns what the store keeps of it."""
+def train_cell(
+    spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: str, on_epoch=None
+) -> dict:
+    """Train one cell (runs in a worker); returns what the store keeps of it.
+
+    ``on_epoch`` is the trainer's per-epoch hook (:func:`ei_sim.train.train`), e.g. the
+    video-snapshot writer the CLI passes for ``--video``; on Dask it must be picklable (a
+    module-level function is).
+    """
     from ei_sim.compile_cache import enable
     from ei_sim.runstore import run_path
     from ei_sim.train import tier_config, tier_model, train
@@ -80,11 +86,8 @@ def train_cell(spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: st
     model = get_model(spec.model, w_ei_mean=w_ei, w_ie_mean=w_ie, **spec.model_changes)
     model = tier_model(model, spec.tier, **spec.size)
     cfg = tier_config(spec.tier, **{**spec.train, "seed": seed})
-    hook = None
-    if spec.video:
-        from analysis.video_hook import snapshot_writer as hook
     resume = os.path.exists(run_path(cell_dir))
-    result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=hook)
+    result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=on_epoch)
     m, b = result.metrics, result.best_epoch - 1
     summary = {
         "w_ei": w_ei, "w_ie": w_ie, "seed": seed, "best_accuracy": result.best_accuracy,
@@ -171,14 +174,22 @@ def run_grid(
     force: bool = False,
     progress: bool = True,
     label_fn=None,
+    on_epoch=None,
 ) -> dict:
-    """Train every unfinished cell; return {"done": [...], "skipped": [...]}."""
+    """Train every unfinished cell; return {"done": [...], "skipped": [...]}.
+
+    ``label_fn(w_ei, w_ie, rate_e_Hz, rate_i_Hz) -> str``, if given, labels each finished
+    cell (stored as its ``label``); ``on_epoch`` is passed to every cell's training
+    (:func:`train_cell`; the serial and Dask executors, not the vmapped one). Both come
+    from the caller, so that this package needs nothing of ``analysis``.
+    """
     from tqdm.auto import tqdm
 
     client = make_client(scheduler, n_workers) if executor == "dask" else None  # fail fast
     created = not os.path.exists(store)
     try:
-        return _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm)
+        return _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch,
+                          tqdm)  # fmt: skip
     except BaseException:
         if created and os.path.exists(store):
             _remove_stub(store)
@@ -191,7 +202,7 @@ def run_grid(
                 cluster.close()
 
 
-def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -> dict:
+def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch, tqdm):
     done = open_or_create(store, spec.settings(), force)
     cells = [(a, b, s, cell_name(a, b, s)) for a, b, s in spec.cells()]
     todo = [c for c in cells if c[3] not in done]
@@ -228,9 +239,9 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, tqdm) -
                 finish(cell[3], out)
     elif client is None:
         for a, b, s, name in todo:
-            finish(name, train_cell(spec, a, b, s, os.path.join(cell_root, name)))
+            finish(name, train_cell(spec, a, b, s, os.path.join(cell_root, name), on_epoch))
     else:
-        _run_on_dask(client, spec, todo, cell_root, finish, running)
+        _run_on_dask(client, spec, todo, cell_root, finish, running, on_epoch)
     bar.close()
     return {"done": [c[3] for c in todo], "skipped": skipped}
 
@@ -255,13 +266,14 @@ def epochs_done(cell_dir: str) -> int:
         return 0
 
 
-def _run_on_dask(client, spec, todo, cell_root, finish, running=None):
+def _run_on_dask(client, spec, todo, cell_root, finish, running=None, on_epoch=None):
     """Submit every cell; store each as soon as it finishes (in completion order), and
     report the completed epochs of those still training every :data:`POLL_S` seconds."""
     futures = {}
     for a, b, s, name in todo:
         cell_dir = os.path.abspath(os.path.join(cell_root, name))
-        fut = client.submit(train_cell, spec, a, b, s, cell_dir, key=f"cell-{name}", pure=False)
+        fut = client.submit(train_cell, spec, a, b, s, cell_dir, on_epoch, key=f"cell-{name}",
+                            pure=False)  # fmt: skip
         futures[fut] = (name, cell_dir)
     pending = set(futures)
     while pending:

@@ -75,7 +75,8 @@ def sweep_scales(
         acc[ci] = correct / len(split.y_test)
     bar.close()
     n = len(split.y_test)
-    return {"scales": np.asarray(scales, float), "coupling_scales": np.asarray(coupling_scales, float),
+    return {"scales": np.asarray(scales, float),
+            "coupling_scales": np.asarray(coupling_scales, float),
             "accuracy": acc, "rate_e_Hz": rate_e / n, "rate_i_Hz": rate_i / n,
             "coupling_target": coupling_target or "none", "run_dir": run_dir}  # fmt: skip
 
@@ -109,30 +110,3 @@ def plot_sweep(result: dict, path: str) -> None:
         ax.grid(alpha=0.3)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def scale_video(run_dir: str, result: dict, out_path: str, fps: float = 2.0, fmt: str = "mp4"):
-    """One frame per W_in scale: the reference trial (test sample 0, fixed seed) at each
-    scale, with accuracy and rates over the scales so far (first coupling value)."""
-    from analysis.video import Snapshot, check_video_args, render_snapshots, weight_histograms
-    from ei_sim.evaluate import reference_trial
-
-    check_video_args(out_path, fps, fmt)
-    model, split, weights, attrs = load_stored(run_dir)
-    seed, drop = int(attrs["train.seed"]), float(attrs["train.ref_drop_ms"])
-    c = model.config
-    snapshots = []
-    for k, s in enumerate(result["scales"]):
-        scaled = scale_weights(weights, float(s))
-        ref = reference_trial(scaled, model, split.x_test[0], seed, drop)
-        blocks = {n: v for n, v in scaled._asdict().items() if v is not None}
-        snapshots.append(Snapshot(
-            epoch=k + 1, image=split.x_test[0], label=int(split.y_test[0]), dt_ms=c.dt_ms,
-            drop_ms=drop, spikes_e=ref.spikes_e, spikes_i=ref.spikes_i, v_trace_mV=ref.v_e_mV,
-            v_th_mV=c.v_th_mV, v_reset_mV=c.v_reset_mV, weight_hists=weight_histograms(blocks),
-            accuracy=result["accuracy"][0, : k + 1], rate_e_Hz=result["rate_e_Hz"][0, : k + 1],
-            rate_i_Hz=result["rate_i_Hz"][0, : k + 1], model=model.name, w_ei=model.w_ei,
-            w_ie=model.w_ie, budget=str(attrs.get("train.budget", "off")),
-            step_label="W_in scale step", step_text=f"W_in x {float(s):g}",
-        ))  # fmt: skip
-    return render_snapshots(snapshots, out_path, fps, fmt)

@@ -43,3 +43,26 @@ def test_failed_snapshot_keeps_training_results(tmp_path, monkeypatch, capsys):
         assert "snapshots" not in fh
     assert code == 2  # no snapshots to render: a one-line error after the results are safe
     assert "no snapshots" in captured.err
+
+
+@pytest.mark.slow
+def test_grid_with_video_stores_one_snapshot_per_epoch_in_each_cell(tmp_path, capsys):
+    """The CLI passes the snapshot writer to every cell (sweeps imports nothing of analysis)."""
+    store = tmp_path / "grid.h5"
+    quick = [a if a != "3" else "2" for a in QUICK]
+    args = ["grid", "--wei", "0,1", "--wie", "2", *quick, "--n-e", "16", "--t-ms", "40",
+            "--executor", "serial", "--out", str(store), "--video"]  # fmt: skip
+    assert main(args) == 0
+    with h5py.File(store) as fh:
+        cells = fh["cells"]
+        assert len(cells) == 2
+        for cell in cells.values():
+            assert sorted(cell["snapshots"]) == ["epoch_0001", "epoch_0002"]
+    out = tmp_path / "videos"
+    out.mkdir()
+    capsys.readouterr()
+    assert main(["video", str(store), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["wei0__wie2.mp4", "wei1__wie2.mp4"]
+    reader = imageio_ffmpeg.read_frames(str(out / "wei1__wie2.mp4"))
+    next(reader)
+    assert sum(1 for _ in reader) == 2

@@ -42,7 +42,7 @@ def _add_grid(sub) -> None:
 
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
-    from ei_sim.cli.train import build_run
+    from ei_sim.cli.train import build_run, video_hook
     from ei_sim.train import TrainingFailed
     from sweeps.grid import GridSpec, run_grid
     from sweeps.ranges import parse_axis, parse_seeds
@@ -60,7 +60,7 @@ def cmd_grid(args) -> int:
     spec = GridSpec(
         w_ei=tuple(wei), w_ie=tuple(wie), seeds=tuple(seeds),
         diagonal_ratio=args.ei_ratio if args.diagonal else None, model="ping", tier=args.tier,
-        train=train, model_changes=grid_model_changes(model), video=args.video,
+        train=train, model_changes=grid_model_changes(model),
         size={k: v for k, v in (("n_e", args.n_e), ("t_ms", args.t_ms)) if v is not None},
     )  # fmt: skip
     resumable_cells(args.out, spec.settings(), args.force)  # before any worker starts
@@ -71,7 +71,8 @@ def cmd_grid(args) -> int:
 
     try:
         outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
-                           args.force, label_fn=label)  # fmt: skip
+                           args.force, label_fn=label,
+                           on_epoch=video_hook() if args.video else None)  # fmt: skip
     except KeyboardInterrupt:
         print(grid_interrupted_line(args.out))
         return 130

@@ -42,7 +42,7 @@ def cmd_sweep(args) -> int:
         plot_sweep(result, os.path.join(out_dir, f"{stem}.png"))
         print(f"wrote {path} and {stem}.png")
         if getattr(args, "video", False):
-            from sweeps.inference import scale_video
+            from analysis.video import scale_video
 
             info = scale_video(args.run_dir, result, os.path.join(out_dir, f"{stem}.mp4"))
             print(f"video: {info.path} ({info.n_frames} frames)")
