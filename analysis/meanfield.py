@@ -1,4 +1,4 @@
-"""Four-variable rate model of the PING loop (SPEC section 4, "Mean field").
+"""Four-variable rate model (mean field) of the PING loop.
 
 State ``x = (E, I, g_e, g_i)``: rates in spikes/ms, conductances in uS::
 
@@ -11,7 +11,8 @@ State ``x = (E, I, g_e, g_i)``: rates in spikes/ms, conductances in uS::
 0.05 / 0.1 uS, refractory 3 / 1.5 ms for E / I) with mean membrane potential
 ``mu_V = E_L + mu / g_L`` (nA / uS = mV) and white-noise fluctuations::
 
-    1 / Phi = t_ref + tau_m sqrt(pi) int_{y_r}^{y_th} erfcx(-u) du,   erfcx(-u) = e^{u^2} (1 + erf u)
+    1 / Phi = t_ref + tau_m sqrt(pi) int_{y_r}^{y_th} erfcx(-u) du
+    erfcx(-u) = e^{u^2} (1 + erf u)
     y = (V - mu_V) / s_V
 
 How ``sigma_V`` (4 mV) enters is ``sigma_convention``:
@@ -99,7 +100,8 @@ def _quad(f, a, b) -> float:
 
 @dataclass(frozen=True)
 class MeanFieldParams:
-    """Parameters of the rate model (defaults: SPEC section 4)."""
+    """Parameters of the rate model. Defaults: the PING preset's couplings (W_EI 1, W_IE 2
+    uS), linearised driving forces, the nominal time constants and cells, sigma_V 4 mV."""
 
     w_ei_uS: float = 1.0
     w_ie_uS: float = 2.0
@@ -134,7 +136,12 @@ class MeanFieldParams:
         mu_V = self.e_leak_mV + mu_nA / cell.g_leak_uS
         tau_m = cell.c_nF / cell.g_leak_uS
         return siegert_rate_per_ms(
-            mu_V, self.sigma_V_mV, tau_m, cell.t_ref_ms, self.v_th_mV, self.v_reset_mV,
+            mu_V,
+            self.sigma_V_mV,
+            tau_m,
+            cell.t_ref_ms,
+            self.v_th_mV,
+            self.v_reset_mV,
             self.sigma_convention,
         )
 

@@ -1,4 +1,5 @@
-"""Check the mean-field predictions against the spiking PING network (SPEC section 4).
+"""Check the mean-field predictions (:mod:`analysis.meanfield`) against the spiking PING
+network.
 
 Drive. Every input channel gets the same intensity ``q`` (a constant grey image), so each E
 cell receives Poisson input whose mean current, with the AMPA driving force linearised at
@@ -10,8 +11,9 @@ rest as in the rate model, is::
 drive level, so a whole drive sweep is one simulation. Measurements, per drive level:
 
 * oscillation: a gamma peak (:func:`ei_sim.spectrum.gamma_peak`) in the trial's E activity
-  whose significance (peak over band median) reaches ``min_significance``; the measured onset is the midpoint between the last silent level and the first
-  level from which every higher level oscillates;
+  whose significance (peak over band median) reaches ``min_significance``; the measured
+  onset is the midpoint between the last silent level and the first level from which every
+  higher level oscillates;
 * E and I rates below onset: the level nearest to ``below_fraction`` x predicted onset;
 * cliff and alpha: :func:`analysis.cliff.find_cliff` on the (drive, I rate) sweep for W_EI
   scaled by each ``c``, then :func:`analysis.cliff.fit_alpha`;
@@ -34,7 +36,6 @@ from ei_sim.encoding import poisson_events
 from ei_sim.engine import simulate_jit
 from ei_sim.spectrum import gamma_peak, is_rhythmic
 from models import get_model
-
 
 MIN_T_MS = 200.0  # 150 ms of E activity after the 50 ms drop: 6.7 Hz spectral resolution
 

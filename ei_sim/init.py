@@ -1,4 +1,4 @@
-"""Weight initialisation (SPEC section 1): non-negative, optionally sparse, fan-in scaled.
+"""Weight initialisation of the network blocks: non-negative, optionally sparse, fan-in scaled.
 
     w = max(Normal(mean, std), 0) * mask / (1 - sparsity) / fan_in,   mask ~ Bernoulli(1 - sparsity)
 

@@ -5,7 +5,8 @@ from models.ei_classifier import EIClassifier
 
 
 def coba(**changes) -> EIClassifier:
-    """The SPEC COBA network; keyword arguments replace preset or config fields."""
+    """The canonical COBA network (no E-I loop: ei-strength 0; W_in mean 0.3, W_out scale
+    100); keyword arguments replace preset or config fields."""
     base = EIClassifier(
         name="coba", config=NetworkConfig(name="coba"), w_in_mean=0.3, ei_strength=0.0,
         w_out_scale=100.0,

@@ -10,7 +10,8 @@ from models.ei_classifier import EIClassifier
 
 
 def ping(**changes) -> EIClassifier:
-    """The SPEC PING network; keyword arguments replace preset or config fields."""
+    """The canonical PING network (W_in mean 1.2, W_EI mean 1.0, W_IE mean 2.0, W_out scale
+    500); keyword arguments replace preset or config fields."""
     base = EIClassifier(
         name="ping", config=NetworkConfig(name="ping"), w_in_mean=1.2, ei_strength=1.0,
         ei_ratio=2.0, w_out_scale=500.0,

@@ -1,4 +1,4 @@
-"""The (W_EI, W_IE) training grid (SPEC section 3) on Dask distributed.
+"""The (W_EI, W_IE) training grid on Dask distributed.
 
 One PING-architecture training per (W_EI mean, W_IE mean, seed) cell. Cells run as tasks on
 a Dask cluster: by default an in-process ``LocalCluster`` whose workers are *spawned*

@@ -1,5 +1,5 @@
-"""Inference-time sweeps on a trained run (SPEC section 3): W_in scale, and W_EI / W_IE
-coupling scales, all other weights frozen.
+"""Inference-time sweeps on a trained run: W_in scale, and W_EI / W_IE coupling scales, all
+other weights frozen.
 
 All scales of one coupling value are evaluated in one compiled program: the weights are
 stacked along a leading axis and the evaluation is ``jax.vmap``-ed over it, with the same
@@ -22,10 +22,10 @@ from ei_sim.objective import make_eval_fn
 from ei_sim.storage import atomic_h5, provenance, write_attrs
 from ei_sim.stored import load_stored, scale_weights
 
-SPEC_SCALES = tuple(
+CANONICAL_SCALES = tuple(
     [round(0.05 * k, 2) for k in range(1, 15)]
     + [0.80, 0.90, 1.00, 1.15, 1.30, 1.50, 1.75, 2.00, 2.50, 3.00]
-)  # 24 values
+)  # the 24 W_in scales of a sweep: 0.05 to 0.70 in steps of 0.05, then 0.80 to 3.00
 
 
 def _vmapped_eval(config):
@@ -35,7 +35,7 @@ def _vmapped_eval(config):
 
 def sweep_scales(
     run_dir: str,
-    scales=SPEC_SCALES,
+    scales=CANONICAL_SCALES,
     coupling_target=None,
     coupling_scales=(1.0,),
     batch_size: int = 400,

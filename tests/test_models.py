@@ -1,4 +1,5 @@
-"""Presets: SPEC initialisation statistics, and the PING rhythm that COBA lacks."""
+"""Presets: the stated initialisation statistics (ei_sim.init), and the PING rhythm that COBA
+lacks."""
 
 import jax
 import numpy as np
@@ -9,7 +10,7 @@ from ei_sim.simulation import run_preset
 from models import coba, get_model, ping, va_coba
 
 
-def test_initial_weights_follow_spec_statistics():
+def test_initial_weights_follow_the_stated_statistics():
     model = ping()
     w = model.init_weights(jax.random.PRNGKey(0))
     assert w.w_in.shape == (784, 1024) and w.w_ei.shape == (1024, 256)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sweeps.inference import SPEC_SCALES
+from sweeps.inference import CANONICAL_SCALES
 
 GRID_VALUES = (0.0, 0.25, 0.5, 1.0, 2.0)  # nb036 5 x 5, both axes
 DIAGONAL_VALUES = (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0)  # nb036 slice
@@ -27,7 +27,7 @@ class Plan:
     seeds: tuple = (42,)
     values: tuple = GRID_VALUES
     taus: tuple = TAUS_GABA_MS
-    scales: tuple = SPEC_SCALES
+    scales: tuple = CANONICAL_SCALES
     reduced: str = ""  # what a quick plan leaves out, in words ("" for the lab's recipe)
 
     def attrs(self) -> dict:

@@ -60,7 +60,8 @@ def cmd_analyze(args) -> int:
 
 def _add_meanfield(sub) -> None:
     description = (
-        "Four-variable rate model of SPEC section 4: predictions (predict) and the comparison "
+        "Four-variable rate model of the PING loop (E, I, g_e, g_i; Siegert gains): predictions "
+        "(predict) and the comparison "
         "with spiking simulations (check)."
     )
     p = sub.add_parser(

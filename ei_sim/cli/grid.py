@@ -11,7 +11,8 @@ def _add_grid(sub) -> None:
 
     p = sub.add_parser(
         "grid", help="train one network per (W_EI, W_IE) cell, on Dask",
-        description="Training grid over the E->I and I->E coupling means (SPEC section 3). "
+        description="Training grid over the E->I and I->E coupling means (W_EI, W_IE), "
+        "one PING training per cell and seed. "
         "Axes: A..B (--points values), A..B:N, or a comma list. Re-running the same command "
         "skips finished cells.",
     )  # fmt: skip

@@ -15,7 +15,8 @@ def _add_sweep(sub) -> None:
     coupling.add_argument("--wie-scale", default=None, help="comma list of W_IE scales")
     for q in (scale, coupling):
         q.add_argument("run_dir", metavar="RUN_DIR")
-        q.add_argument("--scales", default=None, help="W_in scales (default: the SPEC's 24)")
+        q.add_argument("--scales", default=None, help="W_in scales (default: 24 "
+                       "from 0.05 to 3.00)")  # fmt: skip
         q.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
     scale.add_argument("--video", action="store_true", help="render one frame per scale of "
                        "the reference trial (scale_sweep.mp4)")  # fmt: skip
@@ -23,11 +24,12 @@ def _add_sweep(sub) -> None:
 
 def cmd_sweep(args) -> int:
     from ei_sim.cli.checks import check_sweep
-    from sweeps.inference import SPEC_SCALES, plot_sweep, sweep_scales, write_sweep
+    from sweeps.inference import CANONICAL_SCALES, plot_sweep, sweep_scales, write_sweep
     from sweeps.ranges import parse_axis
 
     check_sweep(args)  # RUN_DIR a usable run; --out a writable folder
-    scales = SPEC_SCALES if args.scales is None else tuple(parse_axis(args.scales, 5, "--scales"))
+    scales = (CANONICAL_SCALES if args.scales is None
+              else tuple(parse_axis(args.scales, 5, "--scales")))  # fmt: skip
     out_dir = args.out or args.run_dir
     jobs = [(None, (1.0,), "scale_sweep")]
     if args.sweep_kind == "coupling":
