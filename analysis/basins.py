@@ -20,10 +20,10 @@ partitions, about 0: chance).
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 
-from ei_sim.storage import read_attrs
+from ei_sim.store.attrs import read_attrs
+from ei_sim.store.kinds import open_kind
 
 LABELS = ("no-loop", "stretched-COBA", "PING")
 CELL_FIELDS = (
@@ -85,10 +85,9 @@ def unsupervised_check(rate_e_Hz, rate_i_Hz, accuracy, labels, seed=0) -> dict:
 
 def read_grid(path: str) -> dict:
     """Cell table of a grid store: ``name`` plus one array per :data:`CELL_FIELDS`."""
-    with h5py.File(path, "r") as fh:
-        kind = read_attrs(fh).get("kind")
-        if kind != "grid" or "cells" not in fh:
-            raise ValueError(f"{path} is not a grid store: kind={kind!r}, expected kind 'grid'")
+    with open_kind(path, "grid") as fh:
+        if "cells" not in fh:
+            raise ValueError(f"{path} is not a grid store: no /cells group")
         names = sorted(fh["cells"].keys())
         rows = [read_attrs(fh["cells"][n]) for n in names]
     if not rows:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import h5py
 import numpy as np
 from scipy import stats
 
-from ei_sim.storage import read_attrs
+from ei_sim.store.attrs import read_attrs
+from ei_sim.store.kinds import open_kind
 
 SWEEP_KINDS = ("scale_sweep", "coupling_sweep")
 
@@ -122,14 +122,9 @@ def cliff_moves(coupling_scales, cliffs: list[Cliff]) -> dict:
 def read_sweep(path: str, expected_kinds=SWEEP_KINDS) -> dict:
     """Read a sweep store: kind, coupling_target, scales (S,), coupling_scales (C,) and
     accuracy / rate_e_Hz / rate_i_Hz as (C, S)."""
-    with h5py.File(path, "r") as fh:
+    with open_kind(path, expected_kinds) as fh:
         attrs = read_attrs(fh)
         kind = attrs.get("kind")
-        if kind not in expected_kinds:
-            raise ValueError(
-                f"{path} is not a sweep store: kind={kind!r}, expected kind "
-                f"{' or '.join(map(repr, expected_kinds))}"
-            )
         missing = [n for n in ("scales", "rate_i_Hz") if n not in fh]
         if missing:
             raise ValueError(f"{path} lacks dataset(s) {missing}; is it an ei-sim sweep store?")

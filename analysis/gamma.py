@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import h5py
 import numpy as np
 from scipy import ndimage, signal
 
 from ei_sim.spectrum import F_HI_HZ, F_LO_HZ, population_psd, spectral_peak
-from ei_sim.storage import read_attrs
+from ei_sim.store.attrs import read_attrs
+from ei_sim.store.kinds import open_kind
 
 
 class GammaStats(NamedTuple):
@@ -148,10 +148,10 @@ def raster_from_lists(group, n_steps: int, dt_ms: float) -> np.ndarray:
 
 def read_simulate_file(path: str) -> dict:
     """dt_ms, E raster (T, B, N_E), I activity (T, B) and attributes of a simulate file."""
-    with h5py.File(path, "r") as fh:
+    with open_kind(path, "simulate") as fh:
         attrs = read_attrs(fh)
         needed = ("spikes/e", "population/e", "population/i")
-        if attrs.get("kind") not in (None, "simulate") or any(n not in fh for n in needed):
+        if any(n not in fh for n in needed):
             raise ValueError(
                 f"{path} is not an ei-sim simulate file (kind={attrs.get('kind')!r}); expected "
                 "groups /spikes/e, /population/e, /population/i as written by `ei-sim simulate`"

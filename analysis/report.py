@@ -1,17 +1,19 @@
 """One HTML page (figures as PNG files beside it, plus tables) for a simulate file, a grid
-store or a sweep store; the kind is read from the file's root attribute ``kind`` (absent:
-a simulate file)."""
+store or a sweep store; the kind is read from the file's root attribute ``kind`` (a file
+without it, written before the attribute existed, is recognised by its groups:
+:func:`ei_sim.store.kinds.kind_of`)."""
 
 from __future__ import annotations
 
 import html
 import os
 
-import h5py
 import numpy as np
 
 from analysis import basins, cliff, gamma
-from ei_sim.storage import read_attrs
+from ei_sim.store.kinds import file_kind as _file_kind
+
+REPORT_KINDS = ("simulate", "grid", *cliff.SWEEP_KINDS)
 
 
 def _plt():
@@ -24,17 +26,9 @@ def _plt():
 
 
 def file_kind(path: str) -> str:
-    """ "grid", "scale_sweep", "coupling_sweep" or "simulate"; ValueError otherwise."""
-    with h5py.File(path, "r") as fh:
-        kind = read_attrs(fh).get("kind")
-        if kind is None and "spikes" in fh:
-            return "simulate"
-    if kind in ("grid", "simulate", *cliff.SWEEP_KINDS):
-        return kind
-    raise ValueError(
-        f"{path}: cannot report on kind={kind!r}; expected a simulate file, kind 'grid', "
-        "'scale_sweep' or 'coupling_sweep'"
-    )
+    """One of :data:`REPORT_KINDS`; ValueError (one line) for a missing or unreadable file or
+    one of another kind."""
+    return _file_kind(path, REPORT_KINDS, missing="give a simulate, grid or sweep file")
 
 
 def _table(rows: list[dict]) -> str:

@@ -24,7 +24,8 @@ from brian2_reference import run_brian2  # noqa: E402
 from reference_networks import PING_SMALL, init_state, ping_small, va_small, va_state  # noqa: E402
 
 from ei_sim.config import to_attrs  # noqa: E402
-from ei_sim.storage import atomic_h5, provenance, write_attrs  # noqa: E402
+from ei_sim.store.atomic import atomic_h5  # noqa: E402
+from ei_sim.store.attrs import provenance, write_attrs  # noqa: E402
 
 
 def _cases():
@@ -46,9 +47,8 @@ def _cases():
 def write_brian2(path: str) -> None:
     import brian2
 
-    with atomic_h5(path) as fh:
-        write_attrs(fh, {"kind": "brian2_reference", "schema": 1,
-                         "brian2_version": brian2.__version__, **provenance()})  # fmt: skip
+    with atomic_h5(path, kind="brian2_reference") as fh:
+        write_attrs(fh, {"brian2_version": brian2.__version__, **provenance()})
         for name, config, weights, v_e, v_i, g0, inputs in _cases():
             v_e, v_i = np.asarray(v_e, np.float64), np.asarray(v_i, np.float64)
             spikes = run_brian2(config, weights, v_e, v_i, inputs, g0=g0)

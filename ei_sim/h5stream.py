@@ -8,9 +8,10 @@ flushes the file, so a run stopped between chunks (Ctrl-C, SIGTERM, a kill) leav
 ``status`` "interrupted" (or "running" when the process was killed outright). A failed write
 (a full disk) removes the partial file: nothing half-written stays behind.
 
-Layout (``T`` steps, ``B`` trials)::
+Layout (``T`` steps, ``B`` trials; root attributes ``kind = "simulate"``, ``schema_version``,
+the model's ``model.*``, provenance and the progress above)::
 
-    /spikes/<pop>/step      int64   spike step (exact for any run length)
+    /spikes/<pop>/step      int64   spike step (exact for any run length; ei_sim.store.spikes)
     /spikes/<pop>/time_ms   float64 step * dt_ms
     /spikes/<pop>/trial     int32
     /spikes/<pop>/index     int32   cell index within the population
@@ -33,11 +34,13 @@ import numpy as np
 from ei_sim.config import NetworkConfig
 from ei_sim.monitors import Monitors, activity
 from ei_sim.recorder import ChunkRecord
-from ei_sim.storage import check_output_path, write_attrs
+from ei_sim.store.atomic import check_output_path
+from ei_sim.store.attrs import write_attrs
+from ei_sim.store.kinds import stamp
+from ei_sim.store.spikes import EVENT_FIELDS
 
+KIND = "simulate"
 MIN_FREE_BYTES = 1 << 20
-EVENT_FIELDS = (("step", np.int64), ("time_ms", np.float64), ("trial", np.int32),
-                ("index", np.int32))  # fmt: skip
 COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
 
 
@@ -90,7 +93,8 @@ class StreamWriter:
     def _layout(self, batch, attrs, n_steps, chunk_steps) -> None:
         fh, config, m = self.fh, self.config, self.monitors
         write_attrs(fh, attrs)
-        write_attrs(fh, {"kind": "simulate", "complete": False, "status": "running",
+        stamp(fh, KIND)
+        write_attrs(fh, {"complete": False, "status": "running",
                          "chunks_done": 0, "steps_done": 0, "t_done_ms": 0.0,
                          "n_steps": n_steps, "chunk_steps": chunk_steps})  # fmt: skip
         n_cells = {"e": config.n_e, "i": config.n_i}

@@ -13,17 +13,16 @@ from __future__ import annotations
 import os
 import tempfile
 
+from ei_sim.store.kinds import FOREIGN, KINDS, kind_of
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+EI_SIM_KINDS = tuple(KINDS)  # the kinds of HDF5 file ei-sim writes (ei_sim.store.kinds)
 KIND_NAMES = {
-    "grid": "a grid store", "simulate": "a simulate file", "run": "a training run",
-    "wilson_cowan": "a rate-model run", "scale_sweep": "a scale-sweep file",
-    "coupling_sweep": "a coupling-sweep file", "reproduce": "a reproduction store",
-    "hdf5": "an HDF5 file that ei-sim did not write", "broken": "an unreadable HDF5 file",
+    **{name: kind.noun for name, kind in KINDS.items()},
+    "hdf5": FOREIGN, "broken": "an unreadable HDF5 file",
     "mp4": "an MP4 video", "gif": "a GIF", "png": "a PNG image", "report": "an ei-sim report",
     "folder": "a folder", "empty": "an empty file", "other": "a file that ei-sim did not write",
 }  # fmt: skip
-EI_SIM_KINDS = ("grid", "simulate", "run", "wilson_cowan", "scale_sweep", "coupling_sweep",
-                "reproduce")  # fmt: skip
 REPORT_MARK = b"<title>ei-sim report"
 
 
@@ -32,18 +31,10 @@ def _hdf5_kind(path: str) -> str:
 
     try:
         with h5py.File(path, "r") as fh:
-            kind = fh.attrs.get("kind")
-            if isinstance(kind, bytes):
-                kind = kind.decode()
-            if kind in EI_SIM_KINDS:
-                return str(kind)
-            if kind in (None, "simulate") and "spikes" in fh:
-                return "simulate"
-            if "weights" in fh and "model.name" in fh.attrs:
-                return "run"
+            kind = kind_of(fh)
     except (OSError, ValueError):
         return "broken"
-    return "hdf5"
+    return kind if kind in KINDS else "hdf5"
 
 
 def existing_kind(path: str) -> str | None:

@@ -1,30 +1,19 @@
-"""Rebuild a stored training run (model, split, weights) and evaluate it, optionally scaled."""
+"""Rebuild a stored training run (model, split, weights) and evaluate it, optionally scaled.
+
+The model comes from the run's ``model.*`` attributes through the builder its package
+registered (:func:`ei_sim.store.run.model_from_attrs`; ``import models`` registers the
+classifier presets'): the core builds no model of its own.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from ei_sim.config import NetworkConfig, from_attrs
 from ei_sim.data import load_pool, sample_and_split
 from ei_sim.evaluate import evaluate
-from ei_sim.runstore import load_run
+from ei_sim.store.run import load_run, model_from_attrs
 
-
-def model_from_attrs(attrs: dict):
-    """The classifier preset stored in a run's ``model.*`` attributes."""
-    from models.ei_classifier import EIClassifier
-
-    config = from_attrs(NetworkConfig, attrs, "model.config.")
-    fields = {f.name for f in dataclasses.fields(EIClassifier)} - {"config"}
-    values = {}
-    for name in fields:
-        if f"model.{name}" not in attrs:
-            continue  # written before the field existed: its default
-        value = attrs[f"model.{name}"]
-        values[name] = None if value == "none" else value
-    return EIClassifier(config=config, **values)
+__all__ = ["evaluate_run", "load_stored", "model_from_attrs", "scale_weights"]
 
 
 def load_stored(run_dir: str, which: str = "best"):

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import jax
 
-from ei_sim.config import NetworkConfig, to_attrs
+from ei_sim.config import NetworkConfig, from_attrs, to_attrs
 from ei_sim.engine import Weights, init_state
 from ei_sim.init import init_block
+from ei_sim.store.run import register_model_type
 
 
 @dataclass(frozen=True)
@@ -86,5 +87,20 @@ class EIClassifier:
         attrs = to_attrs(dataclasses.replace(self, config=self.config), "model.")
         return attrs
 
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> EIClassifier:
+        """The classifier stored in a run's ``model.*`` attributes (a field missing from an
+        older file takes its default)."""
+        config = from_attrs(NetworkConfig, attrs, "model.config.")
+        values = {}
+        for name in {f.name for f in dataclasses.fields(cls)} - {"config"}:
+            if f"model.{name}" in attrs:
+                value = attrs[f"model.{name}"]
+                values[name] = None if value == "none" else value
+        return cls(config=config, **values)
+
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(NetworkConfig)}
+
+# Run files hold this model (``ei_sim.store.run``): rebuilt from their attributes by it.
+register_model_type("ei_classifier", EIClassifier.from_attrs)

@@ -21,6 +21,7 @@ from ei_sim.evaluate import EVAL_STREAM
 from ei_sim.objective import make_eval_fn
 from ei_sim.storage import atomic_h5, provenance, write_attrs
 from ei_sim.stored import load_stored, scale_weights
+from models import ei_classifier  # noqa: F401  (registers the model stored runs are rebuilt as)
 
 CANONICAL_SCALES = tuple(
     [round(0.05 * k, 2) for k in range(1, 15)]

@@ -1,10 +1,18 @@
-"""The HDF5 store of a training grid, written atomically one finished cell at a time.
+"""The grid and sweep layouts: the HDF5 files of :mod:`sweeps`, written atomically.
 
-Layout: root attributes ``kind = "grid"``, the sweep's settings (``grid.*``) and provenance;
-one group ``cells/<name>`` per finished cell (``name = wei<X>__wie<Y>__seed<S>``) with
-attributes ``w_ei, w_ie, seed, best_accuracy, final_accuracy, best_epoch, rate_e_Hz,
+A grid store is written one finished cell at a time (:mod:`ei_sim.store.parts`). Layout:
+root attributes ``kind = "grid"``, ``schema_version``, the sweep's settings (``grid.*``) and
+provenance; one group ``cells/<name>`` per finished cell (``name = wei<X>__wie<Y>__seed<S>``)
+with attributes ``w_ei, w_ie, seed, best_accuracy, final_accuracy, best_epoch, rate_e_Hz,
 rate_i_Hz, gamma_peak_Hz, label``, datasets ``metrics/<name>`` (per epoch) and the best
-weights ``weights/<block>``.
+weights ``weights/<block>`` (and the snapshots of its run, ``snapshots/epoch_NNNN``, when it
+trained with ``--video``: :mod:`ei_sim.store.snapshot`).
+
+A sweep file (``ei-sim sweep``, :func:`sweeps.inference.write_sweep`): root attributes
+``kind`` = "scale_sweep" (W_in scales only) or "coupling_sweep", ``schema_version``,
+``coupling_target`` ("none", "w_ei" or "w_ie"), ``run_dir`` and provenance; datasets
+``scales`` (S,), ``coupling_scales`` (C,) and ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz``
+(C, S).
 """
 
 from __future__ import annotations
@@ -14,10 +22,16 @@ import os
 import h5py
 import numpy as np
 
-from ei_sim.storage import atomic_h5, provenance, read_attrs, write_attrs
+from ei_sim.store.attrs import read_attrs, write_attrs
+from ei_sim.store.kinds import open_kind
+from ei_sim.store.parts import adding_part, resumable_parts
+from ei_sim.store.parts import open_or_create as open_or_create_parts
+from ei_sim.store.snapshot import SNAPSHOT_GROUP
 from sweeps.ranges import format_value
 
 KIND = "grid"
+CELLS = "cells"
+SWEEP_KINDS = ("scale_sweep", "coupling_sweep")
 
 
 def cell_name(w_ei: float, w_ie: float, seed: int) -> str:
@@ -28,46 +42,19 @@ def resumable_cells(path: str, settings: dict, force: bool) -> set[str] | None:
     """The finished cells of an existing store made with ``settings`` (None: no store, or
     one that ``force`` starts anew); ValueError for another kind of file, or other settings
     without ``force``. Reads only."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with h5py.File(path, "r") as fh:
-            attrs = read_attrs(fh)
-            done = set(fh["cells"]) if "cells" in fh else set()
-    except OSError as err:
-        raise ValueError(f"store {path} is unreadable: {err}") from None
-    if attrs.get("kind") != KIND:
-        raise ValueError(f"{path} is not a grid store (kind={attrs.get('kind')!r})")
-    diffs = [k for k, v in settings.items() if str(attrs.get(k)) != str(v)]
-    if not diffs:
-        return done
-    if not force:
-        raise ValueError(
-            f"{path} was made with different settings ({', '.join(diffs[:4])}); "
-            "use another --out or --force to start it anew"
-        )
-    return None
+    return resumable_parts(path, KIND, settings, force, CELLS)
 
 
 def open_or_create(path: str, settings: dict, force: bool) -> set[str]:
     """Create the store, or check that an existing one has the same settings; return the
     names of its finished cells."""
-    done = resumable_cells(path, settings, force)
-    if done is not None:
-        return done
-    with atomic_h5(path) as fh:
-        write_attrs(fh, {"kind": KIND, **settings, **provenance()})
-        fh.create_group("cells")
-    return set()
+    return open_or_create_parts(path, KIND, settings, force, CELLS)
 
 
 def add_cell(path, name, summary, metrics, weights, run_dir=None) -> None:
     """Copy the store with one more cell and rename it into place; the cell's video
     snapshots (if its run recorded them) come along."""
-    with atomic_h5(path, mode_copy_from=path) as fh:
-        if name in fh["cells"]:
-            del fh["cells"][name]
-        group = fh["cells"].create_group(name)
+    with adding_part(path, CELLS, name) as group:
         write_attrs(group, summary)
         for key, values in metrics.items():
             group.create_dataset(f"metrics/{key}", data=np.asarray(values, np.float64))
@@ -76,10 +63,10 @@ def add_cell(path, name, summary, metrics, weights, run_dir=None) -> None:
         run_file = None if run_dir in (None, "none") else os.path.join(run_dir, "run.h5")
         if run_file and os.path.exists(run_file):
             with h5py.File(run_file, "r") as run:
-                if "snapshots" in run:
-                    run.copy(run["snapshots"], group, "snapshots")
+                if SNAPSHOT_GROUP in run:
+                    run.copy(run[SNAPSHOT_GROUP], group, SNAPSHOT_GROUP)
 
 
 def read_cells(path: str) -> list[dict]:
-    with h5py.File(path, "r") as fh:
-        return [read_attrs(fh["cells"][name]) | {"name": name} for name in sorted(fh["cells"])]
+    with open_kind(path, KIND) as fh:
+        return [read_attrs(fh[CELLS][name]) | {"name": name} for name in sorted(fh[CELLS])]

@@ -40,8 +40,6 @@ PENDING = {
     # both move into the core (ei_sim.rate, ei_sim.perron), models keeps presets only
     ("ei_sim/rate_train.py", "models.wilson_cowan"),
     ("ei_sim/rate_train.py", "models.perron"),
-    # stored runs are rebuilt as EIClassifier networks; the class moves into the core
-    ("ei_sim/stored.py", "models.ei_classifier"),
 }
 
 

@@ -24,7 +24,8 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from ei_sim.storage import open_readable, read_attrs
+from ei_sim.store.attrs import read_attrs
+from ei_sim.store.kinds import kind_of, open_kind
 
 SPIKE_KINDS = ("simulate", "run")
 TABLE_KINDS = ("grid", "scale_sweep", "coupling_sweep")
@@ -75,27 +76,21 @@ def resolve(path: str) -> str:
 
 
 def _kind_of(fh) -> str | None:
-    attrs = read_attrs(fh)
-    kind = attrs.get("kind")
-    if kind in TABLE_KINDS:
-        return kind
-    if kind in (None, "simulate") and "spikes" in fh:
-        return "simulate"
-    if kind in (None, "train", "run") and "weights" in fh and "model.name" in attrs:
-        return "run"
-    return None
+    """The file's kind (:func:`ei_sim.store.kinds.kind_of`) when it is one of :data:`KINDS`."""
+    kind = kind_of(fh)
+    return kind if kind in KINDS else None
+
+
+def _open(path: str, kinds=KINDS):
+    """Open ``path`` (a run directory: its ``run.h5``) as one of ``kinds`` (one-line errors
+    of :func:`ei_sim.store.kinds.open_kind`)."""
+    return open_kind(resolve(path), kinds, missing=f"give {EXPECTED}")
 
 
 def file_kind(path: str) -> str:
     """One of :data:`KINDS`; ValueError (one line) for a missing, unreadable or unknown file."""
-    with open_readable(resolve(path), f"give {EXPECTED}") as fh:
-        kind = _kind_of(fh)
-        stored = read_attrs(fh).get("kind")
-    if kind is None:
-        raise ValueError(
-            f"{path}: unknown kind of ei-sim file (kind={stored!r}); expected {EXPECTED}"
-        )
-    return kind
+    with _open(path) as fh:
+        return _kind_of(fh)
 
 
 def spike_times_ms(group, dt_ms: float) -> np.ndarray:
@@ -201,7 +196,7 @@ def _read_run(fh, path: str) -> Recording:
 def read_recording(path: str) -> Recording:
     """The spikes of a simulate file or of a run's snapshots; ValueError for other kinds."""
     file = resolve(path)
-    with open_readable(file, f"give {EXPECTED}") as fh:
+    with _open(path) as fh:
         kind = _kind_of(fh)
         if kind == "simulate":
             return _read_simulate(fh, file)
@@ -212,8 +207,8 @@ def read_recording(path: str) -> Recording:
 
 def read_grid(path: str) -> dict:
     """A grid store's root attributes and, per cell, its attributes and per-epoch metrics."""
-    with open_readable(path, f"give {EXPECTED}") as fh:
-        if _kind_of(fh) != "grid" or "cells" not in fh:
+    with _open(path, ("grid",)) as fh:
+        if "cells" not in fh:
             raise ValueError(f"{path} is not a grid store (root attribute kind 'grid', /cells)")
         cells = []
         for name in sorted(fh["cells"]):
@@ -226,9 +221,8 @@ def read_grid(path: str) -> dict:
 
 def read_sweep(path: str) -> dict:
     """A sweep file's root attributes and its arrays (scales, coupling_scales, (C, S) values)."""
-    with open_readable(path, f"give {EXPECTED}") as fh:
-        kind = _kind_of(fh)
-        if kind not in ("scale_sweep", "coupling_sweep") or "scales" not in fh:
+    with _open(path, ("scale_sweep", "coupling_sweep")) as fh:
+        if "scales" not in fh:
             raise ValueError(f"{path} is not a sweep file (kind 'scale_sweep' or 'coupling_sweep')")
         arrays = {k: np.asarray(fh[k][()]) for k in fh if not hasattr(fh[k], "keys")}
         return {"attrs": read_attrs(fh), **arrays}

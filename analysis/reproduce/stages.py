@@ -112,6 +112,7 @@ def gamma_stage(camp: Campaign, trained: dict, n_trials: int = EVAL_TRIALS) -> d
     run_dir = str(trained["attrs"]["run_dir"])
 
     def compute():
+        import models  # noqa: F401  (registers the classifier that stored runs are rebuilt as)
         from analysis.gamma import gamma_stats
         from ei_sim.encoding import encode
         from ei_sim.engine import simulate_jit

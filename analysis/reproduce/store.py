@@ -1,61 +1,37 @@
 """The HDF5 store of one reproduction (``kind = "reproduce"``), written one stage at a time.
 
-Layout: root attributes ``kind``, ``schema``, ``experiment``, ``scale``, ``setting`` and the
-plan's settings (``plan.*``), provenance; one group ``stages/<name>`` per finished stage with
-its numbers as attributes and arrays as datasets. Each finished stage is added atomically
-(copy, add, rename), so a run killed at any moment keeps every finished stage and a rerun
-recomputes none of them.
+Layout: root attributes ``kind``, ``schema_version`` (``schema`` in stores written before
+it), ``experiment``, ``scale``, ``setting`` and the plan's settings (``plan.*``), provenance;
+one group ``stages/<name>`` per finished stage with its numbers as attributes and arrays as
+datasets. Each finished stage is added atomically (copy, add, rename:
+:mod:`ei_sim.store.parts`), so a run killed at any moment keeps every finished stage and a
+rerun recomputes none of them.
 """
 
 from __future__ import annotations
 
-import os
-
-import h5py
 import numpy as np
 
-from ei_sim.storage import atomic_h5, provenance, read_attrs, write_attrs
+from ei_sim.store.attrs import read_attrs, write_attrs
+from ei_sim.store.kinds import KINDS, open_kind
+from ei_sim.store.parts import adding_part
+from ei_sim.store.parts import open_or_create as open_or_create_parts
 
 KIND = "reproduce"
-SCHEMA = 1
+SCHEMA = KINDS[KIND].schema_version
+STAGES = "stages"
 
 
 def open_or_create(path: str, meta: dict, force: bool = False) -> set[str]:
     """Create the store or check that an existing one was made by the same experiment, scale
     and plan; return the names of its finished stages."""
-    if os.path.exists(path):
-        try:
-            with h5py.File(path, "r") as fh:
-                attrs = read_attrs(fh)
-                done = set(fh["stages"]) if "stages" in fh else set()
-        except OSError as err:
-            raise ValueError(f"{path} is not a readable HDF5 store: {err}") from None
-        if attrs.get("kind") != KIND:
-            raise ValueError(
-                f"{path} is not a reproduction store (kind={attrs.get('kind')!r}); "
-                "choose another --out"
-            )
-        diffs = [k for k, v in meta.items() if str(attrs.get(k)) != str(v)]
-        if not diffs:
-            return done
-        if not force:
-            shown = ", ".join(f"{k}={attrs.get(k)!r}" for k in diffs[:3])
-            raise ValueError(
-                f"{path} was made by another experiment, scale or plan ({shown}); "
-                "use another --out or --force to start it anew"
-            )
-    with atomic_h5(path) as fh:
-        write_attrs(fh, {"kind": KIND, "schema": SCHEMA, **meta, **provenance()})
-        fh.create_group("stages")
-    return set()
+    return open_or_create_parts(path, KIND, meta, force, STAGES,
+                                made_by="by another experiment, scale or plan")  # fmt: skip
 
 
 def save_stage(path: str, name: str, attrs: dict, arrays: dict | None = None) -> None:
     """Add (or replace) one finished stage."""
-    with atomic_h5(path, mode_copy_from=path) as fh:
-        if name in fh["stages"]:
-            del fh["stages"][name]
-        group = fh["stages"].create_group(name)
+    with adding_part(path, STAGES, name) as group:
         write_attrs(group, {k: ("none" if v is None else v) for k, v in attrs.items()})
         for key, value in (arrays or {}).items():
             group.create_dataset(key, data=np.asarray(value))
@@ -64,8 +40,8 @@ def save_stage(path: str, name: str, attrs: dict, arrays: dict | None = None) ->
 def load_stages(path: str) -> dict:
     """``{stage: {"attrs": {...}, **arrays}}`` of every finished stage."""
     out = {}
-    with h5py.File(path, "r") as fh:
-        for name, group in fh["stages"].items():
+    with open_kind(path, KIND) as fh:
+        for name, group in fh[STAGES].items():
             entry = {
                 "attrs": {k: (None if v == "none" else v) for k, v in read_attrs(group).items()}
             }

@@ -158,6 +158,7 @@ def _add_eval(sub) -> None:
 
 
 def cmd_eval(args) -> int:
+    import models  # noqa: F401  (registers the classifier that stored runs are rebuilt as)
     from ei_sim.cli.checks import check_eval
     from ei_sim.parallel import use_cpu_cores
     from ei_sim.stored import evaluate_run

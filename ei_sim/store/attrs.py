@@ -1,0 +1,60 @@
+"""Attributes of ei-sim files: configuration, numbers and provenance as HDF5 attributes.
+
+``None`` is stored as the string ``"none"`` (HDF5 attributes have no null); reading turns
+bytes into ``str`` and 0-d arrays into Python scalars. :func:`provenance` gives the
+``provenance.*`` attributes every file carries: the ei-sim version and git commit, the JAX,
+NumPy and Python versions, the creation time (UTC) and the seed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+
+import numpy as np
+
+import ei_sim
+
+
+def git_commit() -> str:
+    """Commit of the ei-sim source tree, or "unknown" outside a git checkout."""
+    here = os.path.dirname(os.path.abspath(ei_sim.__file__))
+    try:
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def provenance(seed=None) -> dict:
+    import jax
+
+    return {
+        "provenance.ei_sim_version": ei_sim.__version__,
+        "provenance.git_commit": git_commit(),
+        "provenance.jax_version": jax.__version__,
+        "provenance.numpy_version": np.__version__,
+        "provenance.python": platform.python_version(),
+        "provenance.created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "provenance.seed": "none" if seed is None else seed,
+    }
+
+
+def write_attrs(obj, attrs: dict) -> None:
+    for key, value in attrs.items():
+        obj.attrs[key] = "none" if value is None else value
+
+
+def read_attrs(obj) -> dict:
+    out = {}
+    for key, value in obj.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif hasattr(value, "item") and np.ndim(value) == 0:
+            value = value.item()
+        out[key] = value
+    return out
