@@ -6,8 +6,8 @@ one fixed test trial, in the run's HDF5 file (:func:`write_snapshot`, the hook
 draws one 1920x1080 frame per epoch (:class:`FrameRenderer`) and encodes the frames as an
 H.264 MP4 or a GIF (:func:`write_video`), written atomically.
 
-Modules: :mod:`~analysis.video.schema` (the snapshot and its HDF5 layout),
-:mod:`~analysis.video.store` (HDF5 read and write), :mod:`~analysis.video.draw` (one frame),
+The snapshot and its HDF5 layout (read and write) are the core's
+(:mod:`ei_sim.store.snapshot`); here: :mod:`~analysis.video.draw` (one frame),
 :mod:`~analysis.video.encode` (MP4 / GIF), :mod:`~analysis.video.render` (snapshots to a
 video) and :mod:`~analysis.video.sweep` (the W_in scale-sweep video). Every public name is
 importable from ``analysis.video`` itself.
@@ -32,15 +32,16 @@ from analysis.video.encode import (
     write_video,
 )
 from analysis.video.render import cell_video_name, render_run, render_snapshots
-from analysis.video.schema import (
+from analysis.video.sweep import scale_video
+from ei_sim.store.snapshot import (
     NO_SNAPSHOTS,
     SNAPSHOT_GROUP,
     WEIGHT_NAMES,
     Snapshot,
+    read_snapshots,
     weight_histograms,
+    write_snapshot,
 )
-from analysis.video.store import read_snapshots, write_snapshot
-from analysis.video.sweep import scale_video
 
 __all__ = [
     "FONT_STYLE", "FRAME_DPI", "FRAME_SIZE_IN", "H264_QUALITY", "MAX_FPS", "MIN_FPS",

@@ -10,8 +10,7 @@ import numpy as np
 
 from analysis.video.draw import FrameRenderer
 from analysis.video.encode import VideoInfo, check_video_args, write_video
-from analysis.video.schema import NO_SNAPSHOTS
-from analysis.video.store import read_snapshots
+from ei_sim.store.snapshot import NO_SNAPSHOTS, read_snapshots
 
 
 def render_snapshots(snapshots, out_path: str, fps: float = 2, fmt: str = "mp4") -> VideoInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from analysis.video.encode import check_video_args
 from analysis.video.render import render_snapshots
-from analysis.video.schema import Snapshot, weight_histograms
+from ei_sim.store.snapshot import Snapshot, weight_histograms
 
 
 def scale_video(run_dir: str, result: dict, out_path: str, fps: float = 2.0, fmt: str = "mp4"):
