@@ -42,8 +42,8 @@ def add_training_flags(p, defaults: dict | None = None) -> None:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a COBA or PING classifier on MNIST (BPTT)",
-                       description="Surrogate-gradient training of the spiking classifier "
-                       "(SPEC section 2) into RUN_DIR/run.h5.")  # fmt: skip
+                       description="Surrogate-gradient training (BPTT) of the spiking "
+                       "classifier into RUN_DIR/run.h5.")  # fmt: skip
     p.add_argument("--model", default="ping", help="coba or ping (default ping)")
     p.add_argument("--w-ei", type=float, default=None, help="W_EI mean (overrides ei-strength)")
     p.add_argument("--w-ie", type=float, default=None, help="W_IE mean (overrides ei-ratio)")
