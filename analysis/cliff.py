@@ -1,8 +1,8 @@
 """Recruitment cliff f* of an input-scale sweep and its exponent across coupling scales.
 
-Rule (SPEC section 4): with input scales ``s_1 < s_2 < ...`` and I rates ``r_k``, the cliff is
-the midpoint ``f* = (s_lo + s_hi) / 2`` of the last scale below the threshold (default
-0.05 Hz) and the first at or above it. Optional refinement: log-linear interpolation,
+Rule: with input scales ``s_1 < s_2 < ...`` and I rates ``r_k``, the cliff is the midpoint
+``f* = (s_lo + s_hi) / 2`` of the last scale below the threshold (default 0.05 Hz) and the
+first at or above it. Optional refinement: log-linear interpolation,
 ``log r`` linear in ``s`` between the two bracketing points (only when both rates are > 0).
 When the cliff cannot be located (fewer than two points, no crossing, or the I rate already
 at or above the threshold at the smallest scale) the result carries that status and

@@ -1,8 +1,8 @@
 """The MNIST-classifier E-I network shared by the COBA and PING presets.
 
 784 inputs -> N_E excitatory (and N_I = N_E/4 inhibitory, coupled E->I->E) -> 10 readout
-units. Initial weight statistics follow SPEC section 1: ``W_in`` mean ``w_in_mean`` (std 0.1x,
-95 % sparse); ``W_EI`` mean ``ei_strength`` (std 0.1x); ``W_IE`` mean ``ei_ratio *
+units. Initial weight statistics (drawn by :mod:`ei_sim.init`): ``W_in`` mean ``w_in_mean``
+(std 0.1x, 95 % sparse); ``W_EI`` mean ``ei_strength`` (std 0.1x); ``W_IE`` mean ``ei_ratio *
 ei_strength`` (std 0.1x); ``W_out`` Normal(5.1, 3.8) clipped at 0, times ``w_out_scale``;
 each block divided by its fan-in. ``w_ei_mean`` / ``w_ie_mean`` override ``ei_strength`` and
 ``ei_ratio`` when given.
