@@ -1,24 +1,26 @@
-"""Training the Wilson-Cowan rate model (SPEC section 5) as an MNIST classifier.
+"""Training the Wilson-Cowan rate model (:mod:`ei_sim.rate`) as an MNIST classifier, on the
+shared loop (:func:`ei_sim.training.fit`).
 
 Objective per batch::
 
     L = CE(logits, y) + w_spec [relu(rho_EE - t_EE)^2 + relu(rho_II - t_II)^2]
         + w_ratio (log(<r_E>/<r_I>) - log t_ratio)^2 + w_res * residual(r_K)
 
-Optimiser: global-norm clip, Adam, then the Dale projection on the four recurrent blocks
-(:func:`ei_sim.optim.adam_with_dale` with :data:`models.wilson_cowan.DALE_MASK`); a step with a
-non-finite gradient is skipped and counted. Data: the tier's sample of the MNIST pool,
-stratified 80/20 split with ``data_seed`` (42); batches shuffled with keys folded from the
-run seed. After each epoch the test split is evaluated and the best-epoch weights are kept.
-The LDS monitor (:func:`models.perron.lds_monitor`) runs every ``lds_every_steps`` steps
-and at the end of every epoch.
+Optimiser: global-norm clip, Adam, then Dale's law on the four recurrent blocks
+(:func:`ei_sim.optim.dale_adam` with :data:`ei_sim.rate.DALE_MASK`); a step with a
+non-finite gradient is skipped and counted. Recipe: the one :class:`ei_sim.training.TrainConfig`
+with the rate family's defaults (:func:`rate_config`: Adam step 3e-3, the tier's sample,
+epochs and batches from :data:`TIERS`); data: the tier's sample of the MNIST pool, stratified
+80/20 split with ``data_seed`` (42); batches shuffled with keys folded from the run seed.
+After each epoch the test split is evaluated and the best-epoch weights are kept (ties: the
+first epoch). The LDS monitor (:func:`ei_sim.perron.lds_monitor`) runs every
+``lds_every_steps`` steps and at the end of every epoch.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import jax
@@ -26,73 +28,31 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ei_sim import validate
+from ei_sim import rate as wc
 from ei_sim.config import from_attrs, to_attrs
 from ei_sim.data import Split, load_pool, sample_and_split
-from ei_sim.optim import adam_with_dale, all_finite
+from ei_sim.optim import all_finite, dale_adam
 from ei_sim.outputs import check_output_file
+from ei_sim.perron import lds_monitor, perron_root, spectral_penalty
 from ei_sim.storage import atomic_h5, provenance, read_attrs, write_attrs
-from models import wilson_cowan as wc
-from models.perron import check_target, lds_monitor, perron_root, spectral_penalty
+from ei_sim.training import TIERS as FAMILY_TIERS
+from ei_sim.training import Progress, Task, config_attrs, family_config, fit, resolve
+from ei_sim.training import TrainConfig as Recipe
+
+TIERS = FAMILY_TIERS["rate"]
 
 
-class Tier(NamedTuple):
-    n_samples: int
-    epochs: int
-    batch_size: int
+def rate_config(**changes) -> Recipe:
+    """The rate model's recipe: :class:`ei_sim.training.TrainConfig` with the rate family's
+    defaults (Adam step 3e-3; sample, epochs and batch size None: the tier's), and
+    ``changes`` (``pool`` is accepted for ``data_source``)."""
+    if "pool" in changes:
+        changes["data_source"] = changes.pop("pool")
+    return family_config("rate", **changes)
 
 
-# tiny: 240 train / 60 test; batches of 40 (6 equal steps per epoch, one compiled shape).
-TIERS = {
-    "tiny": Tier(n_samples=300, epochs=5, batch_size=40),
-    "medium": Tier(n_samples=2000, epochs=10, batch_size=256),
-    "long": Tier(n_samples=2000, epochs=100, batch_size=256),
-}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser, regulariser and monitoring settings (plain values; see the module docstring).
-
-    ``batch_size=None`` takes the tier's. ``dale=False`` drops the projection (ablation only:
-    the recurrent blocks may then change sign).
-    """
-
-    learning_rate: float = 3e-3
-    clip_norm: float = 1.0
-    batch_size: int | None = None
-    dale: bool = True
-    spectral_weight: float = 1.0
-    rho_ee_target: float = 0.9
-    rho_ii_target: float = 9.0
-    perron_steps: int = 20
-    ratio_weight: float = 0.0
-    ratio_target: float = 0.5
-    residual_weight: float = 0.0
-    lds_every_steps: int = 10
-    data_seed: int = 42
-    pool: str = field(default="embedded")
-
-    def __post_init__(self):
-        for name in ("learning_rate", "clip_norm", "ratio_target"):
-            _require(name, getattr(self, name), lambda v: v > 0, "a positive number")
-        for name in ("spectral_weight", "ratio_weight", "residual_weight"):
-            _require(name, getattr(self, name), lambda v: v >= 0, "a number >= 0 (0 = off)")
-        check_target("rho_ee_target", self.rho_ee_target)
-        check_target("rho_ii_target", self.rho_ii_target)
-        for name in ("perron_steps", "lds_every_steps"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.batch_size is not None and not (
-            isinstance(self.batch_size, int) and self.batch_size >= 1
-        ):
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-
-
-def _require(name, value, ok, what):
-    if not (isinstance(value, int | float) and math.isfinite(value) and ok(value)):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+# ``ei_sim.rate_train.TrainConfig(...)`` builds the rate recipe, as it always has.
+TrainConfig = rate_config
 
 
 class RateTrainResult(NamedTuple):
@@ -106,13 +66,16 @@ class RateTrainResult(NamedTuple):
     out: str | None
 
 
-def make_optimizer(train: TrainConfig) -> optax.GradientTransformation:
-    if train.dale:
-        return adam_with_dale(train.learning_rate, train.clip_norm, mask=wc.DALE_MASK)
-    return optax.chain(optax.clip_by_global_norm(train.clip_norm), optax.adam(train.learning_rate))
+class StepStats(NamedTuple):
+    loss: jax.Array
+    min_recurrent_weight: jax.Array
 
 
-def objective(params, x, y, config: wc.WCConfig, train: TrainConfig):
+def make_optimizer(train: Recipe) -> optax.GradientTransformation:
+    return dale_adam(train.learning_rate, train.clip_norm, wc.DALE_MASK if train.dale else False)
+
+
+def objective(params, x, y, config: wc.WCConfig, train: Recipe):
     """``(loss, (cross_entropy, accuracy, rates))`` for one batch."""
     drive = wc.input_drive(params, x, config)
     final, _ = wc.relax(params, drive, config)
@@ -135,19 +98,19 @@ _objective_jit = jax.jit(objective, static_argnums=(3, 4))
 _perron_jit = jax.jit(perron_root, static_argnums=1)
 
 
-def make_train_step(config: wc.WCConfig, train: TrainConfig, optimizer):
+def make_train_step(config: wc.WCConfig, train: Recipe, optimizer):
+    """A jitted ``(params, opt_state, x, y) -> (params, opt_state, finite, StepStats)``; a
+    non-finite gradient is skipped by the optimiser (``optax.apply_if_finite``)."""
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
     @jax.jit
     def train_step(params, opt_state, x, y):
         (loss, _), grads = grad_fn(params, x, y, config, train)
-        ok = all_finite(grads)
-        updates, new_state = optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-        params, opt_state = keep(new_params, params), keep(new_state, opt_state)
+        finite = all_finite(grads)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
         min_w = jnp.min(jnp.stack([jnp.min(getattr(params, n)) for n in wc.RECURRENT]))
-        return params, opt_state, loss, min_w, ~ok
+        return params, opt_state, finite, StepStats(loss, min_w)
 
     return train_step
 
@@ -158,7 +121,7 @@ def recurrent_zero_fraction(params) -> float:
     return float(sum((b == 0).sum() for b in blocks) / sum(b.size for b in blocks))
 
 
-def evaluate(params, x, y, config: wc.WCConfig, train: TrainConfig) -> dict:
+def evaluate(params, x, y, config: wc.WCConfig, train: Recipe) -> dict:
     """Test-split metrics plus the stability numbers logged per epoch."""
     _, (ce, acc, final) = _objective_jit(params, x, y, config, train)
     report = lds_monitor(params, config)
@@ -181,79 +144,78 @@ def _batches(key, n: int, batch_size: int):
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+STEP_SERIES = ("step_loss", "min_recurrent_weight", "skipped", "lds_check_step",
+               "lds_check_stable", "lds_check_margin")  # fmt: skip
+
+
 def train_rate(
     config: wc.WCConfig | None = None,
     tier: str = "tiny",
     epochs: int | None = None,
     seed: int = 42,
     out: str | None = None,
-    train: TrainConfig | None = None,
+    train: Recipe | None = None,
     split: Split | None = None,
     params: wc.Params | None = None,
     log=None,
 ) -> RateTrainResult:
     """Train the rate model on a tier; write ``out`` (HDF5) when given. See the module doc.
 
-    ``split`` overrides the tier's data, ``params`` the random initialisation; ``log`` is
-    called with one line per epoch (e.g. ``print``).
+    ``train`` is the recipe (:func:`rate_config`; its None sample, epochs and batch size are
+    the tier's, ``epochs`` and ``seed`` override it); ``split`` overrides the tier's data,
+    ``params`` the random initialisation; ``log`` is called with one line per epoch (e.g.
+    ``print``).
     """
     config = wc.WCConfig() if config is None else config
-    train = TrainConfig() if train is None else train
+    train = rate_config() if train is None else train
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-    spec = TIERS[tier]
-    epochs = spec.epochs if epochs is None else epochs
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    validate.seed("seed", seed)
+    changes = {"tier": tier, "seed": seed, **({} if epochs is None else {"epochs": epochs})}
+    cfg = resolve(dataclasses.replace(train, **changes), "rate")
     if out is not None:
         check_output_file("out", out, "wilson_cowan", replace=True, command="train_rate")
     if split is None:
-        split = sample_and_split(load_pool(train.pool), spec.n_samples, 0.2, train.data_seed)
-    batch_size = train.batch_size or spec.batch_size
+        split = sample_and_split(load_pool(cfg.data_source), cfg.n_samples, cfg.test_fraction,
+                                 cfg.data_seed)  # fmt: skip
     key_init, key_shuffle = jax.random.split(jax.random.PRNGKey(seed))
     params = wc.init_params(key_init, config) if params is None else params
-    optimizer = make_optimizer(train)
-    opt_state = optimizer.init(params)
-    train_step = make_train_step(config, train, optimizer)
+    optimizer = make_optimizer(cfg)
+    train_step = make_train_step(config, cfg, optimizer)
     x_tr, y_tr = jnp.asarray(split.x_train), jnp.asarray(split.y_train)
     x_te, y_te = jnp.asarray(split.x_test), jnp.asarray(split.y_test)
+    steps = {k: [] for k in STEP_SERIES}
 
-    hist = {k: [] for k in ("step_loss", "min_recurrent_weight", "skipped", "train_loss")}
-    hist.update({k: [] for k in ("lds_check_step", "lds_check_stable", "lds_check_margin")})
-    epoch_rows, best, started, step_count = [], (-1.0, 0, params), time.perf_counter(), 0
-    for epoch in range(epochs):
-        losses = []
-        for idx in _batches(jax.random.fold_in(key_shuffle, epoch), len(y_tr), batch_size):
-            params, opt_state, loss, min_w, skipped = train_step(
-                params, opt_state, x_tr[idx], y_tr[idx]
-            )
-            step_count += 1
-            losses.append(float(loss))
-            hist["step_loss"].append(float(loss))
-            hist["min_recurrent_weight"].append(float(min_w))
-            hist["skipped"].append(bool(skipped))
-            if step_count % train.lds_every_steps == 0:
-                report = lds_monitor(params, config)
-                hist["lds_check_step"].append(step_count)
-                hist["lds_check_stable"].append(report.stable)
-                hist["lds_check_margin"].append(report.margin)
-        row = evaluate(params, x_te, y_te, config, train)
-        hist["train_loss"].append(float(np.mean(losses)))
-        epoch_rows.append(row)
-        if row["accuracy"] > best[0]:
-            best = (row["accuracy"], epoch, params)
-        if log is not None:
-            log(_epoch_line(epoch, row))
-    history = {k: np.asarray(v) for k, v in hist.items()}
-    history.update({k: np.asarray([r[k] for r in epoch_rows]) for k in epoch_rows[0]})
+    def on_step(progress, finite, stats):
+        steps["step_loss"].append(float(stats.loss))
+        steps["min_recurrent_weight"].append(float(stats.min_recurrent_weight))
+        steps["skipped"].append(not bool(finite))
+        if progress.steps_done % cfg.lds_every_steps == 0:
+            report = lds_monitor(progress.params, config)
+            steps["lds_check_step"].append(progress.steps_done)
+            steps["lds_check_stable"].append(report.stable)
+            steps["lds_check_margin"].append(report.margin)
+
+    task = Task(
+        step=lambda p, s, idx: train_step(p, s, x_tr[idx], y_tr[idx]),
+        batches=lambda e: _batches(jax.random.fold_in(key_shuffle, e), len(y_tr), cfg.batch_size),
+        evaluate=lambda p, c: (evaluate(p, x_te, y_te, config, cfg), None),
+        score="accuracy", on_step=on_step, describe=_epoch_line,
+    )  # fmt: skip
+    started = time.perf_counter()
+    progress = fit(task, Progress.fresh(params, optimizer.init(params), ()), cfg.epochs,
+                   log=log)  # fmt: skip
+    rows = progress.metrics[0]
+    history = {k: np.asarray(v) for k, v in steps.items()}
+    history.update({k: np.asarray(v) for k, v in rows.items()})
+    acc = history["accuracy"]
     result = RateTrainResult(
-        params=best[2], final_params=params, history=history, best_accuracy=best[0],
-        best_epoch=best[1], n_skipped=int(np.sum(history["skipped"])),
-        seconds=time.perf_counter() - started, out=out,
+        params=progress.best[0], final_params=progress.params, history=history,
+        best_accuracy=float(acc.max()), best_epoch=int(np.argmax(acc)),
+        n_skipped=int(np.sum(history["skipped"])), seconds=time.perf_counter() - started,
+        out=out,
     )  # fmt: skip
     if out is not None:
-        write_rate_run(out, result, config, train, tier, seed)
+        write_rate_run(out, result, config, cfg, tier, seed)
     return result
 
 
@@ -279,7 +241,7 @@ def write_rate_run(path: str, result: RateTrainResult, config, train, tier: str,
     """One HDF5 file: attributes (model., train., provenance.), datasets per epoch/step."""
     with atomic_h5(path) as fh:
         write_attrs(fh, to_attrs(config, "model."))
-        write_attrs(fh, to_attrs(train, "train."))
+        write_attrs(fh, config_attrs(train, "rate"))
         write_attrs(fh, provenance(seed))
         write_attrs(fh, {"kind": "wilson_cowan", "tier": tier, "seed": seed})
         write_attrs(fh, {"best_accuracy": result.best_accuracy, "best_epoch": result.best_epoch})

@@ -1,11 +1,19 @@
-"""Surrogate-gradient training of the COBA/PING classifier (SPEC section 2).
+"""Surrogate-gradient training of the COBA/PING classifier, on the shared loop.
 
 ``train(model, TrainConfig(...), run_dir)`` runs the recipe: seeded sample-and-split of the
 MNIST pool, shuffled batches, Poisson-encoded inputs (fresh spikes every batch; one fixed
 encoder seed for every evaluation), BPTT with chunked checkpointing, Adam with global-norm
-clipping and the Dale projection, evaluation on the test split after every epoch, the best
-epoch's weights kept. After every epoch the run file is rewritten atomically, so a run can be
-killed at any moment and resumed (``resume=True``) to the same result as an uninterrupted run.
+clipping and Dale's law (:func:`ei_sim.optim.dale_adam`), evaluation on the test split after
+every epoch, the best epoch's weights kept. After every epoch the run file is rewritten
+atomically, so a run can be killed at any moment and resumed (``resume=True``) to the same
+result as an uninterrupted run. The epochs, the bookkeeping and the checkpoints are those
+of the one training loop (:func:`ei_sim.training.fit`); this module gives it the classifier's
+step, batches, evaluation and run file.
+
+``train_stacked(models, cfg, run_dirs)`` trains several networks of one shape together
+(grid cells differing in their weights): one vmapped step over a leading cell axis, the
+same batches and draws for all, one run file per network exactly as :func:`train` writes
+it, so each resumes from its last completed epoch (and either trainer can continue it).
 
 Randomness: every draw comes from ``(seed, epoch, batch)`` through explicit keys, never
 from a global state, which is what makes resumption exact.
@@ -13,84 +21,51 @@ from a global state, which is what makes resumption exact.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import sys
-import time
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ei_sim import validate
 from ei_sim.config import to_attrs
 from ei_sim.data import Split, load_pool, sample_and_split
 from ei_sim.encoding import pad_events, poisson_events, round_up
 from ei_sim.engine import Weights
 from ei_sim.evaluate import evaluate, reference_trial
 from ei_sim.objective import assemble, make_train_step
-from ei_sim.optim import adam_with_dale
+from ei_sim.optim import adam_with_dale, with_skip_counters
 from ei_sim.parallel import batch_mesh, replicate
 from ei_sim.runstore import METRICS, config_differences, load_run, run_path, save_run
 from ei_sim.storage import provenance, remove_stale_temporaries
+from ei_sim.training import TIERS as FAMILY_TIERS
+from ei_sim.training import (
+    Progress,
+    Task,
+    TrainConfig,
+    TrainingFailed,
+    config_attrs,
+    fit,
+    is_new_best,
+)
+from ei_sim.training import tier_config as family_tier_config
+from ei_sim.training.config import SPIKING_BLOCKS as BLOCKS
+from ei_sim.training.loop import cell_of
 
 BUDGETS = ("off", "5", "2", "1", "0.5", "0.2")
-TIERS = {
-    # tiny: for tests and the quick start; small network, short trials.
-    "tiny": dict(n_samples=400, epochs=4, batch_size=32, n_e=64, t_ms=100.0),
-    "medium": dict(n_samples=2000, epochs=10, batch_size=256, n_e=1024, t_ms=200.0),
-    "long": dict(n_samples=2000, epochs=100, batch_size=256, n_e=1024, t_ms=200.0),
-}
-BLOCKS = ("w_in", "w_ee", "w_ei", "w_ie", "w_ii", "w_out")
+TIERS = FAMILY_TIERS["spiking"]
+TRAIN_STATS = ("loss", "cross_entropy", "budget_penalty", "accuracy")
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The training recipe; defaults are the canonical ("medium") values of SPEC section 2."""
-
-    tier: str = "medium"
-    n_samples: int = 2000
-    test_fraction: float = 0.2
-    epochs: int = 10
-    batch_size: int = 256
-    learning_rate: float = 4e-4
-    clip_norm: float = 1.0
-    budget: float | None = None  # spikes per E cell per trial; None = off
-    budget_strength: float = 1e-3
-    trained: tuple = ("w_in", "w_out")
-    seed: int = 42
-    data_seed: int = 42
-    checkpoint_every: int = 50
-    data_source: str = "embedded"
-    ref_drop_ms: float = 20.0
-    devices: int = 0  # split each batch over this many devices (0: all that divide it)
-
-    def __post_init__(self):
-        if self.tier not in TIERS:
-            raise ValueError(f"unknown tier {self.tier!r}; choose one of {', '.join(TIERS)}")
-        if self.budget is not None and not (math.isfinite(self.budget) and self.budget > 0):
-            raise ValueError(f"budget must be > 0 spikes per trial or off, got {self.budget}")
-        validate.positive("learning_rate", self.learning_rate, 1.0)
-        validate.positive("clip_norm", self.clip_norm)
-        validate.non_negative("budget_strength", self.budget_strength)
-        validate.between("test_fraction", self.test_fraction, 0.01, 0.99)
-        validate.non_negative("ref_drop_ms", self.ref_drop_ms)
-        validate.seed("seed", self.seed)
-        validate.seed("data_seed", self.data_seed)
-        for name in ("epochs", "batch_size", "n_samples", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.devices < 0:
-            raise ValueError(f"devices must be >= 0 (0 = all), got {self.devices}")
-        unknown = set(self.trained) - set(BLOCKS)
-        if unknown or not self.trained:
-            raise ValueError(f"trained weights must be a non-empty subset of {BLOCKS}")
+__all__ = [
+    "BLOCKS", "BUDGETS", "TIERS", "TrainConfig", "TrainResult", "TrainingFailed",
+    "epoch_batches", "is_new_best", "parse_budget", "run_attrs", "split_weights",
+    "tier_config", "tier_model", "train", "train_stacked",
+]  # fmt: skip
 
 
 def parse_budget(text) -> float | None:
-    """``"off"`` -> None, else one of the SPEC budgets as a float."""
+    """``"off"`` -> None, else one of the canonical budgets as a float."""
     text = str(text)
     if text not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {text!r}")
@@ -98,13 +73,8 @@ def parse_budget(text) -> float | None:
 
 
 def tier_config(tier: str, **overrides) -> TrainConfig:
-    """The TrainConfig of a tier, with flag overrides (None values are ignored)."""
-    if tier not in TIERS:
-        raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in TIERS[tier].items() if k in fields}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(tier=tier, **values)
+    """The classifier's TrainConfig of a tier, with flag overrides (None values are ignored)."""
+    return family_tier_config(tier, "spiking", **overrides)
 
 
 def tier_model(model, tier: str, n_e: int | None = None, t_ms: float | None = None):
@@ -136,19 +106,16 @@ def epoch_batches(split: Split, cfg: TrainConfig, config, epoch: int):
     ]
 
 
-class TrainingFailed(RuntimeError):
-    """The weights became non-finite; the run file is marked ``status = "failed"``."""
+def failure_hint(cfg: TrainConfig) -> str:
+    """Why the trained weights of a run became non-finite, and what to change."""
+    return (f"the learning rate {cfg.learning_rate:g} is likely too large for these weights, "
+            "or the initial weights (--w-*) drive the network to overflow; lower --lr")  # fmt: skip
 
 
-def failure_reason(trainable, epoch: int, cfg: TrainConfig) -> str | None:
-    """Why the run cannot go on (its trained weights are no longer finite), or None."""
-    bad = [name for name, value in trainable.items()
-           if not bool(jax.numpy.isfinite(value).all())]  # fmt: skip
-    if not bad:
-        return None
-    return (f"{', '.join(sorted(bad))} became non-finite in epoch {epoch + 1}: the learning "
-            f"rate {cfg.learning_rate:g} is likely too large for these weights, or the "
-            "initial weights (--w-*) drive the network to overflow; lower --lr")  # fmt: skip
+FIRST_STEP_ERROR = (
+    "loss is not finite at step 0: the initial weights are non-finite or too large, or dt_ms "
+    "is too large for the conductances; check --w-* and --dt-ms"
+)
 
 
 class TrainResult(NamedTuple):
@@ -161,7 +128,7 @@ class TrainResult(NamedTuple):
 
 
 def run_attrs(model, cfg: TrainConfig) -> dict:
-    attrs = {**to_attrs(model, "model."), **to_attrs(cfg, "train.")}
+    attrs = {**to_attrs(model, "model."), **config_attrs(cfg, "spiking")}
     attrs["train.budget"] = "off" if cfg.budget is None else cfg.budget
     return attrs
 
@@ -190,18 +157,66 @@ def train(
     Returns the best epoch's result. A run directory this call created is removed again
     when it fails or is interrupted before its first epoch is stored.
     """
-    made = _made_dirs(run_dir)
-    os.makedirs(run_dir, exist_ok=True)
-    remove_stale_temporaries(run_dir)  # of a write that was killed: never resumed from
+    with _cleanup([run_dir]):
+        return _train([model], cfg, [run_dir], resume, progress, on_epoch, split, False)[0]
+
+
+def train_stacked(
+    models, cfg: TrainConfig, run_dirs, resume: bool = True, on_epoch=None,
+    split: Split | None = None, progress: bool = False, after_epoch=None,
+) -> list[TrainResult]:  # fmt: skip
+    """Train the networks ``models`` (one shape and config, different weights) together with
+    one recipe ``cfg``, each into its run directory (as :func:`train` writes it).
+
+    ``resume``: networks whose run file exists continue from it; all must then have completed
+    the same number of epochs (group them by :func:`epochs_done`). Returns one result per
+    network. A failed network stops the group (:class:`TrainingFailed`), as it stops a serial
+    grid; the others keep their completed epochs. ``on_epoch`` is :func:`train`'s hook, called
+    for every network; ``after_epoch(epochs_done)`` runs once all run files of an epoch are
+    written.
+    """
+    if len({m.config for m in models}) != 1:
+        raise ValueError("stacked networks must share one network config (sizes, trial, dt)")
+    if len(run_dirs) != len(models):
+        raise ValueError(f"{len(models)} networks need {len(models)} run directories")
+    with _cleanup(run_dirs):
+        return _train(list(models), cfg, list(run_dirs), resume, progress, on_epoch, split,
+                      True, after_epoch)  # fmt: skip
+
+
+def epochs_done(run_dir: str) -> int:
+    """Completed epochs of the run in ``run_dir`` (0 before its first epoch is stored)."""
+    import h5py
+
     try:
-        return _train(model, cfg, run_dir, resume, progress, on_epoch, split)
-    except BaseException:
-        for folder in made:  # deepest first; only those still empty
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-        raise
+        with h5py.File(run_path(run_dir), "r") as fh:
+            return int(fh.attrs.get("epochs_done", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+class _cleanup:
+    """Remove the run directories (and parents) this call creates if it fails or is
+    interrupted before storing anything in them; stale temporaries are removed first."""
+
+    def __init__(self, run_dirs):
+        self.made = [_made_dirs(d) for d in run_dirs]
+        for d in run_dirs:
+            os.makedirs(d, exist_ok=True)
+            remove_stale_temporaries(d)  # of a write that was killed: never resumed from
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is not None:
+            for made in self.made:
+                for folder in made:  # deepest first; only those still empty
+                    try:
+                        os.rmdir(folder)
+                    except OSError:
+                        break
+        return False
 
 
 def _made_dirs(run_dir: str) -> list[str]:
@@ -213,109 +228,106 @@ def _made_dirs(run_dir: str) -> list[str]:
     return made
 
 
-def _train(model, cfg, run_dir, resume, progress, on_epoch, split) -> TrainResult:
+def _stack(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _train(models, cfg, run_dirs, resume, progress, on_epoch, split, stacked, after_epoch=None):
     split = split or sample_and_split(
         load_pool(cfg.data_source), cfg.n_samples, cfg.test_fraction, cfg.data_seed
     )
-    attrs = run_attrs(model, cfg)
     key = jax.random.PRNGKey(cfg.seed)
-    weights = model.init_weights(jax.random.fold_in(key, 0))
-    trainable, frozen = split_weights(weights, cfg.trained)
     optimizer = adam_with_dale(cfg.learning_rate, cfg.clip_norm)
-    opt_state = optimizer.init(trainable)
-    metrics = {m: [] for m in METRICS}
-    best = weights
-    if resume and os.path.exists(run_path(run_dir)):
-        trainable, opt_state, metrics, best = _resume(run_dir, attrs, cfg, opt_state, frozen)
-    elif os.path.exists(run_path(run_dir)):
-        raise ValueError(
-            f"{run_dir} already holds a run; use --resume to continue it or another --out"
-        )
-    mesh = batch_mesh(cfg.batch_size, cfg.devices)
-    attrs["devices_used"] = 1 if mesh is None else mesh.size
-    trainable, opt_state, frozen = replicate((trainable, opt_state, frozen), mesh)
-    step = make_train_step(
-        optimizer, model.config, cfg.budget, cfg.budget_strength, cfg.checkpoint_every, mesh
-    )
-    for epoch in range(len(metrics["test_accuracy"]), cfg.epochs):
-        t0 = time.perf_counter()
-        trainable, opt_state, train_stats = train_epoch(
-            step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress
-        )
-        current = jax.device_put(assemble(trainable, frozen), jax.devices()[0])
-        ev = evaluate(current, model, split.x_test, split.y_test, cfg.seed,
-                      devices=attrs["devices_used"])  # fmt: skip
-        ref = reference_trial(current, model, split.x_test[0], cfg.seed, cfg.ref_drop_ms)
-        for name, value in epoch_row(train_stats, ev, ref, t0).items():
-            metrics[name].append(value)
-        if is_new_best(metrics["test_accuracy"]):
-            best = current
-        failure = failure_reason(trainable, epoch, cfg)
-        _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split,
-              failure)  # fmt: skip
-        if progress:
-            print(_epoch_line(epoch, metrics), flush=True)
-        if failure:
-            raise TrainingFailed(f"{run_dir}: {failure}; the run is marked failed")
-    return _result(run_dir, metrics, best)
+    starts, frozen = [], []
+    for model, run_dir in zip(models, run_dirs, strict=True):
+        trainable, fixed = split_weights(model.init_weights(jax.random.fold_in(key, 0)),
+                                         cfg.trained)  # fmt: skip
+        fresh = Progress.fresh(trainable, optimizer.init(trainable), METRICS)
+        exists = os.path.exists(run_path(run_dir))
+        if exists and not resume:
+            raise ValueError(
+                f"{run_dir} already holds a run; use --resume to continue it or another --out"
+            )
+        attrs = run_attrs(model, cfg)
+        starts.append(_resume(run_dir, attrs, cfg, fresh) if exists else fresh)
+        frozen.append(fixed)
+    done = {p.epochs_done for p in starts}
+    if len(done) > 1:
+        raise ValueError(f"stacked runs must resume from one epoch, found {sorted(done)}")
+    if stacked:
+        mesh, devices = None, 1
+        start = Progress(_stack([p.params for p in starts]), _stack([p.opt_state for p in starts]),
+                         [p.metrics[0] for p in starts], [p.best[0] for p in starts],
+                         done.pop())  # fmt: skip
+        frozen = _stack(frozen)
+    else:
+        mesh = batch_mesh(cfg.batch_size, cfg.devices)
+        devices = 1 if mesh is None else mesh.size
+        start, frozen = starts[0], frozen[0]
+        start.params, start.opt_state, frozen = replicate((start.params, start.opt_state, frozen),
+                                                          mesh)  # fmt: skip
+    step = make_train_step(optimizer, models[0].config, cfg.budget, cfg.budget_strength,
+                           cfg.checkpoint_every, mesh)  # fmt: skip
+    if stacked:
+        step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None, None, None)))
+    attrs = [{**run_attrs(m, cfg), "devices_used": devices} for m in models]
+    task = _task(step, models, cfg, split, frozen, key, run_dirs, attrs, on_epoch, stacked,
+                 devices, after_epoch)  # fmt: skip
+    fit(task, start, cfg.epochs, show=progress, log=_print if progress else None)
+    return [_result(d, m, b) for d, m, b in zip(run_dirs, start.metrics, start.best, strict=True)]
 
 
-def is_new_best(accuracies) -> bool:
-    """Whether the last epoch is the best one. Ties go to the **first** epoch that reached the
-    best accuracy, so ``best_epoch = argmax + 1`` and the best weights always agree."""
-    return len(accuracies) == 1 or accuracies[-1] > max(accuracies[:-1])
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
-def epoch_row(train_stats: dict, ev, ref, t0: float) -> dict:
-    """One epoch's entry of every metric in :data:`ei_sim.runstore.METRICS`."""
-    return {
-        **train_stats, "test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
-        "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
-        "gamma_significance": ev.gamma_significance,
-        "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz,
-        "epoch_wall_s": time.perf_counter() - t0,
-    }  # fmt: skip
+def _task(step, models, cfg, split, frozen, key, run_dirs, attrs, on_epoch, stacked, devices,
+          after_epoch=None):  # fmt: skip
+    """The classifier's part of the loop: its step, batches, evaluation and run files."""
+    model = models[0]
 
-
-def train_epoch(step, trainable, opt_state, frozen, model, cfg, split, epoch, key, progress):
-    """One epoch of ``step`` over the shuffled batches; returns the new parameters, optimiser
-    state and the epoch's mean training statistics over the steps that were not skipped.
-
-    ``step`` may be vmapped over stacked networks (the sweeps train several cells at once):
-    then ``finite`` and the loss parts are arrays with one entry per network.
-    """
-    from tqdm.auto import tqdm
-
-    batches = epoch_batches(split, cfg, model.config, epoch)
-    names = ("loss", "cross_entropy", "budget_penalty", "accuracy")
-    sums = dict.fromkeys(names, 0.0)
-    skipped = 0
-    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-    for events, labels, b in bar:
+    def step_fn(trainable, opt_state, batch):
+        events, labels, b, epoch = batch
         batch_key = jax.random.fold_in(jax.random.fold_in(key, epoch + 1), b)
         state0 = model.init_state(batch_key, len(labels))
-        trainable, opt_state, finite, parts = step(
-            trainable, opt_state, frozen, state0, events, labels
-        )
-        ok = np.asarray(finite).astype(np.float64)
-        if epoch == 0 and b == 0 and not np.all(np.isfinite(np.asarray(parts.loss))):
-            raise ValueError(
-                "loss is not finite at step 0: the initial weights are non-finite or too "
-                "large, or dt_ms is too large for the conductances; check --w-* and --dt-ms"
-            )
-        skipped = skipped + (1.0 - ok)
-        for name in names:
-            sums[name] = sums[name] + np.where(ok > 0, np.asarray(getattr(parts, name)), 0.0)
-        bar.set_postfix(loss=f"{float(np.mean(parts.loss)):.3f}",
-                        acc=f"{float(np.mean(parts.accuracy)):.2f}")  # fmt: skip
-    n_ok = np.maximum(1.0, len(batches) - skipped)
-    stats = {f"train_{k}": v / n_ok for k, v in sums.items()}
-    stats["skipped_steps"] = skipped
-    return trainable, opt_state, stats
+        return step(trainable, opt_state, frozen, state0, events, labels)
+
+    def batches(epoch):
+        return [(*batch, epoch) for batch in epoch_batches(split, cfg, model.config, epoch)]
+
+    def weights(trainable, c):
+        if stacked:
+            return assemble(cell_of(trainable, c), cell_of(frozen, c))
+        return jax.device_put(assemble(trainable, frozen), jax.devices()[0])
+
+    def evaluate_cell(current, c):
+        ev = evaluate(current, models[c], split.x_test, split.y_test, cfg.seed, devices=devices)
+        ref = reference_trial(current, models[c], split.x_test[0], cfg.seed, cfg.ref_drop_ms)
+        row = {"test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
+               "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
+               "gamma_significance": ev.gamma_significance,
+               "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz}  # fmt: skip
+        return row, ref
+
+    def save(progress, epoch):
+        for c, run_dir in enumerate(run_dirs):
+            opt_state = cell_of(progress.opt_state, c) if stacked else progress.opt_state
+            _save(run_dir, attrs[c], progress.metrics[c], progress.best[c], progress.current[c],
+                  opt_state, cfg, on_epoch, epoch, progress.probes[c], split,
+                  progress.failures[c])  # fmt: skip
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
+
+    return Task(
+        step=step_fn, batches=batches, evaluate=evaluate_cell, weights=weights,
+        train_stats=TRAIN_STATS, score="test_accuracy", n_cells=len(models) if stacked else None,
+        save=save, describe=_epoch_line, first_step_error=FIRST_STEP_ERROR,
+        failure_hint=failure_hint(cfg), labels=tuple(run_dirs),
+    )  # fmt: skip
 
 
-def _resume(run_dir, attrs, cfg, opt_state, frozen):
-    stored, metrics, best, last, restored_opt = load_run(run_dir, opt_template=opt_state)
+def _resume(run_dir, attrs, cfg, fresh: Progress) -> Progress:
+    stored, metrics, best, last, restored_opt = _load_with_optimizer(run_dir, fresh.opt_state)
     if stored.get("status") == "failed":
         reason = stored.get("failure", "non-finite weights")
         raise ValueError(f"{run_dir} is a failed run ({reason}); train into another --out")
@@ -326,7 +338,21 @@ def _resume(run_dir, attrs, cfg, opt_state, frozen):
             "resume with the same flags or train into another --out"
         )
     trainable = {k: v for k, v in last._asdict().items() if k in cfg.trained and v is not None}
-    return trainable, restored_opt, metrics, best
+    done = len(metrics["test_accuracy"])
+    return Progress(trainable, restored_opt, [metrics], [best], done)
+
+
+def _load_with_optimizer(run_dir, template):
+    """:func:`ei_sim.runstore.load_run` with the optimiser state of ``template``'s layout; a
+    run file written before the chain counted skipped steps (its state is the inner chain's
+    alone) resumes with the counters at 0."""
+    try:
+        return load_run(run_dir, opt_template=template)
+    except ValueError as err:
+        if "optimiser state" not in str(err) or not hasattr(template, "inner_state"):
+            raise
+    loaded = load_run(run_dir, opt_template=template.inner_state)
+    return (*loaded[:4], with_skip_counters(template, loaded[4]))
 
 
 def _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoch, ref, split,
@@ -353,11 +379,11 @@ def _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoc
     save_run(run_dir, attrs, metrics, best, current, opt_state, status, writer)
 
 
-def _epoch_line(epoch, metrics) -> str:
-    m = {k: v[-1] for k, v in metrics.items()}
+def _epoch_line(epoch, m) -> str:
     gamma = "none" if not np.isfinite(m["gamma_peak_Hz"]) else f"{m['gamma_peak_Hz']:.1f} Hz"
     return (
-        f"epoch {epoch + 1}: loss {m['train_loss']:.3f}, test acc {100 * m['test_accuracy']:.1f} %, "
+        f"epoch {epoch + 1}: loss {m['train_loss']:.3f}, "
+        f"test acc {100 * m['test_accuracy']:.1f} %, "
         f"E {m['test_rate_e_Hz']:.2f} Hz, I {m['test_rate_i_Hz']:.2f} Hz, gamma {gamma}, "
         f"{m['epoch_wall_s']:.1f} s"
     )

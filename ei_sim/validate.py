@@ -107,6 +107,31 @@ def machine_memory_bytes() -> int:
     return total or 1 << 62
 
 
+def available_memory_bytes() -> int:
+    """Memory this process may still take: the kernel's ``MemAvailable`` (free plus
+    reclaimable), or the cgroup's limit less its usage where lower; the machine's memory
+    (:func:`machine_memory_bytes`) where neither can be read."""
+    have = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    have.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    limit = _cgroup_limit()
+    if limit:
+        for path in ("/sys/fs/cgroup/memory.current",
+                     "/sys/fs/cgroup/memory/memory.usage_in_bytes"):  # fmt: skip
+            try:
+                with open(path) as fh:
+                    have.append(max(0, limit - int(fh.read().strip())))
+                break
+            except (OSError, ValueError):
+                continue
+    return min(have) if have else machine_memory_bytes()
+
+
 def _cgroup_limit() -> int:
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:

@@ -4,8 +4,8 @@ One PING-architecture training per (W_EI mean, W_IE mean, seed) cell. Cells run 
 a Dask cluster: by default an in-process ``LocalCluster`` whose workers are *spawned*
 processes (JAX and fork do not mix) with one XLA thread each; ``scheduler="tcp://..."`` uses
 an existing cluster (for example one started by dask-jobqueue on SLURM). ``executor="serial"``
-trains the cells one after another in this process; ``executor="vmap"`` trains all cells of
-a seed together in one compiled program (:mod:`sweeps.vmapped`).
+trains the cells one after another in this process; ``executor="vmap"`` trains the cells of
+a seed together in one compiled program, in groups that fit in memory (:mod:`sweeps.vmapped`).
 
 Each cell trains into its own run directory beside the store (``<store>.cells/<name>``), so
 an interrupted cell resumes from its last completed epoch; a finished cell is copied into the
@@ -175,13 +175,15 @@ def run_grid(
     progress: bool = True,
     label_fn=None,
     on_epoch=None,
+    memory_bytes: float | None = None,
 ) -> dict:
     """Train every unfinished cell; return {"done": [...], "skipped": [...]}.
 
     ``label_fn(w_ei, w_ie, rate_e_Hz, rate_i_Hz) -> str``, if given, labels each finished
     cell (stored as its ``label``); ``on_epoch`` is passed to every cell's training
-    (:func:`train_cell`; the serial and Dask executors, not the vmapped one). Both come
-    from the caller, so that this package needs nothing of ``analysis``.
+    (:func:`train_cell`, or the vmapped groups). Both come from the caller, so that this
+    package needs nothing of ``analysis``. ``memory_bytes``: what the vmapped groups may take
+    together (None: :func:`sweeps.vmapped.memory_budget`).
     """
     from tqdm.auto import tqdm
 
@@ -189,7 +191,7 @@ def run_grid(
     created = not os.path.exists(store)
     try:
         return _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch,
-                          tqdm)  # fmt: skip
+                          tqdm, memory_bytes)  # fmt: skip
     except BaseException:
         if created and os.path.exists(store):
             _remove_stub(store)
@@ -202,7 +204,8 @@ def run_grid(
                 cluster.close()
 
 
-def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch, tqdm):
+def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch, tqdm,
+               memory_bytes=None):  # fmt: skip
     done = open_or_create(store, spec.settings(), force)
     cells = [(a, b, s, cell_name(a, b, s)) for a, b, s in spec.cells()]
     todo = [c for c in cells if c[3] not in done]
@@ -230,13 +233,9 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoc
         bar.refresh()
 
     if executor == "vmap":
-        from sweeps.vmapped import train_cells_vmapped
+        from sweeps.vmapped import run_vmapped
 
-        for seed in sorted({c[2] for c in todo}):
-            group = [c for c in todo if c[2] == seed]
-            results = train_cells_vmapped(spec, [c[:3] for c in group])
-            for cell, out in zip(group, results, strict=True):
-                finish(cell[3], out)
+        run_vmapped(spec, todo, cell_root, finish, running, on_epoch, memory_bytes, tqdm.write)
     elif client is None:
         for a, b, s, name in todo:
             finish(name, train_cell(spec, a, b, s, os.path.join(cell_root, name), on_epoch))

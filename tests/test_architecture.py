@@ -35,12 +35,7 @@ ALLOWED = {
 
 # Violations being removed right now, as (file, imported module). Each entry must still be
 # found: once its import is gone, this test fails until the entry is deleted here.
-PENDING = {
-    # the rate model's trainer uses the Wilson-Cowan preset and its Perron-root penalty;
-    # both move into the core (ei_sim.rate, ei_sim.perron), models keeps presets only
-    ("ei_sim/rate_train.py", "models.wilson_cowan"),
-    ("ei_sim/rate_train.py", "models.perron"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 def layer_of_file(relpath: str) -> str:

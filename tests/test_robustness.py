@@ -62,9 +62,8 @@ def test_ties_keep_the_first_best_epoch_in_trainer_and_vmapped_grid(tmp_path, mo
 
         return evaluate
 
-    seen, seen_v = [], []
-    monkeypatch.setattr(trainer, "evaluate", flat(trainer.evaluate, seen))
-    monkeypatch.setattr(vmapped, "evaluate", flat(vmapped.evaluate, seen_v))
+    seen, seen_v, real = [], [], trainer.evaluate
+    monkeypatch.setattr(trainer, "evaluate", flat(real, seen))
     model = trainer.tier_model(get_model("ping"), "tiny", 16, 30.0)
     cfg = trainer.tier_config("tiny", n_samples=100, batch_size=20, epochs=3)
     result = trainer.train(model, cfg, str(tmp_path / "run"), progress=False)
@@ -72,6 +71,8 @@ def test_ties_keep_the_first_best_epoch_in_trainer_and_vmapped_grid(tmp_path, mo
     assert result.best_epoch == attrs["best_epoch"] == 1
     np.testing.assert_array_equal(np.asarray(best.w_out), seen[0])
     assert not np.array_equal(np.asarray(last.w_out), seen[0])
+    # the vmapped grid trains and evaluates through the same trainer (ei_sim.train)
+    monkeypatch.setattr(trainer, "evaluate", flat(real, seen_v))
     spec = GridSpec(w_ei=(1.0,), w_ie=(2.0,), tier="tiny", size={"n_e": 16, "t_ms": 30.0},
                     train={"n_samples": 100, "batch_size": 20, "epochs": 3})  # fmt: skip
     (cell,) = vmapped.train_cells_vmapped(spec, [(1.0, 2.0, 42)])
