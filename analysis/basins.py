@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ei_sim.store.attrs import read_attrs
-from ei_sim.store.kinds import open_kind
+from sweeps import store as sweeps_store
 
 LABELS = ("no-loop", "stretched-COBA", "PING")
 CELL_FIELDS = (
@@ -85,11 +84,9 @@ def unsupervised_check(rate_e_Hz, rate_i_Hz, accuracy, labels, seed=0) -> dict:
 
 def read_grid(path: str) -> dict:
     """Cell table of a grid store: ``name`` plus one array per :data:`CELL_FIELDS`."""
-    with open_kind(path, "grid") as fh:
-        if "cells" not in fh:
-            raise ValueError(f"{path} is not a grid store: no /cells group")
-        names = sorted(fh["cells"].keys())
-        rows = [read_attrs(fh["cells"][n]) for n in names]
+    cells = sweeps_store.read_grid(path, metrics=False)["cells"]
+    names = [cell["name"] for cell in cells]
+    rows = [cell["attrs"] for cell in cells]
     if not rows:
         raise ValueError(f"{path} holds no cells yet; run the grid first")
     table = {"name": np.array(names, dtype=object)}

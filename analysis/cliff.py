@@ -20,8 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from ei_sim.store.attrs import read_attrs
-from ei_sim.store.kinds import open_kind
+from sweeps import store as sweeps_store
 
 SWEEP_KINDS = ("scale_sweep", "coupling_sweep")
 
@@ -120,22 +119,20 @@ def cliff_moves(coupling_scales, cliffs: list[Cliff]) -> dict:
 
 
 def read_sweep(path: str, expected_kinds=SWEEP_KINDS) -> dict:
-    """Read a sweep store: kind, coupling_target, scales (S,), coupling_scales (C,) and
-    accuracy / rate_e_Hz / rate_i_Hz as (C, S)."""
-    with open_kind(path, expected_kinds) as fh:
-        attrs = read_attrs(fh)
-        kind = attrs.get("kind")
-        missing = [n for n in ("scales", "rate_i_Hz") if n not in fh]
-        if missing:
-            raise ValueError(f"{path} lacks dataset(s) {missing}; is it an ei-sim sweep store?")
-        out = {"kind": kind, "coupling_target": attrs.get("coupling_target", "none")}
-        out["scales"] = np.asarray(fh["scales"][()], float)
-        n_c = 1 if np.ndim(fh["rate_i_Hz"]) == 1 else fh["rate_i_Hz"].shape[0]
-        cs = fh["coupling_scales"][()] if "coupling_scales" in fh else np.ones(n_c)
-        out["coupling_scales"] = np.asarray(cs, float)
-        for name in ("accuracy", "rate_e_Hz", "rate_i_Hz"):
-            if name in fh:
-                out[name] = np.atleast_2d(np.asarray(fh[name][()], float))
+    """Read a sweep store (:func:`sweeps.store.read_sweep`): kind, coupling_target, scales
+    (S,), coupling_scales (C,) and accuracy / rate_e_Hz / rate_i_Hz as (C, S)."""
+    stored = sweeps_store.read_sweep(path, expected_kinds)
+    attrs = stored["attrs"]
+    if "rate_i_Hz" not in stored:
+        raise ValueError(f"{path} lacks dataset(s) ['rate_i_Hz']; is it an ei-sim sweep store?")
+    out = {"kind": attrs.get("kind"), "coupling_target": attrs.get("coupling_target", "none")}
+    out["scales"] = np.asarray(stored["scales"], float)
+    rate_i = stored["rate_i_Hz"]
+    n_c = 1 if np.ndim(rate_i) == 1 else rate_i.shape[0]
+    out["coupling_scales"] = np.asarray(stored.get("coupling_scales", np.ones(n_c)), float)
+    for name in ("accuracy", "rate_e_Hz", "rate_i_Hz"):
+        if name in stored:
+            out[name] = np.atleast_2d(np.asarray(stored[name], float))
     if out["rate_i_Hz"].shape != (out["coupling_scales"].size, out["scales"].size):
         raise ValueError(f"{path}: rate_i_Hz has shape {out['rate_i_Hz'].shape}, expected (C, S)")
     return out

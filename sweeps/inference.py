@@ -5,9 +5,8 @@ All scales of one coupling value are evaluated in one compiled program: the weig
 stacked along a leading axis and the evaluation is ``jax.vmap``-ed over it, with the same
 test trials (fixed encoder seed and initial state) for every scale.
 
-Store (``kind = "scale_sweep"`` or ``"coupling_sweep"``): datasets ``scales`` (S,),
-``coupling_scales`` (C,), ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz`` (C, S); attributes
-``coupling_target`` ("w_ei", "w_ie" or "none"), ``run_dir`` and provenance.
+The result is written as a sweep file (``kind = "scale_sweep"`` or ``"coupling_sweep"``;
+the layout and :func:`write_sweep` are in :mod:`sweeps.store`).
 """
 
 from __future__ import annotations
@@ -19,9 +18,9 @@ import numpy as np
 from ei_sim.encoding import encode
 from ei_sim.evaluate import EVAL_STREAM
 from ei_sim.objective import make_eval_fn
-from ei_sim.storage import atomic_h5, provenance, write_attrs
 from ei_sim.stored import load_stored, scale_weights
 from models import ei_classifier  # noqa: F401  (registers the model stored runs are rebuilt as)
+from sweeps.store import write_sweep  # noqa: F401  (the sweep layout; kept importable here)
 
 CANONICAL_SCALES = tuple(
     [round(0.05 * k, 2) for k in range(1, 15)]
@@ -80,15 +79,6 @@ def sweep_scales(
             "coupling_scales": np.asarray(coupling_scales, float),
             "accuracy": acc, "rate_e_Hz": rate_e / n, "rate_i_Hz": rate_i / n,
             "coupling_target": coupling_target or "none", "run_dir": run_dir}  # fmt: skip
-
-
-def write_sweep(path: str, result: dict) -> None:
-    kind = "scale_sweep" if result["coupling_target"] == "none" else "coupling_sweep"
-    with atomic_h5(path) as fh:
-        write_attrs(fh, {"kind": kind, "coupling_target": result["coupling_target"],
-                         "run_dir": result["run_dir"], **provenance()})  # fmt: skip
-        for key in ("scales", "coupling_scales", "accuracy", "rate_e_Hz", "rate_i_Hz"):
-            fh.create_dataset(key, data=result[key])
 
 
 def plot_sweep(result: dict, path: str) -> None:

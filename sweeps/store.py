@@ -8,7 +8,7 @@ rate_i_Hz, gamma_peak_Hz, label``, datasets ``metrics/<name>`` (per epoch) and t
 weights ``weights/<block>`` (and the snapshots of its run, ``snapshots/epoch_NNNN``, when it
 trained with ``--video``: :mod:`ei_sim.store.snapshot`).
 
-A sweep file (``ei-sim sweep``, :func:`sweeps.inference.write_sweep`): root attributes
+A sweep file (``ei-sim sweep``, :func:`write_sweep`): root attributes
 ``kind`` = "scale_sweep" (W_in scales only) or "coupling_sweep", ``schema_version``,
 ``coupling_target`` ("none", "w_ei" or "w_ie"), ``run_dir`` and provenance; datasets
 ``scales`` (S,), ``coupling_scales`` (C,) and ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz``
@@ -22,7 +22,8 @@ import os
 import h5py
 import numpy as np
 
-from ei_sim.store.attrs import read_attrs, write_attrs
+from ei_sim.store.atomic import atomic_h5
+from ei_sim.store.attrs import provenance, read_attrs, write_attrs
 from ei_sim.store.kinds import open_kind
 from ei_sim.store.parts import adding_part, resumable_parts
 from ei_sim.store.parts import open_or_create as open_or_create_parts
@@ -32,6 +33,7 @@ from sweeps.ranges import format_value
 KIND = "grid"
 CELLS = "cells"
 SWEEP_KINDS = ("scale_sweep", "coupling_sweep")
+SWEEP_ARRAYS = ("scales", "coupling_scales", "accuracy", "rate_e_Hz", "rate_i_Hz")
 
 
 def cell_name(w_ei: float, w_ie: float, seed: int) -> str:
@@ -68,5 +70,43 @@ def add_cell(path, name, summary, metrics, weights, run_dir=None) -> None:
 
 
 def read_cells(path: str) -> list[dict]:
+    """Each finished cell's attributes (its summary) and ``name``, sorted by name."""
+    return [c["attrs"] | {"name": c["name"]} for c in read_grid(path, metrics=False)["cells"]]
+
+
+def read_grid(path: str, metrics: bool = True) -> dict:
+    """A grid store's root ``attrs`` and its ``cells``: per finished cell, sorted by name,
+    ``name``, ``attrs`` and (with ``metrics``) its per-epoch ``metrics`` as float arrays.
+    ValueError (one line) unless ``path`` is a grid store."""
     with open_kind(path, KIND) as fh:
-        return [read_attrs(fh[CELLS][name]) | {"name": name} for name in sorted(fh[CELLS])]
+        if CELLS not in fh:
+            raise ValueError(f"{path} is a grid store without its {CELLS} group (corrupt)")
+        cells = []
+        for name in sorted(fh[CELLS]):
+            group = fh[CELLS][name]
+            cell = {"name": name, "attrs": read_attrs(group)}
+            if metrics:
+                values = group.get("metrics", {})
+                cell["metrics"] = {k: np.asarray(values[k][()], float) for k in values}
+            cells.append(cell)
+        return {"attrs": read_attrs(fh), "cells": cells}
+
+
+def write_sweep(path: str, result: dict) -> None:
+    """Write the sweep ``result`` (:func:`sweeps.inference.sweep_scales`) as a sweep file."""
+    kind = "scale_sweep" if result["coupling_target"] == "none" else "coupling_sweep"
+    with atomic_h5(path, kind=kind) as fh:
+        write_attrs(fh, {"coupling_target": result["coupling_target"],
+                         "run_dir": result["run_dir"], **provenance()})  # fmt: skip
+        for key in SWEEP_ARRAYS:
+            fh.create_dataset(key, data=result[key])
+
+
+def read_sweep(path: str, kinds=SWEEP_KINDS) -> dict:
+    """A sweep file's root attributes (``attrs``) and its arrays, as stored. ValueError (one
+    line) unless ``path`` is a sweep file of one of ``kinds``."""
+    with open_kind(path, kinds) as fh:
+        if "scales" not in fh:
+            raise ValueError(f"{path} is a sweep file without its scales dataset (corrupt)")
+        arrays = {k: np.asarray(fh[k][()]) for k in fh if isinstance(fh[k], h5py.Dataset)}
+        return {"attrs": read_attrs(fh), **arrays}

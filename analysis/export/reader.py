@@ -26,6 +26,7 @@ import numpy as np
 
 from ei_sim.store.attrs import read_attrs
 from ei_sim.store.kinds import kind_of, open_kind
+from sweeps import store as sweeps_store
 
 SPIKE_KINDS = ("simulate", "run")
 TABLE_KINDS = ("grid", "scale_sweep", "coupling_sweep")
@@ -206,23 +207,12 @@ def read_recording(path: str) -> Recording:
 
 
 def read_grid(path: str) -> dict:
-    """A grid store's root attributes and, per cell, its attributes and per-epoch metrics."""
-    with _open(path, ("grid",)) as fh:
-        if "cells" not in fh:
-            raise ValueError(f"{path} is not a grid store (root attribute kind 'grid', /cells)")
-        cells = []
-        for name in sorted(fh["cells"]):
-            group = fh["cells"][name]
-            metrics = group.get("metrics", {})
-            values = {k: np.asarray(metrics[k][()], float) for k in metrics}
-            cells.append({"name": name, "attrs": read_attrs(group), "metrics": values})
-        return {"attrs": read_attrs(fh), "cells": cells}
+    """A grid store's root attributes and, per cell, its attributes and per-epoch metrics
+    (:func:`sweeps.store.read_grid`)."""
+    return sweeps_store.read_grid(path)
 
 
 def read_sweep(path: str) -> dict:
-    """A sweep file's root attributes and its arrays (scales, coupling_scales, (C, S) values)."""
-    with _open(path, ("scale_sweep", "coupling_sweep")) as fh:
-        if "scales" not in fh:
-            raise ValueError(f"{path} is not a sweep file (kind 'scale_sweep' or 'coupling_sweep')")
-        arrays = {k: np.asarray(fh[k][()]) for k in fh if not hasattr(fh[k], "keys")}
-        return {"attrs": read_attrs(fh), **arrays}
+    """A sweep file's root attributes and its arrays (scales, coupling_scales, (C, S) values;
+    :func:`sweeps.store.read_sweep`)."""
+    return sweeps_store.read_sweep(path)

@@ -100,13 +100,9 @@ def grid(camp, plan, executor="dask", scheduler=None, workers=None):
 
 
 def _cell_metrics(path) -> dict:
-    import h5py
+    from sweeps.store import read_grid
 
-    with h5py.File(path, "r") as fh:
-        return {
-            n: {k: np.asarray(v[()]) for k, v in g["metrics"].items()}
-            for n, g in fh["cells"].items()
-        }
+    return {cell["name"]: cell["metrics"] for cell in read_grid(path)["cells"]}
 
 
 def diagonal(camp, plan, executor="dask", scheduler=None, workers=None):
