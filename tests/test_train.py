@@ -194,3 +194,45 @@ def test_cli_overrides_tier_size_and_trial_length(tmp_path, capsys):
         assert fh.attrs["model.config.n_e"] == 16 and fh.attrs["model.config.n_i"] == 4
         assert fh.attrs["model.config.t_ms"] == 30.0
     assert main(["train", "--tier", "tiny", "--n-e", "2", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_optimiser_skips_a_non_finite_step_and_counts_it():
+    """optax.apply_if_finite over clip, Adam and keep_params_nonnegative on the masked leaves:
+    a NaN gradient leaves the weights and the Adam state as they were and is counted."""
+    import optax
+
+    from ei_sim.optim import dale_adam, skipped_steps
+
+    params = {"dale": jnp.array([0.5, 0.01]), "free": jnp.array([-1.0, 2.0])}
+    opt = dale_adam(0.1, 1.0, {"dale": True, "free": False})
+    state = opt.init(params)
+    grads = {"dale": jnp.array([-1.0, 1.0]), "free": jnp.array([1.0, -1.0])}
+    updates, state = opt.update(grads, state, params)
+    new = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(new["dale"], [0.6, 0.0], rtol=1e-5)  # 0.01 - 0.1 held at 0
+    assert float(new["free"][0]) < -1.0  # an unmasked leaf may be negative
+    bad = {"dale": jnp.array([jnp.nan, 1.0]), "free": jnp.array([1.0, jnp.inf])}
+    updates, skipped = opt.update(bad, state, new)
+    assert all(float(jnp.abs(u).max()) == 0.0 for u in jax.tree.leaves(updates))
+    for a, b in zip(jax.tree.leaves(skipped.inner_state), jax.tree.leaves(state.inner_state),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    assert skipped_steps(state) == 0 and skipped_steps(skipped) == 1
+
+
+def test_a_run_file_of_the_old_optimiser_layout_resumes(quick_run, tmp_path):
+    """Run files written before the optimiser counted skipped steps hold the inner chain's
+    state alone (no apply_if_finite counters); they resume to the uninterrupted result."""
+    model, cfg, full = quick_run
+    run_dir = str(tmp_path / "old")
+    train(model, dataclasses.replace(cfg, epochs=1), run_dir, progress=False)
+    with h5py.File(os.path.join(run_dir, "run.h5"), "a") as fh:
+        leaves = [fh["optimizer"][k][...] for k in sorted(fh["optimizer"])]
+        del fh["optimizer"]
+        for k, leaf in enumerate(leaves[3:]):  # drop notfinite_count, last_finite, total
+            fh.create_dataset(f"optimizer/leaf_{k:04d}", data=leaf)
+    resumed = train(model, cfg, run_dir, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.best_weights.w_in, full.best_weights.w_in)
+    np.testing.assert_array_equal(resumed.metrics["train_loss"], full.metrics["train_loss"])
+    with h5py.File(os.path.join(run_dir, "run.h5")) as fh:
+        assert len(fh["optimizer"]) == len(leaves)  # written back in today's layout
