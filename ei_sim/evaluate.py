@@ -42,12 +42,28 @@ class ReferenceTrial(NamedTuple):
 _EVAL_FNS: dict = {}
 
 
-def _eval_fn(config, batch: int, devices: int):
-    mesh = batch_mesh(batch, devices) if devices != 1 else None
-    key = (config, mesh)
+def _eval_fn(config, batch: int, devices: int, stacked: bool = False):
+    mesh = batch_mesh(batch, devices) if devices != 1 and not stacked else None
+    key = (config, mesh, stacked)
     if key not in _EVAL_FNS:
-        _EVAL_FNS[key] = make_eval_fn(config, mesh)
+        fn = make_eval_fn(config, mesh)
+        _EVAL_FNS[key] = jax.jit(jax.vmap(fn, in_axes=(0, None, None))) if stacked else fn
     return _EVAL_FNS[key], mesh
+
+
+def eval_trials(model, images, labels, seed: int, batch_size: int = 400):
+    """The evaluation trials of a run, batch by batch: ``(labels, events, state0)`` with the
+    input spikes drawn from ``(seed, EVAL_STREAM, start)`` and the initial state from
+    ``fold_in(PRNGKey(seed), EVAL_STREAM + start)`` (``start``: the batch's first test index),
+    so every evaluation of a run, whatever its weights, sees identical trials."""
+    config = model.config
+    for start in range(0, len(labels), batch_size):
+        x, y = images[start : start + batch_size], labels[start : start + batch_size]
+        events = encode(x, config, (seed, EVAL_STREAM, start))
+        state0 = model.init_state(
+            jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM + start), len(y)
+        )
+        yield y, events, state0
 
 
 def evaluate(
@@ -59,23 +75,45 @@ def evaluate(
     does not depend on it beyond float rounding."""
     config = model.config
     correct, count_e, count_i, activity = 0, [], [], []
-    for start in range(0, len(labels), batch_size):
-        x, y = images[start : start + batch_size], labels[start : start + batch_size]
-        events = encode(x, config, (seed, EVAL_STREAM, start))
-        state0 = model.init_state(
-            jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM + start), len(y)
-        )
+    for y, events, state0 in eval_trials(model, images, labels, seed, batch_size):
         fn, mesh = _eval_fn(config, len(y), devices)
         logits, c_e, c_i, rec = fn(replicate(weights, mesh), state0, events)
         correct += int(np.sum(np.argmax(np.asarray(logits), -1) == y))
         count_e.append(np.asarray(c_e).mean(1))
         count_i.append(np.asarray(c_i).mean(1))
         activity.append(np.asarray(rec["rate_e"]))
+    return _evaluation(config, correct / len(labels), np.concatenate(count_e),
+                       np.concatenate(count_i), np.concatenate(activity, axis=1))  # fmt: skip
+
+
+def evaluate_stacked(stacked: Weights, model, images, labels, seed: int,
+                     batch_size: int = 400, on_batch=None) -> list[Evaluation]:  # fmt: skip
+    """:func:`evaluate` of S weight sets stacked along a leading axis (e.g. the scales of a
+    sweep), in one vmapped program on the same trials; one :class:`Evaluation` per set.
+    ``on_batch()`` is called after every batch (a progress bar)."""
+    config = model.config
+    correct, count_e, count_i, activity = 0, [], [], []
+    for y, events, state0 in eval_trials(model, images, labels, seed, batch_size):
+        fn, _ = _eval_fn(config, len(y), 1, stacked=True)
+        logits, c_e, c_i, rec = fn(stacked, state0, events)
+        correct = correct + np.sum(np.argmax(np.asarray(logits), -1) == y[None], axis=1)
+        count_e.append(np.asarray(c_e).mean(2))
+        count_i.append(np.asarray(c_i).mean(2))
+        activity.append(np.asarray(rec["rate_e"]))
+        if on_batch is not None:
+            on_batch()
+    count_e, count_i = np.concatenate(count_e, axis=1), np.concatenate(count_i, axis=1)
+    activity = np.concatenate(activity, axis=2)
+    return [_evaluation(config, correct[s] / len(labels), count_e[s], count_i[s], activity[s])
+            for s in range(len(count_e))]  # fmt: skip
+
+
+def _evaluation(config, accuracy, count_e, count_i, activity) -> Evaluation:
+    """Mean per-trial counts -> rates (Hz); the gamma peak of the (T, trials) E activity."""
     seconds = config.n_steps * config.dt_ms * 1e-3
-    peak = gamma_peak(np.concatenate(activity, axis=1), config.dt_ms)  # whole trials, as the lab
+    peak = gamma_peak(activity, config.dt_ms)  # whole trials, as the lab
     return Evaluation(
-        correct / len(labels), float(np.concatenate(count_e).mean() / seconds),
-        float(np.concatenate(count_i).mean() / seconds),
+        float(accuracy), float(count_e.mean() / seconds), float(count_i.mean() / seconds),
         float("nan") if peak is None else peak.frequency_Hz,
         float("nan") if peak is None else peak.significance,
     )  # fmt: skip

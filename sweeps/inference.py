@@ -2,8 +2,9 @@
 other weights frozen.
 
 All scales of one coupling value are evaluated in one compiled program: the weights are
-stacked along a leading axis and the evaluation is ``jax.vmap``-ed over it, with the same
-test trials (fixed encoder seed and initial state) for every scale.
+stacked along a leading axis and the run's one evaluator (:func:`ei_sim.evaluate.evaluate_stacked`,
+``jax.vmap`` over that axis) sees the same test trials (fixed encoder seed and initial
+state) for every scale, as every evaluation of the run does.
 
 The result is written as a sweep file (``kind = "scale_sweep"`` or ``"coupling_sweep"``;
 the layout and :func:`write_sweep` are in :mod:`sweeps.store`).
@@ -15,9 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_sim.encoding import encode
-from ei_sim.evaluate import EVAL_STREAM
-from ei_sim.objective import make_eval_fn
+from ei_sim.evaluate import evaluate_stacked
 from ei_sim.stored import load_stored, scale_weights
 from models import ei_classifier  # noqa: F401  (registers the model stored runs are rebuilt as)
 from sweeps.store import write_sweep  # noqa: F401  (the sweep layout; kept importable here)
@@ -28,11 +27,6 @@ CANONICAL_SCALES = tuple(
 )  # the 24 W_in scales of a sweep: 0.05 to 0.70 in steps of 0.05, then 0.80 to 3.00
 
 
-def _vmapped_eval(config):
-    evaluate = make_eval_fn(config)
-    return jax.jit(jax.vmap(evaluate, in_axes=(0, None, None)))
-
-
 def sweep_scales(
     run_dir: str,
     scales=CANONICAL_SCALES,
@@ -41,15 +35,15 @@ def sweep_scales(
     batch_size: int = 400,
     progress: bool = True,
 ) -> dict:
-    """Accuracy and E/I rates (C, S) over W_in scales, for each coupling scale."""
+    """Accuracy and E/I rates (C, S) over W_in scales, for each coupling scale: every scale of
+    a coupling value evaluated at once by the run's evaluator
+    (:func:`ei_sim.evaluate.evaluate_stacked`, the trials of every evaluation of the run)."""
     from tqdm.auto import tqdm
 
     model, split, weights, attrs = load_stored(run_dir)
-    seed, config = int(attrs["train.seed"]), model.config
-    fn = _vmapped_eval(config)
+    seed = int(attrs["train.seed"])
     shape = (len(coupling_scales), len(scales))
     acc, rate_e, rate_i = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    seconds = config.n_steps * config.dt_ms * 1e-3
     n_batches = -(-len(split.y_test) // batch_size)
     desc = "scale sweep" if coupling_target is None else f"{coupling_target} coupling sweep"
     bar = tqdm(total=shape[0] * n_batches, desc=desc, unit="batch", disable=not progress)
@@ -61,23 +55,15 @@ def sweep_scales(
             lambda *xs: jnp.stack(xs),
             *[scale_weights(weights, s, coupling["w_ei"], coupling["w_ie"]) for s in scales],
         )
-        correct = np.zeros(len(scales))
-        for start in range(0, len(split.y_test), batch_size):
-            x = split.x_test[start : start + batch_size]
-            y = split.y_test[start : start + batch_size]
-            events = encode(x, config, (seed, EVAL_STREAM, start))
-            key = jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM + start)
-            logits, c_e, c_i, _ = fn(stacked, model.init_state(key, len(y)), events)
-            correct += np.sum(np.argmax(np.asarray(logits), -1) == y[None], axis=1)
-            rate_e[ci] += np.asarray(c_e).mean(axis=2).sum(axis=1) / seconds
-            rate_i[ci] += np.asarray(c_i).mean(axis=2).sum(axis=1) / seconds
-            bar.update(1)
-        acc[ci] = correct / len(split.y_test)
+        evaluations = evaluate_stacked(stacked, model, split.x_test, split.y_test, seed,
+                                       batch_size, on_batch=lambda: bar.update(1))  # fmt: skip
+        acc[ci] = [ev.accuracy for ev in evaluations]
+        rate_e[ci] = [ev.rate_e_Hz for ev in evaluations]
+        rate_i[ci] = [ev.rate_i_Hz for ev in evaluations]
     bar.close()
-    n = len(split.y_test)
     return {"scales": np.asarray(scales, float),
             "coupling_scales": np.asarray(coupling_scales, float),
-            "accuracy": acc, "rate_e_Hz": rate_e / n, "rate_i_Hz": rate_i / n,
+            "accuracy": acc, "rate_e_Hz": rate_e, "rate_i_Hz": rate_i,
             "coupling_target": coupling_target or "none", "run_dir": run_dir}  # fmt: skip
 
 
