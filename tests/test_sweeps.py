@@ -1,10 +1,10 @@
 """Sweeps: axis parsing, the grid on a LocalCluster with resumption, inference sweeps."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -26,7 +26,8 @@ def test_parse_axis(text, points, expected):
 
 @pytest.mark.parametrize("text, points, fragment", [
     ("2..0", 5, "below its start"), ("abc", 5, "abc"), ("0..2", 0, "--points"),
-    ("-1,2", 5, ">= 0"), ("0..2:0", 5, "positive integer"), ("nan", 5, "finite"), ("", 5, "no values"),
+    ("-1,2", 5, ">= 0"), ("0..2:0", 5, "positive integer"), ("nan", 5, "finite"),
+    ("", 5, "no values"),
 ])  # fmt: skip
 def test_parse_axis_rejects(text, points, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -53,6 +54,33 @@ def _cells(store):
         return {n: dict(fh["cells"][n].attrs) for n in fh["cells"]}
 
 
+# Runs the grid CLI and kills its whole process group (client and Dask workers) with SIGKILL
+# right after the KILL_AFTER-th finished cell has been stored: a kill at a known point, so the
+# resumed run always has cells to skip and cells to train.
+KILL_AFTER = 2
+KILLED_GRID = """
+import os, signal, sys
+
+import sweeps.grid as grid
+from ei_sim.cli import main
+
+if not callable(getattr(grid, "add_cell", None)):
+    sys.exit("test hook: sweeps.grid.add_cell (the store write of a finished cell) is gone")
+store_cell, stored = grid.add_cell, []
+
+
+def store_then_kill(*args, **kwargs):
+    store_cell(*args, **kwargs)
+    stored.append(args[1])
+    if len(stored) == int(os.environ["KILL_AFTER"]):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+grid.add_cell = store_then_kill
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_grid_on_local_cluster_resumes_after_kill(tmp_path):
     reference = tmp_path / "serial.h5"
@@ -64,23 +92,26 @@ def test_grid_on_local_cluster_resumes_after_kill(tmp_path):
     assert len(expected) == 4
 
     store = tmp_path / "dask.h5"
-    proc = subprocess.Popen(_grid_cmd(store, "--workers", "2"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if store.exists() and len(_cells(store)) >= 1:
-            break
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # kill the client and its workers mid-sweep
-    proc.wait()
+    argv = [sys.executable, "-c", KILLED_GRID, *_grid_cmd(store, "--workers", "2")[3:]]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ,
+                            "KILL_AFTER": str(KILL_AFTER)})  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the client and workers
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]  # killed mid-sweep, not finished
     partial = _cells(store)
     assert 1 <= len(partial) <= 4
+    assert len(partial) == KILL_AFTER and set(partial) < set(expected)
     resumed = subprocess.run(_grid_cmd(store, "--workers", "2"), capture_output=True, text=True,
                              timeout=900)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    if len(partial) < 4:
-        assert f"skipped {len(partial)} finished cells" in resumed.stdout
+    assert f"skipped {len(partial)} finished cells" in resumed.stdout
     final = _cells(store)
+    for name, attrs in partial.items():  # cells stored before the kill are kept as they were
+        assert final[name]["best_accuracy"] == attrs["best_accuracy"]
     assert set(final) == set(expected)
     vmapped = tmp_path / "vmap.h5"
     done = subprocess.run(_grid_cmd(vmapped, "--executor", "vmap"), capture_output=True,
