@@ -1,6 +1,14 @@
 """Write the golden files in data/golden/ (see data/README.md).
 
+    python data/make_golden.py ei_sim     # tiny_run, grid_2x2, scale/coupling sweep, simulate
     python data/make_golden.py brian2     # needs the validate extra (brian2 2.9.0)
+    python data/make_golden.py all
+
+``ei_sim``: one small file of each kind ei-sim writes, made by the ``ei-sim`` commands
+themselves (:func:`ei_sim.cli.main`), so that rerunning this script after a change of a
+layout writes that layout: a tiny training run, a 2x2 training grid, a W_in scale sweep and
+a coupling sweep of that run, and a simulate file. Tests read them instead of training in
+fixtures, and ``tests/test_golden.py`` checks that each still loads with the current code.
 
 ``brian2``: for each small reference network of ``tests/reference_networks.py``, the exact
 network (weights, initial state, input spikes) and Brian2's spike trains for it, so that the
@@ -11,7 +19,9 @@ spike-for-spike comparison also runs where Brian2 is not installed
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -69,8 +79,60 @@ def write_brian2(path: str) -> None:
             print(f"{name}: {int(spikes[0].sum())} E and {int(spikes[1].sum())} I spikes")
 
 
+# The commands behind the ei-sim golden files (data/README.md). One epoch of the tiny tier on
+# 120 samples (96 train / 24 test) in batches of 40; the run's network is shrunk further
+# (32 E / 8 I cells, 50 ms trials) so that the files stay small and reading them is quick.
+TINY_TRAIN = ["--tier", "tiny", "--epochs", "1", "--samples", "120", "--batch-size", "40"]
+TINY_RUN = ["train", *TINY_TRAIN, "--n-e", "32", "--t-ms", "50"]
+GRID_2X2 = ["grid", "--wei", "0,2", "--wie", "0,4", *TINY_TRAIN, "--n-e", "32", "--t-ms", "50",
+            "--executor", "serial"]  # fmt: skip
+SCALE_SWEEP = ["sweep", "scale"]  # the default 24 W_in scales
+COUPLING_SWEEP = ["sweep", "coupling", "--wie-scale", "0.5,2", "--scales", "0,0.5,1"]
+SIMULATE = ["simulate", "--model", "ping", "--t-ms", "50", "--seed", "0", "--digit", "3",
+            "--record-v", "0-3,i:0", "--bin-ms", "1", "--no-progress"]  # fmt: skip
+EI_SIM_FILES = ("tiny_run.h5", "grid_2x2.h5", "scale_sweep.h5", "coupling_sweep.h5",
+                "simulate.h5")  # fmt: skip
+
+
+def _cli(argv: list[str]) -> None:
+    from ei_sim.cli import main
+
+    print("ei-sim " + " ".join(argv), flush=True)
+    code = main(argv)
+    if code != 0:
+        sys.exit(f"ei-sim {argv[0]} failed with exit status {code}")
+
+
+def write_ei_sim(golden: str) -> None:
+    """Run the commands above in a scratch folder and keep one file of each kind."""
+    import h5py
+
+    with tempfile.TemporaryDirectory() as work:
+        run = os.path.join(work, "run")
+        _cli([*TINY_RUN, "--out", run])
+        _cli([*GRID_2X2, "--out", os.path.join(work, "grid.h5")])
+        _cli([*SCALE_SWEEP, run, "--out", work])
+        _cli([*COUPLING_SWEEP, run, "--out", work])
+        _cli([*SIMULATE, "--out", os.path.join(work, "simulate.h5")])
+        made = {"tiny_run.h5": os.path.join(run, "run.h5"),
+                "grid_2x2.h5": os.path.join(work, "grid.h5"),
+                "scale_sweep.h5": os.path.join(work, "scale_sweep.h5"),
+                "coupling_sweep.h5": os.path.join(work, "coupling_w_ie.h5"),
+                "simulate.h5": os.path.join(work, "simulate.h5")}  # fmt: skip
+        for name, source in made.items():
+            shutil.copyfile(source, os.path.join(golden, name))
+            with h5py.File(source, "r") as fh:
+                kind = fh.attrs.get("kind")
+            size = os.path.getsize(source)
+            print(f"{name}: kind {kind}, {size / 1024:.0f} KiB")
+
+
 if __name__ == "__main__":
-    what = sys.argv[1:] or ["brian2"]
-    if what != ["brian2"]:
-        sys.exit("usage: python data/make_golden.py brian2")
-    write_brian2(os.path.join(HERE, "golden", "brian2_reference.h5"))
+    what = sys.argv[1:] or ["all"]
+    if what not in (["ei_sim"], ["brian2"], ["all"]):
+        sys.exit("usage: python data/make_golden.py [ei_sim | brian2 | all]")
+    golden = os.path.join(HERE, "golden")
+    if what[0] in ("ei_sim", "all"):
+        write_ei_sim(golden)
+    if what[0] in ("brian2", "all"):
+        write_brian2(os.path.join(golden, "brian2_reference.h5"))

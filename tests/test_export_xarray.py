@@ -71,26 +71,23 @@ def test_grid_to_xarray(grid_file, tmp_path):
         assert ds.attrs["kind"] == "grid" and ds.attrs["grid.tier"] == "tiny"
 
 
-@pytest.mark.slow
 def test_real_grid_and_sweep_to_xarray(tmp_path):
-    """A one-cell grid trained for one epoch and a W_in sweep of its run, both exported."""
-    store = str(tmp_path / "grid.h5")
-    argv = ["grid", "--wei", "1", "--wie", "2", "--tier", "tiny", "--epochs", "1",
-            "--samples", "80", "--executor", "serial", "--out", store]  # fmt: skip
-    assert main(argv) == 0
-    run = os.path.join(store + ".cells", cell_name(1.0, 2.0, 42))
-    assert main(["sweep", "scale", run]) == 0
+    """The golden 2x2 grid (one epoch per cell) and the golden W_in sweep of the golden tiny
+    run (data/README.md), both exported."""
+    from golden_files import GRID_2X2, SCALE_SWEEP, copy_of
+
+    store = copy_of(GRID_2X2, tmp_path)
     with h5py.File(store, "r") as fh:
-        cell = fh["cells"][cell_name(1.0, 2.0, 42)]
+        cell = fh["cells"][cell_name(2.0, 4.0, 42)]
         best, metrics = cell.attrs["best_accuracy"], {k: cell["metrics"][k][()] for k in
                                                        cell["metrics"]}  # fmt: skip
     with xr.open_dataset(export_file(store, "xarray"), engine="h5netcdf") as ds:
-        at = ds.sel(w_ei=1, w_ie=2, seed=42)
+        at = ds.sel(w_ei=2, w_ie=4, seed=42)
         assert float(at.best_accuracy) == best
         for key, values in metrics.items():
             name = "gamma_peak_Hz_per_epoch" if key == "gamma_peak_Hz" else key
             np.testing.assert_array_equal(at[name].values, values)
-    sweep = os.path.join(run, "scale_sweep.h5")
+    sweep = copy_of(SCALE_SWEEP, tmp_path)
     with h5py.File(sweep, "r") as fh:
         accuracy, scales = fh["accuracy"][()], fh["scales"][()]
     with xr.open_dataset(export_file(sweep, "xarray"), engine="h5netcdf") as ds:

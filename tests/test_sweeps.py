@@ -140,14 +140,10 @@ def test_grid_refuses_other_settings_and_bad_scheduler(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from ei_sim.train import tier_config, tier_model, train
-    from models import get_model
+    """The golden tiny run (1 epoch of the tiny tier, 32 E / 8 I, 50 ms; data/README.md)."""
+    from golden_files import tiny_run_dir
 
-    cfg = tier_config("tiny", n_samples=120, epochs=1, batch_size=40)
-    model = tier_model(get_model("ping"), "tiny").replace(n_e=32, n_i=8, t_ms=50.0)
-    run_dir = str(tmp_path_factory.mktemp("run") / "r")
-    train(model, cfg, run_dir, progress=False)
-    return run_dir
+    return tiny_run_dir(tmp_path_factory.mktemp("run") / "r")
 
 
 def test_scale_sweep_matches_single_evaluations(trained_run):
