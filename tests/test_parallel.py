@@ -90,6 +90,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_split_batch_equals_one_device(tmp_path):
     done = subprocess.run([sys.executable, "-c", TWO_DEVICES, str(tmp_path)],
                           capture_output=True, text=True, timeout=900)  # fmt: skip

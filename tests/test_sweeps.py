@@ -124,6 +124,7 @@ def test_grid_on_local_cluster_resumes_after_kill(tmp_path):
                 assert other[name][key] == pytest.approx(attrs[key], rel=1e-4), (name, key)
 
 
+@pytest.mark.slow
 def test_grid_refuses_other_settings_and_bad_scheduler(tmp_path, capsys):
     from ei_sim.cli import main
     from sweeps.store import open_or_create
@@ -146,6 +147,7 @@ def trained_run(tmp_path_factory):
     return tiny_run_dir(tmp_path_factory.mktemp("run") / "r")
 
 
+@pytest.mark.slow
 def test_scale_sweep_matches_single_evaluations(trained_run):
     from ei_sim.stored import evaluate_run
     from sweeps.inference import sweep_scales

@@ -161,6 +161,7 @@ def test_non_finite_loss_at_step_zero_is_explained(tmp_path, monkeypatch):
         train(model, cfg, str(tmp_path / "n"), progress=False)
 
 
+@pytest.mark.slow
 def test_budget_lowers_e_rate(tmp_path):
     # lambda is raised from 1e-3 so that the term bites within four short epochs of a
     # 64-cell network (the penalty sums over cells, so it scales with N_E).
