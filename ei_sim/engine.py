@@ -5,7 +5,7 @@ weights are a :class:`Weights` pytree (absent blocks are ``None``); configuratio
 :class:`ei_sim.config.NetworkConfig`. :func:`step` is the only step function of the project:
 simulation, training, evaluation and sweeps all scan it.
 
-One step of ``dt`` (SPEC section 1)::
+One step of ``dt`` (the model of the whole project)::
 
     1. g_exc_E <- g_exc_E e^{-dt/tau_ampa} + s_in W_in + s_E W_EE        [uS]
        g_inh_E <- g_inh_E e^{-dt/tau_gaba} + s_I W_IE
@@ -95,7 +95,8 @@ def init_population(key, batch: int, n: int, config: NetworkConfig, dtype) -> Po
 
 
 def init_state(config: NetworkConfig, key, batch: int, dtype=None) -> NetState:
-    """Initial state of a batch of trials (SPEC 1, step 4). Replace fields to customise."""
+    """Initial state of a batch of trials: V uniform in ``config.v_init_range_mV``, everything
+    else zero. Replace fields to customise."""
     dtype = dtype or jnp.zeros(()).dtype
     key_e, key_i = jax.random.split(key)
     n_out = config.n_out

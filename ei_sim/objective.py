@@ -6,7 +6,8 @@
 the spike budget (spikes per trial); ``budget=None`` turns the term off. Gradients flow
 through the whole trial (``ei_sim.engine.simulate`` with chunked ``jax.checkpoint``), through
 the surrogate spike derivative and the damped membrane increment. A step whose gradient is
-not finite is skipped (parameters and optimiser state unchanged) and counted.
+not finite is skipped by the optimiser (``optax.apply_if_finite`` in
+:func:`ei_sim.optim.dale_adam`: parameters and Adam state unchanged) and counted.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec
 
+from ei_sim import fused as fused_path
 from ei_sim.engine import Weights, simulate
 from ei_sim.optim import all_finite
-from ei_sim.parallel import simulate_split
+from ei_sim.parallel import AXIS, simulate_split, split_batch
 
 
 class LossParts(NamedTuple):
@@ -45,16 +48,48 @@ def budget_penalty(count_e: jax.Array, budget: float | None, strength: float) ->
     return strength * jnp.sum(jnp.maximum(zbar - budget, 0.0) ** 2)
 
 
-def forward_loss(
-    trainable, frozen, state0, events, labels, config, budget, strength, chunk, mesh=None
-):
-    """Loss and its parts for one batch; differentiable in ``trainable``. With a ``mesh``
-    (:func:`ei_sim.parallel.batch_mesh`) the batch is split over its devices."""
+def use_fused(trainable, frozen, events, config, fused: bool | None = None) -> bool:
+    """Whether a training step runs the fused native path (:mod:`ei_sim.fused`).
+
+    ``fused=None``: when it applies (:func:`ei_sim.fused.applicable`) and only W_in / W_out
+    are trained; ``True`` insists (ValueError when it cannot), ``False`` takes the engine's
+    path (``jax.checkpoint`` over chunks of scanned :func:`ei_sim.engine.step`).
+    """
     weights = assemble(trainable, frozen)
+    ok = set(trainable) <= {"w_in", "w_out"} and fused_path.applicable(weights, config, events)
+    if fused and not ok:
+        raise ValueError(
+            "the fused training path needs the native kernels, input events, dense recurrent "
+            "blocks and only w_in / w_out trained"
+        )
+    return ok if fused is None else bool(fused)
+
+
+def trial_accumulators(weights, state0, events, config, chunk, mesh=None, fused=False):
+    """A trial's accumulators for training: the engine's checkpointed scan, or the fused
+    path (``fused=True``); with a ``mesh`` the batch is split over its devices."""
+    if fused:
+        if mesh is None:
+            return fused_path.trial(weights, state0, events, config, chunk or 50).acc
+
+        def part(w, s0, local_events):
+            return fused_path.trial(w, s0, local_events, config, chunk or 50, parallel=False).acc
+
+        return split_batch(part, weights, state0, events, mesh, PartitionSpec(AXIS))
     if mesh is None:
-        acc = simulate(weights, state0, events, config, checkpoint_every=chunk)[0].acc
-    else:
-        acc = simulate_split(weights, state0, events, config, mesh, checkpoint_every=chunk)[0]
+        return simulate(weights, state0, events, config, checkpoint_every=chunk)[0].acc
+    return simulate_split(weights, state0, events, config, mesh, checkpoint_every=chunk)[0]
+
+
+def forward_loss(
+    trainable, frozen, state0, events, labels, config, budget, strength, chunk, mesh=None,
+    fused=False,
+):  # fmt: skip
+    """Loss and its parts for one batch; differentiable in ``trainable``. With a ``mesh``
+    (:func:`ei_sim.parallel.batch_mesh`) the batch is split over its devices; ``fused``: run
+    the trial on the fused native path (see :func:`use_fused`)."""
+    weights = assemble(trainable, frozen)
+    acc = trial_accumulators(weights, state0, events, config, chunk, mesh, fused)
     n_steps = events[0].shape[0]
     logits = acc.out_v_sum / n_steps
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
@@ -67,20 +102,32 @@ def forward_loss(
     return parts.loss, parts
 
 
-def make_train_step(optimizer, config, budget, strength, chunk, mesh=None):
+def make_train_step(optimizer, config, budget, strength, chunk, mesh=None, fused=None):
     """A jitted ``(trainable, opt_state, frozen, state0, events, labels) -> (..., finite, parts)``;
-    ``mesh``: split each batch over its devices (data parallel), None: one device."""
+    ``mesh``: split each batch over its devices (data parallel), None: one device; ``fused``:
+    see :func:`use_fused` (None: the fused native path where it applies)."""
 
     def train_step(trainable, opt_state, frozen, state0, events, labels):
+        on_fused = use_fused(trainable, frozen, events, config, fused)
         grad_fn = jax.value_and_grad(forward_loss, has_aux=True)
         (_, parts), grads = grad_fn(
-            trainable, frozen, state0, events, labels, config, budget, strength, chunk, mesh
+            trainable,
+            frozen,
+            state0,
+            events,
+            labels,
+            config,
+            budget,
+            strength,
+            chunk,
+            mesh,
+            on_fused,
         )
-        finite = all_finite(grads) & jnp.isfinite(parts.loss)
+        # a non-finite gradient is skipped by the optimiser (optax.apply_if_finite,
+        # ei_sim.optim.dale_adam); finite says what it saw
+        finite = all_finite(grads)
         updates, new_opt = optimizer.update(grads, opt_state, trainable)
-        new_trainable = optax.apply_updates(trainable, updates)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-        return keep(new_trainable, trainable), keep(new_opt, opt_state), finite, parts
+        return optax.apply_updates(trainable, updates), new_opt, finite, parts
 
     return jax.jit(train_step)
 

@@ -83,6 +83,26 @@ def _local_events(sample: jax.Array, part: int) -> jax.Array:
     return jnp.where((local >= 0) & (local < part), local, part)
 
 
+def split_batch(part_fn, weights, state0, events, mesh: Mesh, out_specs):
+    """Run ``part_fn(weights, state0_part, (local_sample, channel))`` on every device of
+    ``mesh`` with the batch split: ``weights`` replicated, ``state0`` (every leaf batch-first)
+    split, ``events`` (the whole batch's input event lists) renumbered per device."""
+
+    def part(w, s0, sample, channel):
+        local = _local_events(sample, s0.e.v_mV.shape[0])
+        return part_fn(w, s0, (local, channel))
+
+    shared = PartitionSpec()
+    # check_vma=False: the native kernels are FFI calls, opaque to the varying-axes check;
+    # every output is per-device (batch-sharded), which is what out_specs declares.
+    split = jax.shard_map(
+        part, mesh=mesh, in_specs=(shared, PartitionSpec(AXIS), shared, shared),
+        out_specs=out_specs, check_vma=False,
+    )  # fmt: skip
+    sample, channel = events
+    return split(weights, state0, jnp.asarray(sample), jnp.asarray(channel))
+
+
 def simulate_split(weights, state0, events, config, mesh: Mesh, checkpoint_every=None, record=()):
     """:func:`ei_sim.engine.simulate` with the batch split over ``mesh``; returns the final
     accumulators (spike counts and summed readout) and the records (time first), both
@@ -92,19 +112,10 @@ def simulate_split(weights, state0, events, config, mesh: Mesh, checkpoint_every
     the whole batch's input event lists.
     """
 
-    def part(w, s0, sample, channel):
-        local = _local_events(sample, s0.e.v_mV.shape[0])
-        final, rec = simulate(w, s0, (local, channel), config, record=record,
+    def part(w, s0, local_events):
+        final, rec = simulate(w, s0, local_events, config, record=record,
                               checkpoint_every=checkpoint_every)  # fmt: skip
         return final.acc, rec
 
-    batch_first, time_first = PartitionSpec(AXIS), PartitionSpec(None, AXIS)
-    shared = PartitionSpec()
-    # check_vma=False: the native kernels are FFI calls, opaque to the varying-axes check;
-    # every output is per-device (batch-sharded), which is what out_specs declares.
-    split = jax.shard_map(
-        part, mesh=mesh, in_specs=(shared, batch_first, shared, shared),
-        out_specs=(batch_first, time_first), check_vma=False,
-    )  # fmt: skip
-    sample, channel = events
-    return split(weights, state0, jnp.asarray(sample), jnp.asarray(channel))
+    specs = (PartitionSpec(AXIS), PartitionSpec(None, AXIS))
+    return split_batch(part, weights, state0, events, mesh, specs)

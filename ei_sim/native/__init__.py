@@ -35,13 +35,18 @@ from pathlib import Path
 import jax
 import numpy as np
 
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("event_matmul.cc", "population.cc"))
-HEADERS = (Path(__file__).with_name("float_types.h"),)
+SOURCES = tuple(
+    Path(__file__).with_name(name) for name in ("event_matmul.cc", "population.cc", "network.cc")
+)
+HEADERS = tuple(Path(__file__).with_name(name) for name in ("float_types.h", "cells.h"))
 TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
            "ei_sim_event_outer": "EiSimEventOuter",
            "ei_sim_sparse_event_matmul": "EiSimSparseEventMatmul",
            "ei_sim_population_forward": "EiSimPopulationForward",
-           "ei_sim_population_adjoint": "EiSimPopulationAdjoint"}  # fmt: skip
+           "ei_sim_population_adjoint": "EiSimPopulationAdjoint",
+           "ei_sim_network_forward": "EiSimNetworkForward",
+           "ei_sim_network_adjoint_step": "EiSimNetworkAdjointStep",
+           "ei_sim_network_weight_grads": "EiSimNetworkWeightGrads"}  # fmt: skip
 # -fno-math-errno / -fno-trapping-math only drop errno and FP-exception bookkeeping (results
 # are IEEE as written, NaN and inf propagate); they let the compiler vectorise the loops.
 # A compiler that rejects -march=native gets the same build without it.

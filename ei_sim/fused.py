@@ -1,0 +1,291 @@
+"""The training fast path: the network step fused into native calls, with its adjoint.
+
+The model is :func:`ei_sim.engine.step`, unchanged; only the way a trial is run differs. The
+engine's path runs each of a trial's 2,000 steps as a few dozen small XLA kernels (and as
+many again in the checkpointed backward pass, plus the stacking of its stored states). Here:
+
+* forward: one native call (``network_forward`` in ``ei_sim/native/network.cc``) runs a chunk
+  of ``L`` steps for the whole batch, each trial's state kept in cache across the chunk; only
+  the chunk-start states are kept for the backward pass (memory O(T/L) states);
+* backward, chunk by chunk from the last: the chunk is rerun by the same call, which now also
+  records per step what the adjoint needs (V and ref before the cell update, the conductances
+  after the synaptic update, the E spikes); then, step by step from the last, one native call
+  (``network_adjoint_step``) takes the readout, membrane, spike and conductance-decay adjoint
+  of both populations, and XLA's matrix kernels the two dense products that carry the
+  cotangents back through the loop,
+
+      lambda_s_E(t-1) = Lambda_gexc_I(t) W_EI^T + Lambda_gexc_E(t) W_EE^T
+      lambda_s_I(t-1) = Lambda_ginh_E(t) W_IE^T + Lambda_ginh_I(t) W_II^T
+
+  (Lambda: the total cotangent of a conductance after the step's synaptic update); they are
+  dense because the surrogate derivative is non-zero for every cell, and they are the floor
+  of exact BPTT. The gradients of W_in and W_out are accumulated per chunk from the input
+  events and the E spikes (``network_weight_grads``).
+
+The gradient is the exact gradient of the engine's path (the same equations, float rounding
+aside: tested against it and against central differences). It is taken with respect to W_in
+and W_out (the trained blocks of the recipe) and the initial state; the recurrent blocks are
+constants here (asking for their gradient raises: train them with the engine's path).
+:func:`applicable` says when the path can run; :func:`ei_sim.objective.forward_loss` takes it
+when it can, unless ``EI_SIM_FUSED=0``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_derivatives import SymbolicZero
+
+from ei_sim import native
+from ei_sim.engine import Accumulators, NetState, PopState, Weights
+from ei_sim.propagate import resolve_method
+from ei_sim.surrogate import SURROGATE_FNS
+
+RECURRENT = ("w_ee", "w_ei", "w_ie", "w_ii")
+
+
+def enabled() -> bool:
+    """False when ``EI_SIM_FUSED`` is 0/false/no/off (use the engine's path everywhere)."""
+    return os.environ.get("EI_SIM_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def applicable(weights: Weights, config, inputs) -> bool:
+    """Whether a trial of this network can run on the fused path.
+
+    It needs the native kernels (and a config that does not ask for the pure-JAX paths:
+    ``propagation`` "auto"/"native", ``cell_kernel`` "auto"/"native"), input event lists,
+    dense recurrent blocks (or absent ones), W_in and W_out present, and a known surrogate.
+    """
+    if not enabled() or not isinstance(inputs, tuple):
+        return False
+    if config.propagation not in ("auto", "native") or config.cell_kernel not in ("auto", "native"):
+        return False
+    if config.surrogate not in native.SURROGATE_CODES or config.surrogate not in SURROGATE_FNS:
+        return False
+    if weights.w_in is None or weights.w_out is None:
+        return False
+    for name in RECURRENT:
+        w = getattr(weights, name)
+        if w is not None and (not hasattr(w, "ndim") or w.ndim != 2):
+            return False  # a SparseBlock, or a stacked (vmapped) block
+    if weights.w_in.ndim != 2 or weights.w_out.ndim != 2:
+        return False
+    return resolve_method(config.propagation) == "native"
+
+
+def network_attrs(config) -> dict:
+    """The constants of :func:`ei_sim.engine.step` as FFI attributes."""
+    beta = math.exp(-config.dt_ms / config.tau_out_ms)
+    values = dict(
+        e_g_leak_uS=config.cell_e.g_leak_uS, e_c_nF=config.cell_e.c_nF,
+        i_g_leak_uS=config.cell_i.g_leak_uS, i_c_nF=config.cell_i.c_nF,
+        e_leak_mV=config.e_leak_mV, e_exc_mV=config.e_exc_mV, e_inh_mV=config.e_inh_mV,
+        dt_ms=config.dt_ms, v_th_mV=config.v_th_mV, v_reset_mV=config.v_reset_mV,
+        v_floor_mV=config.v_floor_mV,
+        d_ampa=math.exp(-config.dt_ms / config.tau_ampa_ms),
+        d_gaba=math.exp(-config.dt_ms / config.tau_gaba_ms),
+        beta=beta, kappa=(1.0 - beta) / config.dt_ms, out_threshold=config.out_threshold,
+    )  # fmt: skip
+    attrs = {name: np.float64(value) for name, value in values.items()}
+    attrs["e_n_ref"] = np.int32(config.refractory_steps(config.cell_e))
+    attrs["i_n_ref"] = np.int32(config.refractory_steps(config.cell_i))
+    return attrs
+
+
+def _block(w, dtype):
+    return jnp.zeros((0, 0), dtype) if w is None else w.astype(dtype)
+
+
+def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool, parallel: bool):
+    """Run ``L = sample.shape[0]`` steps natively; return ``(state after, stacks)``.
+
+    ``blocks`` = (w_in, w_ee, w_ei, w_ie, w_ii, w_out), absent ones as (0, 0) arrays. With
+    ``record``, ``stacks`` = (V_E, g_exc_E, g_inh_E, ref_E, s_E, V_I, g_exc_I, g_inh_I, ref_I),
+    each (L, B, n) (see ``network.cc``); without it, arrays with no elements.
+    """
+    native._require()
+    leaves = jax.tree.leaves(state)
+    dtype = state.e.v_mV.dtype
+    batch, n_e = state.e.v_mV.shape
+    n_i = state.i.v_mV.shape[1]
+    steps = sample.shape[0] if record else 0
+    out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+    for n, kind in ((n_e, dtype), (n_e, dtype), (n_e, dtype), (n_e, np.int32), (n_e, dtype),
+                    (n_i, dtype), (n_i, dtype), (n_i, dtype), (n_i, np.int32)):  # fmt: skip
+        out.append(jax.ShapeDtypeStruct((steps, batch, n), kind))
+    call = jax.ffi.ffi_call("ei_sim_network_forward", out, vmap_method="sequential")
+    results = call(
+        *leaves, *blocks, sample.astype(np.int32), channel.astype(np.int32),
+        **network_attrs(config), record=np.int32(record), parallel=np.int32(parallel),
+    )  # fmt: skip
+    new_state = jax.tree.unflatten(jax.tree.structure(state), results[: len(leaves)])
+    return new_state, tuple(results[len(leaves) :])
+
+
+def adjoint_step(t, stacks, carry, consts, w_out_t, config, parallel: bool):
+    """The native adjoint of step ``t`` of a recorded chunk (see ``network.cc``)."""
+    v_e, ge_e, gi_e, ref_e, _, v_i, ge_i, gi_i, ref_i = stacks
+    out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*carry[:3], *carry[4:7], carry[8])]
+    out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
+    call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential")
+    return call(
+        jnp.asarray(t, np.int32), v_e, ge_e, gi_e, ref_e, v_i, ge_i, gi_i, ref_i,
+        *carry, *consts, w_out_t, **network_attrs(config),
+        surrogate=np.int32(native.SURROGATE_CODES[config.surrogate]),
+        slope_per_mV=np.float64(config.surrogate_slope_per_mV),
+        damping=np.float64(config.grad_damping), parallel=np.int32(parallel),
+    )  # fmt: skip
+
+
+def weight_grads(sample, channel, lam_g_exc_e, spikes_e, lam_u, n_in: int, config):
+    """``(dL/dW_in, dL/dW_out)`` of one chunk from its events, E spikes and cotangents."""
+    dtype = lam_g_exc_e.dtype
+    n_e, n_out = lam_g_exc_e.shape[-1], lam_u.shape[-1]
+    out = (jax.ShapeDtypeStruct((n_in, n_e), dtype), jax.ShapeDtypeStruct((n_e, n_out), dtype))
+    call = jax.ffi.ffi_call("ei_sim_network_weight_grads", out, vmap_method="sequential")
+    kappa = (1.0 - math.exp(-config.dt_ms / config.tau_out_ms)) / config.dt_ms
+    return call(sample.astype(np.int32), channel.astype(np.int32), lam_g_exc_e, spikes_e, lam_u,
+                kappa=np.float64(kappa))  # fmt: skip
+
+
+def _split_chunks(x, chunk: int):
+    """(T, K) -> ((n_full, chunk, K), (rest, K))."""
+    n_full = x.shape[0] // chunk
+    head = x[: n_full * chunk].reshape((n_full, chunk) + x.shape[1:])
+    return head, x[n_full * chunk :]
+
+
+def _run(state, blocks, sample, channel, config, chunk, parallel, keep_starts: bool):
+    """The whole trial, chunk by chunk; with ``keep_starts`` also the chunk-start states."""
+    head_s, tail_s = _split_chunks(sample, chunk)
+    head_c, tail_c = _split_chunks(channel, chunk)
+
+    def body(carry, xs):
+        new, _ = forward_chunk(carry, blocks, xs[0], xs[1], config, False, parallel)
+        return new, (carry if keep_starts else None)
+
+    state, starts = jax.lax.scan(body, state, (head_s, head_c))
+    tail_start = state
+    if tail_s.shape[0]:
+        state, _ = forward_chunk(state, blocks, tail_s, tail_c, config, False, parallel)
+    return state, starts, tail_start
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _trial(weights: Weights, state0: NetState, sample, channel, config, chunk, parallel):
+    dtype = state0.e.v_mV.dtype
+    blocks = tuple(_block(getattr(weights, k), dtype) for k in ("w_in", *RECURRENT, "w_out"))
+    return _run(state0, blocks, sample, channel, config, chunk, parallel, False)[0]
+
+
+def _trial_fwd(weights, state0, sample, channel, config, chunk, parallel):
+    for name in RECURRENT:
+        w = getattr(weights, name)
+        if w is not None and w.perturbed:
+            raise NotImplementedError(
+                f"the fused training path differentiates W_in and W_out only, not {name}: "
+                "set EI_SIM_FUSED=0 (or propagation='events') to train the recurrent blocks"
+            )
+    weights = jax.tree.map(lambda x: x.value, weights)
+    state0 = jax.tree.map(lambda x: x.value, state0)
+    sample, channel = sample.value, channel.value
+    dtype = state0.e.v_mV.dtype
+    blocks = tuple(_block(getattr(weights, k), dtype) for k in ("w_in", *RECURRENT, "w_out"))
+    final, starts, tail_start = _run(state0, blocks, sample, channel, config, chunk, parallel, True)
+    return final, (blocks, starts, tail_start, sample, channel, state0)
+
+
+def _dense_ct(ct, like):
+    return jnp.zeros_like(like) if isinstance(ct, SymbolicZero) else ct
+
+
+def _trial_bwd(config, chunk, parallel, residuals, ct_final):
+    blocks, starts, tail_start, sample, channel, state0 = residuals
+    w_in, w_ee, w_ei, w_ie, w_ii, w_out = blocks
+    e, i = state0.e, state0.i
+    d_ampa = math.exp(-config.dt_ms / config.tau_ampa_ms)
+    d_gaba = math.exp(-config.dt_ms / config.tau_gaba_ms)
+    ct = jax.tree.map(_dense_ct, ct_final, state0, is_leaf=lambda x: isinstance(x, SymbolicZero))
+    consts = tuple(ct.acc)
+    w_out_t = w_out.T
+
+    def products(lam, w_a, w_b):
+        """lam_a @ w_a^T + lam_b @ w_b^T over the present blocks."""
+        total = None
+        for lam_x, w in zip(lam, (w_a, w_b), strict=True):
+            if w.size:
+                term = jnp.dot(lam_x, w.T)
+                total = term if total is None else total + term
+        return total
+
+    def adjoint_chunk(carry, grads, start, sample_c, channel_c):
+        _, stacks = forward_chunk(start, blocks, sample_c, channel_c, config, True, parallel)
+
+        def step_back(carry, t):
+            lv_e, lge_e, lgi_e, lv_i, lge_i, lgi_i, lout, lu = adjoint_step(
+                t, stacks, carry, consts, w_out_t, config, parallel
+            )
+            ls_e = products((lge_i, lge_e), w_ei, w_ee)
+            ls_i = products((lgi_e, lgi_i), w_ie, w_ii)
+            ls_e = jnp.zeros_like(lv_e) if ls_e is None else ls_e
+            ls_i = jnp.zeros_like(lv_i) if ls_i is None else ls_i
+            new = (lv_e, lge_e, lgi_e, ls_e, lv_i, lge_i, lgi_i, ls_i, lout)
+            return new, (lge_e, lu)
+
+        steps = jnp.arange(sample_c.shape[0], dtype=np.int32)
+        carry, (lge_stack, lu_stack) = jax.lax.scan(step_back, carry, steps, reverse=True)
+        g_in, g_out = weight_grads(sample_c, channel_c, lge_stack, stacks[4], lu_stack,
+                                   w_in.shape[0], config)  # fmt: skip
+        return carry, (grads[0] + g_in, grads[1] + g_out)
+
+    # the final state's cotangents enter as those of the state after the last step (the
+    # conductances' as "next-step totals", which the adjoint multiplies by the decay)
+    carry = (
+        ct.e.v_mV, ct.e.g_exc_uS / d_ampa, ct.e.g_inh_uS / d_gaba, ct.e.spikes,
+        ct.i.v_mV, ct.i.g_exc_uS / d_ampa, ct.i.g_inh_uS / d_gaba, ct.i.spikes, ct.out_v,
+    )  # fmt: skip
+    grads = (jnp.zeros_like(w_in), jnp.zeros_like(w_out))
+    head_s, tail_s = _split_chunks(sample, chunk)
+    head_c, tail_c = _split_chunks(channel, chunk)
+    if tail_s.shape[0]:
+        carry, grads = adjoint_chunk(carry, grads, tail_start, tail_s, tail_c)
+
+    def body(acc, xs):
+        start, s_c, c_c = xs
+        return adjoint_chunk(acc[0], acc[1], start, s_c, c_c), None
+
+    (carry, grads), _ = jax.lax.scan(body, (carry, grads), (starts, head_s, head_c), reverse=True)
+    lv_e, lge_e, lgi_e, ls_e, lv_i, lge_i, lgi_i, ls_i, lout = carry
+    float0 = lambda x: np.zeros(x.shape, jax.dtypes.float0)  # noqa: E731
+    ct_state = NetState(
+        PopState(lv_e, d_ampa * lge_e, d_gaba * lgi_e, float0(e.refractory_steps), ls_e),
+        PopState(lv_i, d_ampa * lge_i, d_gaba * lgi_i, float0(i.refractory_steps), ls_i),
+        lout, Accumulators(*consts),
+    )  # fmt: skip
+    ct_weights = Weights(
+        w_in=grads[0], w_out=grads[1],
+        **{k: None for k in RECURRENT},
+    )  # fmt: skip
+    return ct_weights, ct_state, float0(sample), float0(channel)
+
+
+_trial.defvjp(_trial_fwd, _trial_bwd, symbolic_zeros=True)
+
+
+def trial(weights: Weights, state0: NetState, events, config, chunk: int = 50,
+          parallel: bool = True) -> NetState:  # fmt: skip
+    """The final state (with its accumulators: spike counts, summed readout) of a trial run
+    on the fused path; equal to ``ei_sim.engine.simulate(...)[0]``.
+
+    Differentiable in ``weights.w_in``, ``weights.w_out`` and ``state0`` (see the module
+    docstring); ``chunk``: steps per native call and per stored state (memory O(T/chunk)
+    states plus one chunk's recorded stacks); ``parallel``: split the batch over XLA's CPU
+    threads inside each call (off when the batch is already split over devices).
+    """
+    sample, channel = (jnp.asarray(x, np.int32) for x in events)
+    return _trial(weights, state0, sample, channel, config, int(chunk), bool(parallel))

@@ -1,0 +1,553 @@
+// The whole network step of the spiking classifier, fused, and its adjoint: the training fast
+// path of ei-sim (ei_sim.fused), as XLA FFI custom calls on CPU.
+//
+// network_forward runs L steps of ei_sim.engine.step for a batch of trials in one call, each
+// trial's state kept in cache across the L steps (trials are independent, so they are split
+// over XLA's CPU threads). Per step and trial, with s_E, s_I the previous step's spikes and
+// this step's input events (sample, channel):
+//   g_exc_E <- g_exc_E d_ampa + s_E W_EE + sum_events W_in[channel]
+//   g_inh_E <- g_inh_E d_gaba + s_I W_IE,  g_exc_I <- g_exc_I d_ampa + s_E W_EI,
+//   g_inh_I <- g_inh_I d_gaba + s_I W_II
+//   (V, ref, s) of each population <- the cell update of population.cc
+//   u = beta out_v + kappa s_E W_out,  out_v <- u - theta [u >= theta],  out_sum += u,
+//   counts += s                                        (kappa = (1 - beta) / dt)
+// With record = 1 it also returns, per step, what the adjoint needs: V and ref before the cell
+// update, g_exc and g_inh after the conductance update, and the new E spikes.
+//
+// network_adjoint_step is the adjoint of one such step for the whole batch, from the recorded
+// stacks and the cotangents of the state after the step (lambda). With the constant
+// cotangents of the trial's outputs c_count_E, c_count_I, c_sum:
+//   lambda_u   = lambda_out_v + c_sum,   lambda_out_v(prev) = beta lambda_u
+//   lambda_s_E = lambda_s_E(from the next step's products) + c_count_E + kappa lambda_u W_out^T
+//   lambda_s_I = lambda_s_I(from the next step's products) + c_count_I
+//   the cell adjoint of each population (cells.h) gives lambda_V(prev) and the cell's share
+//   of the conductance cotangents; the totals over the step are
+//   Lambda_g = cell share + d_x Lambda_g(next step)            (d_x = d_ampa or d_gaba)
+// It returns the totals Lambda_g; the caller forms the spikes' cotangents of the previous
+// step with two dense products (lambda_s_E = Lambda_g_exc_I W_EI^T + Lambda_g_exc_E W_EE^T,
+// lambda_s_I = Lambda_g_inh_E W_IE^T + Lambda_g_inh_I W_II^T), which XLA's matrix kernels
+// run at the machine's peak.
+//
+// network_weight_grads: the gradients of W_in and W_out over a chunk of steps, event-driven:
+//   dL/dW_in[c]  += Lambda_g_exc_E[t, b]           for every input event (t, b, c)
+//   dL/dW_out[e] += kappa lambda_u[t, b]           for every E spike (t, b, e)
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+#include "cells.h"
+#include "float_types.h"
+
+namespace ffi = xla::ffi;
+using namespace ei_sim_native;  // Cell, Relax, CellAdjoint, MakeCell, ParallelFor
+
+namespace {
+
+template <typename T>
+struct Net {
+  Cell<T> e, i;
+  T d_ampa, d_gaba, beta, kappa, theta;
+};
+
+template <typename T>
+ffi::ErrorOr<Net<T>> MakeNet(const ffi::Dictionary& attrs) {
+  double x[16];
+  const char* names[] = {"e_g_leak_uS", "e_c_nF", "i_g_leak_uS", "i_c_nF",   "e_leak_mV",
+                         "e_exc_mV",    "e_inh_mV", "dt_ms",     "v_th_mV",  "v_reset_mV",
+                         "v_floor_mV",  "d_ampa", "d_gaba",      "beta",     "kappa",
+                         "out_threshold"};
+  for (int k = 0; k < 16; ++k) {
+    auto value = attrs.get<double>(names[k]);
+    if (!value.has_value()) return ffi::Unexpected(value.error());
+    x[k] = *value;
+  }
+  auto n_ref_e = attrs.get<int32_t>("e_n_ref");
+  auto n_ref_i = attrs.get<int32_t>("i_n_ref");
+  if (!n_ref_e.has_value()) return ffi::Unexpected(n_ref_e.error());
+  if (!n_ref_i.has_value()) return ffi::Unexpected(n_ref_i.error());
+  Net<T> net;
+  net.e = MakeCell<T>(x[0], x[1], x[4], x[5], x[6], x[7], x[8], x[9], x[10], *n_ref_e);
+  net.i = MakeCell<T>(x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], *n_ref_i);
+  net.d_ampa = T(x[11]);
+  net.d_gaba = T(x[12]);
+  net.beta = T(x[13]);
+  net.kappa = T(x[14]);
+  net.theta = T(x[15]);
+  return net;
+}
+
+int32_t IntAttr(const ffi::Dictionary& attrs, const char* name, int32_t fallback) {
+  auto value = attrs.get<int32_t>(name);
+  return value.has_value() ? *value : fallback;
+}
+
+// out[j] += value * row[j] (value is the spike, 1 in the network's forward pass).
+template <typename T>
+inline void AddRow(T* __restrict__ out, const T* __restrict__ row, T value, int64_t n) {
+  if (value == T(1)) {
+    for (int64_t j = 0; j < n; ++j) out[j] += row[j];
+  } else {
+    for (int64_t j = 0; j < n; ++j) out[j] += value * row[j];
+  }
+}
+
+// Calls fn(i, s[i]) for every nonzero s[i]; runs of 32 silent cells cost one test.
+template <typename T, typename Fn>
+inline void ForEachSpike(const T* s, int64_t n, Fn fn) {
+  constexpr int64_t kRun = 32;
+  int64_t i = 0;
+  for (; i + kRun <= n; i += kRun) {
+    T any = 0;
+    for (int64_t j = 0; j < kRun; ++j) any += s[i + j] != T(0) ? T(1) : T(0);
+    if (any == T(0)) continue;
+    for (int64_t j = i; j < i + kRun; ++j) {
+      if (s[j] != T(0)) fn(j, s[j]);
+    }
+  }
+  for (; i < n; ++i) {
+    if (s[i] != T(0)) fn(i, s[i]);
+  }
+}
+
+// A population's state rows for one trial (pointers into (B, n) arrays).
+template <typename T>
+struct PopRows {
+  T *v, *g_exc, *g_inh, *s;
+  int32_t* ref;
+};
+
+// The cell update of one trial's population in place (V, ref, s); counts += spikes.
+template <typename T>
+void CellsForward(const Cell<T> p, T* __restrict__ v, const T* __restrict__ ge,
+                  const T* __restrict__ gi, int32_t* __restrict__ ref, T* __restrict__ s,
+                  T* __restrict__ count, int64_t n) {
+  const T v_th = p.v_th, v_reset = p.v_reset;
+  const int32_t n_ref = p.n_ref;
+  for (int64_t k = 0; k < n; ++k) {
+    const Relaxation<T> r = Relax<T>(p, v[k], ge[k], gi[k]);
+    const int32_t left = ref[k] > 1 ? ref[k] - 1 : 0;
+    const bool fired = (r.v1 - v_th >= T(0)) & (left == 0);
+    v[k] = (fired | (left > 0)) ? v_reset : r.v1;
+    ref[k] = fired ? n_ref : left;
+    const T spike = fired ? T(1) : T(0);
+    s[k] = spike;
+    count[k] = count[k] + spike;
+  }
+}
+
+// The same, first recording V and ref before and g after the synaptic update, when asked, and
+// the spikes after.
+template <typename T>
+void UpdateCells(const Cell<T>& p, PopRows<T> x, T* count, int64_t n, T* rec_v, T* rec_g_exc,
+                 T* rec_g_inh, int32_t* rec_ref, T* rec_s) {
+  if (rec_v != nullptr) {
+    std::memcpy(rec_v, x.v, sizeof(T) * n);
+    std::memcpy(rec_g_exc, x.g_exc, sizeof(T) * n);
+    std::memcpy(rec_g_inh, x.g_inh, sizeof(T) * n);
+    std::memcpy(rec_ref, x.ref, sizeof(int32_t) * n);
+  }
+  CellsForward<T>(p, x.v, x.g_exc, x.g_inh, x.ref, x.s, count, n);
+  if (rec_s != nullptr) std::memcpy(rec_s, x.s, sizeof(T) * n);
+}
+
+// g <- g d + rec (rec: the step's recurrent input, absent: nullptr).
+template <typename T>
+void Decay(T* __restrict__ g, const T* __restrict__ rec, T d, int64_t n) {
+  if (rec == nullptr) {
+    for (int64_t k = 0; k < n; ++k) g[k] = g[k] * d;
+  } else {
+    for (int64_t k = 0; k < n; ++k) g[k] = g[k] * d + rec[k];
+  }
+}
+
+// One trial's row of the cell adjoint; the conductance totals add the next step's, decayed.
+template <typename T, int32_t kSurrogate>
+void CellsAdjoint(const Cell<T> p, T slope, T inv_d, T d_exc, T d_inh, const T* __restrict__ v,
+                  const T* __restrict__ ge, const T* __restrict__ gi,
+                  const int32_t* __restrict__ ref, const T* __restrict__ ct_v_new,
+                  const T* __restrict__ ct_s, const T* __restrict__ ct_ge_next,
+                  const T* __restrict__ ct_gi_next, T* __restrict__ ct_v, T* __restrict__ ct_ge,
+                  T* __restrict__ ct_gi, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    T cv, cge, cgi;
+    CellAdjoint<T, kSurrogate>(p, slope, inv_d, v[k], ge[k], gi[k], ref[k], ct_v_new[k], ct_s[k],
+                               cv, cge, cgi);
+    ct_v[k] = cv;
+    ct_ge[k] = cge + d_exc * ct_ge_next[k];
+    ct_gi[k] = cgi + d_inh * ct_gi_next[k];
+  }
+}
+
+// Input events of a chunk grouped by (step, trial), in their original order.
+struct EventIndex {
+  std::vector<int64_t> start;    // (L * (B + 1)): events of (t, b) are [start[t(B+1)+b], ..+1)
+  std::vector<int32_t> channel;  // channels, grouped
+};
+
+EventIndex GroupEvents(const int32_t* sample, const int32_t* channel, int64_t steps, int64_t k,
+                       int64_t batch, int64_t n_in) {
+  EventIndex index;
+  index.start.assign(steps * (batch + 1), 0);
+  index.channel.assign(steps * k, 0);
+  std::vector<int64_t> fill(batch + 1);
+  for (int64_t t = 0; t < steps; ++t) {
+    int64_t* start = index.start.data() + t * (batch + 1);
+    std::vector<int64_t> count(batch + 1, 0);
+    for (int64_t j = 0; j < k; ++j) {
+      const int32_t b = sample[t * k + j], c = channel[t * k + j];
+      if (b >= 0 && b < batch && c >= 0 && c < n_in) ++count[b];  // others: padding
+    }
+    int64_t total = t * k;
+    for (int64_t b = 0; b <= batch; ++b) {
+      start[b] = total;
+      fill[b] = total;
+      if (b < batch) total += count[b];
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const int32_t b = sample[t * k + j], c = channel[t * k + j];
+      if (b >= 0 && b < batch && c >= 0 && c < n_in) index.channel[fill[b]++] = c;
+    }
+  }
+  return index;
+}
+
+template <typename T>
+struct Layout {
+  int64_t batch, n_e, n_i, n_in, n_out, steps, k;
+  bool has_ee, has_ei, has_ie, has_ii, record;
+};
+
+// Arguments (and results 0..13, the state after the chunk) of network_forward:
+//   0 v_E  1 g_exc_E  2 g_inh_E  3 ref_E  4 s_E  5 v_I  6 g_exc_I  7 g_inh_I  8 ref_I  9 s_I
+//   10 out_v  11 count_E  12 count_I  13 out_sum  14 W_in  15 W_EE  16 W_EI  17 W_IE  18 W_II
+//   19 W_out  20 sample (L, K)  21 channel (L, K)      (an absent W block has no elements)
+// Results 14..22 (recorded per step when record = 1, else with no elements):
+//   14 V_E  15 g_exc_E  16 g_inh_E  17 ref_E  18 s_E(after)  19 V_I  20 g_exc_I  21 g_inh_I
+//   22 ref_I
+template <typename T>
+ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
+                        const ffi::Dictionary& attrs, ffi::ThreadPool& pool) {
+  auto made = MakeNet<T>(attrs);
+  if (!made.has_value()) return made.error();
+  const Net<T> net = *made;
+  std::vector<ffi::AnyBuffer> in;
+  for (size_t a = 0; a < 22; ++a) {
+    auto buffer = args.get<ffi::AnyBuffer>(a);
+    if (!buffer.has_value()) return buffer.error();
+    in.push_back(*buffer);
+  }
+  std::vector<void*> out;
+  for (size_t r = 0; r < 23; ++r) {
+    auto buffer = rets.get<ffi::AnyBuffer>(r);
+    if (!buffer.has_value()) return buffer.error();
+    out.push_back((*buffer)->untyped_data());
+  }
+  auto vd = in[0].dimensions();
+  auto id = in[5].dimensions();
+  auto win = in[14].dimensions();
+  auto wout = in[19].dimensions();
+  auto ev = in[20].dimensions();
+  if (vd.size() != 2 || id.size() != 2 || win.size() != 2 || wout.size() != 2 || ev.size() != 2) {
+    return ffi::Error::InvalidArgument("network_forward: state (B, n), weights 2-d, events (L, K)");
+  }
+  Layout<T> d{vd[0], vd[1], id[1], win[0], wout[1], ev[0], ev[1],
+              in[15].element_count() > 0, in[16].element_count() > 0,
+              in[17].element_count() > 0, in[18].element_count() > 0,
+              IntAttr(attrs, "record", 0) != 0};
+  const int64_t B = d.batch, NE = d.n_e, NI = d.n_i, NO = d.n_out;
+  // The state after the chunk is computed in place in the results.
+  const int64_t sizes[14] = {NE, NE, NE, NE, NE, NI, NI, NI, NI, NI, NO, NE, NI, NO};
+  for (int a = 0; a < 14; ++a) {
+    const size_t bytes = (a == 3 || a == 8 ? sizeof(int32_t) : sizeof(T)) * B * sizes[a];
+    if (out[a] != in[a].untyped_data()) std::memcpy(out[a], in[a].untyped_data(), bytes);
+  }
+  auto ptr = [&](int a) { return static_cast<const T*>(in[a].untyped_data()); };
+  const T *w_in = ptr(14), *w_ee = ptr(15), *w_ei = ptr(16), *w_ie = ptr(17), *w_ii = ptr(18),
+          *w_out = ptr(19);
+  const EventIndex events =
+      GroupEvents(static_cast<const int32_t*>(in[20].untyped_data()),
+                  static_cast<const int32_t*>(in[21].untyped_data()), d.steps, d.k, B, d.n_in);
+  const EventIndex* ev_index = &events;
+  T* o[23];
+  for (int r = 0; r < 23; ++r) o[r] = static_cast<T*>(out[r]);
+  int32_t* ref_e = static_cast<int32_t*>(out[3]);
+  int32_t* ref_i = static_cast<int32_t*>(out[8]);
+  int32_t* rec_ref_e = static_cast<int32_t*>(out[17]);
+  int32_t* rec_ref_i = static_cast<int32_t*>(out[22]);
+  const Net<T>* n = &net;
+
+  auto trials = [=](int64_t lo, int64_t hi) {
+    std::vector<T> scratch(2 * NE + 2 * NI + NE + NO);
+    T* rec_ee = scratch.data();
+    T* rec_ie = rec_ee + NE;
+    T* rec_ei = rec_ie + NE;
+    T* rec_ii = rec_ei + NI;
+    T* drive_in = rec_ii + NI;
+    T* drive_out = drive_in + NE;
+    for (int64_t b = lo; b < hi; ++b) {
+      PopRows<T> e{o[0] + b * NE, o[1] + b * NE, o[2] + b * NE, o[4] + b * NE, ref_e + b * NE};
+      PopRows<T> i{o[5] + b * NI, o[6] + b * NI, o[7] + b * NI, o[9] + b * NI, ref_i + b * NI};
+      T* out_v = o[10] + b * NO;
+      T* count_e = o[11] + b * NE;
+      T* count_i = o[12] + b * NI;
+      T* out_sum = o[13] + b * NO;
+      for (int64_t t = 0; t < d.steps; ++t) {
+        // 1. conductances: decay, then the previous step's spikes, then the input events
+        if (d.has_ee) std::fill(rec_ee, rec_ee + NE, T(0));
+        if (d.has_ei) std::fill(rec_ei, rec_ei + NI, T(0));
+        if (d.has_ee || d.has_ei) {
+          ForEachSpike(e.s, NE, [&](int64_t pre, T value) {
+            if (d.has_ee) AddRow(rec_ee, w_ee + pre * NE, value, NE);
+            if (d.has_ei) AddRow(rec_ei, w_ei + pre * NI, value, NI);
+          });
+        }
+        if (d.has_ie) std::fill(rec_ie, rec_ie + NE, T(0));
+        if (d.has_ii) std::fill(rec_ii, rec_ii + NI, T(0));
+        if (d.has_ie || d.has_ii) {
+          ForEachSpike(i.s, NI, [&](int64_t pre, T value) {
+            if (d.has_ie) AddRow(rec_ie, w_ie + pre * NE, value, NE);
+            if (d.has_ii) AddRow(rec_ii, w_ii + pre * NI, value, NI);
+          });
+        }
+        Decay<T>(e.g_exc, d.has_ee ? rec_ee : nullptr, n->d_ampa, NE);
+        Decay<T>(e.g_inh, d.has_ie ? rec_ie : nullptr, n->d_gaba, NE);
+        Decay<T>(i.g_exc, d.has_ei ? rec_ei : nullptr, n->d_ampa, NI);
+        Decay<T>(i.g_inh, d.has_ii ? rec_ii : nullptr, n->d_gaba, NI);
+        const int64_t* start = ev_index->start.data() + t * (B + 1);
+        if (start[b + 1] > start[b]) {
+          std::fill(drive_in, drive_in + NE, T(0));
+          for (int64_t j = start[b]; j < start[b + 1]; ++j) {
+            AddRow(drive_in, w_in + int64_t(ev_index->channel[j]) * NE, T(1), NE);
+          }
+          Decay<T>(e.g_exc, drive_in, T(1), NE);  // g + drive (times 1: exact)
+        }
+        // 2-3. cell updates (recording what the adjoint needs)
+        const int64_t re = (t * B + b) * NE, ri = (t * B + b) * NI;
+        if (d.record) {
+          UpdateCells<T>(n->e, e, count_e, NE, o[14] + re, o[15] + re, o[16] + re,
+                         rec_ref_e + re, o[18] + re);
+          UpdateCells<T>(n->i, i, count_i, NI, o[19] + ri, o[20] + ri, o[21] + ri,
+                         rec_ref_i + ri, nullptr);
+        } else {
+          UpdateCells<T>(n->e, e, count_e, NE, nullptr, nullptr, nullptr, nullptr, nullptr);
+          UpdateCells<T>(n->i, i, count_i, NI, nullptr, nullptr, nullptr, nullptr, nullptr);
+        }
+        // 4. readout
+        std::fill(drive_out, drive_out + NO, T(0));
+        ForEachSpike(e.s, NE, [&](int64_t pre, T value) {
+          AddRow(drive_out, w_out + pre * NO, value, NO);
+        });
+        for (int64_t c = 0; c < NO; ++c) {
+          const T u = n->beta * out_v[c] + n->kappa * drive_out[c];
+          const T fired = u >= n->theta ? T(1) : T(0);
+          out_sum[c] = out_sum[c] + u;
+          out_v[c] = u - fired * n->theta;
+        }
+      }
+    }
+  };
+  if (IntAttr(attrs, "parallel", 1) != 0) {
+    ParallelFor(pool, B, trials, /*grain=*/4);
+  } else {
+    trials(0, B);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
+                              ffi::Dictionary attrs, ffi::ThreadPool pool) {
+  if (args.size() != 22 || rets.size() != 23) {
+    return ffi::Error::InvalidArgument("network_forward: 22 operands and 23 results expected");
+  }
+  auto first = args.get<ffi::AnyBuffer>(0);
+  if (!first.has_value()) return first.error();
+  return WithFloatType(first->element_type(), "network_forward", [&](auto zero) {
+    return ForwardTyped<decltype(zero)>(args, rets, attrs, pool);
+  });
+}
+
+// Arguments of network_adjoint_step (stacks (L, B, n) as recorded by network_forward):
+//   0 t (int32 scalar: the step within the chunk)
+//   1 V_E  2 g_exc_E  3 g_inh_E  4 ref_E  5 V_I  6 g_exc_I  7 g_inh_I  8 ref_I   (stacks)
+//   9 lambda_V_E  10 Lambda_g_exc_E(next)  11 Lambda_g_inh_E(next)  12 lambda_s_E(products)
+//   13 lambda_V_I 14 Lambda_g_exc_I(next)  15 Lambda_g_inh_I(next)  16 lambda_s_I(products)
+//   17 lambda_out_v  18 c_count_E  19 c_count_I  20 c_sum  21 W_out^T (n_out, n_E)
+// Results: 0 lambda_V_E(prev)  1 Lambda_g_exc_E  2 Lambda_g_inh_E  3 lambda_V_I(prev)
+//   4 Lambda_g_exc_I  5 Lambda_g_inh_I  6 lambda_out_v(prev)  7 lambda_u (B, n_out)
+template <typename T, int32_t kSurrogate>
+ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
+                        const ffi::Dictionary& attrs, ffi::ThreadPool& pool) {
+  auto made = MakeNet<T>(attrs);
+  if (!made.has_value()) return made.error();
+  const Net<T> net = *made;
+  auto slope_attr = attrs.get<double>("slope_per_mV");
+  auto damping_attr = attrs.get<double>("damping");
+  if (!slope_attr.has_value()) return slope_attr.error();
+  if (!damping_attr.has_value()) return damping_attr.error();
+  const T slope = T(*slope_attr), inv_d = T(1) / T(*damping_attr);
+  std::vector<ffi::AnyBuffer> in;
+  for (size_t a = 0; a < 22; ++a) {
+    auto buffer = args.get<ffi::AnyBuffer>(a);
+    if (!buffer.has_value()) return buffer.error();
+    in.push_back(*buffer);
+  }
+  std::vector<T*> o;
+  for (size_t r = 0; r < 8; ++r) {
+    auto buffer = rets.get<ffi::AnyBuffer>(r);
+    if (!buffer.has_value()) return buffer.error();
+    o.push_back(static_cast<T*>((*buffer)->untyped_data()));
+  }
+  auto sd = in[1].dimensions();
+  auto si = in[5].dimensions();
+  auto wt = in[21].dimensions();
+  if (sd.size() != 3 || si.size() != 3 || wt.size() != 2) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: stacks (L, B, n), W_out^T 2-d");
+  }
+  const int64_t L = sd[0], B = sd[1], NE = sd[2], NI = si[2], NO = wt[0];
+  const int64_t t = *static_cast<const int32_t*>(in[0].untyped_data());
+  if (t < 0 || t >= L) return ffi::Error::InvalidArgument("network_adjoint_step: t out of range");
+  auto ptr = [&](int a) { return static_cast<const T*>(in[a].untyped_data()); };
+  auto iptr = [&](int a) { return static_cast<const int32_t*>(in[a].untyped_data()); };
+  const T *v_e = ptr(1) + t * B * NE, *ge_e = ptr(2) + t * B * NE, *gi_e = ptr(3) + t * B * NE;
+  const int32_t* ref_e = iptr(4) + t * B * NE;
+  const T *v_i = ptr(5) + t * B * NI, *ge_i = ptr(6) + t * B * NI, *gi_i = ptr(7) + t * B * NI;
+  const int32_t* ref_i = iptr(8) + t * B * NI;
+  const T *lv_e = ptr(9), *lge_e = ptr(10), *lgi_e = ptr(11), *ls_e = ptr(12);
+  const T *lv_i = ptr(13), *lge_i = ptr(14), *lgi_i = ptr(15), *ls_i = ptr(16);
+  const T *lout = ptr(17), *c_count_e = ptr(18), *c_count_i = ptr(19), *c_sum = ptr(20);
+  const T* w_out_t = ptr(21);
+  const Net<T>* n = &net;
+  const std::vector<T*> r(o);
+
+  auto trials = [=](int64_t lo, int64_t hi) {
+    std::vector<T> ct_s(NE), ct_s_i(NI);
+    for (int64_t b = lo; b < hi; ++b) {
+      const int64_t be = b * NE, bi = b * NI, bo = b * NO;
+      T* lu = r[7] + bo;
+      for (int64_t c = 0; c < NO; ++c) {
+        lu[c] = lout[bo + c] + c_sum[bo + c];
+        r[6][bo + c] = n->beta * lu[c];
+      }
+      for (int64_t k = 0; k < NE; ++k) ct_s[k] = ls_e[be + k] + c_count_e[be + k];
+      for (int64_t c = 0; c < NO; ++c) AddRow(ct_s.data(), w_out_t + c * NE, n->kappa * lu[c], NE);
+      CellsAdjoint<T, kSurrogate>(n->e, slope, inv_d, n->d_ampa, n->d_gaba, v_e + be, ge_e + be,
+                                  gi_e + be, ref_e + be, lv_e + be, ct_s.data(), lge_e + be,
+                                  lgi_e + be, r[0] + be, r[1] + be, r[2] + be, NE);
+      for (int64_t k = 0; k < NI; ++k) ct_s_i[k] = ls_i[bi + k] + c_count_i[bi + k];
+      CellsAdjoint<T, kSurrogate>(n->i, slope, inv_d, n->d_ampa, n->d_gaba, v_i + bi, ge_i + bi,
+                                  gi_i + bi, ref_i + bi, lv_i + bi, ct_s_i.data(), lge_i + bi,
+                                  lgi_i + bi, r[3] + bi, r[4] + bi, r[5] + bi, NI);
+    }
+  };
+  if (IntAttr(attrs, "parallel", 1) != 0) {
+    ParallelFor(pool, B, trials, /*grain=*/16);
+  } else {
+    trials(0, B);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
+                                  ffi::Dictionary attrs, ffi::ThreadPool pool) {
+  if (args.size() != 22 || rets.size() != 8) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: 22 operands and 8 results expected");
+  }
+  auto probe = args.get<ffi::AnyBuffer>(1);
+  if (!probe.has_value()) return probe.error();
+  const int32_t surrogate = IntAttr(attrs, "surrogate", -1);
+  if (surrogate != kFastSigmoid && surrogate != kArctan) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: unknown surrogate");
+  }
+  return WithFloatType(probe->element_type(), "network_adjoint_step", [&](auto zero) {
+    using T = decltype(zero);
+    return surrogate == kFastSigmoid ? AdjointTyped<T, kFastSigmoid>(args, rets, attrs, pool)
+                                     : AdjointTyped<T, kArctan>(args, rets, attrs, pool);
+  });
+}
+
+// network_weight_grads(sample (L, K), channel (L, K), Lambda_g_exc_E (L, B, n_E),
+//   s_E (L, B, n_E), lambda_u (L, B, n_out)) -> (dL/dW_in (n_in, n_E), dL/dW_out (n_E, n_out))
+template <typename T>
+ffi::Error WeightGradsTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
+                            const ffi::Dictionary& attrs) {
+  auto kappa_attr = attrs.get<double>("kappa");
+  if (!kappa_attr.has_value()) return kappa_attr.error();
+  const T kappa = T(*kappa_attr);
+  std::vector<ffi::AnyBuffer> in;
+  for (size_t a = 0; a < 5; ++a) {
+    auto buffer = args.get<ffi::AnyBuffer>(a);
+    if (!buffer.has_value()) return buffer.error();
+    in.push_back(*buffer);
+  }
+  auto g_in = rets.get<ffi::AnyBuffer>(0);
+  auto g_out = rets.get<ffi::AnyBuffer>(1);
+  if (!g_in.has_value()) return g_in.error();
+  if (!g_out.has_value()) return g_out.error();
+  auto ev = in[0].dimensions();
+  auto lg = in[2].dimensions();
+  auto lu = in[4].dimensions();
+  auto gi = (*g_in)->dimensions();
+  if (ev.size() != 2 || lg.size() != 3 || lu.size() != 3 || gi.size() != 2) {
+    return ffi::Error::InvalidArgument("network_weight_grads: bad operand ranks");
+  }
+  const int64_t L = ev[0], K = ev[1], B = lg[1], NE = lg[2], NO = lu[2], NIN = gi[0];
+  const int32_t* sample = static_cast<const int32_t*>(in[0].untyped_data());
+  const int32_t* channel = static_cast<const int32_t*>(in[1].untyped_data());
+  const T* lge = static_cast<const T*>(in[2].untyped_data());
+  const T* s = static_cast<const T*>(in[3].untyped_data());
+  const T* lam_u = static_cast<const T*>(in[4].untyped_data());
+  T* gw_in = static_cast<T*>((*g_in)->untyped_data());
+  T* gw_out = static_cast<T*>((*g_out)->untyped_data());
+  std::memset(gw_in, 0, sizeof(T) * NIN * NE);
+  std::memset(gw_out, 0, sizeof(T) * NE * NO);
+  for (int64_t t = 0; t < L; ++t) {
+    for (int64_t j = 0; j < K; ++j) {
+      const int32_t b = sample[t * K + j], c = channel[t * K + j];
+      if (b < 0 || b >= B || c < 0 || c >= NIN) continue;  // padding
+      AddRow(gw_in + int64_t(c) * NE, lge + (t * B + b) * NE, T(1), NE);
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      const T* row = lam_u + (t * B + b) * NO;
+      ForEachSpike(s + (t * B + b) * NE, NE, [&](int64_t e, T value) {
+        AddRow(gw_out + e * NO, row, kappa * value, NO);
+      });
+    }
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error NetworkWeightGradsImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
+                                  ffi::Dictionary attrs) {
+  if (args.size() != 5 || rets.size() != 2) {
+    return ffi::Error::InvalidArgument("network_weight_grads: 5 operands and 2 results expected");
+  }
+  auto probe = args.get<ffi::AnyBuffer>(2);
+  if (!probe.has_value()) return probe.error();
+  return WithFloatType(probe->element_type(), "network_weight_grads", [&](auto zero) {
+    return WeightGradsTyped<decltype(zero)>(args, rets, attrs);
+  });
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimNetworkForward, NetworkForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .RemainingArgs()
+                                  .RemainingRets()
+                                  .Attrs<ffi::Dictionary>()
+                                  .Ctx<ffi::ThreadPool>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimNetworkAdjointStep, NetworkAdjointStepImpl,
+                              ffi::Ffi::Bind()
+                                  .RemainingArgs()
+                                  .RemainingRets()
+                                  .Attrs<ffi::Dictionary>()
+                                  .Ctx<ffi::ThreadPool>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimNetworkWeightGrads, NetworkWeightGradsImpl,
+                              ffi::Ffi::Bind()
+                                  .RemainingArgs()
+                                  .RemainingRets()
+                                  .Attrs<ffi::Dictionary>());

@@ -1,0 +1,190 @@
+"""The fused training path (ei_sim.fused): same trial and exact gradients as the engine's path.
+
+Checked in float64 against the engine (spikes, accumulators, gradients of W_in and W_out to
+1e-10), against central differences where the loss is smooth (a subthreshold network for W_in,
+the readout for W_out), for both surrogates, with the loop off (COBA) and on (PING with every
+recurrent block present), with a trial that is not a whole number of chunks; in float32 against
+the engine at the medium size, and through a whole training step with the batch split over
+devices.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ei_sim import fused, native
+from ei_sim.config import NetworkConfig
+from ei_sim.encoding import poisson_events
+from ei_sim.engine import Weights, init_state, simulate
+
+pytestmark = pytest.mark.skipif(
+    not native.available(), reason=f"native kernels unavailable: {native.unavailable_reason()}"
+)
+
+
+def network(seed=0, n_e=24, n_i=8, t_ms=23.7, loop=True, dense_all=True, dtype=jnp.float64,
+            **changes):  # fmt: skip
+    """A small spiking network with input events; every recurrent block present by default."""
+    config = NetworkConfig(n_in=16, n_e=n_e, n_i=n_i, n_out=4, t_ms=t_ms, **changes)
+    keys = jax.random.split(jax.random.PRNGKey(seed), 7)
+    u = lambda k, shape, hi: jax.random.uniform(k, shape, dtype, 0, hi)  # noqa: E731
+    w = Weights(
+        w_in=u(keys[0], (16, n_e), 0.08),
+        w_ee=u(keys[1], (n_e, n_e), 0.004) if dense_all else None,
+        w_ei=u(keys[2], (n_e, n_i), 0.05) if loop else None,
+        w_ie=u(keys[3], (n_i, n_e), 0.05) if loop else None,
+        w_ii=u(keys[4], (n_i, n_i), 0.02) if dense_all else None,
+        w_out=u(keys[5], (n_e, 4), 2.0),
+    )
+    events = poisson_events(np.full((6, 16), 0.8), config.n_steps, 0.12, seed=seed)
+    state0 = init_state(config, keys[6], 6, dtype=dtype)
+    return config, w, state0, events
+
+
+def loss_of(final):
+    """A loss that uses every accumulator (as the training loss does: logits and counts)."""
+    acc = final.acc
+    return (jnp.sum(jnp.sin(acc.out_v_sum / 50.0)) + 0.01 * jnp.sum(acc.count_e**2)
+            + 0.02 * jnp.sum(acc.count_i))  # fmt: skip
+
+
+def grads(path, w, state0, events, config, chunk, loss=loss_of):
+    def f(w_in, w_out):
+        ww = w._replace(w_in=w_in, w_out=w_out)
+        if path == "engine":
+            final = simulate(ww, state0, events, config, checkpoint_every=chunk)[0]
+        else:
+            final = fused.trial(ww, state0, events, config, chunk=chunk)
+        return loss(final)
+
+    return jax.value_and_grad(f, argnums=(0, 1))(w.w_in, w.w_out)
+
+
+def rel_err(a, b):
+    return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+@pytest.mark.parametrize("surrogate", ["fast_sigmoid", "arctan"])
+@pytest.mark.parametrize("loop, dense_all", [(True, True), (True, False), (False, False)])
+def test_fused_equals_engine_float64(surrogate, loop, dense_all):
+    with jax.enable_x64(True):
+        config, w, state0, events = network(loop=loop, dense_all=dense_all, surrogate=surrogate)
+        assert fused.applicable(w, config, events)
+        ref = simulate(w, state0, events, config)[0]
+        got = fused.trial(w, state0, events, config, chunk=7)  # 237 steps: 33 chunks + 6
+        np.testing.assert_array_equal(ref.acc.count_e, got.acc.count_e)  # the same spikes
+        np.testing.assert_array_equal(ref.acc.count_i, got.acc.count_i)
+        for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)  # exp vs expm1 rounding
+        assert float(ref.acc.count_e.sum()) > 20 and float(ref.acc.count_i.sum()) > 5 or not loop
+        (l_ref, g_ref), (l_f, g_f) = (grads(p, w, state0, events, config, 7)
+                                      for p in ("engine", "fused"))  # fmt: skip
+        assert float(l_ref) == pytest.approx(float(l_f), rel=1e-13)
+        for a, b in zip(g_f, g_ref, strict=True):
+            assert float(jnp.max(jnp.abs(b))) > 0
+            assert rel_err(a, b) < 1e-10
+
+
+def test_fused_gradient_matches_central_differences_subthreshold():
+    """Subthreshold and undamped, the final state is smooth in W_in: the fused adjoint of
+    the membrane, conductance and input paths must equal central differences."""
+    with jax.enable_x64(True):
+        config, w, state0, events = network(
+            loop=False, dense_all=False, grad_damping=1.0, v_init_low_mV=-70.0, v_init_high_mV=-66.0
+        )
+        w = w._replace(w_in=w.w_in * 0.004)
+        assert float(simulate(w, state0, events, config)[0].acc.count_e.sum()) == 0
+
+        def loss(w_in):
+            final = fused.trial(w._replace(w_in=w_in), state0, events, config, chunk=10)
+            return jnp.sum(jnp.sin(final.e.v_mV)) + 10.0 * jnp.sum(final.e.g_exc_uS)
+
+        g = jax.grad(loss)(w.w_in)
+        direction = jax.random.normal(jax.random.PRNGKey(3), w.w_in.shape, jnp.float64)
+        eps = 1e-8  # the weights are ~1e-4 uS: a small step relative to them
+        fd = (loss(w.w_in + eps * direction) - loss(w.w_in - eps * direction)) / (2 * eps)
+        assert float(jnp.abs(g).max()) > 0
+        assert float(jnp.sum(g * direction)) == pytest.approx(float(fd), rel=1e-6)
+
+
+def test_fused_readout_gradient_matches_central_differences():
+    """The spikes do not depend on W_out: the summed readout is smooth in it (between the
+    readout's resets), so its gradient must equal central differences in a spiking network."""
+    with jax.enable_x64(True):
+        config, w, state0, events = network()
+
+        def loss(w_out):
+            final = fused.trial(w._replace(w_out=w_out), state0, events, config, chunk=9)
+            return jnp.sum(jnp.sin(final.acc.out_v_sum / 50.0))
+
+        g = jax.grad(loss)(w.w_out)
+        direction = jax.random.normal(jax.random.PRNGKey(4), w.w_out.shape, jnp.float64)
+        eps = 1e-7
+        fd = (loss(w.w_out + eps * direction) - loss(w.w_out - eps * direction)) / (2 * eps)
+        assert float(jnp.sum(g * direction)) == pytest.approx(float(fd), rel=1e-6)
+
+
+def test_fused_refuses_recurrent_gradients():
+    config, w, state0, events = network(dtype=jnp.float32)
+
+    def loss(w_ei):
+        return loss_of(fused.trial(w._replace(w_ei=w_ei), state0, events, config, chunk=10))
+
+    with pytest.raises(NotImplementedError, match="W_in and W_out only"):
+        jax.grad(loss)(w.w_ei)
+
+
+@pytest.mark.slow
+def test_fused_equals_engine_float32_medium_size():
+    """The recipe's sizes in float32 (1,024 E, 256 I, 200 ms): same spikes, gradients equal to
+    float rounding."""
+    from ei_sim.data import embedded_pool, sample_and_split
+    from ei_sim.encoding import encode
+    from models import get_model
+
+    model = get_model("ping")
+    config = dataclasses.replace(model.config, t_ms=60.0)
+    split = sample_and_split(embedded_pool(), 100, 0.2, seed=0)
+    events = encode(split.x_train[:8], config, 0)
+    w = model.replace(t_ms=60.0).init_weights(jax.random.PRNGKey(0))
+    state0 = init_state(config, jax.random.PRNGKey(1), 8)
+    ref = simulate(w, state0, events, config)[0]
+    got = fused.trial(w, state0, events, config, chunk=50)
+    assert float(ref.acc.count_e.sum()) > 100
+    np.testing.assert_array_equal(ref.acc.count_e, got.acc.count_e)
+    np.testing.assert_array_equal(ref.acc.count_i, got.acc.count_i)
+    np.testing.assert_allclose(ref.acc.out_v_sum, got.acc.out_v_sum, rtol=1e-5, atol=1e-4)
+    (_, g_ref), (_, g_f) = (grads(p, w, state0, events, config, 50) for p in ("engine", "fused"))
+    for a, b in zip(g_f, g_ref, strict=True):
+        assert rel_err(a, b) < 1e-4
+        cosine = jnp.sum(a * b) / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
+        assert float(cosine) > 1 - 1e-6
+
+
+def test_train_step_fused_equals_engine_with_split_batch():
+    """make_train_step on both paths, the batch split over the devices when there are
+    several: the same loss and updated weights to float rounding."""
+    from ei_sim.objective import make_train_step
+    from ei_sim.optim import adam_with_dale
+    from ei_sim.parallel import batch_mesh, replicate
+
+    config, w, state0, events = network(dtype=jnp.float32, loop=True, dense_all=False)
+    trainable = {"w_in": w.w_in, "w_out": w.w_out}
+    frozen = {"w_ei": w.w_ei, "w_ie": w.w_ie}
+    labels = jnp.arange(6) % 4
+    optimizer = adam_with_dale(1e-3)
+    mesh = batch_mesh(6)
+    out = {}
+    for path in (False, True):
+        tr, opt, fr = replicate((trainable, optimizer.init(trainable), frozen), mesh)
+        step = make_train_step(optimizer, config, 0.2, 1e-3, 10, mesh, fused=path)
+        out[path] = step(tr, opt, fr, state0, events, labels)
+    (t_e, _, fin_e, parts_e), (t_f, _, fin_f, parts_f) = out[False], out[True]
+    assert bool(fin_e) and bool(fin_f)
+    assert float(parts_f.loss) == pytest.approx(float(parts_e.loss), rel=1e-6)
+    for k in trainable:
+        np.testing.assert_allclose(t_f[k], t_e[k], rtol=1e-5, atol=1e-7)
+        assert not np.array_equal(t_f[k], trainable[k])
