@@ -2,14 +2,21 @@
 
 Each configuration runs in its own process (so peak memory is its own):
 
-* ``ei-sim``: the trainer's step: event-driven input, event-driven recurrent forward (the
-  native kernel when it builds, ``propagation="auto"``), event-driven weight gradients, the
-  hand-written adjoint of the membrane/spike update, chunked ``jax.checkpoint`` (50 steps),
-  the batch split over one CPU device per core (:mod:`ei_sim.parallel`);
-* ``ei-sim-1-device``: the same on one device (XLA's threads inside the step only);
-* ``ei-sim-xla-cells``: the same with the membrane/spike update and its adjoint in jax.numpy
-  (``cell_kernel="xla"``) instead of the fused native passes;
-* ``ei-sim-dense``: the same with dense recurrent products in the forward pass;
+* ``floor``: the two dense cotangent products of exact BPTT alone, timed with numpy on every
+  core: (B x N_I) @ (N_I x N_E) and (B x N_E) @ (N_E x N_I) per time step, 2,000 steps per
+  batch; ``floor_epoch_s`` is 6 batches. Every other row reports its ratio to it;
+* ``ei-sim``: the trainer's step: the fused path (:mod:`ei_sim.fused`: the network step as one
+  native call per chunk of ``--chunk`` steps, its adjoint one native call per step plus XLA's
+  two dense products), the batch split over one CPU device per core (:mod:`ei_sim.parallel`);
+* ``ei-sim-engine``: the previous version's step, the engine's path (``fused=False``):
+  event-driven input and recurrent forward (the native kernel), event-driven weight
+  gradients, the hand-written adjoint of the membrane/spike update, chunked
+  ``jax.checkpoint`` (50 steps), the batch split over the cores;
+* ``ei-sim-1-device``: the fused path on one device (the batch split over XLA's threads
+  inside each native call);
+* ``ei-sim-xla-cells``: the engine's path with the membrane/spike update and its adjoint in
+  jax.numpy (``cell_kernel="xla"``) instead of the native passes;
+* ``ei-sim-dense``: the engine's path with dense recurrent products in the forward pass;
 * ``naive``: the same model and loss written the straightforward way with the same
   libraries: dense input spikes times W_in every step, dense recurrent products, plain
   autodiff, and a plain scan that stores every step for the backward pass.
@@ -18,20 +25,52 @@ Reported: seconds per training step (compilation excluded), the forward-only tim
 batch (so the backward's share is visible), estimated seconds per medium epoch (6 steps of 256
 plus the 400-trial evaluation) and peak resident memory.
 
-    python benchmarks/bench_train.py [--batch 256] [--naive-batch 64]
+``--epochs``: also whole ``ei-sim train --tier medium`` processes, the fused path and the
+engine's (``EI_SIM_FUSED=0``), each run for 1 and for 3 epochs: a real epoch (evaluation and
+the file write included, compilation excluded) is the difference over 2, reported beside the
+floor measured in the same run (``ratio_to_floor``) with the process's peak memory.
+
+    python benchmarks/bench_train.py [--batch 256] [--naive-batch 64] [--chunk 25]
+        [--epochs] [--only ei-sim,ei-sim-engine]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 
-def measure(kind: str, batch: int) -> dict:
+def measure_floor(batch: int, n_e: int = 1024, n_i: int = 256, steps: int = 2000) -> dict:
+    """The two dense cotangent products per step, numpy on every core (median of 3)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lam_i, w_ei_t = (rng.standard_normal(s, dtype=np.float32) for s in ((batch, n_i), (n_i, n_e)))
+    lam_e, w_ie_t = (rng.standard_normal(s, dtype=np.float32) for s in ((batch, n_e), (n_e, n_i)))
+    out_e, out_i = np.empty((batch, n_e), np.float32), np.empty((batch, n_i), np.float32)
+    for _ in range(50):
+        np.matmul(lam_i, w_ei_t, out=out_e)
+        np.matmul(lam_e, w_ie_t, out=out_i)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            np.matmul(lam_i, w_ei_t, out=out_e)
+            np.matmul(lam_e, w_ie_t, out=out_i)
+        times.append(time.perf_counter() - t0)
+    per_batch = float(np.median(times))
+    flop = 2 * 2 * batch * n_e * n_i * steps
+    return {"bench": "train_step", "impl": "floor", "batch": batch, "floor_step_s": per_batch,
+            "floor_epoch_s": 6 * per_batch, "gflops": flop / per_batch / 1e9}  # fmt: skip
+
+
+def measure(kind: str, batch: int, chunk_fused: int = 25) -> dict:
     import jax
     import numpy as np
 
@@ -64,13 +103,14 @@ def measure(kind: str, batch: int) -> dict:
     x, y = split.x_train[:batch], split.y_train[:batch]
     events = encode(x, config, 0)
     inputs = events if kind != "naive" else events_to_dense(events, batch, config.n_in)
-    chunk = 50 if kind != "naive" else None
+    on_fused = kind in ("ei-sim", "ei-sim-1-device")
+    chunk = None if kind == "naive" else (chunk_fused if on_fused else 50)
     trainable, frozen = split_weights(model.init_weights(jax.random.PRNGKey(0)), ("w_in", "w_out"))
     optimizer = adam_with_dale(4e-4)
     opt_state = optimizer.init(trainable)
     mesh = batch_mesh(batch)
     trainable, opt_state, frozen = replicate((trainable, opt_state, frozen), mesh)
-    step = make_train_step(optimizer, config, 0.2, 1e-3, chunk, mesh)
+    step = make_train_step(optimizer, config, 0.2, 1e-3, chunk, mesh, fused=on_fused)
     state0 = model.init_state(jax.random.PRNGKey(1), batch)
     times = []
     for _ in range(3):
@@ -88,7 +128,7 @@ def measure(kind: str, batch: int) -> dict:
     per_sample = step_s / batch
     eval_s = fwd / batch * 400
     return {
-        "bench": "train_step", "impl": kind, "batch": batch, "devices": devices,
+        "bench": "train_step", "impl": kind, "batch": batch, "devices": devices, "chunk": chunk,
         "compile_and_first_s": times[0],
         "step_s": step_s, "forward_only_s": fwd, "backward_share": 1 - fwd / step_s,
         "seconds_per_sample": per_sample,
@@ -97,8 +137,11 @@ def measure(kind: str, batch: int) -> dict:
     }  # fmt: skip
 
 
-def in_subprocess(kind: str, batch: int) -> dict:
-    code = f"import json, bench_train as b; print(json.dumps(b.measure({kind!r}, {batch})))"
+def in_subprocess(kind: str, batch: int, chunk: int) -> dict:
+    call = (
+        f"b.measure_floor({batch})" if kind == "floor" else f"b.measure({kind!r}, {batch}, {chunk})"
+    )
+    code = f"import json, bench_train as b; print(json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=__file__.rsplit("/", 1)[0])  # fmt: skip
     if out.returncode != 0:
@@ -107,26 +150,72 @@ def in_subprocess(kind: str, batch: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def train_process(epochs: int, fused: bool, chunk: int, out_dir: str) -> dict:
+    """Wall time and peak memory of ``ei-sim train --tier medium --epochs N`` (PING, seed 42)."""
+    env = {**os.environ, "EI_SIM_FUSED": "1" if fused else "0"}
+    cmd = [sys.executable, "-m", "ei_sim.cli", "train", "--tier", "medium", "--epochs",
+           str(epochs), "--out", out_dir]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd] if os.path.exists("/usr/bin/time")
+                          else cmd, capture_output=True, text=True, env=env)  # fmt: skip
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1])
+    last = proc.stderr.strip().splitlines()[-1]
+    peak_mb = int(last) / 1024 if last.isdigit() else None
+    return {"wall_s": wall, "peak_rss_mb": peak_mb, "log": proc.stdout.strip().splitlines()[-1]}
+
+
+def real_epochs(chunk: int, floor_epoch_s: float | None) -> list[dict]:
+    """A real medium epoch on the fused path and on the engine's, from 1- and 3-epoch runs."""
+    rows = []
+    for fused in (True, False):
+        with tempfile.TemporaryDirectory() as tmp:
+            one = train_process(1, fused, chunk, os.path.join(tmp, "one"))
+            three = train_process(3, fused, chunk, os.path.join(tmp, "three"))
+        epoch_s = (three["wall_s"] - one["wall_s"]) / 2
+        row = {"bench": "train_epoch", "impl": "ei-sim" if fused else "ei-sim-engine",
+               "chunk": chunk if fused else 50, "real_epoch_s": epoch_s,
+               "first_epoch_process_s": one["wall_s"], "peak_rss_mb": three["peak_rss_mb"],
+               "floor_epoch_s": floor_epoch_s, "last_line": three["log"]}  # fmt: skip
+        if floor_epoch_s:
+            row["ratio_to_floor"] = epoch_s / floor_epoch_s
+        rows.append(row)
+    return rows
+
+
+KINDS = ("ei-sim", "ei-sim-engine", "ei-sim-1-device", "ei-sim-xla-cells", "ei-sim-dense")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--naive-batch", type=int, default=64)
+    parser.add_argument("--chunk", type=int, default=25, help="steps per fused chunk")
+    parser.add_argument("--epochs", action="store_true", help="also real ei-sim train epochs")
+    parser.add_argument("--only", default="", help="comma list of rows (default: all)")
     args = parser.parse_args()
-    ours = in_subprocess("ei-sim", args.batch)
-    print(json.dumps(ours), flush=True)
-    for kind in ("ei-sim-1-device", "ei-sim-xla-cells", "ei-sim-dense"):
-        other = in_subprocess(kind, args.batch)
-        if "seconds_per_sample" in ours and "seconds_per_sample" in other:
-            other["ei_sim_speedup_per_sample"] = (
-                other["seconds_per_sample"] / ours["seconds_per_sample"]
+    only = set(filter(None, args.only.split(",")))
+    floor = in_subprocess("floor", args.batch, args.chunk)
+    print(json.dumps(floor), flush=True)
+    floor_epoch = floor.get("floor_epoch_s")
+    ours = None
+    for kind in (*KINDS, "naive"):
+        if only and kind not in only:
+            continue
+        row = in_subprocess(kind, args.naive_batch if kind == "naive" else args.batch, args.chunk)
+        if "est_medium_epoch_s" in row and floor_epoch:
+            row["step_ratio_to_floor"] = row["step_s"] / floor["floor_step_s"]
+        if kind == "ei-sim":
+            ours = row
+        elif ours and "seconds_per_sample" in ours and "seconds_per_sample" in row:
+            row["ei_sim_speedup_per_sample"] = (
+                row["seconds_per_sample"] / ours["seconds_per_sample"]
             )
-        print(json.dumps(other), flush=True)
-    naive = in_subprocess("naive", args.naive_batch)
-    if "seconds_per_sample" in ours and "seconds_per_sample" in naive:
-        naive["ei_sim_speedup_per_sample"] = (
-            naive["seconds_per_sample"] / ours["seconds_per_sample"]
-        )
-    print(json.dumps(naive), flush=True)
+        print(json.dumps(row), flush=True)
+    if args.epochs:
+        for row in real_epochs(args.chunk, floor_epoch):
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

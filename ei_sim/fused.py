@@ -12,15 +12,15 @@ many again in the checkpointed backward pass, plus the stacking of its stored st
   after the synaptic update, the E spikes); then, step by step from the last, one native call
   (``network_adjoint_step``) takes the readout, membrane, spike and conductance-decay adjoint
   of both populations, and XLA's matrix kernels the two dense products that carry the
-  cotangents back through the loop,
+  cotangents back through the loop (the same call adds the step's terms of the W_in and W_out
+  gradients, from the input events and the E spikes, in place),
 
       lambda_s_E(t-1) = Lambda_gexc_I(t) W_EI^T + Lambda_gexc_E(t) W_EE^T
       lambda_s_I(t-1) = Lambda_ginh_E(t) W_IE^T + Lambda_ginh_I(t) W_II^T
 
   (Lambda: the total cotangent of a conductance after the step's synaptic update); they are
   dense because the surrogate derivative is non-zero for every cell, and they are the floor
-  of exact BPTT. The gradients of W_in and W_out are accumulated per chunk from the input
-  events and the E spikes (``network_weight_grads``).
+  of exact BPTT.
 
 The gradient is the exact gradient of the engine's path (the same equations, float rounding
 aside: tested against it and against central differences). It is taken with respect to W_in
@@ -127,30 +127,23 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
     return new_state, tuple(results[len(leaves) :])
 
 
-def adjoint_step(t, stacks, carry, consts, w_out_t, config, parallel: bool):
-    """The native adjoint of step ``t`` of a recorded chunk (see ``network.cc``)."""
-    v_e, ge_e, gi_e, ref_e, _, v_i, ge_i, gi_i, ref_i = stacks
+def adjoint_step(t, stacks, carry, consts, w_out_t, grads, events, config, parallel: bool):
+    """The native adjoint of step ``t`` of a recorded chunk (see ``network.cc``), with the
+    step's terms added to the weight gradients ``grads`` = (dL/dW_in, dL/dW_out) in place."""
+    v_e, ge_e, gi_e, ref_e, s_e, v_i, ge_i, gi_i, ref_i = stacks
     out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*carry[:3], *carry[4:7], carry[8])]
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
-    call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential")
+    out += [jax.ShapeDtypeStruct(g.shape, g.dtype) for g in grads]
+    call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential",
+                            input_output_aliases={22: 8, 23: 9})  # fmt: skip
     return call(
         jnp.asarray(t, np.int32), v_e, ge_e, gi_e, ref_e, v_i, ge_i, gi_i, ref_i,
-        *carry, *consts, w_out_t, **network_attrs(config),
+        *carry, *consts, w_out_t, *grads, s_e, events[0].astype(np.int32),
+        events[1].astype(np.int32), **network_attrs(config),
         surrogate=np.int32(native.SURROGATE_CODES[config.surrogate]),
         slope_per_mV=np.float64(config.surrogate_slope_per_mV),
         damping=np.float64(config.grad_damping), parallel=np.int32(parallel),
     )  # fmt: skip
-
-
-def weight_grads(sample, channel, lam_g_exc_e, spikes_e, lam_u, n_in: int, config):
-    """``(dL/dW_in, dL/dW_out)`` of one chunk from its events, E spikes and cotangents."""
-    dtype = lam_g_exc_e.dtype
-    n_e, n_out = lam_g_exc_e.shape[-1], lam_u.shape[-1]
-    out = (jax.ShapeDtypeStruct((n_in, n_e), dtype), jax.ShapeDtypeStruct((n_e, n_out), dtype))
-    call = jax.ffi.ffi_call("ei_sim_network_weight_grads", out, vmap_method="sequential")
-    kappa = (1.0 - math.exp(-config.dt_ms / config.tau_out_ms)) / config.dt_ms
-    return call(sample.astype(np.int32), channel.astype(np.int32), lam_g_exc_e, spikes_e, lam_u,
-                kappa=np.float64(kappa))  # fmt: skip
 
 
 def _split_chunks(x, chunk: int):
@@ -226,22 +219,22 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
     def adjoint_chunk(carry, grads, start, sample_c, channel_c):
         _, stacks = forward_chunk(start, blocks, sample_c, channel_c, config, True, parallel)
 
-        def step_back(carry, t):
-            lv_e, lge_e, lgi_e, lv_i, lge_i, lgi_i, lout, lu = adjoint_step(
-                t, stacks, carry, consts, w_out_t, config, parallel
+        def step_back(state, t):
+            carry, grads = state
+            *lam, lu, g_in, g_out = adjoint_step(
+                t, stacks, carry, consts, w_out_t, grads, (sample_c, channel_c), config, parallel
             )
+            lv_e, lge_e, lgi_e, lv_i, lge_i, lgi_i, lout = lam
             ls_e = products((lge_i, lge_e), w_ei, w_ee)
             ls_i = products((lgi_e, lgi_i), w_ie, w_ii)
             ls_e = jnp.zeros_like(lv_e) if ls_e is None else ls_e
             ls_i = jnp.zeros_like(lv_i) if ls_i is None else ls_i
             new = (lv_e, lge_e, lgi_e, ls_e, lv_i, lge_i, lgi_i, ls_i, lout)
-            return new, (lge_e, lu)
+            return (new, (g_in, g_out)), None
 
         steps = jnp.arange(sample_c.shape[0], dtype=np.int32)
-        carry, (lge_stack, lu_stack) = jax.lax.scan(step_back, carry, steps, reverse=True)
-        g_in, g_out = weight_grads(sample_c, channel_c, lge_stack, stacks[4], lu_stack,
-                                   w_in.shape[0], config)  # fmt: skip
-        return carry, (grads[0] + g_in, grads[1] + g_out)
+        (carry, grads), _ = jax.lax.scan(step_back, (carry, grads), steps, reverse=True)
+        return carry, grads
 
     # the final state's cotangents enter as those of the state after the last step (the
     # conductances' as "next-step totals", which the adjoint multiplies by the decay)

@@ -28,9 +28,9 @@
 // lambda_s_I = Lambda_g_inh_E W_IE^T + Lambda_g_inh_I W_II^T), which XLA's matrix kernels
 // run at the machine's peak.
 //
-// network_weight_grads: the gradients of W_in and W_out over a chunk of steps, event-driven:
-//   dL/dW_in[c]  += Lambda_g_exc_E[t, b]           for every input event (t, b, c)
-//   dL/dW_out[e] += kappa lambda_u[t, b]           for every E spike (t, b, e)
+// It also adds the step's terms of the gradients of W_in and W_out, event-driven, in place:
+//   dL/dW_in[c]  += Lambda_g_exc_E[b]           for every input event (b, c) of the step
+//   dL/dW_out[e] += kappa lambda_u[b]           for every E spike (b, e) of the step
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -374,8 +374,10 @@ ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
 //   9 lambda_V_E  10 Lambda_g_exc_E(next)  11 Lambda_g_inh_E(next)  12 lambda_s_E(products)
 //   13 lambda_V_I 14 Lambda_g_exc_I(next)  15 Lambda_g_inh_I(next)  16 lambda_s_I(products)
 //   17 lambda_out_v  18 c_count_E  19 c_count_I  20 c_sum  21 W_out^T (n_out, n_E)
+//   22 dL/dW_in so far  23 dL/dW_out so far  24 s_E (stack)  25 sample (L, K)  26 channel
 // Results: 0 lambda_V_E(prev)  1 Lambda_g_exc_E  2 Lambda_g_inh_E  3 lambda_V_I(prev)
 //   4 Lambda_g_exc_I  5 Lambda_g_inh_I  6 lambda_out_v(prev)  7 lambda_u (B, n_out)
+//   8 dL/dW_in  9 dL/dW_out (with this step's terms)
 template <typename T, int32_t kSurrogate>
 ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
                         const ffi::Dictionary& attrs, ffi::ThreadPool& pool) {
@@ -388,13 +390,13 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   if (!damping_attr.has_value()) return damping_attr.error();
   const T slope = T(*slope_attr), inv_d = T(1) / T(*damping_attr);
   std::vector<ffi::AnyBuffer> in;
-  for (size_t a = 0; a < 22; ++a) {
+  for (size_t a = 0; a < 27; ++a) {
     auto buffer = args.get<ffi::AnyBuffer>(a);
     if (!buffer.has_value()) return buffer.error();
     in.push_back(*buffer);
   }
   std::vector<T*> o;
-  for (size_t r = 0; r < 8; ++r) {
+  for (size_t r = 0; r < 10; ++r) {
     auto buffer = rets.get<ffi::AnyBuffer>(r);
     if (!buffer.has_value()) return buffer.error();
     o.push_back(static_cast<T*>((*buffer)->untyped_data()));
@@ -446,13 +448,41 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   } else {
     trials(0, B);
   }
+  // The weight gradients of the step, accumulated in place (results 8, 9 alias operands 22,
+  // 23 when XLA can; otherwise they start as copies):
+  //   dL/dW_in[c] += Lambda_g_exc_E[b] per input event (b, c);  dL/dW_out[e] += kappa
+  //   lambda_u[b] per E spike (b, e) of the step.
+  auto gi = in[22].dimensions();
+  auto ev = in[25].dimensions();
+  if (gi.size() != 2 || ev.size() != 2 || ev[0] != L) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: W_in gradient 2-d, events (L, K)");
+  }
+  const int64_t NIN = gi[0], K = ev[1];
+  T* gw_in = o[8];
+  T* gw_out = o[9];
+  if (gw_in != ptr(22)) std::memcpy(gw_in, ptr(22), sizeof(T) * NIN * NE);
+  if (gw_out != ptr(23)) std::memcpy(gw_out, ptr(23), sizeof(T) * NE * NO);
+  const T* spikes = ptr(24) + t * B * NE;
+  const int32_t* sample = iptr(25) + t * K;
+  const int32_t* channel = iptr(26) + t * K;
+  for (int64_t j = 0; j < K; ++j) {
+    const int32_t b = sample[j], c = channel[j];
+    if (b < 0 || b >= B || c < 0 || c >= NIN) continue;  // padding
+    AddRow(gw_in + int64_t(c) * NE, o[1] + b * NE, T(1), NE);
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    const T* lu = o[7] + b * NO;
+    ForEachSpike(spikes + b * NE, NE, [&](int64_t e, T value) {
+      AddRow(gw_out + e * NO, lu, net.kappa * value, NO);
+    });
+  }
   return ffi::Error::Success();
 }
 
 ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                                   ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 22 || rets.size() != 8) {
-    return ffi::Error::InvalidArgument("network_adjoint_step: 22 operands and 8 results expected");
+  if (args.size() != 27 || rets.size() != 10) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: 27 operands and 10 results expected");
   }
   auto probe = args.get<ffi::AnyBuffer>(1);
   if (!probe.has_value()) return probe.error();
@@ -464,69 +494,6 @@ ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets re
     using T = decltype(zero);
     return surrogate == kFastSigmoid ? AdjointTyped<T, kFastSigmoid>(args, rets, attrs, pool)
                                      : AdjointTyped<T, kArctan>(args, rets, attrs, pool);
-  });
-}
-
-// network_weight_grads(sample (L, K), channel (L, K), Lambda_g_exc_E (L, B, n_E),
-//   s_E (L, B, n_E), lambda_u (L, B, n_out)) -> (dL/dW_in (n_in, n_E), dL/dW_out (n_E, n_out))
-template <typename T>
-ffi::Error WeightGradsTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
-                            const ffi::Dictionary& attrs) {
-  auto kappa_attr = attrs.get<double>("kappa");
-  if (!kappa_attr.has_value()) return kappa_attr.error();
-  const T kappa = T(*kappa_attr);
-  std::vector<ffi::AnyBuffer> in;
-  for (size_t a = 0; a < 5; ++a) {
-    auto buffer = args.get<ffi::AnyBuffer>(a);
-    if (!buffer.has_value()) return buffer.error();
-    in.push_back(*buffer);
-  }
-  auto g_in = rets.get<ffi::AnyBuffer>(0);
-  auto g_out = rets.get<ffi::AnyBuffer>(1);
-  if (!g_in.has_value()) return g_in.error();
-  if (!g_out.has_value()) return g_out.error();
-  auto ev = in[0].dimensions();
-  auto lg = in[2].dimensions();
-  auto lu = in[4].dimensions();
-  auto gi = (*g_in)->dimensions();
-  if (ev.size() != 2 || lg.size() != 3 || lu.size() != 3 || gi.size() != 2) {
-    return ffi::Error::InvalidArgument("network_weight_grads: bad operand ranks");
-  }
-  const int64_t L = ev[0], K = ev[1], B = lg[1], NE = lg[2], NO = lu[2], NIN = gi[0];
-  const int32_t* sample = static_cast<const int32_t*>(in[0].untyped_data());
-  const int32_t* channel = static_cast<const int32_t*>(in[1].untyped_data());
-  const T* lge = static_cast<const T*>(in[2].untyped_data());
-  const T* s = static_cast<const T*>(in[3].untyped_data());
-  const T* lam_u = static_cast<const T*>(in[4].untyped_data());
-  T* gw_in = static_cast<T*>((*g_in)->untyped_data());
-  T* gw_out = static_cast<T*>((*g_out)->untyped_data());
-  std::memset(gw_in, 0, sizeof(T) * NIN * NE);
-  std::memset(gw_out, 0, sizeof(T) * NE * NO);
-  for (int64_t t = 0; t < L; ++t) {
-    for (int64_t j = 0; j < K; ++j) {
-      const int32_t b = sample[t * K + j], c = channel[t * K + j];
-      if (b < 0 || b >= B || c < 0 || c >= NIN) continue;  // padding
-      AddRow(gw_in + int64_t(c) * NE, lge + (t * B + b) * NE, T(1), NE);
-    }
-    for (int64_t b = 0; b < B; ++b) {
-      const T* row = lam_u + (t * B + b) * NO;
-      ForEachSpike(s + (t * B + b) * NE, NE, [&](int64_t e, T value) {
-        AddRow(gw_out + e * NO, row, kappa * value, NO);
-      });
-    }
-  }
-  return ffi::Error::Success();
-}
-
-ffi::Error NetworkWeightGradsImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
-                                  ffi::Dictionary attrs) {
-  if (args.size() != 5 || rets.size() != 2) {
-    return ffi::Error::InvalidArgument("network_weight_grads: 5 operands and 2 results expected");
-  }
-  auto probe = args.get<ffi::AnyBuffer>(2);
-  if (!probe.has_value()) return probe.error();
-  return WithFloatType(probe->element_type(), "network_weight_grads", [&](auto zero) {
-    return WeightGradsTyped<decltype(zero)>(args, rets, attrs);
   });
 }
 
@@ -545,9 +512,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimNetworkAdjointStep, NetworkAdjointStepImpl,
                                   .RemainingRets()
                                   .Attrs<ffi::Dictionary>()
                                   .Ctx<ffi::ThreadPool>());
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimNetworkWeightGrads, NetworkWeightGradsImpl,
-                              ffi::Ffi::Bind()
-                                  .RemainingArgs()
-                                  .RemainingRets()
-                                  .Attrs<ffi::Dictionary>());
