@@ -26,7 +26,6 @@ def rate_run(tmp_path_factory):
     return out, code, printed.getvalue()
 
 
-@pytest.mark.slow
 def test_rate_train_writes_a_run_file_with_its_flags(rate_run):
     from ei_sim.rate_train import load_rate_run
 
@@ -50,7 +49,6 @@ def test_rate_train_writes_a_run_file_with_its_flags(rate_run):
         assert fh["history/step_loss"].shape == (6,)  # 240 samples in batches of 40
 
 
-@pytest.mark.slow
 def test_rate_analyze_of_the_run_prints_one_report(rate_run, capsys):
     out, code, _ = rate_run
     assert code == 0
