@@ -47,6 +47,7 @@ METRICS = (
 RESUMABLE_CHANGES = (
     "train.epochs",
     "train.devices",
+    "train.checkpoint_every",  # memory against time only: the same numbers
     "model.config.propagation",
     "model.config.cell_kernel",
     "model.config.event_fraction",
