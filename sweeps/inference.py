@@ -7,7 +7,8 @@ stacked along a leading axis and the run's one evaluator (:func:`ei_sim.evaluate
 state) for every scale, as every evaluation of the run does.
 
 The result is written as a sweep file (``kind = "scale_sweep"`` or ``"coupling_sweep"``;
-the layout and :func:`write_sweep` are in :mod:`sweeps.store`).
+the layout and :func:`write_sweep` are in :mod:`sweeps.store`). Its figure is drawn by
+:func:`analysis.sweep_plots.plot_sweep`: sweeps produces numbers and stores, never figures.
 """
 
 from __future__ import annotations
@@ -65,25 +66,3 @@ def sweep_scales(
             "coupling_scales": np.asarray(coupling_scales, float),
             "accuracy": acc, "rate_e_Hz": rate_e, "rate_i_Hz": rate_i,
             "coupling_target": coupling_target or "none", "run_dir": run_dir}  # fmt: skip
-
-
-def plot_sweep(result: dict, path: str) -> None:
-    """Accuracy and I rate against W_in scale, one curve per coupling scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    target = result["coupling_target"]
-    for ci, c in enumerate(result["coupling_scales"]):
-        label = "trained" if target == "none" else f"{target} x {c:g}"
-        axes[0].plot(result["scales"], 100 * result["accuracy"][ci], "o-", ms=3, label=label)
-        axes[1].plot(result["scales"], result["rate_i_Hz"][ci], "o-", ms=3, label=label)
-    axes[0].set(xlabel="W_in scale", ylabel="test accuracy (%)")
-    axes[1].set(xlabel="W_in scale", ylabel="I rate (Hz)", yscale="symlog")
-    for ax in axes:
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

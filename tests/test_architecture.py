@@ -7,7 +7,10 @@
 - ``models`` (presets) imports only the core;
 - ``sweeps`` imports the core and ``models``, never ``analysis`` or ``ei_sim.cli``;
 - ``analysis`` imports the core, ``models`` and ``sweeps``, never ``ei_sim.cli``;
-- ``ei_sim.cli`` may import everything, and nothing outside it imports it.
+- ``ei_sim.cli`` may import everything, and nothing outside it imports it;
+- ``sweeps`` produces numbers and stores, never figures or videos: nothing under ``sweeps/``
+  imports matplotlib (or the image and video encoders ``PIL``, ``imageio``,
+  ``imageio_ffmpeg``); the figures of grids and sweeps are drawn in ``analysis``.
 
 Every ``.py`` file of the four packages is parsed (nothing is imported): every ``import`` and
 ``from ... import`` statement counts, also those inside functions or ``if`` blocks, and so do
@@ -227,3 +230,49 @@ def test_the_package_graph_has_no_cycle():
             relpath, line, module = graph[a][b]
             edges.append(f"{a} -> {b} ({relpath}:{line} imports {module})")
         pytest.fail("the package graph has a cycle: " + "; ".join(edges))
+
+
+# Libraries that draw figures or encode images and videos; sweeps/ may import none of them.
+DRAWING_LIBRARIES = ("matplotlib", "PIL", "imageio", "imageio_ffmpeg")
+
+
+def drawing_imports(relpath: str, tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every import of a drawing library in the file."""
+    return [
+        (line, module)
+        for line, module in imports_of(relpath, tree)
+        if module.split(".")[0] in DRAWING_LIBRARIES
+    ]
+
+
+def test_the_drawing_scanner_sees_every_kind_of_import():
+    code = (
+        "import numpy as np\n"
+        "import matplotlib\n"
+        "def f():\n"
+        "    import matplotlib.pyplot as plt\n"
+        "    from matplotlib.figure import Figure\n"
+        "    from PIL import Image\n"
+        "    import importlib\n"
+        "    return importlib.import_module('imageio_ffmpeg')\n"
+        "import matplotlibrc_helper\n"
+    )
+    found = drawing_imports("sweeps/x.py", ast.parse(code))
+    assert found == [
+        (2, "matplotlib"), (4, "matplotlib.pyplot"), (5, "matplotlib.figure"), (6, "PIL"),
+        (8, "imageio_ffmpeg"),
+    ]  # fmt: skip
+    assert any(f.startswith("sweeps/") for f in source_files())
+
+
+def test_sweeps_draws_no_figures():
+    """sweeps/ produces numbers and stores; its figures live in analysis (sweep_plots)."""
+    found = []
+    for relpath in source_files():
+        if layer_of_file(relpath) == "sweeps":
+            tree = ast.parse((ROOT / relpath).read_text(encoding="utf-8"), filename=relpath)
+            found += [f"{relpath}:{line}: imports {module}" for line, module in
+                      drawing_imports(relpath, tree)]  # fmt: skip
+    assert not found, "sweeps/ must not draw figures or videos (move it to analysis/):\n" + (
+        "\n".join(found)
+    )

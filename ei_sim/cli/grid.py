@@ -114,7 +114,7 @@ def _grid_outputs(store: str) -> None:
         plot_rate_accuracy,
         read_grid,
     )
-    from sweeps.plots import grid_heatmaps, grid_table
+    from analysis.sweep_plots import grid_heatmaps, grid_table
     from sweeps.store import read_cells
 
     cells = read_cells(store)

@@ -1,5 +1,5 @@
 """``ei-sim sweep scale|coupling RUN_DIR``: inference-time sweeps of a trained run
-(:mod:`sweeps.inference`)."""
+(:mod:`sweeps.inference`; figures by :mod:`analysis.sweep_plots`)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def _add_sweep(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
+    from analysis.sweep_plots import plot_sweep
     from ei_sim.cli.checks import check_sweep
-    from sweeps.inference import CANONICAL_SCALES, plot_sweep, sweep_scales, write_sweep
+    from sweeps.inference import CANONICAL_SCALES, sweep_scales, write_sweep
     from sweeps.ranges import parse_axis
 
     check_sweep(args)  # RUN_DIR a usable run; --out a writable folder

@@ -1,4 +1,9 @@
-"""Figures and the terminal table of a finished training grid."""
+"""Figures and the terminal table of a finished training grid and of an inference-time sweep.
+
+The numbers come from :mod:`sweeps` (a grid's cells from :func:`sweeps.store.read_cells`, a
+sweep's result from :func:`sweeps.inference.sweep_scales`); this module only draws them, so
+``sweeps`` stays free of figures (it imports nothing of matplotlib).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,12 @@ import numpy as np
 
 
 def grid_table(cells: list[dict]) -> str:
-    head = f"{'W_EI':>6} {'W_IE':>6} {'seed':>5} {'best acc':>9} {'E Hz':>7} {'I Hz':>7} {'gamma':>7}  label"
+    """One line per cell, sorted by (W_EI, W_IE, seed): best accuracy, E/I rates (Hz), gamma
+    peak (Hz, "none" for a silent or flat spectrum) and the basin label."""
+    head = (
+        f"{'W_EI':>6} {'W_IE':>6} {'seed':>5} {'best acc':>9} {'E Hz':>7} {'I Hz':>7} "
+        f"{'gamma':>7}  label"
+    )
     rows = [head]
     for c in sorted(cells, key=lambda c: (c["w_ei"], c["w_ie"], c["seed"])):
         gamma = c["gamma_peak_Hz"]
@@ -55,3 +65,26 @@ def grid_heatmaps(cells: list[dict], out_dir: str, stem: str = "grid") -> list[s
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def plot_sweep(result: dict, path: str) -> None:
+    """Accuracy and I rate against W_in scale, one curve per coupling scale (``result`` of
+    :func:`sweeps.inference.sweep_scales`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    target = result["coupling_target"]
+    for ci, c in enumerate(result["coupling_scales"]):
+        label = "trained" if target == "none" else f"{target} x {c:g}"
+        axes[0].plot(result["scales"], 100 * result["accuracy"][ci], "o-", ms=3, label=label)
+        axes[1].plot(result["scales"], result["rate_i_Hz"][ci], "o-", ms=3, label=label)
+    axes[0].set(xlabel="W_in scale", ylabel="test accuracy (%)")
+    axes[1].set(xlabel="W_in scale", ylabel="I rate (Hz)", yscale="symlog")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
