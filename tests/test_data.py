@@ -3,7 +3,15 @@ import gzip
 import numpy as np
 import pytest
 
-from ei_sim.data import Pool, embedded_pool, idx_pool, read_idx, sample_and_split
+from ei_sim.data import (
+    Pool,
+    embedded_pool,
+    idx_pool,
+    idx_shape,
+    pool_size,
+    read_idx,
+    sample_and_split,
+)
 
 
 def _write_idx(path, array, magic_type=0x08):
@@ -20,6 +28,7 @@ def test_embedded_pool_is_real_mnist():
     assert pool.images.shape == (5000, 784) and pool.images.dtype == np.float32
     assert 0.0 <= pool.images.min() and pool.images.max() == 1.0
     assert np.bincount(pool.labels).tolist() == [500] * 10
+    assert pool_size("embedded") == len(pool.labels)  # the size known without loading
 
 
 def test_idx_reader_roundtrip(tmp_path):
@@ -29,6 +38,8 @@ def test_idx_reader_roundtrip(tmp_path):
         _write_idx(tmp_path / f"{part}-labels-idx1-ubyte", rng.integers(0, 10, n))
     pool = idx_pool(str(tmp_path))
     assert pool.images.shape == (10, 784) and pool.labels.shape == (10,)
+    assert pool_size(str(tmp_path)) == 10  # from the headers alone
+    assert idx_shape(str(tmp_path / "train-images-idx3-ubyte.gz")) == (7, 28, 28)
     assert pool.images.max() <= 1.0
 
 

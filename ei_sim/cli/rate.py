@@ -94,16 +94,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    from ei_sim.cli.checks import check_rate_analyze
+    from ei_sim.data import pool_size
+
+    check_rate_analyze(args)
+    n_digits = pool_size("embedded")  # known without loading the pool: bad input fails at once
+    if not 0 <= args.digit_index < n_digits:
+        raise ValueError(f"--digit-index must lie in [0, {n_digits}), got {args.digit_index}")
+
     import jax
     import numpy as np
 
     from analysis.rate_analysis import analyze, format_report
-    from ei_sim.cli.checks import check_rate_analyze
     from ei_sim.data import load_pool
     from ei_sim.rate_train import load_rate_run
     from models.wilson_cowan import WCConfig, init_params
 
-    check_rate_analyze(args)
     if args.run is None:
         config = WCConfig()
         params = init_params(jax.random.PRNGKey(args.seed), config)
@@ -112,10 +118,6 @@ def cmd_analyze(args) -> int:
         config, params, _ = load_rate_run(args.run)
         source = args.run
     pool = load_pool("embedded")
-    if not 0 <= args.digit_index < len(pool.labels):
-        raise ValueError(
-            f"--digit-index must lie in [0, {len(pool.labels)}), got {args.digit_index}"
-        )
     if config.n_in != pool.images.shape[1]:
         raise ValueError(f"model expects {config.n_in} inputs, MNIST has {pool.images.shape[1]}")
     scales = np.linspace(0.0, args.max_scale, 33)
