@@ -60,7 +60,7 @@ class RateTrainResult(NamedTuple):
     final_params: wc.Params
     history: dict  # name -> np.ndarray (per epoch, per step, per LDS check)
     best_accuracy: float
-    best_epoch: int
+    best_epoch: int  # 1-based, as a spiking run's (argmax + 1; ties: the first epoch)
     n_skipped: int
     seconds: float
     out: str | None
@@ -210,7 +210,7 @@ def train_rate(
     acc = history["accuracy"]
     result = RateTrainResult(
         params=progress.best[0], final_params=progress.params, history=history,
-        best_accuracy=float(acc.max()), best_epoch=int(np.argmax(acc)),
+        best_accuracy=float(acc.max()), best_epoch=int(np.argmax(acc)) + 1,
         n_skipped=int(np.sum(history["skipped"])), seconds=time.perf_counter() - started,
         out=out,
     )  # fmt: skip
@@ -229,7 +229,7 @@ def _epoch_line(epoch: int, row: dict) -> str:
 def summary_line(result: RateTrainResult) -> str:
     h = result.history
     line = (
-        f"rate: best acc {result.best_accuracy:.3f} (epoch {result.best_epoch + 1}), "
+        f"rate: best acc {result.best_accuracy:.3f} (epoch {result.best_epoch}), "
         f"rho_EE {h['rho_ee'][-1]:.3f}, rho_II {h['rho_ii'][-1]:.3f}, "
         f"LDS {'stable' if h['lds_stable'][-1] else 'not certified'}, "
         f"E/I {h['ei_ratio'][-1]:.2f}, {result.n_skipped} skipped, {result.seconds:.1f} s"
@@ -237,13 +237,23 @@ def summary_line(result: RateTrainResult) -> str:
     return line + (f" (wrote {result.out})" if result.out else "")
 
 
+# The rate-model run's layout is schema_version 2: ``best_epoch`` counts from 1, as in a
+# spiking run. Files of schema_version 1, and those written before schema_version existed
+# (read as 1), stored it counting from 0; :func:`load_rate_run` adds 1 to theirs, so every
+# reader sees it counting from 1.
+ONE_BASED_BEST_EPOCH_SINCE = 2
+
+
 def write_rate_run(path: str, result: RateTrainResult, config, train, tier: str, seed: int):
-    """One HDF5 file: attributes (model., train., provenance.), datasets per epoch/step."""
-    with atomic_h5(path) as fh:
+    """One HDF5 file (``kind = "wilson_cowan"``, ``schema_version`` 2): attributes (model.,
+    train., provenance., ``best_accuracy``, ``best_epoch`` counting from 1), datasets per
+    epoch/step (``history/*``), the best-epoch and final weights (``params/*``,
+    ``final_params/*``)."""
+    with atomic_h5(path, kind="wilson_cowan") as fh:
         write_attrs(fh, to_attrs(config, "model."))
         write_attrs(fh, config_attrs(train, "rate"))
         write_attrs(fh, provenance(seed))
-        write_attrs(fh, {"kind": "wilson_cowan", "tier": tier, "seed": seed})
+        write_attrs(fh, {"tier": tier, "seed": seed})
         write_attrs(fh, {"best_accuracy": result.best_accuracy, "best_epoch": result.best_epoch})
         for name, values in result.history.items():
             fh.create_dataset(f"history/{name}", data=values)
@@ -253,12 +263,20 @@ def write_rate_run(path: str, result: RateTrainResult, config, train, tier: str,
 
 
 def load_rate_run(path: str, which: str = "params"):
-    """``(WCConfig, Params, attrs)`` of a run file (best-epoch weights by default)."""
-    from ei_sim.storage import open_readable
+    """``(WCConfig, Params, attrs)`` of a run file (best-epoch weights by default);
+    ``attrs["best_epoch"]`` counts from 1 whatever the file's schema_version (a version-1
+    file's 0-based value is shifted; see :data:`ONE_BASED_BEST_EPOCH_SINCE`)."""
+    from ei_sim.store import KINDS, open_readable, schema_version
 
     with open_readable(path, "write one with 'ei-sim rate train --out'") as fh:
         attrs = read_attrs(fh)
         if attrs.get("kind") != "wilson_cowan" or which not in fh:
             raise ValueError(f"{path} is not a rate-model run file (ei-sim rate train --out)")
+        version, known = schema_version(fh), KINDS["wilson_cowan"].schema_version
+        if version > known:
+            raise ValueError(f"{path} is a rate-model run of schema_version {version}; this "
+                             f"ei-sim reads up to {known}: upgrade ei-sim")  # fmt: skip
+        if version < ONE_BASED_BEST_EPOCH_SINCE and "best_epoch" in attrs:
+            attrs["best_epoch"] = int(attrs["best_epoch"]) + 1
         params = wc.Params(**{n: jnp.asarray(fh[f"{which}/{n}"][...]) for n in wc.Params._fields})
     return from_attrs(wc.WCConfig, attrs, "model."), params, attrs

@@ -41,12 +41,36 @@ def test_rate_train_writes_a_run_file_with_its_flags(rate_run):
     for block in (params.w_ee, params.w_ei, params.w_ie, params.w_ii):
         assert np.all(np.asarray(block) >= 0)  # Dale's law kept by the projection
     assert 0.0 <= attrs["best_accuracy"] <= 1.0
-    assert attrs["best_epoch"] == 0 and "(epoch 1)" in lines[-1]  # stored 0-based, printed 1-based
+    assert attrs["best_epoch"] == 1 and "(epoch 1)" in lines[-1]  # counted from 1, as printed
     with h5py.File(out) as fh:
+        assert fh.attrs["best_epoch"] == 1 and fh.attrs["schema_version"] == 2  # stored so
         assert set(fh) == {"history", "params", "final_params"}
         assert fh["history/accuracy"].shape == (1,)  # per epoch
         assert fh["history/accuracy"][0] == pytest.approx(attrs["best_accuracy"])
         assert fh["history/step_loss"].shape == (6,)  # 240 samples in batches of 40
+
+
+def test_rate_run_files_of_schema_version_1_read_best_epoch_from_1(rate_run, tmp_path):
+    """Version-1 rate files (and those without schema_version) stored best_epoch counting
+    from 0; the reader shifts it, so it counts from 1 whatever the file's version."""
+    import shutil
+
+    from ei_sim.rate_train import load_rate_run
+
+    out = rate_run[0]
+    legacy = tmp_path / "legacy.h5"
+    shutil.copyfile(out, legacy)
+    with h5py.File(legacy, "a") as fh:
+        fh.attrs["schema_version"] = 1
+        fh.attrs["best_epoch"] = 0  # the first epoch, as version 1 wrote it
+    assert load_rate_run(str(legacy))[2]["best_epoch"] == 1
+    with h5py.File(legacy, "a") as fh:
+        del fh.attrs["schema_version"]  # written before schema_version existed: version 1
+    assert load_rate_run(str(legacy))[2]["best_epoch"] == 1
+    with h5py.File(legacy, "a") as fh:
+        fh.attrs["schema_version"] = 3
+    with pytest.raises(ValueError, match="schema_version 3; this ei-sim reads up to 2"):
+        load_rate_run(str(legacy))
 
 
 def test_rate_analyze_of_the_run_prints_one_report(rate_run, capsys):

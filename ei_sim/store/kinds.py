@@ -2,8 +2,10 @@
 
 Every HDF5 file ei-sim writes carries two root attributes: ``kind`` (what it holds: a name
 in :data:`KINDS`) and ``schema_version`` (an int, the version of that kind's layout; 1 for
-every layout of this release). :func:`open_kind` is the one way to open a file of a kind:
-it refuses a missing file, an unreadable one and one of another kind with one line, e.g.
+every layout of this release but the rate-model run's, 2 since its ``best_epoch`` counts
+from 1; :func:`ei_sim.rate_train.load_rate_run` reads version 1 too). :func:`open_kind` is
+the one way to open a file of a kind: it refuses a missing file, an unreadable one and one
+of another kind with one line, e.g.
 
     runs/g.h5 is a grid store, not a training run (kind='grid', expected 'run')
 
@@ -62,7 +64,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("coupling_sweep", "a coupling-sweep file", 1, "make one with ei-sim sweep coupling"),
     Kind("simulate", "a simulate file", 1, "make one with ei-sim simulate --out",
          _legacy_simulate),
-    Kind("wilson_cowan", "a rate-model run", 1, "write one with 'ei-sim rate train --out'"),
+    Kind("wilson_cowan", "a rate-model run", 2,  # 2: best_epoch counts from 1 (1: from 0)
+         "write one with 'ei-sim rate train --out'"),
     Kind("reproduce", "a reproduction store", 1, "make one with ei-sim reproduce"),
     Kind("brian2_reference", "a file of Brian2 reference spike trains", 1,
          "write one with data/make_golden.py"),
