@@ -30,7 +30,7 @@ engine's (``EI_SIM_FUSED=0``), each run for 1 and for 3 epochs: a real epoch (ev
 the file write included, compilation excluded) is the difference over 2, reported beside the
 floor measured in the same run (``ratio_to_floor``) with the process's peak memory.
 
-    python benchmarks/bench_train.py [--batch 256] [--naive-batch 64] [--chunk 25]
+    python benchmarks/bench_train.py [--batch 256] [--naive-batch 64] [--chunk 20]
         [--epochs] [--only ei-sim,ei-sim-engine]
 """
 
@@ -70,7 +70,7 @@ def measure_floor(batch: int, n_e: int = 1024, n_i: int = 256, steps: int = 2000
             "floor_epoch_s": 6 * per_batch, "gflops": flop / per_batch / 1e9}  # fmt: skip
 
 
-def measure(kind: str, batch: int, chunk_fused: int = 25) -> dict:
+def measure(kind: str, batch: int, chunk_fused: int = 20) -> dict:
     import jax
     import numpy as np
 
@@ -167,7 +167,10 @@ def train_process(epochs: int, fused: bool, chunk: int, out_dir: str) -> dict:
 
 
 def real_epochs(chunk: int, floor_epoch_s: float | None) -> list[dict]:
-    """A real medium epoch on the fused path and on the engine's, from 1- and 3-epoch runs."""
+    """A real medium epoch on the fused path and on the engine's, from 1- and 3-epoch runs
+    (the trainer's own ``checkpoint_every``)."""
+    from ei_sim.training import TrainConfig
+
     rows = []
     for fused in (True, False):
         with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +178,7 @@ def real_epochs(chunk: int, floor_epoch_s: float | None) -> list[dict]:
             three = train_process(3, fused, chunk, os.path.join(tmp, "three"))
         epoch_s = (three["wall_s"] - one["wall_s"]) / 2
         row = {"bench": "train_epoch", "impl": "ei-sim" if fused else "ei-sim-engine",
-               "chunk": chunk if fused else 50, "real_epoch_s": epoch_s,
+               "checkpoint_every": TrainConfig().checkpoint_every, "real_epoch_s": epoch_s,
                "first_epoch_process_s": one["wall_s"], "peak_rss_mb": three["peak_rss_mb"],
                "floor_epoch_s": floor_epoch_s, "last_line": three["log"]}  # fmt: skip
         if floor_epoch_s:
@@ -191,7 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--naive-batch", type=int, default=64)
-    parser.add_argument("--chunk", type=int, default=25, help="steps per fused chunk")
+    parser.add_argument("--chunk", type=int, default=20, help="steps per fused chunk")
     parser.add_argument("--epochs", action="store_true", help="also real ei-sim train epochs")
     parser.add_argument("--only", default="", help="comma list of rows (default: all)")
     args = parser.parse_args()

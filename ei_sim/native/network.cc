@@ -213,6 +213,25 @@ EventIndex GroupEvents(const int32_t* sample, const int32_t* channel, int64_t st
   return index;
 }
 
+// The first n operands, and the data of the first m results, of a call.
+ffi::Error Operands(const ffi::RemainingArgs& args, size_t n, std::vector<ffi::AnyBuffer>& in) {
+  for (size_t a = 0; a < n; ++a) {
+    auto buffer = args.get<ffi::AnyBuffer>(a);
+    if (!buffer.has_value()) return buffer.error();
+    in.push_back(*buffer);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error Results(const ffi::RemainingRets& rets, size_t m, std::vector<void*>& out) {
+  for (size_t r = 0; r < m; ++r) {
+    auto buffer = rets.get<ffi::AnyBuffer>(r);
+    if (!buffer.has_value()) return buffer.error();
+    out.push_back((*buffer)->untyped_data());
+  }
+  return ffi::Error::Success();
+}
+
 template <typename T>
 struct Layout {
   int64_t batch, n_e, n_i, n_in, n_out, steps, k;
@@ -233,17 +252,9 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   if (!made.has_value()) return made.error();
   const Net<T> net = *made;
   std::vector<ffi::AnyBuffer> in;
-  for (size_t a = 0; a < 22; ++a) {
-    auto buffer = args.get<ffi::AnyBuffer>(a);
-    if (!buffer.has_value()) return buffer.error();
-    in.push_back(*buffer);
-  }
   std::vector<void*> out;
-  for (size_t r = 0; r < 23; ++r) {
-    auto buffer = rets.get<ffi::AnyBuffer>(r);
-    if (!buffer.has_value()) return buffer.error();
-    out.push_back((*buffer)->untyped_data());
-  }
+  if (ffi::Error err = Operands(args, 22, in); err.failure()) return err;
+  if (ffi::Error err = Results(rets, 23, out); err.failure()) return err;
   auto vd = in[0].dimensions();
   auto id = in[5].dimensions();
   auto win = in[14].dimensions();
@@ -390,17 +401,11 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   if (!damping_attr.has_value()) return damping_attr.error();
   const T slope = T(*slope_attr), inv_d = T(1) / T(*damping_attr);
   std::vector<ffi::AnyBuffer> in;
-  for (size_t a = 0; a < 27; ++a) {
-    auto buffer = args.get<ffi::AnyBuffer>(a);
-    if (!buffer.has_value()) return buffer.error();
-    in.push_back(*buffer);
-  }
+  std::vector<void*> data;
+  if (ffi::Error err = Operands(args, 27, in); err.failure()) return err;
+  if (ffi::Error err = Results(rets, 10, data); err.failure()) return err;
   std::vector<T*> o;
-  for (size_t r = 0; r < 10; ++r) {
-    auto buffer = rets.get<ffi::AnyBuffer>(r);
-    if (!buffer.has_value()) return buffer.error();
-    o.push_back(static_cast<T*>((*buffer)->untyped_data()));
-  }
+  for (void* d : data) o.push_back(static_cast<T*>(d));
   auto sd = in[1].dimensions();
   auto si = in[5].dimensions();
   auto wt = in[21].dimensions();
