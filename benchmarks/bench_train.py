@@ -96,7 +96,7 @@ def measure(kind: str, batch: int, chunk_fused: int = 20) -> dict:
     model = tier_model(get_model("ping"), "medium")
     if kind == "ei-sim-xla-cells":
         model = model.replace(cell_kernel="xla")
-    elif kind not in ("ei-sim", "ei-sim-1-device"):
+    elif kind not in ("ei-sim", "ei-sim-1-device", "ei-sim-engine"):
         model = model.replace(propagation="dense")
     config = model.config
     split = sample_and_split(embedded_pool(), 2000, 0.2, seed=42)
