@@ -7,6 +7,7 @@ the serial run. Default: the 5 x 5 tiny-tier grid for 2 epochs, then a 2 x 1 med
 
     python benchmarks/bench_grid.py [--wei 0..2] [--wie 0..4] [--epochs 2] [--out DIR]
         [--medium-wei 0,1] [--medium-wie 2] [--medium-epochs 1] [--no-medium] [--no-tiny]
+        [--executors serial,dask,vmap]
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def run_grid(label, tier, wei, wie, epochs, out, executors=("serial", "dask", "v
                "ok": done.returncode == 0}  # fmt: skip
         if executor == "serial":
             serial = wall
-        row["vs_serial"] = wall / serial
+        if serial:
+            row["vs_serial"] = wall / serial
         packing = [ln for ln in done.stdout.splitlines() + done.stderr.splitlines()
                    if ln.startswith("vmap:")]  # fmt: skip
         if packing:
@@ -62,13 +64,17 @@ def main() -> None:
     parser.add_argument("--medium-epochs", default="1")
     parser.add_argument("--no-tiny", action="store_true")
     parser.add_argument("--no-medium", action="store_true")
+    parser.add_argument("--executors", default="serial,dask,vmap")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    executors = tuple(args.executors.split(","))
     out = args.out or tempfile.mkdtemp(prefix="ei-sim-grid-bench-")
+    os.makedirs(out, exist_ok=True)
     if not args.no_tiny:
-        run_grid("tiny", "tiny", args.wei, args.wie, args.epochs, out)
+        run_grid("tiny", "tiny", args.wei, args.wie, args.epochs, out, executors)
     if not args.no_medium:
-        run_grid("medium", "medium", args.medium_wei, args.medium_wie, args.medium_epochs, out)
+        run_grid("medium", "medium", args.medium_wei, args.medium_wie, args.medium_epochs, out,
+                 executors)
 
 
 if __name__ == "__main__":

@@ -266,8 +266,11 @@ def _train(models, cfg, run_dirs, resume, progress, on_epoch, split, stacked, af
         start, frozen = starts[0], frozen[0]
         start.params, start.opt_state, frozen = replicate((start.params, start.opt_state, frozen),
                                                           mesh)  # fmt: skip
+    # stacked cells: the engine's path, whose kernels vmap batches over the cells (the fused
+    # path's native calls would run once per cell; measured slower: benchmarks/bench_grid.py)
+    fused = False if stacked else None
     step = make_train_step(optimizer, models[0].config, cfg.budget, cfg.budget_strength,
-                           cfg.checkpoint_every, mesh)  # fmt: skip
+                           cfg.checkpoint_every, mesh, fused)  # fmt: skip
     if stacked:
         step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None, None, None)))
     attrs = [{**run_attrs(m, cfg), "devices_used": devices} for m in models]
