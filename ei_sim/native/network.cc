@@ -83,6 +83,18 @@ int32_t IntAttr(const ffi::Dictionary& attrs, const char* name, int32_t fallback
   return value.has_value() ? *value : fallback;
 }
 
+// fn(lo, hi) over the trials [0, B): split over XLA's threads unless the call says
+// parallel = 0 (the batch is already split over devices, one thread each).
+template <typename Fn>
+void OverTrials(const ffi::Dictionary& attrs, ffi::ThreadPool& pool, int64_t B, int64_t grain,
+                Fn fn) {
+  if (IntAttr(attrs, "parallel", 1) != 0) {
+    ParallelFor(pool, B, fn, grain);
+  } else {
+    fn(int64_t{0}, B);
+  }
+}
+
 // out[j] += value * row[j] (value is the spike, 1 in the network's forward pass).
 template <typename T>
 inline void AddRow(T* __restrict__ out, const T* __restrict__ row, T value, int64_t n) {
@@ -359,11 +371,7 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
       }
     }
   };
-  if (IntAttr(attrs, "parallel", 1) != 0) {
-    ParallelFor(pool, B, trials, /*grain=*/4);
-  } else {
-    trials(0, B);
-  }
+  OverTrials(attrs, pool, B, /*grain=*/4, trials);
   return ffi::Error::Success();
 }
 
@@ -448,11 +456,7 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
                                   lgi_i + bi, r[3] + bi, r[4] + bi, r[5] + bi, NI);
     }
   };
-  if (IntAttr(attrs, "parallel", 1) != 0) {
-    ParallelFor(pool, B, trials, /*grain=*/16);
-  } else {
-    trials(0, B);
-  }
+  OverTrials(attrs, pool, B, /*grain=*/16, trials);
   // The weight gradients of the step, accumulated in place (results 8, 9 alias operands 22,
   // 23 when XLA can; otherwise they start as copies):
   //   dL/dW_in[c] += Lambda_g_exc_E[b] per input event (b, c);  dL/dW_out[e] += kappa
