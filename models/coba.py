@@ -1,7 +1,7 @@
 """COBA preset: the classifier network without the E-I loop (ei-strength 0), W_in mean 0.3."""
 
+from ei_sim.classifier import EIClassifier
 from ei_sim.config import NetworkConfig
-from models.ei_classifier import EIClassifier
 
 
 def coba(**changes) -> EIClassifier:

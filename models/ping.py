@@ -5,8 +5,8 @@ W_in mean 1.2, W_out scale 500. The ei-strength (W_EI mean) defaults to 1.0 with
 already shows a gamma rhythm.
 """
 
+from ei_sim.classifier import EIClassifier
 from ei_sim.config import NetworkConfig
-from models.ei_classifier import EIClassifier
 
 
 def ping(**changes) -> EIClassifier:

@@ -13,10 +13,10 @@
 A run file without ``kind`` (written before the attribute existed) is recognised by its
 ``/weights`` group and ``model.*`` attributes and read as this layout.
 
-The core stores and loads the network configuration and weights; it builds no model. The
-model of a run comes back through :func:`model_from_attrs`, which calls the builder that the
-package defining the model registered (:func:`register_model_type`; the classifier presets
-of :mod:`models` register theirs when imported).
+The run layout stores and loads the network configuration and weights; the model of a run
+comes back through :func:`model_from_attrs`, which calls the builder that the
+package defining the model registered (:func:`register_model_type`; the core's classifier,
+:mod:`ei_sim.classifier`, which the COBA and PING presets build, is always there).
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def register_model_type(name: str, from_attrs: Callable[[dict], object]) -> None
 
 def model_from_attrs(attrs: dict):
     """The model stored in a run's ``model.*`` attributes, built by its registered type."""
+    from ei_sim import classifier  # noqa: F401  (registers the core's classifier)
+
     name = str(attrs.get("model.type", LEGACY_MODEL_TYPE))
     if name not in MODEL_TYPES:
         raise ValueError(f"no builder for model type {name!r} is registered; import the "
