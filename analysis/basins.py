@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweeps import store as sweeps_store
+from ei_sim.sweeps import store as sweeps_store
 
 LABELS = ("no-loop", "stretched-COBA", "PING")
 CELL_FIELDS = (

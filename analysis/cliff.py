@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from sweeps import store as sweeps_store
+from ei_sim.sweeps import store as sweeps_store
 
 SWEEP_KINDS = ("scale_sweep", "coupling_sweep")
 
@@ -119,7 +119,7 @@ def cliff_moves(coupling_scales, cliffs: list[Cliff]) -> dict:
 
 
 def read_sweep(path: str, expected_kinds=SWEEP_KINDS) -> dict:
-    """Read a sweep store (:func:`sweeps.store.read_sweep`): kind, coupling_target, scales
+    """Read a sweep store (:func:`ei_sim.sweeps.store.read_sweep`): kind, coupling_target, scales
     (S,), coupling_scales (C,) and accuracy / rate_e_Hz / rate_i_Hz as (C, S)."""
     stored = sweeps_store.read_sweep(path, expected_kinds)
     attrs = stored["attrs"]

@@ -2,7 +2,7 @@
 
 Inputs are rasters ``(T, B, N)`` of bools sampled every ``dt_ms`` (time, trial, cell).
 
-* **Peak** (the reference lab's measure, :mod:`ei_sim.spectrum`): Welch PSD of the E
+* **Peak** (the reference lab's measure, :mod:`ei_sim.sim.spectrum`): Welch PSD of the E
   population activity, one segment per trial, averaged; arg-max in 5-150 Hz refined by a
   clamped parabola. Its **significance** is peak power over the band's median power (Poisson
   activity: a few; a clear rhythm: tens or more). The frequency is reported whatever the
@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage, signal
 
-from ei_sim.spectrum import F_HI_HZ, F_LO_HZ, population_psd, spectral_peak
+from ei_sim.sim.spectrum import F_HI_HZ, F_LO_HZ, population_psd, spectral_peak
 from ei_sim.store.attrs import read_attrs
 from ei_sim.store.kinds import open_kind
 

@@ -27,7 +27,7 @@ How ``sigma_V`` (4 mV) enters is ``sigma_convention``:
   the noise variance of the lab's, and the Hopf point moves to about 0.70 nA.
 
 The drive ``I_ext`` maps onto the spiking network as the mean input current (see
-:mod:`analysis.meanfield_check`).
+:mod:`ei_sim.analysis.meanfield_check`).
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ from typing import NamedTuple
 import numpy as np
 from scipy import integrate, optimize, special
 
-from analysis.hopf import (
+from ei_sim.analysis.hopf import (
     Criticality,
     HopfPoint,
     find_hopf,
     hopf_criticality,
     numerical_jacobian,
 )
-from ei_sim.config import CELL_E, CELL_I, CellParams
+from ei_sim.sim.config import CELL_E, CELL_I, CellParams
 
 __all__ = [
     "HopfPoint", "MeanFieldParams", "MeanFieldHopf", "cliff_drive_nA", "cliff_exponent",
@@ -269,7 +269,7 @@ def cliff_exponent(
 ) -> dict:  # fmt: skip
     """Mean-field cliff ``f*`` for W_EI scaled by each ``c`` and the exponent ``alpha`` of
     ``c^alpha f* = const`` (alpha = minus the slope of log f* against log c)."""
-    from analysis.cliff import fit_alpha
+    from ei_sim.analysis.cliff import fit_alpha
 
     drives = [
         cliff_drive_nA(p.replace(w_ei_uS=p.w_ei_uS * c), threshold_Hz, evoked=evoked)

@@ -1,4 +1,4 @@
-"""Check the mean-field predictions (:mod:`analysis.meanfield`) against the spiking PING
+"""Check the mean-field predictions (:mod:`ei_sim.analysis.meanfield`) against the spiking PING
 network.
 
 Drive. Every input channel gets the same intensity ``q`` (a constant grey image), so each E
@@ -10,13 +10,13 @@ rest as in the rate model, is::
 (the fan-in-normalised W_in sums to ``w_in_mean`` per E cell). One batch holds one trial per
 drive level, so a whole drive sweep is one simulation. Measurements, per drive level:
 
-* oscillation: a gamma peak (:func:`ei_sim.spectrum.gamma_peak`) in the trial's E activity
+* oscillation: a gamma peak (:func:`ei_sim.sim.spectrum.gamma_peak`) in the trial's E activity
   whose significance (peak over band median) reaches ``min_significance``; the measured
   onset is the midpoint between the last silent level and the first level from which every
   higher level oscillates;
 * E and I rates below onset: the level nearest to ``below_fraction`` x predicted onset;
-* cliff and alpha: :func:`analysis.cliff.find_cliff` on the (drive, I rate) sweep for W_EI
-  scaled by each ``c``, then :func:`analysis.cliff.fit_alpha`;
+* cliff and alpha: :func:`ei_sim.analysis.cliff.find_cliff` on the (drive, I rate) sweep for W_EI
+  scaled by each ``c``, then :func:`ei_sim.analysis.cliff.fit_alpha`;
 * gamma frequency at each tau_GABA: mean peak over ``n_trials_freq`` trials at
   ``freq_drive_nA``; the prediction is the rate model's linear frequency there,
   ``Im(lambda_lead) / 2 pi`` at the equilibrium.
@@ -30,12 +30,12 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from analysis import meanfield as mf
-from analysis.cliff import find_cliff, fit_alpha
-from ei_sim.encoding import poisson_events
-from ei_sim.engine import simulate_jit
-from ei_sim.spectrum import gamma_peak, is_rhythmic
-from models import get_model
+from ei_sim.analysis import meanfield as mf
+from ei_sim.analysis.cliff import find_cliff, fit_alpha
+from ei_sim.data.encoding import poisson_events
+from ei_sim.models import get_model
+from ei_sim.sim.engine import simulate_jit
+from ei_sim.sim.spectrum import gamma_peak, is_rhythmic
 
 MIN_T_MS = 200.0  # 150 ms of E activity after the 50 ms drop: 6.7 Hz spectral resolution
 

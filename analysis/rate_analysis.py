@@ -1,7 +1,7 @@
 """Fixed points, Jacobian spectrum and oscillation onset of the Wilson-Cowan rate model.
 
 All in continuous time, ``tau dr/dt = -r + f(W r + u)`` (W signed, column convention, see
-:func:`models.perron.signed_recurrent_matrix`; u the input drive of one input). At a fixed
+:func:`ei_sim.rate.perron.signed_recurrent_matrix`; u the input drive of one input). At a fixed
 point r*, the Jacobian is ``A = T^-1 (-I + S W)`` in 1/ms with ``S = diag f'(W r* + u)``;
 an eigenvalue ``lambda`` oscillates at ``|Im lambda| / (2 pi)`` kHz, i.e.
 ``1000 |Im lambda| / (2 pi)`` Hz.
@@ -22,8 +22,8 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
-from models import wilson_cowan as wc
-from models.perron import (
+from ei_sim.rate import network as wc
+from ei_sim.rate.perron import (
     continuous_time_matrix,
     isolated_bound_ee,
     isolated_bound_ii,
@@ -60,7 +60,7 @@ def _sigmoid_pair(x):
     return s, s * (1 - s)
 
 
-# NumPy twins of models.wilson_cowan.ACTIVATIONS: x -> (f(x), f'(x)).
+# NumPy twins of ei_sim.rate.network.ACTIVATIONS: x -> (f(x), f'(x)).
 _NUMPY_ACTIVATIONS = {
     "relu": lambda x: (np.maximum(x, 0.0), (x > 0).astype(np.float64)),
     "softplus": lambda x: (np.logaddexp(0.0, x), scipy.special.expit(x)),

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from analysis import basins, cliff, gamma
+from ei_sim.analysis import basins, cliff, gamma
 from ei_sim.store.kinds import file_kind as _file_kind
 
 REPORT_KINDS = ("simulate", "grid", *cliff.SWEEP_KINDS)

@@ -1,7 +1,7 @@
 """Figures and the terminal table of a finished training grid and of an inference-time sweep.
 
-The numbers come from :mod:`sweeps` (a grid's cells from :func:`sweeps.store.read_cells`, a
-sweep's result from :func:`sweeps.inference.sweep_scales`); this module only draws them, so
+The numbers come from :mod:`sweeps` (a grid's cells from :func:`ei_sim.sweeps.store.read_cells`, a
+sweep's result from :func:`ei_sim.sweeps.inference.sweep_scales`); this module only draws them, so
 ``sweeps`` stays free of figures (it imports nothing of matplotlib).
 """
 
@@ -69,7 +69,7 @@ def grid_heatmaps(cells: list[dict], out_dir: str, stem: str = "grid") -> list[s
 
 def plot_sweep(result: dict, path: str) -> None:
     """Accuracy and I rate against W_in scale, one curve per coupling scale (``result`` of
-    :func:`sweeps.inference.sweep_scales`)."""
+    :func:`ei_sim.sweeps.inference.sweep_scales`)."""
     import matplotlib
 
     matplotlib.use("Agg")

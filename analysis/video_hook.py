@@ -1,19 +1,20 @@
 """Bridge from the trainer's per-epoch reference trial to a video :class:`Snapshot`.
 
-The reference trial is recorded by the monitors every run uses (:mod:`ei_sim.monitors`:
+The reference trial is recorded by the monitors every run uses (:mod:`ei_sim.sim.monitors`:
 spike events of both populations, the membrane trace of E cell 0); the snapshot stores the
-spikes as event lists again (:func:`analysis.video.write_snapshot`).
+spikes as event lists again (:func:`ei_sim.analysis.video.write_snapshot`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from analysis.video import Snapshot, weight_histograms, write_snapshot
+from ei_sim.analysis.video import Snapshot, weight_histograms, write_snapshot
 
 
 def snapshot_writer(fh, epoch, weights, metrics, ref, sample) -> None:
-    """``on_epoch`` hook for :func:`ei_sim.train.train`: store this epoch's snapshot in ``fh``."""
+    """``on_epoch`` hook for :func:`ei_sim.training.spiking.train`: store this epoch's
+    snapshot in ``fh``."""
     attrs = fh.attrs
     image, label = sample
     budget = attrs.get("train.budget", "off")

@@ -35,8 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def va_ei_sim(seconds: float, propagation: str, sparse: bool) -> dict:
     import jax
 
-    from ei_sim.engine import simulate_jit
-    from models import va_coba
+    from ei_sim.models.va_coba import va_coba
+    from ei_sim.sim.engine import simulate_jit
 
     model = va_coba(t_ms=seconds * 1000.0, propagation=propagation, sparse=sparse)
     c = model.config
@@ -74,10 +74,10 @@ def ping_inference(trials: int, propagation: str) -> dict:
     import jax
     import numpy as np
 
-    from ei_sim.data import embedded_pool, sample_and_split
-    from ei_sim.encoding import poisson_events
-    from ei_sim.engine import simulate_jit
-    from models import ping
+    from ei_sim.data.encoding import poisson_events
+    from ei_sim.data.mnist import embedded_pool, sample_and_split
+    from ei_sim.models.ping import ping
+    from ei_sim.sim.engine import simulate_jit
 
     model = ping(propagation=propagation)
     c = model.config

@@ -5,9 +5,10 @@ Each configuration runs in its own process (so peak memory is its own):
 * ``floor``: the two dense cotangent products of exact BPTT alone, timed with numpy on every
   core: (B x N_I) @ (N_I x N_E) and (B x N_E) @ (N_E x N_I) per time step, 2,000 steps per
   batch; ``floor_epoch_s`` is 6 batches. Every other row reports its ratio to it;
-* ``ei-sim``: the trainer's step: the fused path (:mod:`ei_sim.fused`: the network step as one
+* ``ei-sim``: the trainer's step: the fused path (:mod:`ei_sim.training.fused`: the network step as
+one
   native call per chunk of ``--chunk`` steps, its adjoint one native call per step plus XLA's
-  two dense products), the batch split over one CPU device per core (:mod:`ei_sim.parallel`);
+  two dense products), the batch split over one CPU device per core (:mod:`ei_sim.sim.parallel`);
 * ``ei-sim-engine``: the previous version's step, the engine's path (``fused=False``):
   event-driven input and recurrent forward (the native kernel), event-driven weight
   gradients, the hand-written adjoint of the membrane/spike update, chunked
@@ -74,19 +75,19 @@ def measure(kind: str, batch: int, chunk_fused: int = 20) -> dict:
     import jax
     import numpy as np
 
-    from ei_sim.parallel import batch_mesh, replicate, use_cpu_cores
+    from ei_sim.sim.parallel import batch_mesh, replicate, use_cpu_cores
 
     devices = use_cpu_cores(1 if kind in ("naive", "ei-sim-1-device") else None)
 
-    from ei_sim.data import embedded_pool, sample_and_split
-    from ei_sim.encoding import encode, events_to_dense
-    from ei_sim.objective import make_eval_fn, make_train_step
-    from ei_sim.optim import adam_with_dale
-    from ei_sim.train import split_weights, tier_model
-    from models import get_model
+    from ei_sim.data.encoding import encode, events_to_dense
+    from ei_sim.data.mnist import embedded_pool, sample_and_split
+    from ei_sim.models import get_model
+    from ei_sim.training.objective import make_eval_fn, make_train_step
+    from ei_sim.training.optim import adam_with_dale
+    from ei_sim.training.spiking import split_weights, tier_model
 
     if kind == "naive":  # plain autodiff through the membrane and spike update
-        import ei_sim.engine as engine
+        import ei_sim.sim.engine as engine
 
         def autodiff_update(pop, g_exc, g_inh, cell, cfg):
             v, ref, s = engine._advance(pop.v_mV, g_exc, g_inh, pop.refractory_steps, cell, cfg)

@@ -15,8 +15,8 @@ import json
 
 import numpy as np
 
-from ei_sim.rate_train import TIERS, TrainConfig, train_rate
-from models.wilson_cowan import WCConfig
+from ei_sim.rate.network import WCConfig
+from ei_sim.rate.train import TIERS, RateTrainConfig, train_rate
 
 VARIANTS = {
     "dale+spectral": {"dale": True, "spectral_weight": 1.0},
@@ -27,7 +27,8 @@ VARIANTS = {
 
 
 def run_variant(name: str, tier: str, seed: int, config: WCConfig) -> dict:
-    result = train_rate(config, tier=tier, seed=seed, train=TrainConfig(**VARIANTS[name]))
+    cfg = RateTrainConfig.for_tier(tier, seed=seed, **VARIANTS[name])
+    result = train_rate(config, cfg, progress=False)
     h = result.history
     return {
         "best_accuracy": round(result.best_accuracy, 4),

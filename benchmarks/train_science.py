@@ -17,9 +17,10 @@ import os
 
 import numpy as np
 
-from ei_sim.parallel import use_cpu_cores
-from ei_sim.train import tier_config, tier_model, train
-from models import get_model
+from ei_sim.models import get_model
+from ei_sim.sim.parallel import use_cpu_cores
+from ei_sim.training.config import TrainConfig
+from ei_sim.training.spiking import tier_model, train
 
 RUNS = (("ping", None), ("ping", 0.2), ("coba", 0.2))
 
@@ -33,19 +34,21 @@ def main() -> None:
     use_cpu_cores()  # one device per core: each batch is split across them, as `ei-sim train`
     for name, budget in RUNS:
         run_dir = os.path.join(args.out, f"{name}_budget_{budget or 'off'}")
-        cfg = tier_config(args.tier, budget=budget, epochs=args.epochs)
+        cfg = TrainConfig.for_tier(args.tier, budget=budget, epochs=args.epochs)
         resume = os.path.exists(os.path.join(run_dir, "run.h5"))
         result = train(tier_model(get_model(name), args.tier), cfg, run_dir, resume=resume,
                        progress=False)  # fmt: skip
         m, b = result.metrics, result.best_epoch - 1
+        gamma, walls = m["gamma_peak_Hz"][b], m["epoch_wall_s"]
         print(json.dumps({
             "model": name, "budget": "off" if budget is None else budget,
             "epochs": len(m["test_accuracy"]), "best_epoch": result.best_epoch,
             "best_accuracy": result.best_accuracy, "test_rate_e_Hz": float(m["test_rate_e_Hz"][b]),
             "test_rate_i_Hz": float(m["test_rate_i_Hz"][b]),
-            "ref_rate_e_Hz": float(m["ref_rate_e_Hz"][b]), "ref_rate_i_Hz": float(m["ref_rate_i_Hz"][b]),
-            "gamma_peak_Hz": None if not np.isfinite(m["gamma_peak_Hz"][b]) else float(m["gamma_peak_Hz"][b]),
-            "seconds_per_epoch": float(np.mean(m["epoch_wall_s"][1:] if len(m["epoch_wall_s"]) > 1 else m["epoch_wall_s"])),
+            "ref_rate_e_Hz": float(m["ref_rate_e_Hz"][b]),
+            "ref_rate_i_Hz": float(m["ref_rate_i_Hz"][b]),
+            "gamma_peak_Hz": float(gamma) if np.isfinite(gamma) else None,
+            "seconds_per_epoch": float(np.mean(walls[1:] if len(walls) > 1 else walls)),
             "accuracy_per_epoch": [round(float(a), 4) for a in m["test_accuracy"]],
         }), flush=True)  # fmt: skip
 

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 from brian2_reference import run_brian2  # noqa: E402
 from reference_networks import PING_SMALL, init_state, ping_small, va_small, va_state  # noqa: E402
 
-from ei_sim.config import to_attrs  # noqa: E402
+from ei_sim.sim.config import to_attrs  # noqa: E402
 from ei_sim.store.atomic import atomic_h5  # noqa: E402
 from ei_sim.store.attrs import provenance, write_attrs  # noqa: E402
 

@@ -5,8 +5,9 @@ W_in mean 1.2, W_out scale 500. The ei-strength (W_EI mean) defaults to 1.0 with
 already shows a gamma rhythm.
 """
 
-from ei_sim.classifier import EIClassifier
-from ei_sim.config import NetworkConfig
+from ei_sim.sim.classifier import EIClassifier
+from ei_sim.sim.config import NetworkConfig
+from ei_sim.sim.model import Preset
 
 
 def ping(**changes) -> EIClassifier:
@@ -17,3 +18,9 @@ def ping(**changes) -> EIClassifier:
         ei_ratio=2.0, w_out_scale=500.0,
     )  # fmt: skip
     return base.replace(**changes) if changes else base
+
+
+PRESET = Preset(
+    "ping", ping, "the MNIST classifier with the E->I->E loop (W_in 1.2, W_EI 1, W_IE 2)",
+    family="classifier", settings=True,
+)

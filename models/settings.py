@@ -1,6 +1,7 @@
 """Settings: named sets of network values applied on top of a preset.
 
-``canonical`` is the recipe's nominal values (the defaults of :class:`ei_sim.config.NetworkConfig`:
+``canonical`` is the recipe's nominal values (the defaults of
+:class:`ei_sim.sim.config.NetworkConfig`:
 refractory periods 3 ms for E and 1.5 ms for I).
 
 ``lab`` is how the reference lab's code (the public ``pinglab`` repository) actually ran its
@@ -14,15 +15,15 @@ constants, input rate, weight statistics, readout) equals the canonical one.
 
 Recipe-level differences of the lab (which W_in its grid runner passed, which epoch its grid
 reported rates from, its gamma measure, its mean-field sigma convention) are not network
-values; they are documented where they apply (``ei-sim reproduce``, :mod:`ei_sim.spectrum`,
-:mod:`analysis.meanfield`).
+values; they are documented where they apply (``ei-sim reproduce``, :mod:`ei_sim.sim.spectrum`,
+:mod:`ei_sim.analysis.meanfield`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ei_sim.config import CELL_E, CELL_I, CellParams
+from ei_sim.sim.config import CELL_E, CELL_I, CellParams
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ each I spike w_i = 6.7. tau_e = 5 ms, tau_i = 10 ms, E_L = V_reset = -60 mV, V_t
 E_exc = 0, E_inh = -80 mV, refractory 5 ms, no external input. Initial state: V uniform in
 [-60, -50] mV, g_e ~ N(4, 1.5), g_i ~ N(20, 12). Weights and initial state are drawn on the
 host from NumPy generators seeded by the JAX key (no compiled program), the connectivity
-directly in compressed form (:func:`ei_sim.sparse.bernoulli_sparse`: work proportional to the
+directly in compressed form (:func:`ei_sim.sim.sparse.bernoulli_sparse`: work proportional to the
 synapses). The blocks are stored as
-:class:`ei_sim.sparse.SparseBlock` when the native event kernel is available (``sparse=None``,
+:class:`ei_sim.sim.sparse.SparseBlock` when the native event kernel is available (``sparse=None``,
 the default; propagation then costs spikes x fan-out), else as dense arrays, which the pure-JAX
 event path handles faster. ``sparse=True/False`` forces either; the network is the same.
 """
@@ -22,10 +22,11 @@ from typing import ClassVar
 import jax
 import numpy as np
 
-from ei_sim import native
-from ei_sim.config import CellParams, NetworkConfig
-from ei_sim.engine import Accumulators, NetState, PopState, Weights
-from ei_sim.sparse import bernoulli_sparse, host_dense
+from ei_sim.sim import native
+from ei_sim.sim.config import CellParams, NetworkConfig
+from ei_sim.sim.engine import Accumulators, NetState, PopState, Weights
+from ei_sim.sim.model import Preset
+from ei_sim.sim.sparse import bernoulli_sparse, host_dense
 
 VA_CELL = CellParams(c_nF=20.0, g_leak_uS=1.0, t_ref_ms=5.0)
 
@@ -106,3 +107,9 @@ def va_coba(**changes) -> VACoba:
     )  # fmt: skip
     base = VACoba(name="va_coba", config=config)
     return base.replace(**changes) if changes else base
+
+
+PRESET = Preset(
+    "va_coba", va_coba, "the Vogels-Abbott benchmark network (3,200 E + 800 I, p = 0.02, no input)",
+    family="network", settings=False,
+)

@@ -1,45 +1,18 @@
-"""The Wilson-Cowan rate model as a preset: its equations, parameters and defaults.
+"""The Wilson-Cowan / TIDE rate model as a preset: the default :class:`WCConfig` (256 units,
+80 % E, tau_E 20 ms, tau_I 10 ms, dt 1 ms, K = 25 internal Euler steps).
 
-The network itself (``WCConfig``, ``Params``, the forward-Euler ``step`` and ``relax``, the
-readout and the penalties it trains with) lives in the core, :mod:`ei_sim.rate`, so that
-the trainer (:mod:`ei_sim.rate_train`) needs nothing of ``models``; this module re-exports
-it under its historical name (``from models import wilson_cowan as wc``). The preset is the
-default :class:`WCConfig` (256 units, 80 % E, tau_E 20 ms, tau_I 10 ms, dt 1 ms, K = 25).
+The network itself (its equations, parameters, readout and penalties) is
+:mod:`ei_sim.rate.network`; its trainer is :mod:`ei_sim.rate.train`.
 """
 
-from ei_sim.rate import (
-    ACTIVATIONS,
-    DALE_MASK,
-    READOUT_EPS,
-    RECURRENT,
-    Drive,
-    Params,
-    Rates,
-    WCConfig,
-    activation,
-    ei_ratio,
-    ei_ratio_penalty,
-    fixed_point_residual,
-    forward,
-    init_params,
-    input_drive,
-    pre_activations,
-    readout_logits,
-    relax,
-    run,
-    step,
-    zero_rates,
-)
+from ei_sim.rate.network import WCConfig
+from ei_sim.sim.model import Preset
 
 
-def preset(**changes) -> WCConfig:
+def wilson_cowan(**changes) -> WCConfig:
     """The rate model's default configuration with ``changes`` applied."""
     return WCConfig(**changes)
 
 
-__all__ = [
-    "ACTIVATIONS", "DALE_MASK", "READOUT_EPS", "RECURRENT", "Drive", "Params", "Rates",
-    "WCConfig", "activation", "ei_ratio", "ei_ratio_penalty", "fixed_point_residual",
-    "forward", "init_params", "input_drive", "pre_activations", "preset", "readout_logits",
-    "relax", "run", "step", "zero_rates",
-]  # fmt: skip
+PRESET = Preset("wilson_cowan", wilson_cowan,
+                "the Wilson-Cowan / TIDE rate model (256 units, 80 % E)", family="rate")

@@ -5,7 +5,8 @@ a Dask cluster: by default an in-process ``LocalCluster`` whose workers are *spa
 processes (JAX and fork do not mix) with one XLA thread each; ``scheduler="tcp://..."`` uses
 an existing cluster (for example one started by dask-jobqueue on SLURM). ``executor="serial"``
 trains the cells one after another in this process; ``executor="vmap"`` trains the cells of
-a seed together in one compiled program, in groups that fit in memory (:mod:`sweeps.vmapped`).
+a seed together in one compiled program, in groups that fit in memory
+(:mod:`ei_sim.sweeps.vmapped`).
 
 Each cell trains into its own run directory beside the store (``<store>.cells/<name>``), so
 an interrupted cell resumes from its last completed epoch; a finished cell is copied into the
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweeps.store import add_cell, cell_name, open_or_create
+from ei_sim.sweeps.store import add_cell, cell_name, open_or_create
 
 WORKER_ENV = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -72,20 +73,21 @@ def train_cell(
 ) -> dict:
     """Train one cell (runs in a worker); returns what the store keeps of it.
 
-    ``on_epoch`` is the trainer's per-epoch hook (:func:`ei_sim.train.train`), e.g. the
+    ``on_epoch`` is the trainer's per-epoch hook (:func:`ei_sim.training.spiking.train`), e.g. the
     video-snapshot writer the CLI passes for ``--video``; on Dask it must be picklable (a
     module-level function is).
     """
-    from ei_sim.compile_cache import enable
-    from ei_sim.runstore import run_path
-    from ei_sim.train import tier_config, tier_model, train
-    from models import get_model
+    from ei_sim.models import get_model
+    from ei_sim.sim.compile_cache import enable
+    from ei_sim.store.run import run_path
+    from ei_sim.training.config import TrainConfig
+    from ei_sim.training.spiking import tier_model, train
 
     enable()  # workers share the persistent compilation cache (atomic entries)
     _no_semaphores()
     model = get_model(spec.model, w_ei_mean=w_ei, w_ie_mean=w_ie, **spec.model_changes)
     model = tier_model(model, spec.tier, **spec.size)
-    cfg = tier_config(spec.tier, **{**spec.train, "seed": seed})
+    cfg = TrainConfig.for_tier(spec.tier, **{**spec.train, "seed": seed})
     resume = os.path.exists(run_path(cell_dir))
     result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=on_epoch)
     m, b = result.metrics, result.best_epoch - 1
@@ -183,7 +185,7 @@ def run_grid(
     cell (stored as its ``label``); ``on_epoch`` is passed to every cell's training
     (:func:`train_cell`, or the vmapped groups). Both come from the caller, so that this
     package needs nothing of ``analysis``. ``memory_bytes``: what the vmapped groups may take
-    together (None: :func:`sweeps.vmapped.memory_budget`).
+    together (None: :func:`ei_sim.sweeps.vmapped.memory_budget`).
     """
     from tqdm.auto import tqdm
 
@@ -233,7 +235,7 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoc
         bar.refresh()
 
     if executor == "vmap":
-        from sweeps.vmapped import run_vmapped
+        from ei_sim.sweeps.vmapped import run_vmapped
 
         run_vmapped(spec, todo, cell_root, finish, running, on_epoch, memory_bytes, tqdm.write)
     elif client is None:
@@ -249,9 +251,9 @@ POLL_S = 2.0
 
 
 def _epochs_per_cell(spec: GridSpec) -> int:
-    from ei_sim.train import TIERS
+    from ei_sim.training.config import TrainConfig
 
-    return int(spec.train.get("epochs") or TIERS[spec.tier]["epochs"])
+    return int(spec.train.get("epochs") or TrainConfig.TIERS[spec.tier]["epochs"])
 
 
 def epochs_done(cell_dir: str) -> int:

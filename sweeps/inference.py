@@ -2,13 +2,14 @@
 other weights frozen.
 
 All scales of one coupling value are evaluated in one compiled program: the weights are
-stacked along a leading axis and the run's one evaluator (:func:`ei_sim.evaluate.evaluate_stacked`,
+stacked along a leading axis and the run's one evaluator
+(:func:`ei_sim.training.evaluate.evaluate_stacked`,
 ``jax.vmap`` over that axis) sees the same test trials (fixed encoder seed and initial
 state) for every scale, as every evaluation of the run does.
 
 The result is written as a sweep file (``kind = "scale_sweep"`` or ``"coupling_sweep"``;
-the layout and :func:`write_sweep` are in :mod:`sweeps.store`). Its figure is drawn by
-:func:`analysis.sweep_plots.plot_sweep`: sweeps produces numbers and stores, never figures.
+the layout and :func:`write_sweep` are in :mod:`ei_sim.sweeps.store`). Its figure is drawn by
+:func:`ei_sim.analysis.sweep_plots.plot_sweep`: sweeps produces numbers and stores, never figures.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_sim.evaluate import evaluate_stacked
-from ei_sim.stored import load_stored, scale_weights
-from models import ei_classifier  # noqa: F401  (registers the model stored runs are rebuilt as)
-from sweeps.store import write_sweep  # noqa: F401  (the sweep layout; kept importable here)
+from ei_sim.sweeps.store import write_sweep  # noqa: F401  (the sweep layout; kept importable here)
+from ei_sim.training.evaluate import evaluate_stacked
+from ei_sim.training.stored import load_stored, scale_weights
 
 CANONICAL_SCALES = tuple(
     [round(0.05 * k, 2) for k in range(1, 15)]
@@ -38,7 +38,8 @@ def sweep_scales(
 ) -> dict:
     """Accuracy and E/I rates (C, S) over W_in scales, for each coupling scale: every scale of
     a coupling value evaluated at once by the run's evaluator
-    (:func:`ei_sim.evaluate.evaluate_stacked`, the trials of every evaluation of the run)."""
+    (:func:`ei_sim.training.evaluate.evaluate_stacked`, the trials of every evaluation of the
+    run)."""
     from tqdm.auto import tqdm
 
     model, split, weights, attrs = load_stored(run_dir)

@@ -24,15 +24,18 @@ import numpy as np
 
 from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import provenance, read_attrs, write_attrs
-from ei_sim.store.kinds import open_kind
+from ei_sim.store.kinds import Kind, open_kind, register_kind
 from ei_sim.store.parts import adding_part, resumable_parts
 from ei_sim.store.parts import open_or_create as open_or_create_parts
 from ei_sim.store.snapshot import SNAPSHOT_GROUP
-from sweeps.ranges import format_value
+from ei_sim.sweeps.ranges import format_value
 
-KIND = "grid"
+KIND = register_kind(Kind("grid", "a grid store", 1, "make one with ei-sim grid --out")).name
+SWEEP_KINDS = tuple(register_kind(k).name for k in (
+    Kind("scale_sweep", "a scale-sweep file", 1, "make one with ei-sim sweep scale"),
+    Kind("coupling_sweep", "a coupling-sweep file", 1, "make one with ei-sim sweep coupling"),
+))  # fmt: skip
 CELLS = "cells"
-SWEEP_KINDS = ("scale_sweep", "coupling_sweep")
 SWEEP_ARRAYS = ("scales", "coupling_scales", "accuracy", "rate_e_Hz", "rate_i_Hz")
 
 
@@ -93,7 +96,7 @@ def read_grid(path: str, metrics: bool = True) -> dict:
 
 
 def write_sweep(path: str, result: dict) -> None:
-    """Write the sweep ``result`` (:func:`sweeps.inference.sweep_scales`) as a sweep file."""
+    """Write the sweep ``result`` (:func:`ei_sim.sweeps.inference.sweep_scales`) as a sweep file."""
     kind = "scale_sweep" if result["coupling_target"] == "none" else "coupling_sweep"
     with atomic_h5(path, kind=kind) as fh:
         write_attrs(fh, {"coupling_target": result["coupling_target"],

@@ -4,7 +4,7 @@ Cells that share a seed see the same batches, input spikes and initial states; o
 W_EI / W_IE (and so their trained weights) differ. Stacking them along a leading axis and
 vmapping the training step turns C small programs into one, which on a laptop removes most
 of the per-step overhead of tiny networks. The epochs, evaluation, checkpoints and
-bookkeeping are the one training loop's (:func:`ei_sim.train.train_stacked` on
+bookkeeping are the one training loop's (:func:`ei_sim.training.spiking.train_stacked` on
 :func:`ei_sim.training.fit`).
 
 **Resumption.** Each cell trains into its own run directory (``<store>.cells/<name>``, as
@@ -79,8 +79,9 @@ def memory_budget(memory_bytes: float | None = None) -> tuple[float, str]:
 
 def cell_setup(spec, cells):
     """The models and the recipe of ``cells`` = [(w_ei, w_ie, seed)], one seed."""
-    from ei_sim.train import tier_config, tier_model
-    from models import get_model
+    from ei_sim.models import get_model
+    from ei_sim.training.config import TrainConfig
+    from ei_sim.training.spiking import tier_model
 
     seeds = {c[2] for c in cells}
     if len(seeds) != 1:
@@ -92,14 +93,14 @@ def cell_setup(spec, cells):
         )
         for a, b, _ in cells
     ]  # fmt: skip
-    return models, tier_config(spec.tier, **{**spec.train, "seed": seeds.pop()})
+    return models, TrainConfig.for_tier(spec.tier, **{**spec.train, "seed": seeds.pop()})
 
 
 def train_group(spec, cells, cell_dirs, on_epoch=None, progress=False, after_epoch=None):
     """Train ``cells`` (one seed) together into ``cell_dirs``, resuming what they hold; one
-    result per cell in the form of :func:`sweeps.grid.train_cell`."""
-    from ei_sim.compile_cache import enable
-    from ei_sim.train import train_stacked
+    result per cell in the form of :func:`ei_sim.sweeps.grid.train_cell`."""
+    from ei_sim.sim.compile_cache import enable
+    from ei_sim.training.spiking import train_stacked
 
     enable()
     models, cfg = cell_setup(spec, cells)
@@ -134,7 +135,7 @@ def train_cells_vmapped(spec, cells, progress: bool = False, cell_dirs=None,
 def plan_groups(spec, cells_and_dirs, memory_bytes=None, log=None) -> list[list]:
     """Groups of ``(cell, run_dir)`` pairs (one seed) to train together: cells with the same
     completed epochs, packed to fit :func:`memory_budget`; ``log`` gets one line per seed."""
-    from ei_sim.train import epochs_done
+    from ei_sim.training.spiking import epochs_done
 
     if not cells_and_dirs:
         return []

@@ -4,7 +4,7 @@ Nothing here calls ei-sim's engine: the model is stated in Brian2's equation str
 integrated by Brian2 (exponential Euler, float64, numpy target). Only the numbers that define
 one concrete network (weights, initial state, input spike times) are shared.
 
-Timing convention (see ei_sim.engine): ei-sim adds input row t and the previous step's spikes
+Timing convention (see ei_sim.sim.engine): ei-sim adds input row t and the previous step's spikes
 to g before the membrane update of step t, and decays g first. Brian2 integrates v with the g
 of the start of the step, then decays g, then adds this step's spikes. The two recursions are
 the same if the Brian2 input spike of ei-sim row t is emitted at (t - 1) dt and Brian2's

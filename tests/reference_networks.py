@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_sim.config import NetworkConfig
-from ei_sim.encoding import events_from_dense
-from ei_sim.engine import Weights, init_state, simulate_jit
-from ei_sim.sparse import SparseBlock
+from ei_sim.data.encoding import events_from_dense
+from ei_sim.sim.config import NetworkConfig
+from ei_sim.sim.engine import Weights, init_state, simulate_jit
+from ei_sim.sim.sparse import SparseBlock
 
 PING_SMALL = NetworkConfig(n_in=60, n_e=40, n_i=10, n_out=0, t_ms=100.0)
 VA_SMALL = NetworkConfig(
@@ -34,7 +34,7 @@ def ping_small(seed=0):
 
 
 def va_small(seed=0):
-    from models.va_coba import VA_CELL
+    from ei_sim.models.va_coba import VA_CELL
 
     config = dataclasses.replace(VA_SMALL, cell_e=VA_CELL, cell_i=VA_CELL)
     rng = np.random.default_rng(seed)

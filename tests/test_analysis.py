@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis import basins, cliff, gamma, hopf, meanfield
-from analysis.report import write_report
-from ei_sim.storage import write_spike_lists
+from ei_sim.analysis import basins, cliff, gamma, hopf, meanfield
+from ei_sim.analysis.report import write_report
+from ei_sim.store.spikes import write_spike_lists
 
 
 # ---------------------------------------------------------------- Siegert gain vs simulation

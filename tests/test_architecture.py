@@ -1,18 +1,21 @@
-"""The import contract: dependencies between the packages point one way.
+"""The import contract: one installed name (``ei_sim``) and dependencies that point one way.
 
-    ei_sim (core)  <-  models  <-  sweeps  <-  analysis  <-  ei_sim.cli
+The repository's folders ``models/``, ``sweeps/`` and ``analysis/`` are installed as
+``ei_sim.models``, ``ei_sim.sweeps`` and ``ei_sim.analysis``; the core is ``ei_sim/``'s
+sub-packages. Layers, bottom to top (a layer may import only the layers below it and itself)::
 
-- the ``ei_sim`` core (everything in ``ei_sim/`` except ``ei_sim/cli/``) imports nothing of
-  ``models``, ``sweeps``, ``analysis`` or ``ei_sim.cli``;
-- ``models`` (presets) imports only the core;
-- ``sweeps`` imports the core and ``models``, never ``analysis`` or ``ei_sim.cli``;
-- ``analysis`` imports the core, ``models`` and ``sweeps``, never ``ei_sim.cli``;
-- ``ei_sim.cli`` may import everything, and nothing outside it imports it;
+    base (ei_sim, ei_sim.validate)
+      <- data <- sim <- store <- training <- rate           (the core)
+      <- models <- sweeps <- analysis <- cli
+
+- nothing imports a module by a path that no longer exists (the top-level ``models``,
+  ``sweeps``, ``analysis``, or a core module that moved into a sub-package);
+- nothing outside ``ei_sim/cli/`` imports the CLI;
 - ``sweeps`` produces numbers and stores, never figures or videos: nothing under ``sweeps/``
   imports matplotlib (or the image and video encoders ``PIL``, ``imageio``,
   ``imageio_ffmpeg``); the figures of grids and sweeps are drawn in ``analysis``.
 
-Every ``.py`` file of the four packages is parsed (nothing is imported): every ``import`` and
+Every ``.py`` file of the packages is parsed (nothing is imported): every ``import`` and
 ``from ... import`` statement counts, also those inside functions or ``if`` blocks, and so do
 ``importlib.import_module("...")`` calls with a literal name.
 """
@@ -26,50 +29,77 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("ei_sim", "models", "sweeps", "analysis")
-LAYERS = ("core", "models", "sweeps", "analysis", "cli")  # bottom to top
-ALLOWED = {
-    "core": {"core"},
-    "models": {"core", "models"},
-    "sweeps": {"core", "models", "sweeps"},
-    "analysis": {"core", "models", "sweeps", "analysis"},
-    "cli": set(LAYERS),
-}
+# installed name -> folder of the repository
+FOLDERS = {"ei_sim.models": "models", "ei_sim.sweeps": "sweeps", "ei_sim.analysis": "analysis",
+           "ei_sim": "ei_sim"}  # fmt: skip
+CORE = ("data", "sim", "store", "training", "rate")
+LAYERS = ("base", *CORE, "models", "sweeps", "analysis", "cli")  # bottom to top
+ALLOWED = {layer: set(LAYERS[: k + 1]) for k, layer in enumerate(LAYERS)}
+# Module paths that existed before the core was split into sub-packages and the upper packages
+# moved under ei_sim: importing one is an error (there is one import path per name).
+REMOVED = {
+    "models", "sweeps", "analysis", "ei_sim.storage", "ei_sim.runstore", "ei_sim.stored",
+    "ei_sim.train", "ei_sim.rate_train", "ei_sim.perron", "ei_sim.classifier", "ei_sim.config",
+    "ei_sim.engine", "ei_sim.surrogate", "ei_sim.propagate", "ei_sim.sparse", "ei_sim.init",
+    "ei_sim.encoding", "ei_sim.monitors", "ei_sim.recorder", "ei_sim.spectrum",
+    "ei_sim.parallel", "ei_sim.compile_cache", "ei_sim.simulation", "ei_sim.h5stream",
+    "ei_sim.evaluate", "ei_sim.objective", "ei_sim.optim", "ei_sim.fused", "ei_sim.native",
+    "ei_sim.outputs", "ei_sim.interrupts", "ei_sim.models.ei_classifier",
+    "ei_sim.models.perron",
+}  # fmt: skip
 
 # Violations being removed right now, as (file, imported module). Each entry must still be
 # found: once its import is gone, this test fails until the entry is deleted here.
 PENDING: set[tuple[str, str]] = set()
 
 
-def layer_of_file(relpath: str) -> str:
-    """The layer a source file belongs to (``ei_sim/cli/...`` is the CLI, not the core)."""
-    parts = relpath.split("/")
-    if parts[0] == "ei_sim":
-        return "cli" if len(parts) > 1 and parts[1] == "cli" and len(parts) > 2 else "core"
-    return parts[0]
+def module_of_file(relpath: str) -> str:
+    """The installed module name of a repository file (``sweeps/grid.py`` ->
+    ``ei_sim.sweeps.grid``)."""
+    parts = relpath[: -len(".py")].split("/")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    top = next(name for name, folder in FOLDERS.items() if folder == parts[0])
+    return ".".join([top, *parts[1:]])
 
 
 def layer_of_module(module: str) -> str | None:
-    """The layer of an imported module, or None outside the four packages."""
+    """The layer of a module, None outside ei_sim ("removed" for a path that is gone)."""
     parts = module.split(".")
-    if parts[0] not in PACKAGES:
+    if is_removed(module):
+        return "removed"
+    if parts[0] != "ei_sim":
         return None
-    if parts[0] == "ei_sim":
-        return "cli" if len(parts) > 1 and parts[1] == "cli" else "core"
-    return parts[0]
+    if len(parts) == 1 or parts[1] not in (*CORE, "models", "sweeps", "analysis", "cli"):
+        return "base"
+    return parts[1]
+
+
+def is_removed(module: str) -> bool:
+    return any(module == old or module.startswith(old + ".") for old in REMOVED)
+
+
+def layer_of_file(relpath: str) -> str:
+    """The layer a source file belongs to."""
+    return layer_of_module(module_of_file(relpath)) or "base"
 
 
 def _is_module(dotted: str) -> bool:
-    path = ROOT.joinpath(*dotted.split("."))
-    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+    for name, folder in sorted(FOLDERS.items(), key=lambda kv: -len(kv[0])):
+        if dotted == name or dotted.startswith(name + "."):
+            path = ROOT.joinpath(folder, *dotted[len(name) + 1 :].split(".")) if dotted != name \
+                else ROOT / folder  # fmt: skip
+            return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+    return False
 
 
 def _resolve(relpath: str, node: ast.ImportFrom) -> str:
     """The absolute module of ``from <module> import ...`` (relative imports resolved)."""
     if not node.level:
         return node.module or ""
-    package = relpath[: -len(".py")].split("/")
-    package = package[:-1] if package[-1] != "__init__" else package[:-1]
+    package = module_of_file(relpath).split(".")
+    if not relpath.endswith("__init__.py"):
+        package = package[:-1]
     base = package[: len(package) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
@@ -103,7 +133,7 @@ def _is_import_call(node: ast.Call) -> bool:
 
 def source_files() -> list[str]:
     files = []
-    for package in PACKAGES:
+    for package in FOLDERS.values():
         for folder, dirs, names in os.walk(ROOT / package):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
             files += [
@@ -128,11 +158,13 @@ def all_imports() -> list[tuple[str, int, str, str, str]]:
 
 
 def violations() -> list[tuple[str, int, str, str, str]]:
-    return [imp for imp in all_imports() if imp[4] not in ALLOWED[imp[3]]]
+    return [imp for imp in all_imports() if imp[4] not in ALLOWED[imp[3]] | {"removed"}]
 
 
 def _describe(imp) -> str:
     relpath, line, module, source, target = imp
+    if target == "removed":
+        return f"{relpath}:{line}: imports {module}, a path that no longer exists"
     allowed = ", ".join(layer for layer in LAYERS if layer in ALLOWED[source])
     return f"{relpath}:{line}: imports {module} ({source} may import only {allowed})"
 
@@ -140,26 +172,40 @@ def _describe(imp) -> str:
 def test_the_scanner_sees_every_kind_of_import(tmp_path):
     code = (
         "import models.ping\n"
-        "from sweeps import grid\n"
+        "from ei_sim.sweeps import grid\n"
         "def f():\n"
-        "    from analysis.video import Snapshot\n"
+        "    from ei_sim.analysis.video import Snapshot\n"
         "    import importlib\n"
         "    return importlib.import_module('ei_sim.cli.train')\n"
         "from . import checks\n"
-        "from .. import config, __version__\n"
+        "from .. import validate, __version__\n"
         "from .train import build_run\n"
     )
     found = sorted(imports_of("ei_sim/cli/x.py", ast.parse(code)))
     assert found == [
-        (1, "models.ping"), (2, "sweeps.grid"), (4, "analysis.video"), (5, "importlib"),
-        (6, "ei_sim.cli.train"), (7, "ei_sim.cli.checks"), (8, "ei_sim"), (8, "ei_sim.config"),
-        (9, "ei_sim.cli.train"),
+        (1, "models.ping"), (2, "ei_sim.sweeps.grid"), (4, "ei_sim.analysis.video"),
+        (5, "importlib"), (6, "ei_sim.cli.train"), (7, "ei_sim.cli.checks"), (8, "ei_sim"),
+        (8, "ei_sim.validate"), (9, "ei_sim.cli.train"),
     ]  # fmt: skip
+    relative = sorted(imports_of("sweeps/x.py", ast.parse("from .store import cell_name\n")))
+    assert relative == [(1, "ei_sim.sweeps.store")]
     assert layer_of_file("ei_sim/cli/train.py") == "cli"
-    assert layer_of_file("ei_sim/train.py") == "core"
-    assert layer_of_module("ei_sim.cli") == "cli" and layer_of_module("ei_sim") == "core"
+    assert layer_of_file("ei_sim/training/spiking.py") == "training"
+    assert layer_of_file("sweeps/grid.py") == "sweeps"
+    assert layer_of_file("models/ping.py") == "models"
+    assert layer_of_module("ei_sim") == "base" and layer_of_module("ei_sim.validate") == "base"
+    assert layer_of_module("models.ping") == "removed"
+    assert layer_of_module("ei_sim.train") == "removed"
+    assert layer_of_module("ei_sim.training.spiking") == "training"
     assert layer_of_module("numpy") is None
     assert len(source_files()) > 40 and "ei_sim/cli/__init__.py" in source_files()
+
+
+def test_removed_paths_are_gone():
+    """Every path the contract forbids is really absent (the list stays honest)."""
+    still_there = [m for m in REMOVED if _is_module(m)]
+    assert not still_there, f"listed as removed but present: {still_there}"
+    assert is_removed("ei_sim.storage") and not is_removed("ei_sim.store.atomic")
 
 
 def test_imports_point_one_way():

@@ -17,7 +17,7 @@ from reference_networks import run_ei_sim as _run_ei_sim
 from reference_networks import va_small as _va_small
 from reference_networks import va_state as _va_state
 
-from ei_sim.engine import init_state
+from ei_sim.sim.engine import init_state
 
 brian2 = pytest.importorskip("brian2")
 from brian2_reference import run_brian2  # noqa: E402
@@ -67,8 +67,8 @@ def test_vogels_abbott_style_network_spike_for_spike(sparse):
 
 @pytest.mark.slow
 def test_va_coba_rate_matches_brian2():
-    from ei_sim.sparse import dense
-    from models import va_coba
+    from ei_sim.models.va_coba import va_coba
+    from ei_sim.sim.sparse import dense
 
     model = va_coba(t_ms=1000.0)
     config = model.config

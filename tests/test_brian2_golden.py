@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from reference_networks import first_difference_ms, run_ei_sim, with_state
 
-from ei_sim.config import NetworkConfig, from_attrs
-from ei_sim.storage import read_attrs
+from ei_sim.sim.config import NetworkConfig, from_attrs
+from ei_sim.store.attrs import read_attrs
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "golden", "brian2_reference.h5")
 

@@ -27,7 +27,7 @@ def rate_run(tmp_path_factory):
 
 
 def test_rate_train_writes_a_run_file_with_its_flags(rate_run):
-    from ei_sim.rate_train import load_rate_run
+    from ei_sim.rate.store import load_rate_run
 
     out, code, printed = rate_run
     assert code == 0
@@ -55,7 +55,7 @@ def test_rate_run_files_of_schema_version_1_read_best_epoch_from_1(rate_run, tmp
     from 0; the reader shifts it, so it counts from 1 whatever the file's version."""
     import shutil
 
-    from ei_sim.rate_train import load_rate_run
+    from ei_sim.rate.store import load_rate_run
 
     out = rate_run[0]
     legacy = tmp_path / "legacy.h5"
@@ -129,14 +129,14 @@ def test_rate_bad_input_is_one_line_and_exit_2(argv, fragment, tmp_path, capsys)
 def test_rate_analyze_refuses_a_bad_digit_index_before_any_work(tmp_path, monkeypatch, capsys):
     """The range is checked against the pool's known size: neither the pool nor the run file
     is loaded before the refusal."""
-    import ei_sim.data
-    import ei_sim.rate_train
+    import ei_sim.data.mnist
+    import ei_sim.rate.store
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("loaded before the bad --digit-index was refused")
 
-    for module, name in ((ei_sim.data, "load_pool"), (ei_sim.data, "embedded_pool"),
-                         (ei_sim.rate_train, "load_rate_run")):  # fmt: skip
+    for module, name in ((ei_sim.data.mnist, "load_pool"), (ei_sim.data.mnist, "embedded_pool"),
+                         (ei_sim.rate.store, "load_rate_run")):  # fmt: skip
         monkeypatch.setattr(module, name, must_not_run)
     run = tmp_path / "run.h5"
     run.write_bytes(b"")  # exists; never opened
@@ -146,4 +146,4 @@ def test_rate_analyze_refuses_a_bad_digit_index_before_any_work(tmp_path, monkey
         captured = capsys.readouterr()
         err = captured.err.strip()
         assert "\n" not in err and captured.out == "", captured
-        assert f"--digit-index must lie in [0, {ei_sim.data.EMBEDDED_POOL_SIZE}), got" in err
+        assert f"--digit-index must lie in [0, {ei_sim.data.mnist.EMBEDDED_POOL_SIZE}), got" in err

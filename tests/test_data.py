@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from ei_sim.data import (
+from ei_sim.data.mnist import (
     Pool,
     embedded_pool,
     idx_pool,

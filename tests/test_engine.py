@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ei_sim.config import NetworkConfig
-from ei_sim.encoding import events_from_dense, poisson_events
-from ei_sim.engine import Weights, init_state, simulate, simulate_jit, step
+from ei_sim.data.encoding import events_from_dense, poisson_events
+from ei_sim.sim.config import NetworkConfig
+from ei_sim.sim.engine import Weights, init_state, simulate, simulate_jit, step
 
 TINY = NetworkConfig(n_in=20, n_e=12, n_i=4, n_out=3, t_ms=30.0)
 
@@ -119,7 +119,7 @@ def test_event_and_dense_propagation_agree(mode):
 
 
 def test_dense_input_equals_event_input():
-    from ei_sim.encoding import events_to_dense
+    from ei_sim.data.encoding import events_to_dense
 
     w, ev = _tiny_network(), _tiny_inputs()
     state0 = init_state(TINY, jax.random.PRNGKey(2), 3)
@@ -134,7 +134,7 @@ def test_dense_input_equals_event_input():
 @pytest.mark.parametrize("p_spike", [0.0, 0.01, 0.05, 0.2, 0.6, 1.0])
 def test_event_paths_equal_dense_from_silence_to_bursts(p_spike, method):
     """Every active-cell list size (and the dense fallback beyond the largest) is exact."""
-    from ei_sim.propagate import capacity_tiers, propagate
+    from ei_sim.sim.propagate import capacity_tiers, propagate
 
     _needs_native(method)
 
@@ -146,7 +146,7 @@ def test_event_paths_equal_dense_from_silence_to_bursts(p_spike, method):
 
 
 def test_native_kernel_under_vmap_broadcasts_like_einsum():
-    from ei_sim import native
+    from ei_sim.sim import native
 
     _needs_native("native")
     key = jax.random.PRNGKey(3)
@@ -166,7 +166,7 @@ def test_native_kernel_under_vmap_broadcasts_like_einsum():
 
 @pytest.mark.parametrize("method", ["events", "native"])
 def test_event_propagation_gradient_equals_dense(method):
-    from ei_sim.propagate import propagate
+    from ei_sim.sim.propagate import propagate
 
     _needs_native(method)
     spikes = (jax.random.uniform(jax.random.PRNGKey(0), (3, 20)) < 0.2).astype(jnp.float32)
@@ -207,7 +207,7 @@ def test_chunked_checkpoint_scan_is_exact():
 
 
 def test_input_events_roundtrip_and_rate():
-    from ei_sim.encoding import events_to_dense
+    from ei_sim.data.encoding import events_to_dense
 
     images = np.linspace(0, 1, 40).reshape(2, 20)
     ev = poisson_events(images, 5000, 0.02, seed=(3, 1))
@@ -252,7 +252,7 @@ def test_config_rejects_bad_values(changes, message):
 
 
 def _needs_native(kernel):
-    from ei_sim import native
+    from ei_sim.sim import native
 
     if kernel == "native" and not native.available():
         pytest.skip(f"native kernels unavailable: {native.unavailable_reason()}")
@@ -266,7 +266,7 @@ def _needs_native(kernel):
 def test_hand_written_adjoint_equals_autodiff(damping, surrogate, ref_max, cell_kernel):
     """population_update's backward pass (jax.numpy or the fused C++ pass) equals autodiff
     through membrane + spike_and_reset; its forward pass equals theirs."""
-    from ei_sim.engine import _advance, population_update
+    from ei_sim.sim.engine import _advance, population_update
 
     _needs_native(cell_kernel)
     config = dataclasses.replace(
@@ -304,8 +304,8 @@ def test_hand_written_adjoint_equals_autodiff(damping, surrogate, ref_max, cell_
 def test_native_cell_update_float32_matches_xla_and_passes_nan():
     """The fused C++ update in float32 (its own exp polynomial, split over threads) agrees with
     the jax.numpy update at a training-sized batch, under vmap, and lets NaN through."""
-    from ei_sim import native
-    from ei_sim.engine import population_update
+    from ei_sim.sim import native
+    from ei_sim.sim.engine import population_update
 
     _needs_native("native")
     cfg = dataclasses.replace(NetworkConfig(), grad_damping=1000.0)

@@ -13,11 +13,11 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.export import export_file
-from analysis.video import Snapshot, write_snapshot
+from ei_sim.analysis.export import export_file
+from ei_sim.analysis.video import Snapshot, write_snapshot
 from ei_sim.cli import main
-from ei_sim.spectrum import population_psd, spectral_peak
-from ei_sim.storage import atomic_h5
+from ei_sim.sim.spectrum import population_psd, spectral_peak
+from ei_sim.store.atomic import atomic_h5
 
 DT_MS = 0.1
 
@@ -26,9 +26,10 @@ DT_MS = 0.1
 @pytest.fixture(scope="module")
 def sim_file(tmp_path_factory):
     """A real simulate file: a small PING network, two digits (two trials), 60 ms."""
-    from ei_sim.data import embedded_pool, first_of_class
-    from ei_sim.simulation import run_preset, write_run
-    from models import get_model
+    from ei_sim.data.mnist import embedded_pool, first_of_class
+    from ei_sim.models import get_model
+    from ei_sim.sim.run import run_preset
+    from ei_sim.store.stream import write_run
 
     model = get_model("ping", t_ms=60.0, n_e=40, n_i=10)
     pool = embedded_pool()

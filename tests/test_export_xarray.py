@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.export import export_file
+from ei_sim.analysis.export import export_file
 from ei_sim.cli import main
-from sweeps.inference import write_sweep
-from sweeps.store import add_cell, cell_name, open_or_create
+from ei_sim.sweeps.inference import write_sweep
+from ei_sim.sweeps.store import add_cell, cell_name, open_or_create
 
 xr = pytest.importorskip("xarray")
 

@@ -1,4 +1,5 @@
-"""The fused training path (ei_sim.fused): same trial and exact gradients as the engine's path.
+"""The fused training path (ei_sim.training.fused): same trial and exact gradients as the engine's
+path.
 
 Checked in float64 against the engine (spikes, accumulators, gradients of W_in and W_out to
 1e-10), against central differences where the loss is smooth (a subthreshold network for W_in,
@@ -15,10 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ei_sim import fused, native
-from ei_sim.config import NetworkConfig
-from ei_sim.encoding import poisson_events
-from ei_sim.engine import Weights, init_state, simulate
+from ei_sim.data.encoding import poisson_events
+from ei_sim.sim import native
+from ei_sim.sim.config import NetworkConfig
+from ei_sim.sim.engine import Weights, init_state, simulate
+from ei_sim.training import fused
 
 pytestmark = pytest.mark.skipif(
     not native.available(), reason=f"native kernels unavailable: {native.unavailable_reason()}"
@@ -141,9 +143,9 @@ def test_fused_refuses_recurrent_gradients():
 def test_fused_equals_engine_float32_medium_size():
     """The recipe's sizes in float32 (1,024 E, 256 I, 200 ms): same spikes, gradients equal to
     float rounding."""
-    from ei_sim.data import embedded_pool, sample_and_split
-    from ei_sim.encoding import encode
-    from models import get_model
+    from ei_sim.data.encoding import encode
+    from ei_sim.data.mnist import embedded_pool, sample_and_split
+    from ei_sim.models import get_model
 
     model = get_model("ping")
     config = dataclasses.replace(model.config, t_ms=60.0)
@@ -167,9 +169,9 @@ def test_fused_equals_engine_float32_medium_size():
 def test_train_step_fused_equals_engine_with_split_batch():
     """make_train_step on both paths, the batch split over the devices when there are
     several: the same loss and updated weights to float rounding."""
-    from ei_sim.objective import make_train_step
-    from ei_sim.optim import adam_with_dale
-    from ei_sim.parallel import batch_mesh, replicate
+    from ei_sim.sim.parallel import batch_mesh, replicate
+    from ei_sim.training.objective import make_train_step
+    from ei_sim.training.optim import adam_with_dale
 
     config, w, state0, events = network(dtype=jnp.float32, loop=True, dense_all=False)
     trainable = {"w_in": w.w_in, "w_out": w.w_out}

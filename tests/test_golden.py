@@ -15,8 +15,7 @@ from golden_files import (
     tiny_run_dir,
 )
 
-import models  # noqa: F401  (registers the preset builders that stored runs name)
-from ei_sim.store import KINDS, open_kind, schema_version
+from ei_sim.store.kinds import KINDS, open_kind, schema_version
 
 KIND_OF = {TINY_RUN: "run", GRID_2X2: "grid", SCALE_SWEEP: "scale_sweep",
            COUPLING_SWEEP: "coupling_sweep", SIMULATE: "simulate"}  # fmt: skip
@@ -39,8 +38,8 @@ def test_every_golden_file_is_listed():
 
 
 def test_tiny_run_loads_and_evaluates_to_its_stored_accuracy(tmp_path):
-    from ei_sim.store import load_run
-    from ei_sim.stored import evaluate_run, load_stored
+    from ei_sim.store.run import load_run
+    from ei_sim.training.stored import evaluate_run, load_stored
 
     run_dir = tiny_run_dir(tmp_path / "run")
     attrs, metrics, best, last, _ = load_run(run_dir)
@@ -59,8 +58,8 @@ def test_tiny_run_loads_and_evaluates_to_its_stored_accuracy(tmp_path):
 
 
 def test_grid_holds_its_four_cells_and_labels():
-    from analysis.basins import analyze_grid, read_grid
-    from sweeps.store import cell_name, read_cells
+    from ei_sim.analysis.basins import analyze_grid, read_grid
+    from ei_sim.sweeps.store import cell_name, read_cells
 
     cells = {c["name"]: c for c in read_cells(GRID_2X2)}
     expected = {cell_name(a, b, 42) for a in (0.0, 2.0) for b in (0.0, 4.0)}
@@ -80,7 +79,7 @@ def test_grid_holds_its_four_cells_and_labels():
     (SCALE_SWEEP, "none", (1, 24)), (COUPLING_SWEEP, "w_ie", (2, 3)),
 ], ids=["scale", "coupling"])  # fmt: skip
 def test_sweep_reads_with_its_axes(path, target, shape):
-    from analysis.cliff import read_sweep
+    from ei_sim.analysis.cliff import read_sweep
 
     sweep = read_sweep(path)
     assert sweep["coupling_target"] == target
@@ -96,7 +95,7 @@ def test_sweep_reads_with_its_axes(path, target, shape):
 
 
 def test_simulate_file_spikes_match_its_rates(tmp_path):
-    from analysis.report import write_report
+    from ei_sim.analysis.report import write_report
 
     with open_kind(SIMULATE, "simulate") as fh:
         attrs = dict(fh.attrs)

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis import meanfield as mf
-from analysis import meanfield_check as mc
-from models import get_model
+from ei_sim.analysis import meanfield as mf
+from ei_sim.analysis import meanfield_check as mc
+from ei_sim.models import get_model
 
 P = mf.MeanFieldParams()
 SMALL = {"n_e": 120, "n_i": 30}  # a reduced PING network: the rules, not the numbers

@@ -1,13 +1,16 @@
-"""Presets: the stated initialisation statistics (ei_sim.init), and the PING rhythm that COBA
+"""Presets: the stated initialisation statistics (ei_sim.sim.init), and the PING rhythm that COBA
 lacks."""
 
 import jax
 import numpy as np
 import pytest
 
-from ei_sim.data import embedded_pool
-from ei_sim.simulation import run_preset
-from models import coba, get_model, ping, va_coba
+from ei_sim.data.mnist import embedded_pool
+from ei_sim.models import get_model
+from ei_sim.models.coba import coba
+from ei_sim.models.ping import ping
+from ei_sim.models.va_coba import va_coba
+from ei_sim.sim.run import run_preset
 
 
 def test_initial_weights_follow_the_stated_statistics():

@@ -5,12 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ei_sim.encoding import poisson_events
-from ei_sim.engine import simulate_jit
-from ei_sim.monitors import Monitors, StateMonitor, decode_spikes, pack_spikes
-from ei_sim.recorder import chunk_length, record
-from ei_sim.sparse import SparseBlock, hstack
-from models import ping, va_coba
+from ei_sim.data.encoding import poisson_events
+from ei_sim.models.ping import ping
+from ei_sim.models.va_coba import va_coba
+from ei_sim.sim.engine import simulate_jit
+from ei_sim.sim.monitors import Monitors, StateMonitor, decode_spikes, pack_spikes
+from ei_sim.sim.recorder import chunk_length, record
+from ei_sim.sim.sparse import SparseBlock, hstack
 
 FULL = ("spikes_e", "spikes_i", "v_e", "g_exc_e", "g_inh_e", "v_i", "g_exc_i", "g_inh_i")
 

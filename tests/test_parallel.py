@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ei_sim.parallel import parts_for
+from ei_sim.sim.parallel import parts_for
 
 TWO_DEVICES = r"""
 import dataclasses, sys
@@ -17,12 +17,13 @@ import jax
 jax.config.update("jax_num_cpu_devices", 2)
 import jax.numpy as jnp
 import numpy as np
-from ei_sim import native
-from ei_sim.encoding import poisson_events
-from ei_sim.objective import forward_loss
-from ei_sim.parallel import batch_mesh
-from ei_sim.train import split_weights, tier_config, tier_model, train
-from models import get_model
+from ei_sim.sim import native
+from ei_sim.data.encoding import poisson_events
+from ei_sim.training.objective import forward_loss
+from ei_sim.sim.parallel import batch_mesh
+from ei_sim.training.config import TrainConfig
+from ei_sim.training.spiking import split_weights, tier_model, train
+from ei_sim.models import get_model
 
 assert len(jax.devices()) == 2
 kernels = ["xla"] + (["native"] if native.available() else [])
@@ -64,7 +65,7 @@ with jax.enable_x64(True):
 # 2. the trainer: two devices used, reproducible (an interrupted and resumed run included),
 #    and the same learning as one device
 model = tier_model(get_model("ping"), "tiny").replace(n_e=32, n_i=8, t_ms=50.0)
-cfg = dataclasses.replace(tier_config("tiny"), n_samples=200, epochs=2, batch_size=32)
+cfg = dataclasses.replace(TrainConfig.for_tier("tiny"), n_samples=200, epochs=2, batch_size=32)
 out = sys.argv[1]
 two = train(model, cfg, out + "/two", progress=False)
 train(model, dataclasses.replace(cfg, epochs=1), out + "/again", progress=False)
@@ -80,8 +81,8 @@ np.testing.assert_allclose(two.metrics["train_loss"], one.metrics["train_loss"],
 np.testing.assert_allclose(two.best_weights.w_out, one.best_weights.w_out, rtol=1e-3, atol=1e-6)
 
 # 3. evaluation split over two devices (what the trainer does after every epoch)
-from ei_sim.data import embedded_pool, sample_and_split
-from ei_sim.evaluate import evaluate
+from ei_sim.data.mnist import embedded_pool, sample_and_split
+from ei_sim.training.evaluate import evaluate
 split = sample_and_split(embedded_pool(), 200, 0.2, 42)
 ev = [evaluate(two.best_weights, model, split.x_test, split.y_test, 42, devices=d) for d in (1, 2)]
 assert ev[0].accuracy == ev[1].accuracy and ev[0].rate_e_Hz > 0, ev

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.special
 
-from analysis import rate_analysis as ra
-from models import wilson_cowan as wc
+from ei_sim.analysis import rate_analysis as ra
+from ei_sim.rate import network as wc
 
 TAU_E_MS, TAU_I_MS = 20.0, 10.0
 

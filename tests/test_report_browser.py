@@ -22,8 +22,8 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.report import write_report
-from ei_sim.storage import write_spike_lists
+from ei_sim.analysis.report import write_report
+from ei_sim.store.spikes import write_spike_lists
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER = next((path for name in BROWSERS if (path := shutil.which(name))), None)

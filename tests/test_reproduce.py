@@ -11,17 +11,17 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis import meanfield as mf
-from analysis.basins import label_cells
-from analysis.reproduce import reproduce
-from analysis.reproduce.experiments import lab_grid_hopf
-from analysis.reproduce.reference import DEFAULT_PATH, load_reference
-from analysis.reproduce.table import Row, compare, markdown
+from ei_sim.analysis import meanfield as mf
+from ei_sim.analysis.basins import label_cells
+from ei_sim.analysis.reproduce.experiments import lab_grid_hopf
+from ei_sim.analysis.reproduce.reference import DEFAULT_PATH, load_reference
+from ei_sim.analysis.reproduce.runner import reproduce
+from ei_sim.analysis.reproduce.table import Row, compare, markdown
 from ei_sim.cli import main
-from ei_sim.runstore import config_differences
-from ei_sim.spectrum import spectral_peak
-from ei_sim.train import is_new_best
-from models import get_model
+from ei_sim.models import get_model
+from ei_sim.sim.spectrum import spectral_peak
+from ei_sim.store.run import config_differences
+from ei_sim.training.loop import is_new_best
 
 REF = load_reference()
 

@@ -22,11 +22,14 @@ TINY_TRAIN = ["train", "--tier", "tiny", "--n-e", "16", "--t-ms", "30", "--sampl
 def test_a_run_whose_weights_turn_nan_is_marked_failed(tmp_path, monkeypatch, capsys):
     import optax
 
-    from ei_sim.train import TrainingFailed, tier_config, tier_model, train
-    from models import get_model
+    from ei_sim.models import get_model
+    from ei_sim.training.config import TrainConfig
+    from ei_sim.training.loop import TrainingFailed
+    from ei_sim.training.spiking import tier_model, train
 
     # every update NaN: the gradients stay finite (no step is skipped), the weights do not
-    monkeypatch.setattr("ei_sim.train.adam_with_dale", lambda lr, clip: optax.scale(np.nan))
+    monkeypatch.setattr("ei_sim.training.spiking.adam_with_dale",
+                        lambda lr, clip: optax.scale(np.nan))  # fmt: skip
     run_dir = str(tmp_path / "nan")
     assert main([*TINY_TRAIN, "--epochs", "3", "--out", run_dir]) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
@@ -38,7 +41,7 @@ def test_a_run_whose_weights_turn_nan_is_marked_failed(tmp_path, monkeypatch, ca
     assert "is a failed run" in capsys.readouterr().err
     assert main(["sweep", "scale", run_dir]) == 2
     model = tier_model(get_model("ping"), "tiny", 16, 30.0)
-    cfg = tier_config("tiny", n_samples=100, batch_size=20, epochs=3)
+    cfg = TrainConfig.for_tier("tiny", n_samples=100, batch_size=20, epochs=3)
     with pytest.raises(ValueError, match="failed run"):
         train(model, cfg, run_dir, resume=True, progress=False)
     with pytest.raises(TrainingFailed):
@@ -48,12 +51,14 @@ def test_a_run_whose_weights_turn_nan_is_marked_failed(tmp_path, monkeypatch, ca
 @pytest.mark.slow
 def test_ties_keep_the_first_best_epoch_in_trainer_and_vmapped_grid(tmp_path, monkeypatch):
     """Every epoch ties (accuracy forced to 0.5): best_epoch, the best weights and the best
-    rates all stay with epoch 1, in :func:`ei_sim.train.train` and in the vmapped grid."""
-    import ei_sim.train as trainer
-    import sweeps.vmapped as vmapped
-    from ei_sim.runstore import load_run
-    from models import get_model
-    from sweeps.grid import GridSpec
+    rates all stay with epoch 1, in :func:`ei_sim.training.spiking.train` and in the vmapped
+    grid."""
+    import ei_sim.sweeps.vmapped as vmapped
+    import ei_sim.training.spiking as trainer
+    from ei_sim.models import get_model
+    from ei_sim.store.run import load_run
+    from ei_sim.sweeps.grid import GridSpec
+    from ei_sim.training.config import TrainConfig
 
     def flat(real, seen):
         def evaluate(weights, *args, **kwargs):
@@ -65,13 +70,13 @@ def test_ties_keep_the_first_best_epoch_in_trainer_and_vmapped_grid(tmp_path, mo
     seen, seen_v, real = [], [], trainer.evaluate
     monkeypatch.setattr(trainer, "evaluate", flat(real, seen))
     model = trainer.tier_model(get_model("ping"), "tiny", 16, 30.0)
-    cfg = trainer.tier_config("tiny", n_samples=100, batch_size=20, epochs=3)
+    cfg = TrainConfig.for_tier("tiny", n_samples=100, batch_size=20, epochs=3)
     result = trainer.train(model, cfg, str(tmp_path / "run"), progress=False)
     attrs, metrics, best, last, _ = load_run(str(tmp_path / "run"))
     assert result.best_epoch == attrs["best_epoch"] == 1
     np.testing.assert_array_equal(np.asarray(best.w_out), seen[0])
     assert not np.array_equal(np.asarray(last.w_out), seen[0])
-    # the vmapped grid trains and evaluates through the same trainer (ei_sim.train)
+    # the vmapped grid trains and evaluates through the same trainer (ei_sim.training.spiking)
     monkeypatch.setattr(trainer, "evaluate", flat(real, seen_v))
     spec = GridSpec(w_ei=(1.0,), w_ie=(2.0,), tier="tiny", size={"n_e": 16, "t_ms": 30.0},
                     train={"n_samples": 100, "batch_size": 20, "epochs": 3})  # fmt: skip
@@ -82,7 +87,7 @@ def test_ties_keep_the_first_best_epoch_in_trainer_and_vmapped_grid(tmp_path, mo
 
 
 def test_non_finite_hyperparameters_are_refused_by_the_api():
-    from ei_sim.train import TrainConfig
+    from ei_sim.training.config import TrainConfig
 
     for bad in ({"learning_rate": np.nan}, {"learning_rate": np.inf}, {"clip_norm": 0.0},
                 {"budget": np.nan}, {"test_fraction": 1.0}, {"seed": -1}):  # fmt: skip
@@ -100,7 +105,7 @@ def test_a_failed_training_leaves_no_empty_run_folder(tmp_path):
 def test_stale_temporaries_are_removed_and_files_readable_as_the_umask_allows(tmp_path):
     import platform
 
-    from ei_sim.storage import atomic_h5, readable_mode
+    from ei_sim.store.atomic import atomic_h5, readable_mode
 
     host = platform.node() or "host"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -121,7 +126,7 @@ def test_stale_temporaries_are_removed_and_files_readable_as_the_umask_allows(tm
 
 
 def test_output_kinds_are_told_apart(tmp_path):
-    from ei_sim.outputs import check_output_file, existing_kind
+    from ei_sim.cli.outputs import check_output_file, existing_kind
 
     grid = tmp_path / "grid.h5"
     with h5py.File(grid, "w") as fh:
@@ -142,7 +147,7 @@ def test_output_kinds_are_told_apart(tmp_path):
 
 
 def test_an_interrupted_grid_leaves_no_stub_store(tmp_path, monkeypatch):
-    from sweeps import grid
+    from ei_sim.sweeps import grid
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -156,7 +161,7 @@ def test_an_interrupted_grid_leaves_no_stub_store(tmp_path, monkeypatch):
 
 
 def test_the_grid_reads_the_epochs_of_cells_in_training(tmp_path):
-    from sweeps.grid import epochs_done
+    from ei_sim.sweeps.grid import epochs_done
 
     assert epochs_done(str(tmp_path)) == 0
     with h5py.File(tmp_path / "run.h5", "w") as fh:
@@ -176,7 +181,7 @@ def test_devices_that_do_not_divide_the_batch_are_reported(capsys):
 
 
 def test_a_swallowed_interrupt_is_delivered_again():
-    from ei_sim import interrupts
+    from ei_sim.cli import interrupts
 
     # Python's own SIGINT handler for the test: a library imported earlier in the session
     # (brian2) may have wrapped a non-callable previous handler
@@ -198,7 +203,7 @@ def _ei_sim() -> list[str]:
 def _cold_cache(folder) -> dict:
     """An empty compile cache holding only the already built native kernels, so that the
     run compiles its programs (where an interrupt used to crash the process at exit)."""
-    from ei_sim import native
+    from ei_sim.sim import native
 
     built = native.library_path()
     if built.exists():

@@ -10,13 +10,14 @@ import h5py
 import numpy as np
 import pytest
 
-from ei_sim import h5stream
 from ei_sim.cli import main
-from ei_sim.compile_cache import AtomicFileCache
-from ei_sim.engine import simulate_jit
-from ei_sim.monitors import Monitors
-from ei_sim.simulation import initial_conditions, run_preset, run_to_file
-from models import va_coba
+from ei_sim.models.va_coba import va_coba
+from ei_sim.sim.compile_cache import AtomicFileCache
+from ei_sim.sim.engine import simulate_jit
+from ei_sim.sim.monitors import Monitors
+from ei_sim.sim.run import initial_conditions, run_preset
+from ei_sim.store import stream as h5stream
+from ei_sim.store.stream import run_to_file
 
 VA_ARGS = ["simulate", "--model", "va_coba", "--no-progress"]
 
@@ -66,8 +67,8 @@ def test_streamed_file_layout_traces_and_bins(tmp_path):
 
 KILL_SCRIPT = """
 import os, signal, sys
-from ei_sim.simulation import run_to_file
-from models import va_coba
+from ei_sim.store.stream import run_to_file
+from ei_sim.models.va_coba import va_coba
 done = []
 def on_chunk(chunk):
     done.append(chunk.index)
@@ -178,7 +179,7 @@ sys.exit(main(["simulate", "--model", "va_coba", "--t-ms", "20", "--chunk-ms", "
 
 @pytest.mark.slow
 def test_a_second_identical_command_compiles_nothing(tmp_path):
-    from ei_sim import native
+    from ei_sim.sim import native
 
     (tmp_path / "cache").mkdir()
     if native.cache_dir().exists():  # reuse the built kernels; the XLA cache starts empty
@@ -200,7 +201,7 @@ def test_a_second_identical_command_compiles_nothing(tmp_path):
 
 
 def test_in_memory_result_and_write_run_share_the_layout(tmp_path):
-    from ei_sim.simulation import write_run
+    from ei_sim.store.stream import write_run
 
     model = va_coba(t_ms=10.0)
     result = run_preset(model, 0, monitors=Monitors(bin_steps=5), chunk_steps=30)
@@ -215,8 +216,8 @@ def test_in_memory_result_and_write_run_share_the_layout(tmp_path):
 
 
 def test_gamma_of_a_long_run_averages_segments_and_equals_the_whole_trial_below_one():
-    from ei_sim.simulation import gamma_of_run
-    from ei_sim.spectrum import gamma_peak
+    from ei_sim.sim.run import gamma_of_run
+    from ei_sim.sim.spectrum import gamma_peak
 
     rng = np.random.default_rng(0)
     t_ms = np.arange(250_000) * 0.1  # 25 s at dt 0.1 ms: two 10 s segments and a rest

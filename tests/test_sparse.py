@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ei_sim import native
-from ei_sim.engine import Weights, simulate_jit
-from ei_sim.sparse import SparseBlock, dense, hstack, sparse_propagate
+from ei_sim.sim import native
+from ei_sim.sim.engine import Weights, simulate_jit
+from ei_sim.sim.sparse import SparseBlock, dense, hstack, sparse_propagate
 
 METHODS = ["native", "events"]
 
@@ -118,7 +118,7 @@ def test_hstack_joins_columns(method):
 
 
 def test_network_with_sparse_blocks_equals_dense_network():
-    from models import va_coba
+    from ei_sim.models.va_coba import va_coba
 
     model = va_coba(t_ms=30.0, n_e=320, n_i=80, p_connect=0.1, w_e_uS=1.2, w_i_uS=8.0)
     sparse_w = model.init_weights(jax.random.PRNGKey(0))
@@ -144,7 +144,7 @@ def test_network_with_sparse_blocks_equals_dense_network():
 def test_without_the_kernel_auto_falls_back_to_pure_jax(tmp_path):
     """EI_SIM_NATIVE=0 (or no compiler): "auto" runs the pure-JAX path, "native" says why."""
     code = (
-        "from ei_sim import native; from ei_sim.propagate import resolve_method\n"
+        "from ei_sim.sim import native; from ei_sim.sim.propagate import resolve_method\n"
         "assert not native.available() and 'EI_SIM_NATIVE' in native.unavailable_reason()\n"
         "assert resolve_method('auto') == 'events'\n"
         "try:\n    resolve_method('native')\nexcept ValueError as e:\n    print('error:', e)\n"
@@ -159,7 +159,7 @@ def test_without_the_kernel_auto_falls_back_to_pure_jax(tmp_path):
 def va_spikes(propagation: str) -> dict:
     """Spikes and E potentials (float64) of a small VA network with compressed-sparse-row
     blocks, 30 ms, two trials, under ``propagation`` (also run by the no-compiler process)."""
-    from models import va_coba
+    from ei_sim.models.va_coba import va_coba
 
     model = va_coba(t_ms=30.0, n_e=320, n_i=80, p_connect=0.1, w_e_uS=1.2, w_i_uS=8.0,
                     sparse=True, propagation=propagation)  # fmt: skip
@@ -180,10 +180,10 @@ import sys
 
 import numpy as np
 
-from ei_sim import native
+from ei_sim.sim import native
 
 native._compiler = lambda: None  # the compiler lookup finds none of CXX, g++, c++, clang++
-from ei_sim.propagate import resolve_method
+from ei_sim.sim.propagate import resolve_method
 
 assert not native.available(), "the kernels were built without a compiler"
 print("reason:", native.unavailable_reason())

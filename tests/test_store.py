@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 
 from ei_sim.cli import main
-from ei_sim.config import to_attrs
-from ei_sim.outputs import KIND_NAMES, existing_kind
-from ei_sim.store import KINDS, atomic_h5, kind_of, open_kind, schema_version
-from ei_sim.store.run import METRICS, load_run, model_from_attrs, open_run, save_run
-from ei_sim.train import tier_config, tier_model
-from models import get_model
+from ei_sim.cli.kinds import noun
+from ei_sim.cli.outputs import existing_kind
+from ei_sim.models import get_model
+from ei_sim.sim.config import to_attrs
+from ei_sim.sim.model import model_from_attrs
+from ei_sim.store.atomic import atomic_h5
+from ei_sim.store.kinds import KINDS, kind_of, open_kind, schema_version
+from ei_sim.store.run import METRICS, load_run, open_run, save_run
+from ei_sim.training.config import TrainConfig
+from ei_sim.training.spiking import tier_model
 
 
 def _model():
@@ -22,7 +26,7 @@ def _model():
 
 
 def _run_attrs(model) -> dict:
-    cfg = tier_config("tiny", n_samples=200, epochs=1, batch_size=8)
+    cfg = TrainConfig.for_tier("tiny", n_samples=200, epochs=1, batch_size=8)
     return {**to_attrs(model, "model."), **to_attrs(cfg, "train."), "epochs_done": 1,
             "best_epoch": 1, "best_accuracy": 0.5}  # fmt: skip
 
@@ -37,7 +41,7 @@ def _write_run(run_dir: str) -> str:
 
 
 def _write_grid(path: str) -> str:
-    from sweeps.store import add_cell, open_or_create
+    from ei_sim.sweeps.store import add_cell, open_or_create
 
     open_or_create(path, {"grid.w_ei": "(1.0,)"}, force=False)
     add_cell(path, "wei1__wie2__seed0", {"w_ei": 1.0, "w_ie": 2.0}, {"test_accuracy": [0.5]},
@@ -46,7 +50,7 @@ def _write_grid(path: str) -> str:
 
 
 def _write_sweep(path: str, target: str = "none") -> str:
-    from sweeps.store import write_sweep
+    from ei_sim.sweeps.store import write_sweep
 
     result = {"scales": np.array([0.5, 1.0]), "coupling_scales": np.array([1.0]),
               "accuracy": np.zeros((1, 2)), "rate_e_Hz": np.zeros((1, 2)),
@@ -56,7 +60,7 @@ def _write_sweep(path: str, target: str = "none") -> str:
 
 
 def _write_reproduce(path: str) -> str:
-    from analysis.reproduce.store import open_or_create, save_stage
+    from ei_sim.analysis.reproduce.store import open_or_create, save_stage
 
     open_or_create(path, {"experiment": "coupling", "scale": "quick"})
     save_stage(path, "baseline", {"accuracy": 88.0})
@@ -104,7 +108,7 @@ def test_every_writer_stamps_kind_and_schema_version(kind, tmp_path):
 
 def test_every_kind_is_named_for_the_output_checks():
     for name, kind in KINDS.items():
-        assert KIND_NAMES[name] == kind.noun and kind.schema_version >= 1
+        assert noun(name) == kind.noun and kind.schema_version >= 1
 
 
 def test_atomic_writer_adds_the_version_of_a_declared_kind(tmp_path):
@@ -209,7 +213,7 @@ def _legacy_run(run_dir) -> None:
 
 
 def test_kind_less_run_file_loads_as_todays_layout(tmp_path):
-    from ei_sim.stored import load_stored
+    from ei_sim.training.stored import load_stored
 
     run_dir = str(tmp_path / "old")
     model, weights = _legacy_run(run_dir)
@@ -227,7 +231,7 @@ def test_kind_less_run_file_loads_as_todays_layout(tmp_path):
 
 
 def test_kind_less_simulate_file_and_old_named_schema_are_read(tmp_path):
-    from analysis.report import file_kind
+    from ei_sim.analysis.report import file_kind
     from ei_sim.store.spikes import write_spike_lists
 
     path = str(tmp_path / "old_sim.h5")
@@ -241,7 +245,7 @@ def test_kind_less_simulate_file_and_old_named_schema_are_read(tmp_path):
         fh.attrs["kind"], fh.attrs["schema"] = "reproduce", 1
         fh.attrs["experiment"] = "coupling"
         fh.create_group("stages/baseline")
-    from analysis.reproduce.store import open_or_create, save_stage
+    from ei_sim.analysis.reproduce.store import open_or_create, save_stage
 
     assert open_or_create(store, {"experiment": "coupling"}) == {"baseline"}
     save_stage(store, "sweep", {"n": 1})  # the next stage stamps today's version

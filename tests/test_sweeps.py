@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sweeps.ranges import format_value, parse_axis, parse_seeds
+from ei_sim.sweeps.ranges import format_value, parse_axis, parse_seeds
 
 
 @pytest.mark.parametrize("text, points, expected", [
@@ -61,11 +61,11 @@ KILL_AFTER = 2
 KILLED_GRID = """
 import os, signal, sys
 
-import sweeps.grid as grid
+import ei_sim.sweeps.grid as grid
 from ei_sim.cli import main
 
 if not callable(getattr(grid, "add_cell", None)):
-    sys.exit("test hook: sweeps.grid.add_cell (the store write of a finished cell) is gone")
+    sys.exit("test hook: ei_sim.sweeps.grid.add_cell (the store write of a finished cell) is gone")
 store_cell, stored = grid.add_cell, []
 
 
@@ -127,7 +127,7 @@ def test_grid_on_local_cluster_resumes_after_kill(tmp_path):
 @pytest.mark.slow
 def test_grid_refuses_other_settings_and_bad_scheduler(tmp_path, capsys):
     from ei_sim.cli import main
-    from sweeps.store import open_or_create
+    from ei_sim.sweeps.store import open_or_create
 
     store = tmp_path / "g.h5"
     open_or_create(str(store), {"grid.w_ei": "(0.0, 1.0)"}, force=False)
@@ -149,8 +149,8 @@ def trained_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_scale_sweep_matches_single_evaluations(trained_run):
-    from ei_sim.stored import evaluate_run
-    from sweeps.inference import sweep_scales
+    from ei_sim.sweeps.inference import sweep_scales
+    from ei_sim.training.stored import evaluate_run
 
     result = sweep_scales(trained_run, (0.0, 1.0, 2.0), "w_ei", (0.5, 1.0), progress=False)
     assert result["accuracy"].shape == (2, 3)
@@ -163,7 +163,7 @@ def test_scale_sweep_matches_single_evaluations(trained_run):
 
 
 def test_sweep_cli_writes_store_for_the_cliff_analysis(trained_run, tmp_path, capsys):
-    from analysis.cliff import read_sweep
+    from ei_sim.analysis.cliff import read_sweep
     from ei_sim.cli import main
 
     args = ["sweep", "coupling", trained_run, "--wie-scale", "0.5,2", "--scales", "0,0.5,1",

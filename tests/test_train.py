@@ -9,17 +9,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ei_sim.config import NetworkConfig
-from ei_sim.engine import Weights, init_state, simulate
-from ei_sim.surrogate import arctan, damp_gradient, fast_sigmoid
-from ei_sim.train import TrainConfig, parse_budget, tier_config, tier_model, train
-from models import get_model
+from ei_sim.models import get_model
+from ei_sim.sim.config import NetworkConfig
+from ei_sim.sim.engine import Weights, init_state, simulate
+from ei_sim.sim.surrogate import arctan, damp_gradient, fast_sigmoid
+from ei_sim.training.config import TrainConfig
+from ei_sim.training.spiking import parse_budget, tier_model, train
 
 
 def quick(budget=None, epochs=2, **changes):
     """A very small recipe: 32 E cells, 50 ms trials, 200 samples."""
     cfg = dataclasses.replace(
-        tier_config("tiny", budget=budget), n_samples=200, epochs=epochs, batch_size=32, **changes
+        TrainConfig.for_tier("tiny", budget=budget), n_samples=200, epochs=epochs, batch_size=32,
+        **changes,
     )
     model = tier_model(get_model("ping"), "tiny").replace(n_e=32, n_i=8, t_ms=50.0)
     return model, cfg
@@ -46,14 +48,14 @@ def test_gradient_damping_scales_gradient_only():
 def test_bptt_gradient_matches_finite_differences(cell_kernel):
     """A subthreshold network is smooth: autodiff through the scan (with checkpointing and
     event-driven input, either cell update) must equal central differences of the voltages."""
-    from ei_sim import native
+    from ei_sim.sim import native
 
     if cell_kernel == "native" and not native.available():
         pytest.skip(f"native kernels unavailable: {native.unavailable_reason()}")
     config = NetworkConfig(n_in=8, n_e=5, n_i=3, n_out=0, t_ms=20.0, grad_damping=1.0,
                            v_init_low_mV=-70.0, v_init_high_mV=-66.0,
                            cell_kernel=cell_kernel)  # fmt: skip
-    from ei_sim.encoding import poisson_events
+    from ei_sim.data.encoding import poisson_events
 
     events = poisson_events(np.full((2, 8), 0.9), config.n_steps, 0.05, seed=0)
 
@@ -129,7 +131,7 @@ def test_resume_refuses_a_different_configuration(quick_run, tmp_path):
 
 
 def test_truncated_run_file_is_reported(quick_run, tmp_path):
-    from ei_sim.stored import evaluate_run
+    from ei_sim.training.stored import evaluate_run
 
     data = open(os.path.join(quick_run[2].run_dir, "run.h5"), "rb").read()
     (tmp_path / "t").mkdir()
@@ -139,7 +141,7 @@ def test_truncated_run_file_is_reported(quick_run, tmp_path):
 
 
 def test_eval_scales_weights(quick_run):
-    from ei_sim.stored import evaluate_run
+    from ei_sim.training.stored import evaluate_run
 
     base = evaluate_run(quick_run[2].run_dir)
     assert base.accuracy == pytest.approx(quick_run[2].best_accuracy)
@@ -167,7 +169,7 @@ def test_budget_lowers_e_rate(tmp_path):
     # 64-cell network (the penalty sums over cells, so it scales with N_E).
     results = {}
     for budget in (None, 0.2):
-        cfg = tier_config("tiny", budget=budget, budget_strength=0.05)
+        cfg = TrainConfig.for_tier("tiny", budget=budget, budget_strength=0.05)
         model = tier_model(get_model("ping"), "tiny")
         results[budget] = train(model, cfg, str(tmp_path / str(budget)), progress=False)
     assert results[0.2].metrics["test_rate_e_Hz"][-1] < results[None].metrics["test_rate_e_Hz"][-1]
@@ -202,7 +204,7 @@ def test_optimiser_skips_a_non_finite_step_and_counts_it():
     a NaN gradient leaves the weights and the Adam state as they were and is counted."""
     import optax
 
-    from ei_sim.optim import dale_adam, skipped_steps
+    from ei_sim.training.optim import dale_adam, skipped_steps
 
     params = {"dale": jnp.array([0.5, 0.01]), "free": jnp.array([-1.0, 2.0])}
     opt = dale_adam(0.1, 1.0, {"dale": True, "free": False})

@@ -10,7 +10,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from analysis.video import (
+from ei_sim.analysis.video import (
     WEIGHT_NAMES,
     Snapshot,
     cell_video_name,
@@ -22,7 +22,7 @@ from analysis.video import (
     write_video,
 )
 from ei_sim.cli.video import register
-from ei_sim.storage import atomic_h5
+from ei_sim.store.atomic import atomic_h5
 
 DT_MS, DROP_MS, T_MS = 0.1, 20.0, 200.0
 

@@ -20,14 +20,14 @@ def test_train_with_video_has_one_frame_per_epoch(tmp_path, capsys):
     frames = [np.frombuffer(f, np.uint8) for f in reader]
     assert meta["size"] == (1920, 1080)
     assert len(frames) == 3
-    assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:]))
+    assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:], strict=False))
     assert main(["video", str(run_dir / "run.h5"), "--format", "gif",
                  "--out", str(tmp_path / "again.gif")]) == 0  # fmt: skip
     assert (tmp_path / "again.gif").stat().st_size > 0
 
 
 def test_failed_snapshot_keeps_training_results(tmp_path, monkeypatch, capsys):
-    import analysis.video_hook as hook
+    import ei_sim.analysis.video_hook as hook
 
     def broken(*args):
         raise RuntimeError("renderer exploded")

@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ei_sim.data import Split
-from ei_sim.optim import project_non_negative
-from ei_sim.rate_train import TrainConfig, train_rate
-from models import wilson_cowan as wc
-from models.perron import lds_monitor, perron_root, spectral_penalty
+from ei_sim.data.mnist import Split
+from ei_sim.rate import network as wc
+from ei_sim.rate.perron import lds_monitor, perron_root, spectral_penalty
+from ei_sim.rate.train import RateTrainConfig, train_rate
+from ei_sim.training.optim import project_non_negative
 
 TARGET_EE, TARGET_II = 0.9, 0.4
 
@@ -47,7 +47,7 @@ def test_perron_converges_on_irreducible_and_reducible_matrices():
 
 
 def _tiny_split(n_train: int, n_test: int) -> Split:
-    from ei_sim.data import load_pool, sample_and_split
+    from ei_sim.data.mnist import load_pool, sample_and_split
 
     s = sample_and_split(load_pool("embedded"), 300, 0.2, 42)
     return Split(s.x_train[:n_train], s.y_train[:n_train], s.x_test[:n_test], s.y_test[:n_test])
@@ -57,8 +57,9 @@ def _tiny_split(n_train: int, n_test: int) -> Split:
 def tiny_run():
     # Start with rho(W_EE) ~ 1.5 and rho(W_II) ~ 0.6, above both targets.
     config = wc.WCConfig(gain_ee=1.5, gain_ii=0.6)
-    train = TrainConfig(rho_ee_target=TARGET_EE, rho_ii_target=TARGET_II, lds_every_steps=10)
-    return train_rate(config, tier="tiny", seed=0, train=train)
+    train = RateTrainConfig(rho_ee_target=TARGET_EE, rho_ii_target=TARGET_II,
+                            lds_every_steps=10, seed=0)
+    return train_rate(config, train, progress=False)
 
 
 def test_tiny_tier_learns_with_non_negative_blocks(tiny_run):
@@ -74,8 +75,9 @@ def test_spectral_regulariser_settles_at_or_below_targets(tiny_run):
 
 def test_lds_monitor_flags_unstable_initialisation():
     config = wc.WCConfig(gain_ee=3.0)
-    train = TrainConfig(spectral_weight=0.0, lds_every_steps=1, batch_size=40)
-    result = train_rate(config, epochs=1, seed=0, train=train, split=_tiny_split(80, 40))
+    train = RateTrainConfig(spectral_weight=0.0, lds_every_steps=1, batch_size=40, epochs=1,
+                            seed=0)
+    result = train_rate(config, train, split=_tiny_split(80, 40), progress=False)
     assert result.history["lds_check_stable"].size == 2  # every step (80 / 40)
     assert not np.any(result.history["lds_check_stable"])
     assert not np.any(result.history["lds_stable"])  # the end-of-epoch check
@@ -122,11 +124,11 @@ def test_bad_spectral_targets_raise(target):
     with pytest.raises(ValueError, match="finite number >= 0"):
         spectral_penalty(w, w, target, 1.0)
     with pytest.raises(ValueError):
-        TrainConfig(rho_ii_target=target)
+        RateTrainConfig(rho_ii_target=target)
 
 
 def test_bad_train_arguments_raise(tmp_path):
     with pytest.raises(ValueError, match="tier"):
-        train_rate(tier="huge")
+        RateTrainConfig(tier="huge")
     with pytest.raises(ValueError, match="does not exist"):
-        train_rate(out=str(tmp_path / "missing" / "run.h5"))
+        train_rate(out=str(tmp_path / "missing" / "run.h5"), progress=False)

@@ -1,9 +1,9 @@
 """Export ei-sim results to the formats neuroscientists already use.
 
 * simulate files and the reference-trial snapshots of training runs -> NWB
-  (:mod:`analysis.export.nwb`) or Neo (:mod:`analysis.export.neo`);
+  (:mod:`ei_sim.analysis.export.nwb`) or Neo (:mod:`ei_sim.analysis.export.neo`);
 * grid stores and sweep files -> an xarray Dataset written as netCDF
-  (:mod:`analysis.export.xarray`).
+  (:mod:`ei_sim.analysis.export.xarray`).
 
 :func:`export_file` is the Python form of ``ei-sim export FILE --to nwb|neo|xarray``. Each
 target needs its optional extra (``pip install 'ei-sim[nwb]'``, ``[neo]``, ``[xarray]``).
@@ -11,8 +11,8 @@ target needs its optional extra (``pip install 'ei-sim[nwb]'``, ``[neo]``, ``[xa
 
 from __future__ import annotations
 
-from analysis.export.common import TARGETS, check_output, default_output, require_target
-from analysis.export.reader import SPIKE_KINDS, file_kind, read_recording, resolve
+from ei_sim.analysis.export.common import TARGETS, check_output, default_output, require_target
+from ei_sim.analysis.export.reader import SPIKE_KINDS, file_kind, read_recording, resolve
 
 __all__ = ["TARGETS", "export_file", "file_kind"]
 
@@ -41,18 +41,18 @@ def export_file(path: str, target: str, out: str | None = None, force: bool = Fa
     require_target(target, out)
     check_output(out, resolve(path), force)
     if target == "xarray":
-        from analysis.export import xarray
+        from ei_sim.analysis.export import xarray
 
         dataset = xarray.grid_dataset if kind == "grid" else xarray.sweep_dataset
         xarray.write_netcdf(dataset(resolve(path)), out)
         return out
     rec = read_recording(path)
     if target == "nwb":
-        from analysis.export.nwb import write_nwb
+        from ei_sim.analysis.export.nwb import write_nwb
 
         write_nwb(rec, out, traces)
     else:
-        from analysis.export.neo import write_neo
+        from ei_sim.analysis.export.neo import write_neo
 
         write_neo(rec, out, traces)
     return out

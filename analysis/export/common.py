@@ -14,7 +14,7 @@ import importlib
 import os
 import tempfile
 
-from ei_sim.storage import check_output_path
+from ei_sim.store.atomic import check_output_path
 
 TARGETS = ("nwb", "neo", "xarray")
 MODULES_OF_TARGET = {

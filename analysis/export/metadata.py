@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from analysis.export.reader import Recording
+from ei_sim.analysis.export.reader import Recording
 
 POPULATION_NAMES = {"e": "excitatory", "i": "inhibitory"}
 # unit suffix of a state variable -> (unit, SI unit, factor from the unit to SI)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.export import metadata
-from analysis.export.common import atomic_output, neo_format, require
-from analysis.export.reader import Recording
+from ei_sim.analysis.export import metadata
+from ei_sim.analysis.export.common import atomic_output, neo_format, require
+from ei_sim.analysis.export.reader import Recording
 
 
 def _segment(neo, pq, rec: Recording, trial: int, per_cell: dict, groups: dict):

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 
-from analysis.export import metadata
-from analysis.export.common import atomic_output, require
-from analysis.export.reader import Recording
+from ei_sim.analysis.export import metadata
+from ei_sim.analysis.export.common import atomic_output, require
+from ei_sim.analysis.export.reader import Recording
 
 MODULE = "network"
 KEYWORDS = ["simulation", "spiking network", "excitatory-inhibitory", "conductance-based", "ei-sim"]

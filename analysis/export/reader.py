@@ -26,7 +26,7 @@ import numpy as np
 
 from ei_sim.store.attrs import read_attrs
 from ei_sim.store.kinds import kind_of, open_kind
-from sweeps import store as sweeps_store
+from ei_sim.sweeps import store as sweeps_store
 
 SPIKE_KINDS = ("simulate", "run")
 TABLE_KINDS = ("grid", "scale_sweep", "coupling_sweep")
@@ -165,7 +165,7 @@ def _read_simulate(fh, path: str) -> Recording:
 
 def _read_run(fh, path: str) -> Recording:
     """The run's snapshots as consecutive trials, one per epoch."""
-    from analysis.video import NO_SNAPSHOTS, read_snapshots
+    from ei_sim.analysis.video import NO_SNAPSHOTS, read_snapshots
 
     try:
         snapshots = read_snapshots(fh)
@@ -208,11 +208,11 @@ def read_recording(path: str) -> Recording:
 
 def read_grid(path: str) -> dict:
     """A grid store's root attributes and, per cell, its attributes and per-epoch metrics
-    (:func:`sweeps.store.read_grid`)."""
+    (:func:`ei_sim.sweeps.store.read_grid`)."""
     return sweeps_store.read_grid(path)
 
 
 def read_sweep(path: str) -> dict:
     """A sweep file's root attributes and its arrays (scales, coupling_scales, (C, S) values;
-    :func:`sweeps.store.read_sweep`)."""
+    :func:`ei_sim.sweeps.store.read_sweep`)."""
     return sweeps_store.read_sweep(path)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.export.common import atomic_output, require
-from analysis.export.reader import read_grid, read_sweep
+from ei_sim.analysis.export.common import atomic_output, require
+from ei_sim.analysis.export.reader import read_grid, read_sweep
 
 CELL_VARIABLES = {
     "best_accuracy": ("1", "best test accuracy over the epochs (fraction)"),

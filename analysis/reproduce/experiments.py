@@ -6,7 +6,7 @@
   PING (budget off, seed 42); f* per coupling scale c and alpha of c^alpha f* = const.
 * ``grid`` (nb036 5 x 5): one training per (W_EI, W_IE), budget 0.2, W_in 1.2 (the lab's grid
   runner passes the PING recipe's 1.2 although its text says 0.6); labels by
-  :func:`analysis.basins.label_cells`.
+  :func:`ei_sim.analysis.basins.label_cells`.
 * ``diagonal`` (nb036 slice): W_IE = 2 W_EI, seeds 42-44, budget 0.2, W_in 0.6.
 * ``meanfield`` (nb033): the rate model's Hopf point and f(tau_GABA), beside the spiking
   network's gamma at each tau_GABA (trained PING, budget off).
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.reproduce.figures import plot_budgets, plot_meanfield, plot_sweeps
-from analysis.reproduce.plans import COUPLING_SCALES
-from analysis.reproduce.stages import gamma_stage, sweep_stage, train_stage
-from analysis.reproduce.table import Row
+from ei_sim.analysis.reproduce.figures import plot_budgets, plot_meanfield, plot_sweeps
+from ei_sim.analysis.reproduce.plans import COUPLING_SCALES
+from ei_sim.analysis.reproduce.stages import gamma_stage, sweep_stage, train_stage
+from ei_sim.analysis.reproduce.table import Row
 
 
 def _v(x):
@@ -101,7 +101,7 @@ def _significance(ev) -> str:
 
 
 def _cliff(scales, rate_i):
-    from analysis.cliff import find_cliff
+    from ei_sim.analysis.cliff import find_cliff
 
     cl = find_cliff(scales, rate_i, 0.05)
     if cl.status != "ok":
@@ -110,7 +110,7 @@ def _cliff(scales, rate_i):
 
 
 def coupling(camp, plan):
-    from analysis.cliff import cliff_moves, find_cliff, fit_alpha
+    from ei_sim.analysis.cliff import cliff_moves, find_cliff, fit_alpha
 
     run = train_stage(camp, "ping", None, 42, plan)
     a = run["attrs"]
@@ -212,7 +212,7 @@ def _slice(sw, k) -> dict:
 
 
 def meanfield(camp, plan):
-    from analysis import meanfield as mf
+    from ei_sim.analysis import meanfield as mf
 
     p = mf.MeanFieldParams()
 
@@ -296,8 +296,8 @@ def meanfield(camp, plan):
         [
             "Spiking gamma of trained networks is the best epoch's trial-mean PSD peak on the test "
             "set (the lab's nb041 measure); untrained rows drive every input channel with the same "
-            "intensity (analysis.meanfield_check) and report the same arg-max, for both refractory "
-            "settings, to separate drive from refractoriness."
+            "intensity (ei_sim.analysis.meanfield_check) and report the same arg-max, for "
+            "both refractory settings, to separate drive from refractoriness."
         ],
     )
 
@@ -308,8 +308,8 @@ UNTRAINED_TRIALS = 4
 
 def untrained_rows(camp, plan, p) -> list:
     """Gamma of the untrained PING at fixed drives for every tau_GABA, canonical and lab."""
-    from analysis.meanfield_check import run_levels
-    from models import get_model
+    from ei_sim.analysis.meanfield_check import run_levels
+    from ei_sim.models import get_model
 
     drives = [d for d in UNTRAINED_DRIVES_NA for _ in range(UNTRAINED_TRIALS)]
     rows = []
@@ -340,7 +340,7 @@ def untrained_rows(camp, plan, p) -> list:
 def lab_grid_hopf(p, n=401, hi_nA=4.0):
     """The lab's Hopf search: the first of ``n`` drives in [0, hi] whose leading eigenvalue has
     a positive real part, and the frequency there; ``(nan, nan)`` if none."""
-    from analysis import meanfield as mf
+    from ei_sim.analysis import meanfield as mf
 
     for d in np.linspace(0.0, hi_nA, n):
         ev = np.linalg.eigvals(mf.jacobian(mf.fixed_point(d, p), d, p))

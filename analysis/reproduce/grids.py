@@ -6,13 +6,13 @@ import os
 
 import numpy as np
 
-from analysis.reproduce.table import Row
+from ei_sim.analysis.reproduce.table import Row
 
 
 def _grid_common(camp, plan, w_ei, w_ie, seeds, w_in, diagonal, name, executor, scheduler, workers):
-    from analysis.basins import label_cells
-    from sweeps.grid import GridSpec, run_grid
-    from sweeps.store import read_cells
+    from ei_sim.analysis.basins import label_cells
+    from ei_sim.sweeps.grid import GridSpec, run_grid
+    from ei_sim.sweeps.store import read_cells
 
     model_changes = {"w_in_mean": w_in}
     if camp.setting != "canonical":
@@ -43,7 +43,7 @@ def _grid_common(camp, plan, w_ei, w_ie, seeds, w_in, diagonal, name, executor, 
 
 def _grid_figures(camp, path, name) -> list[str]:
     """The lab's grid figures: the basin map and E rate against accuracy (coloured by I)."""
-    from analysis.basins import analyze_grid, plot_grid_map, plot_rate_accuracy, read_grid
+    from ei_sim.analysis.basins import analyze_grid, plot_grid_map, plot_rate_accuracy, read_grid
 
     result = analyze_grid(read_grid(path))
     names = []
@@ -54,8 +54,8 @@ def _grid_figures(camp, path, name) -> list[str]:
 
 
 def grid(camp, plan, executor="dask", scheduler=None, workers=None):
-    from analysis.basins import label_rule
-    from sweeps.store import cell_name
+    from ei_sim.analysis.basins import label_rule
+    from ei_sim.sweeps.store import cell_name
 
     name = os.path.splitext(os.path.basename(camp.store_path))[0]
     cells, path = _grid_common(
@@ -100,13 +100,13 @@ def grid(camp, plan, executor="dask", scheduler=None, workers=None):
 
 
 def _cell_metrics(path) -> dict:
-    from sweeps.store import read_grid
+    from ei_sim.sweeps.store import read_grid
 
     return {cell["name"]: cell["metrics"] for cell in read_grid(path)["cells"]}
 
 
 def diagonal(camp, plan, executor="dask", scheduler=None, workers=None):
-    from sweeps.store import cell_name
+    from ei_sim.sweeps.store import cell_name
 
     name = os.path.splitext(os.path.basename(camp.store_path))[0]
     cells, path = _grid_common(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sweeps.inference import CANONICAL_SCALES
+from ei_sim.sweeps.inference import CANONICAL_SCALES
 
 GRID_VALUES = (0.0, 0.25, 0.5, 1.0, 2.0)  # nb036 5 x 5, both axes
 DIAGONAL_VALUES = (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0)  # nb036 slice

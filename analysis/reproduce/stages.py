@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from analysis.reproduce import store as rstore
+from ei_sim.analysis.reproduce import store as rstore
 
 EVAL_TRIALS = 256  # the lab re-evaluated its budget cells on 256 test trials
 GAMMA_BATCH = 64
@@ -65,8 +65,8 @@ def run_name(model: str, budget, seed: int, setting: str, tier: str, epochs: int
 
 
 def build_model(model: str, setting: str, tier: str, n_e=None, t_ms=None, **changes):
-    from ei_sim.train import tier_model
-    from models import get_model
+    from ei_sim.models import get_model
+    from ei_sim.training.spiking import tier_model
 
     return tier_model(get_model(model, setting=setting, **changes), tier, n_e, t_ms)
 
@@ -74,14 +74,15 @@ def build_model(model: str, setting: str, tier: str, n_e=None, t_ms=None, **chan
 def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) -> dict:
     """Train (or resume) one run; stored: best/final accuracy (%), best epoch, rates of the best
     and the last epoch, the best epoch's gamma, and the per-epoch metrics."""
-    from ei_sim.train import tier_config, train
+    from ei_sim.training.config import TrainConfig
+    from ei_sim.training.spiking import train
 
     name = run_name(model, budget, seed, camp.setting, plan.tier, plan.epochs, **changes)
     run_dir = os.path.join(camp.out_dir, "runs", name)
 
     def compute():
         net = build_model(model, camp.setting, plan.tier, plan.n_e, plan.t_ms, **changes)
-        cfg = tier_config(
+        cfg = TrainConfig.for_tier(
             plan.tier, budget=budget, epochs=plan.epochs, seed=seed, n_samples=plan.samples
         )
         os.makedirs(run_dir, exist_ok=True)
@@ -108,16 +109,15 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
 def gamma_stage(camp: Campaign, trained: dict, n_trials: int = EVAL_TRIALS) -> dict:
     """The lab's re-evaluation of a trained run's best weights on the first ``n_trials`` test
     trials: accuracy (%), E and I rates, the gamma peak, its significance and participation
-    (:mod:`analysis.gamma`)."""
+    (:mod:`ei_sim.analysis.gamma`)."""
     run_dir = str(trained["attrs"]["run_dir"])
 
     def compute():
-        import models  # noqa: F401  (registers the classifier that stored runs are rebuilt as)
-        from analysis.gamma import gamma_stats
-        from ei_sim.encoding import encode
-        from ei_sim.engine import simulate_jit
-        from ei_sim.evaluate import EVAL_STREAM
-        from ei_sim.stored import load_stored
+        from ei_sim.analysis.gamma import gamma_stats
+        from ei_sim.data.encoding import encode
+        from ei_sim.sim.engine import simulate_jit
+        from ei_sim.training.evaluate import EVAL_STREAM
+        from ei_sim.training.stored import load_stored
 
         model, split, weights, attrs = load_stored(run_dir)
         seed, c = int(attrs["train.seed"]), model.config
@@ -133,7 +133,7 @@ def gamma_stage(camp: Campaign, trained: dict, n_trials: int = EVAL_TRIALS) -> d
             final, rec = simulate_jit(
                 weights, model.init_state(key, len(y)), events, c, record=("spikes_e", "spikes_i")
             )
-            from ei_sim.engine import logits
+            from ei_sim.sim.engine import logits
 
             correct += int(np.sum(np.argmax(np.asarray(logits(final, c.n_steps)), -1) == y))
             spikes_e.append(np.asarray(rec["spikes_e"]) > 0)
@@ -159,7 +159,7 @@ def gamma_stage(camp: Campaign, trained: dict, n_trials: int = EVAL_TRIALS) -> d
 def sweep_stage(camp: Campaign, trained: dict, scales, target=None, couplings=(1.0,)) -> dict:
     """Inference-time W_in scale sweep of a run's best weights, per coupling scale of
     ``target`` (``"w_ei"``, ``"w_ie"`` or None): accuracy (%), E and I rates (C, S)."""
-    from sweeps.inference import sweep_scales
+    from ei_sim.sweeps.inference import sweep_scales
 
     run_dir = str(trained["attrs"]["run_dir"])
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from ei_sim.store.attrs import read_attrs, write_attrs
-from ei_sim.store.kinds import KINDS, open_kind
+from ei_sim.store.kinds import Kind, open_kind, register_kind
 from ei_sim.store.parts import adding_part
 from ei_sim.store.parts import open_or_create as open_or_create_parts
 
-KIND = "reproduce"
-SCHEMA = KINDS[KIND].schema_version
+KIND = register_kind(
+    Kind("reproduce", "a reproduction store", 1, "make one with ei-sim reproduce")
+).name
 STAGES = "stages"
 
 

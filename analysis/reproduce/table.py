@@ -11,7 +11,7 @@ import html
 import math
 from typing import NamedTuple
 
-from analysis.reproduce.reference import Reference
+from ei_sim.analysis.reproduce.reference import Reference
 
 
 class Row(NamedTuple):

@@ -2,18 +2,19 @@
 
 After every epoch the training loop stores one :class:`Snapshot`, the network's response to
 one fixed test trial, in the run's HDF5 file (:func:`write_snapshot`, the hook
-:func:`analysis.video_hook.snapshot_writer`). :func:`render_run` reads them back read-only,
+:func:`ei_sim.analysis.video_hook.snapshot_writer`). :func:`render_run` reads them back read-only,
 draws one 1920x1080 frame per epoch (:class:`FrameRenderer`) and encodes the frames as an
 H.264 MP4 or a GIF (:func:`write_video`), written atomically.
 
 The snapshot and its HDF5 layout (read and write) are the core's
-(:mod:`ei_sim.store.snapshot`); here: :mod:`~analysis.video.draw` (one frame),
-:mod:`~analysis.video.encode` (MP4 / GIF), :mod:`~analysis.video.render` (snapshots to a
-video) and :mod:`~analysis.video.sweep` (the W_in scale-sweep video). Every public name is
-importable from ``analysis.video`` itself.
+(:mod:`ei_sim.store.snapshot`); here: :mod:`~ei_sim.analysis.video.draw` (one frame),
+:mod:`~ei_sim.analysis.video.encode` (MP4 / GIF), :mod:`~ei_sim.analysis.video.render` (snapshots
+to a
+video) and :mod:`~ei_sim.analysis.video.sweep` (the W_in scale-sweep video). Every public name is
+importable from ``ei_sim.analysis.video`` itself.
 """
 
-from analysis.video.draw import (
+from ei_sim.analysis.video.draw import (
     FONT_STYLE,
     FRAME_DPI,
     FRAME_SIZE_IN,
@@ -22,7 +23,7 @@ from analysis.video.draw import (
     population_rate_Hz,
     render_frame,
 )
-from analysis.video.encode import (
+from ei_sim.analysis.video.encode import (
     H264_QUALITY,
     MAX_FPS,
     MIN_FPS,
@@ -31,8 +32,8 @@ from analysis.video.encode import (
     check_video_args,
     write_video,
 )
-from analysis.video.render import cell_video_name, render_run, render_snapshots
-from analysis.video.sweep import scale_video
+from ei_sim.analysis.video.render import cell_video_name, render_run, render_snapshots
+from ei_sim.analysis.video.sweep import scale_video
 from ei_sim.store.snapshot import (
     NO_SNAPSHOTS,
     SNAPSHOT_GROUP,

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.ndimage import gaussian_filter1d
 
-from ei_sim.spectrum import population_psd, spectral_peak
+from ei_sim.sim.spectrum import population_psd, spectral_peak
 from ei_sim.store.snapshot import WEIGHT_NAMES, Snapshot
 
 FRAME_SIZE_IN = (19.2, 10.8)  # at FRAME_DPI: 1920 x 1080 pixels

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ei_sim import validate
-from ei_sim.storage import check_output_path, readable_mode
+from ei_sim.store.atomic import check_output_path, readable_mode
 
 MIN_FPS, MAX_FPS = 0.01, 60.0
 VIDEO_FORMATS = ("mp4", "gif")

@@ -1,5 +1,5 @@
-"""Videos of snapshots: one frame per snapshot (:mod:`analysis.video.draw`), encoded by
-:mod:`analysis.video.encode`; a run's video, and the file names of a grid's cell videos."""
+"""Videos of snapshots: one frame per snapshot (:mod:`ei_sim.analysis.video.draw`), encoded by
+:mod:`ei_sim.analysis.video.encode`; a run's video, and the file names of a grid's cell videos."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from analysis.video.draw import FrameRenderer
-from analysis.video.encode import VideoInfo, check_video_args, write_video
+from ei_sim.analysis.video.draw import FrameRenderer
+from ei_sim.analysis.video.encode import VideoInfo, check_video_args, write_video
 from ei_sim.store.snapshot import NO_SNAPSHOTS, read_snapshots
 
 

@@ -7,16 +7,16 @@ accuracy and test-set rates over the scales so far (the sweep's first coupling v
 
 from __future__ import annotations
 
-from analysis.video.encode import check_video_args
-from analysis.video.render import render_snapshots
+from ei_sim.analysis.video.encode import check_video_args
+from ei_sim.analysis.video.render import render_snapshots
 from ei_sim.store.snapshot import Snapshot, weight_histograms
 
 
 def scale_video(run_dir: str, result: dict, out_path: str, fps: float = 2.0, fmt: str = "mp4"):
-    """Render the sweep ``result`` of :func:`sweeps.inference.sweep_scales` on the run in
-    ``run_dir`` to ``out_path``; returns a :class:`~analysis.video.encode.VideoInfo`."""
-    from ei_sim.evaluate import reference_trial
-    from ei_sim.stored import load_stored, scale_weights
+    """Render the sweep ``result`` of :func:`ei_sim.sweeps.inference.sweep_scales` on the run in
+    ``run_dir`` to ``out_path``; returns a :class:`~ei_sim.analysis.video.encode.VideoInfo`."""
+    from ei_sim.training.evaluate import reference_trial
+    from ei_sim.training.stored import load_stored, scale_weights
 
     check_video_args(out_path, fps, fmt)
     model, split, weights, attrs = load_stored(run_dir)

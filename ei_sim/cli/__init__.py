@@ -83,7 +83,7 @@ def build_parser(command: str | None = None):
 
 def main(argv=None) -> int:
     from_console, argv = argv is None, sys.argv[1:] if argv is None else list(argv)
-    from ei_sim.interrupts import exit_after_interrupt, guard_interrupts
+    from ei_sim.cli.interrupts import exit_after_interrupt, guard_interrupts
 
     guard_interrupts()
     command = argv[0] if argv and not argv[0].startswith("-") else None
@@ -119,7 +119,7 @@ def _exit_now(code: int) -> None:
 
 def _run(handlers, args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ei_sim.compile_cache import enable
+    from ei_sim.sim.compile_cache import enable
 
     enable()  # JAX's persistent compilation cache (EI_SIM_COMPILE_CACHE=0: off)
     try:

@@ -40,11 +40,11 @@ def cmd_analyze(args) -> int:
     check_analyze(args)
     path = _existing(args.path)
     if args.analysis == "cliff":
-        from analysis.cliff import analyze_sweep, format_cliff_report
+        from ei_sim.analysis.cliff import analyze_sweep, format_cliff_report
 
         print(format_cliff_report(analyze_sweep(path, threshold_Hz=args.threshold_hz)))
     elif args.analysis == "basins":
-        from analysis import basins
+        from ei_sim.analysis import basins
 
         result = basins.analyze_grid(basins.read_grid(path), args.i_active_hz, args.e_elevated_hz)
         print(basins.format_basins(result))
@@ -52,7 +52,7 @@ def cmd_analyze(args) -> int:
             basins.plot_grid_map(result, f"{args.plots}_map.png")
             basins.plot_rate_accuracy(result, f"{args.plots}_scatter.png")
     else:
-        from analysis.gamma import format_gamma, gamma_from_file
+        from ei_sim.analysis.gamma import format_gamma, gamma_from_file
 
         print(format_gamma(gamma_from_file(path)))
     return 0
@@ -84,7 +84,7 @@ def cmd_meanfield(args) -> int:
 
     check_meanfield(args)
     if args.action == "check":
-        from analysis.meanfield_check import check, format_table
+        from ei_sim.analysis.meanfield_check import check, format_table
 
         print(format_table(check(t_ms=args.t_ms, seed=args.seed, setting=args.setting)))
         return 0
@@ -95,7 +95,7 @@ def cmd_meanfield(args) -> int:
 def predict_text(criticality: bool = False) -> str:
     import numpy as np
 
-    from analysis import meanfield as mf
+    from ei_sim.analysis import meanfield as mf
 
     p = mf.MeanFieldParams()
     br = mf.fixed_point_branch(np.linspace(0.0, 4.0, 9), p)
@@ -132,7 +132,7 @@ def _add_report(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from analysis.report import write_report
+    from ei_sim.analysis.report import write_report
     from ei_sim.cli.checks import check_report
 
     out = args.out or os.path.splitext(args.path)[0] + ".html"

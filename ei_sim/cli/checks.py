@@ -4,7 +4,7 @@
 :mod:`ei_sim.cli` before the handler is called): numbers finite, of the right sign and
 below sane bounds (the memory a request needs, estimated and compared with the machine's),
 seeds in range, options that contradict each other refused, and every output path checked
-for writability and for what it already holds (:mod:`ei_sim.outputs`). Each raises one
+for writability and for what it already holds (:mod:`ei_sim.cli.outputs`). Each raises one
 ``ValueError`` naming the option or the user's path; nothing has been created by then.
 """
 
@@ -15,7 +15,7 @@ import os
 import sys
 
 from ei_sim import validate as v
-from ei_sim.outputs import (
+from ei_sim.cli.outputs import (
     check_folder,
     check_output_file,
     check_output_folder,
@@ -54,7 +54,7 @@ def check_existing_file(option: str, path: str, hint: str) -> None:
 
 def check_simulate(args) -> None:
     """``ei-sim simulate``: seed, intervals, the memory of the run and the output file."""
-    from models import get_model
+    from ei_sim.models import get_model
 
     changes = {key: value for key, value in (("t_ms", args.t_ms), ("dt_ms", args.dt_ms))
                if value is not None}  # fmt: skip
@@ -79,7 +79,7 @@ def check_simulate(args) -> None:
 
 def check_training_flags(args) -> None:
     """The flags ``train`` and ``grid`` share (before the model and recipe are built)."""
-    from ei_sim.train import BUDGETS
+    from ei_sim.training.spiking import BUDGETS
 
     if str(args.budget) not in BUDGETS:
         raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, got {args.budget!r}")
@@ -133,7 +133,7 @@ def devices_note(requested: int, batch: int, cores: int, used: int) -> None:
 
 def check_run_usable(option: str, run_dir: str) -> None:
     """ValueError when the run in ``run_dir`` is marked failed (non-finite weights)."""
-    from ei_sim.runstore import open_run
+    from ei_sim.store.run import open_run
 
     with open_run(run_dir) as fh:
         status = fh.attrs.get("status")
@@ -298,9 +298,9 @@ def check_export_output(out: str) -> None:
     """An export never replaces an ei-sim file (a grid store, a run, ...), --force or not."""
     kind = existing_kind(out)
     if kind is not None and kind not in ("hdf5", "other"):
-        from ei_sim.outputs import KIND_NAMES
+        from ei_sim.cli.kinds import noun
 
-        raise ValueError(f"--out {out} holds {KIND_NAMES.get(kind, kind)}; ei-sim export never "
+        raise ValueError(f"--out {out} holds {noun(kind)}; ei-sim export never "
                          "replaces it: choose another --out")  # fmt: skip
     check_folder("--out", os.path.dirname(os.path.abspath(out)), out)
 

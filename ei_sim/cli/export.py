@@ -12,7 +12,7 @@ from __future__ import annotations
 
 def register(subparsers) -> dict:
     """Add the ``export`` command to ``subparsers``; returns {"export": handler}."""
-    from analysis.export.common import TARGETS
+    from ei_sim.analysis.export.common import TARGETS
 
     p = subparsers.add_parser(
         "export",
@@ -33,8 +33,8 @@ def register(subparsers) -> dict:
 
 
 def cmd_export(args) -> int:
-    from analysis.export import export_file, file_kind
-    from analysis.export.common import default_output
+    from ei_sim.analysis.export import export_file, file_kind
+    from ei_sim.analysis.export.common import default_output
     from ei_sim.cli.checks import check_export_output
 
     kind = file_kind(args.path)

@@ -1,4 +1,4 @@
-"""``ei-sim grid``: the training grid over (W_EI, W_IE) cells (:mod:`sweeps.grid`)."""
+"""``ei-sim grid``: the training grid over (W_EI, W_IE) cells (:mod:`ei_sim.sweeps.grid`)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ def _add_grid(sub) -> None:
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
     from ei_sim.cli.train import build_run, video_hook
-    from ei_sim.train import TrainingFailed
-    from sweeps.grid import GridSpec, run_grid
-    from sweeps.ranges import parse_axis, parse_seeds
-    from sweeps.store import resumable_cells
+    from ei_sim.sweeps.grid import GridSpec, run_grid
+    from ei_sim.sweeps.ranges import parse_axis, parse_seeds
+    from ei_sim.sweeps.store import resumable_cells
+    from ei_sim.training.loop import TrainingFailed
 
     check_grid(args)
     wei = parse_axis(args.wei, args.points, "--wei")
@@ -65,7 +65,7 @@ def cmd_grid(args) -> int:
         size={k: v for k, v in (("n_e", args.n_e), ("t_ms", args.t_ms)) if v is not None},
     )  # fmt: skip
     resumable_cells(args.out, spec.settings(), args.force)  # before any worker starts
-    from analysis.basins import label_cells
+    from ei_sim.analysis.basins import label_cells
 
     def label(w_ei, w_ie, rate_e, rate_i):
         return str(label_cells([rate_e], [rate_i], [w_ei], [w_ie])[0])
@@ -88,7 +88,7 @@ def cmd_grid(args) -> int:
 
 def grid_interrupted_line(store: str) -> str:
     """What an interrupted grid kept: finished cells in the store, epochs in its cell runs."""
-    from sweeps.store import read_cells
+    from ei_sim.sweeps.store import read_cells
 
     n = len(read_cells(store)) if os.path.exists(store) else 0
     where = f"{n} finished cells are in {store}" if n else "no cell finished"
@@ -107,15 +107,15 @@ def grid_model_changes(model) -> dict:
 
 
 def _grid_outputs(store: str) -> None:
-    from analysis.basins import (
+    from ei_sim.analysis.basins import (
         analyze_grid,
         label_rule,
         plot_grid_map,
         plot_rate_accuracy,
         read_grid,
     )
-    from analysis.sweep_plots import grid_heatmaps, grid_table
-    from sweeps.store import read_cells
+    from ei_sim.analysis.sweep_plots import grid_heatmaps, grid_table
+    from ei_sim.sweeps.store import read_cells
 
     cells = read_cells(store)
     print(grid_table(cells))

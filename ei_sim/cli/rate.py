@@ -14,7 +14,7 @@ import argparse
 
 
 def _add_train(sub) -> None:
-    from ei_sim.rate_train import TIERS
+    from ei_sim.rate.train import TIERS
 
     p = sub.add_parser("train", help="train the rate model on an MNIST tier")
     p.add_argument("--tier", choices=tuple(TIERS), default="tiny", help="data tier (default tiny)")
@@ -72,30 +72,30 @@ def handle(args: argparse.Namespace) -> int:
 
 def cmd_train(args) -> int:
     from ei_sim.cli.checks import check_rate_train
-    from ei_sim.rate_train import TrainConfig, summary_line, train_rate
-    from models.wilson_cowan import WCConfig
+    from ei_sim.rate.network import WCConfig
+    from ei_sim.rate.train import RateTrainConfig, summary_line, train_rate
 
     check_rate_train(args)
     config = WCConfig(
         steps_internal=args.steps_internal, tau_e_ms=args.tau_e_ms, tau_i_ms=args.tau_i_ms,
         dt_ms=args.dt_ms, e_fraction=args.e_fraction, activation=args.activation,
     )  # fmt: skip
-    train = TrainConfig(
+    train = RateTrainConfig.for_tier(
+        args.tier, epochs=args.epochs, seed=args.seed,
         learning_rate=args.learning_rate, dale=not args.no_dale,
         spectral_weight=args.spectral_weight, rho_ee_target=args.rho_ee_target,
         rho_ii_target=args.rho_ii_target, ratio_weight=args.ratio_weight,
         ratio_target=args.ratio_target, residual_weight=args.residual_weight,
         lds_every_steps=args.lds_every,
     )  # fmt: skip
-    log = None if args.quiet else print
-    result = train_rate(config, args.tier, args.epochs, args.seed, args.out, train, log=log)
+    result = train_rate(config, train, args.out, progress=not args.quiet)
     print(summary_line(result))
     return 0
 
 
 def cmd_analyze(args) -> int:
     from ei_sim.cli.checks import check_rate_analyze
-    from ei_sim.data import pool_size
+    from ei_sim.data.mnist import pool_size
 
     check_rate_analyze(args)
     n_digits = pool_size("embedded")  # known without loading the pool: bad input fails at once
@@ -105,10 +105,10 @@ def cmd_analyze(args) -> int:
     import jax
     import numpy as np
 
-    from analysis.rate_analysis import analyze, format_report
-    from ei_sim.data import load_pool
-    from ei_sim.rate_train import load_rate_run
-    from models.wilson_cowan import WCConfig, init_params
+    from ei_sim.analysis.rate_analysis import analyze, format_report
+    from ei_sim.data.mnist import load_pool
+    from ei_sim.rate.network import WCConfig, init_params
+    from ei_sim.rate.store import load_rate_run
 
     if args.run is None:
         config = WCConfig()

@@ -54,8 +54,8 @@ def _add_reproduce(sub) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    from analysis.reproduce import EXPERIMENTS, reproduce
-    from ei_sim.parallel import use_cpu_cores
+    from ei_sim.analysis.reproduce.runner import EXPERIMENTS, reproduce
+    from ei_sim.sim.parallel import use_cpu_cores
 
     if args.experiment not in EXPERIMENTS:
         raise ValueError(

@@ -3,7 +3,7 @@
 Spikes are recorded as events, traces of chosen cells (``--record-v``, ``--record-g``) every
 ``--record-every-ms``, population activity in bins of ``--bin-ms``. With ``--out`` every
 chunk of ``--chunk-ms`` is appended to ``OUT.partial`` as soon as it is done (layout in
-:mod:`ei_sim.h5stream`); the file is renamed to ``OUT`` at the end. Ctrl-C or SIGTERM stops
+:mod:`ei_sim.store.stream`); the file is renamed to ``OUT`` at the end. Ctrl-C or SIGTERM stops
 the run and leaves ``OUT.partial`` with the chunks finished until then (a chunk being written
 is cut back).
 """
@@ -102,7 +102,7 @@ def parse_cells(option: str, text: str, n_e: int, n_i: int) -> dict[str, tuple[i
 
 
 def build_monitors(args, config):
-    from ei_sim.monitors import Monitors, StateMonitor
+    from ei_sim.sim.monitors import Monitors, StateMonitor
 
     every = steps_of("--record-every-ms", args.record_every_ms, config.dt_ms)
     states = []
@@ -157,11 +157,11 @@ def _terminate_as_interrupt(signum, frame):
 
 def cmd_simulate(args) -> int:
     t_start = time.perf_counter()
-    from ei_sim.compile_cache import CompileCounter
-    from ei_sim.data import embedded_pool, first_of_class
-    from ei_sim.h5stream import check_destination, partial_path
-    from ei_sim.simulation import run_to_file, simulate_model, summary_line
-    from models import get_model
+    from ei_sim.data.mnist import embedded_pool, first_of_class
+    from ei_sim.models import get_model
+    from ei_sim.sim.compile_cache import CompileCounter
+    from ei_sim.sim.run import simulate_model, summary_line
+    from ei_sim.store.stream import check_destination, partial_path, run_to_file
 
     counter = CompileCounter()
     changes = {key: value for key, value in (("t_ms", args.t_ms), ("dt_ms", args.dt_ms))

@@ -1,5 +1,5 @@
 """``ei-sim sweep scale|coupling RUN_DIR``: inference-time sweeps of a trained run
-(:mod:`sweeps.inference`; figures by :mod:`analysis.sweep_plots`)."""
+(:mod:`ei_sim.sweeps.inference`; figures by :mod:`ei_sim.analysis.sweep_plots`)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def _add_sweep(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from analysis.sweep_plots import plot_sweep
+    from ei_sim.analysis.sweep_plots import plot_sweep
     from ei_sim.cli.checks import check_sweep
-    from sweeps.inference import CANONICAL_SCALES, sweep_scales, write_sweep
-    from sweeps.ranges import parse_axis
+    from ei_sim.sweeps.inference import CANONICAL_SCALES, sweep_scales, write_sweep
+    from ei_sim.sweeps.ranges import parse_axis
 
     check_sweep(args)  # RUN_DIR a usable run; --out a writable folder
     scales = (CANONICAL_SCALES if args.scales is None
@@ -45,7 +45,7 @@ def cmd_sweep(args) -> int:
         plot_sweep(result, os.path.join(out_dir, f"{stem}.png"))
         print(f"wrote {path} and {stem}.png")
         if getattr(args, "video", False):
-            from analysis.video import scale_video
+            from ei_sim.analysis.video import scale_video
 
             info = scale_video(args.run_dir, result, os.path.join(out_dir, f"{stem}.mp4"))
             print(f"video: {info.path} ({info.n_frames} frames)")

@@ -63,8 +63,9 @@ def _add_train(sub) -> None:
 
 def build_run(args, model_name: str, w_ei=None, w_ie=None):
     """The (model, TrainConfig) pair described by the training flags."""
-    from ei_sim.train import parse_budget, tier_config, tier_model
-    from models import get_model
+    from ei_sim.models import get_model
+    from ei_sim.training.config import TrainConfig
+    from ei_sim.training.spiking import parse_budget, tier_model
 
     if model_name not in ("coba", "ping"):
         raise ValueError(f"train needs model coba or ping, got {model_name!r}")
@@ -74,7 +75,7 @@ def build_run(args, model_name: str, w_ei=None, w_ie=None):
     trained = None if args.train_weights is None else tuple(
         s.strip() for s in args.train_weights.split(",") if s.strip()
     )  # fmt: skip
-    cfg = tier_config(
+    cfg = TrainConfig.for_tier(
         args.tier, budget=budget, epochs=args.epochs, batch_size=args.batch_size,
         n_samples=args.samples, learning_rate=args.lr, seed=args.seed, trained=trained,
         data_source=args.data,
@@ -88,7 +89,7 @@ def build_run(args, model_name: str, w_ei=None, w_ie=None):
 
 def video_hook():
     """The per-epoch snapshot writer for ``--video`` (from the analysis package)."""
-    from analysis.video_hook import snapshot_writer
+    from ei_sim.analysis.video_hook import snapshot_writer
 
     return snapshot_writer
 
@@ -97,8 +98,9 @@ def cmd_train(args) -> int:
     import dataclasses
 
     from ei_sim.cli.checks import check_recipe, check_train, devices_note
-    from ei_sim.parallel import cpu_cores, parts_for, use_cpu_cores
-    from ei_sim.train import TrainingFailed, train
+    from ei_sim.sim.parallel import cpu_cores, parts_for, use_cpu_cores
+    from ei_sim.training.loop import TrainingFailed
+    from ei_sim.training.spiking import train
 
     check_train(args)
     use_cpu_cores(args.devices or None)  # before JAX's first operation
@@ -125,8 +127,8 @@ def cmd_train(args) -> int:
         f"I {m['test_rate_i_Hz'][result.best_epoch - 1]:.2f} Hz; run in {args.out}"
     )
     if args.video:
-        from analysis.video import render_run
-        from ei_sim.runstore import run_path
+        from ei_sim.analysis.video import render_run
+        from ei_sim.store.run import run_path
 
         info = render_run(run_path(args.out))
         print(f"video: {info.path} ({info.n_frames} frames)")
@@ -135,8 +137,8 @@ def cmd_train(args) -> int:
 
 def interrupted_line(run_dir: str) -> str:
     """What an interrupted training kept: its completed epochs, or nothing at all."""
-    from ei_sim.runstore import run_path
-    from ei_sim.storage import read_attrs
+    from ei_sim.store.attrs import read_attrs
+    from ei_sim.store.run import run_path
 
     if not os.path.exists(run_path(run_dir)):
         return "interrupted before the first epoch completed; nothing was kept"
@@ -158,10 +160,9 @@ def _add_eval(sub) -> None:
 
 
 def cmd_eval(args) -> int:
-    import models  # noqa: F401  (registers the classifier that stored runs are rebuilt as)
     from ei_sim.cli.checks import check_eval
-    from ei_sim.parallel import use_cpu_cores
-    from ei_sim.stored import evaluate_run
+    from ei_sim.sim.parallel import use_cpu_cores
+    from ei_sim.training.stored import evaluate_run
 
     check_eval(args)
     use_cpu_cores()  # the test trials split over the cores

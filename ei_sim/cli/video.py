@@ -34,7 +34,7 @@ def register(subparsers) -> dict:
 def _is_grid(path: str) -> bool:
     import h5py
 
-    from ei_sim.storage import read_attrs
+    from ei_sim.store.attrs import read_attrs
 
     with h5py.File(path, "r") as fh:
         return read_attrs(fh).get("kind") == "grid"
@@ -43,7 +43,7 @@ def _is_grid(path: str) -> bool:
 def _render_grid(path: str, out_folder: str, fps: float, fmt: str) -> list:
     import h5py
 
-    from analysis.video import cell_video_name, read_snapshots, render_snapshots
+    from ei_sim.analysis.video import cell_video_name, read_snapshots, render_snapshots
 
     if not os.path.isdir(out_folder):
         raise ValueError(f"output folder {out_folder} does not exist; create it first")
@@ -69,7 +69,7 @@ def _render_grid(path: str, out_folder: str, fps: float, fmt: str) -> list:
 
 
 def cmd_video(args) -> int:
-    from analysis.video import check_video_args, render_run
+    from ei_sim.analysis.video import check_video_args, render_run
     from ei_sim.cli.checks import check_video
 
     args.path = check_video(args)  # a run directory gives its run.h5

@@ -17,39 +17,10 @@ Modules, by what they hold:
   run file or a grid cell);
 - :mod:`~ei_sim.store.spikes`: the spike-list layout of simulate files.
 
-The layouts of the other kinds live beside their writers and use these helpers: simulate
-files in :mod:`ei_sim.h5stream`, rate-model runs in :mod:`ei_sim.rate_train`, grid stores and
-sweep files in :mod:`sweeps.store`, reproduction stores in :mod:`analysis.reproduce.store`.
+- :mod:`~ei_sim.store.stream`: simulate files, written chunk by chunk while a run goes on.
 
-Every name below is importable from ``ei_sim.store`` itself (loaded on first use, so that
-importing the opener does not import JAX).
+The layouts of the other kinds live beside their writers and use these helpers: rate-model
+runs in :mod:`ei_sim.rate.train`, grid stores and sweep files in :mod:`ei_sim.sweeps.store`,
+reproduction stores in :mod:`ei_sim.analysis.reproduce.store`; each package registers its
+kinds (:func:`ei_sim.store.kinds.register_kind`).
 """
-
-from __future__ import annotations
-
-import importlib
-
-_NAMES = {
-    "atomic": ("atomic_h5", "check_output_path", "readable_mode", "remove_stale_temporaries",
-               "TMP_PREFIX", "STALE_AFTER_S"),
-    "attrs": ("git_commit", "provenance", "read_attrs", "write_attrs"),
-    "kinds": ("KINDS", "Kind", "file_kind", "kind_of", "open_kind", "open_readable",
-              "register_kind", "schema_version", "stamp", "wrong_kind"),
-    "parts": ("adding_part", "open_or_create", "resumable_parts"),
-    "run": ("METRICS", "RUN_FILE", "config_differences", "load_run", "model_from_attrs",
-            "open_run", "register_model_type", "run_path", "save_run"),
-    "snapshot": ("Snapshot", "read_snapshots", "weight_histograms", "write_snapshot"),
-    "spikes": ("EVENT_FIELDS", "write_spike_lists"),
-}  # fmt: skip
-_MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name in _MODULE_OF:
-        return getattr(importlib.import_module(f"ei_sim.store.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module 'ei_sim.store' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__

@@ -3,7 +3,7 @@
 Every HDF5 file ei-sim writes carries two root attributes: ``kind`` (what it holds: a name
 in :data:`KINDS`) and ``schema_version`` (an int, the version of that kind's layout; 1 for
 every layout of this release but the rate-model run's, 2 since its ``best_epoch`` counts
-from 1; :func:`ei_sim.rate_train.load_rate_run` reads version 1 too). :func:`open_kind` is
+from 1; :func:`ei_sim.rate.store.load_rate_run` reads version 1 too). :func:`open_kind` is
 the one way to open a file of a kind: it refuses a missing file, an unreadable one and one
 of another kind with one line, e.g.
 
@@ -14,9 +14,12 @@ layout of today (schema_version 1) when its groups say which kind it is (a simul
 has ``/spikes``, a training run ``/weights`` and ``model.*`` attributes; :func:`kind_of`).
 A file whose ``schema_version`` is newer than this ei-sim reads is refused (upgrade ei-sim).
 
-The kinds whose layouts live outside the core (grid and sweep files in :mod:`sweeps`, the
-reproduction store in :mod:`analysis.reproduce`) are named here too, as data: this is what
-lets the core's output checks (:mod:`ei_sim.outputs`) say what a file in the way holds.
+The core registers its own kinds here (training runs, simulate files, the Brian2 reference
+trains the tests compare with); every other package registers the kinds it writes where it
+defines their layout, with :func:`register_kind` (the rate-model run in
+:mod:`ei_sim.rate.store`, grid and sweep files in :mod:`ei_sim.sweeps.store`, the reproduction
+store in :mod:`ei_sim.analysis.reproduce.store`), so importing that module is what makes a
+kind known.
 """
 
 from __future__ import annotations
@@ -59,14 +62,8 @@ class Kind:
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("run", "a training run", 1, "train one with ei-sim train", _legacy_run),
-    Kind("grid", "a grid store", 1, "make one with ei-sim grid --out"),
-    Kind("scale_sweep", "a scale-sweep file", 1, "make one with ei-sim sweep scale"),
-    Kind("coupling_sweep", "a coupling-sweep file", 1, "make one with ei-sim sweep coupling"),
     Kind("simulate", "a simulate file", 1, "make one with ei-sim simulate --out",
          _legacy_simulate),
-    Kind("wilson_cowan", "a rate-model run", 2,  # 2: best_epoch counts from 1 (1: from 0)
-         "write one with 'ei-sim rate train --out'"),
-    Kind("reproduce", "a reproduction store", 1, "make one with ei-sim reproduce"),
     Kind("brian2_reference", "a file of Brian2 reference spike trains", 1,
          "write one with data/make_golden.py"),
 )}  # fmt: skip
@@ -76,7 +73,7 @@ FOREIGN = "an HDF5 file that ei-sim did not write"
 
 
 def register_kind(kind: Kind) -> Kind:
-    """Add a kind (a package outside the core with a file layout of its own)."""
+    """Add a kind (called by the module that defines its layout; idempotent)."""
     if kind.name in KINDS and KINDS[kind.name] != kind:
         raise ValueError(f"kind {kind.name!r} is registered already with other properties")
     KINDS[kind.name] = kind

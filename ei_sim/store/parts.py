@@ -1,7 +1,7 @@
 """Stores built of finished parts: one group per finished part, each added atomically.
 
-A grid store (``cells/<cell>``, :mod:`sweeps.store`) and a reproduction store
-(``stages/<stage>``, :mod:`analysis.reproduce.store`) grow one finished part at a time, so a
+A grid store (``cells/<cell>``, :mod:`ei_sim.sweeps.store`) and a reproduction store
+(``stages/<stage>``, :mod:`ei_sim.analysis.reproduce.store`) grow one finished part at a time, so a
 run killed at any moment keeps every finished part and a rerun computes none of them again.
 Both share this life cycle:
 

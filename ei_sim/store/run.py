@@ -14,21 +14,18 @@ A run file without ``kind`` (written before the attribute existed) is recognised
 ``/weights`` group and ``model.*`` attributes and read as this layout.
 
 The run layout stores and loads the network configuration and weights; the model of a run
-comes back through :func:`model_from_attrs`, which calls the builder that the
-package defining the model registered (:func:`register_model_type`; the core's classifier,
-:mod:`ei_sim.classifier`, which the COBA and PING presets build, is always there).
+comes back from its attributes through :func:`ei_sim.sim.model.model_from_attrs`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import h5py
 import jax
 import numpy as np
 
-from ei_sim.engine import Weights
+from ei_sim.sim.engine import Weights
 from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import read_attrs, write_attrs
 from ei_sim.store.kinds import open_kind
@@ -57,29 +54,6 @@ FILE_ATTRS = ("kind", "schema_version")
 
 # Attributes added after files were written: a file without one holds this value.
 LEGACY_DEFAULTS = {"model.setting": "canonical"}
-
-# Builders of a run's model from its attributes, by model type (``model.type``; files
-# written so far hold the E-I classifier and no model.type).
-MODEL_TYPES: dict[str, Callable[[dict], object]] = {}
-LEGACY_MODEL_TYPE = "ei_classifier"
-
-
-def register_model_type(name: str, from_attrs: Callable[[dict], object]) -> None:
-    """Register ``from_attrs(attrs) -> model`` for runs of model type ``name``."""
-    MODEL_TYPES[name] = from_attrs
-
-
-def model_from_attrs(attrs: dict):
-    """The model stored in a run's ``model.*`` attributes, built by its registered type."""
-    from ei_sim import classifier  # noqa: F401  (registers the core's classifier)
-
-    name = str(attrs.get("model.type", LEGACY_MODEL_TYPE))
-    if name not in MODEL_TYPES:
-        raise ValueError(f"no builder for model type {name!r} is registered; import the "
-                         "package that defines it first (the classifier presets: import "
-                         "models)")  # fmt: skip
-    return MODEL_TYPES[name](attrs)
-
 
 def run_path(run_dir: str) -> str:
     return os.path.join(run_dir, RUN_FILE)

@@ -3,7 +3,7 @@
 A group ``spikes/<pop>`` of a simulate file holds the datasets of :data:`EVENT_FIELDS`:
 ``step`` (int64, exact for any run length), ``time_ms`` (float64, ``step * dt_ms``),
 ``trial`` (int32) and ``index`` (int32, the cell within the population), with attributes
-``n_cells`` and ``n_trials`` (and ``dt_ms`` where streamed). :mod:`ei_sim.h5stream` fills
+``n_cells`` and ``n_trials`` (and ``dt_ms`` where streamed). :mod:`ei_sim.store.stream` fills
 them chunk by chunk; :func:`write_spike_lists` writes a whole raster at once.
 """
 

@@ -6,7 +6,7 @@ channel, as sums of geometric inter-spike intervals (the waiting time of a Berno
 so the cost scales with the number of spikes, not with ``steps x channels``.
 
 The result is an :class:`InputEvents`: for every step ``t`` a list of ``K`` (sample, channel)
-pairs, padded with ``sample = batch`` (dropped by :func:`ei_sim.propagate.input_drive`).
+pairs, padded with ``sample = batch`` (dropped by :func:`ei_sim.sim.propagate.input_drive`).
 An event in row ``t`` is added to the E cells' ``g_exc`` in step ``t``, before the membrane
 update of that step.
 """
@@ -30,7 +30,8 @@ class InputEvents(NamedTuple):
 
 
 def events_from_lists(t, b, c, n_steps: int, batch: int) -> InputEvents:
-    """Build :class:`InputEvents` from flat arrays of spike step ``t``, sample ``b``, channel ``c``."""
+    """Build :class:`InputEvents` from flat arrays of spike step ``t``, sample ``b`` and
+    channel ``c``."""
     t = np.asarray(t, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     c = np.asarray(c, dtype=np.int64)

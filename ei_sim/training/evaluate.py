@@ -11,11 +11,11 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from ei_sim.encoding import encode
-from ei_sim.engine import Weights
-from ei_sim.objective import make_eval_fn
-from ei_sim.parallel import batch_mesh, replicate
-from ei_sim.spectrum import gamma_peak
+from ei_sim.data.encoding import encode
+from ei_sim.sim.engine import Weights
+from ei_sim.sim.parallel import batch_mesh, replicate
+from ei_sim.sim.spectrum import gamma_peak
+from ei_sim.training.objective import make_eval_fn
 
 EVAL_STREAM = 1_000_003  # fold-in constant separating evaluation draws from training draws
 REF_STREAM = 1_000_033
@@ -25,7 +25,7 @@ class Evaluation(NamedTuple):
     accuracy: float
     rate_e_Hz: float
     rate_i_Hz: float
-    gamma_peak_Hz: float  # the lab's measure (ei_sim.spectrum); NaN only when silent
+    gamma_peak_Hz: float  # the lab's measure (ei_sim.sim.spectrum); NaN only when silent
     gamma_significance: float  # peak power / band median (NaN when silent)
 
 
@@ -122,10 +122,10 @@ def _evaluation(config, accuracy, count_e, count_i, activity) -> Evaluation:
 def reference_trial(weights: Weights, model, image, seed: int, drop_ms: float = 20.0):
     """Simulate the fixed reference trial and return its rates and rasters after ``drop_ms``.
 
-    Recorded by the monitors of every run (:mod:`ei_sim.recorder`): spike events of both
+    Recorded by the monitors of every run (:mod:`ei_sim.sim.recorder`): spike events of both
     populations and the membrane potential of E cell 0."""
-    from ei_sim.monitors import Monitors, StateMonitor
-    from ei_sim.recorder import record
+    from ei_sim.sim.monitors import Monitors, StateMonitor
+    from ei_sim.sim.recorder import record
 
     config = model.config
     events = encode(image[None], config, (seed, REF_STREAM))

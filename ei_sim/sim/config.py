@@ -1,7 +1,8 @@
 """Configuration of a conductance-based E-I network: plain, frozen, hashable values.
 
 Configuration (sizes, cell constants, time step, surrogate settings) is static under
-``jax.jit``; the differentiable parameters (weights) live apart in :class:`ei_sim.engine.Weights`.
+``jax.jit``; the differentiable parameters (weights) live apart in
+:class:`ei_sim.sim.engine.Weights`.
 Every default is the canonical recipe's value (README, "The model"); variants are made with
 :func:`dataclasses.replace`, never by mutation. ``to_attrs`` flattens a config into
 HDF5-attribute-friendly ``{name: scalar}`` pairs.
@@ -47,7 +48,7 @@ CELL_I = CellParams(c_nF=0.5, g_leak_uS=0.1, t_ref_ms=1.5)
 class NetworkConfig:
     """Sizes, cell constants and integration settings of an E-I network.
 
-    Equations (per cell, one step of ``dt_ms``; see :func:`ei_sim.engine.step`)::
+    Equations (per cell, one step of ``dt_ms``; see :func:`ei_sim.sim.engine.step`)::
 
         g_exc <- g_exc * exp(-dt/tau_ampa) + sum_pre s_pre * W      [uS]
         g_inh <- g_inh * exp(-dt/tau_gaba) + sum_pre s_pre * W      [uS]
@@ -56,13 +57,13 @@ class NetworkConfig:
         V     <- V + (V_inf - V) * (1 - exp(-dt g_tot / C))         (exponential Euler)
 
     ``propagation`` picks how recurrent spikes reach their targets: ``"native"`` (a C++ event
-    kernel, :mod:`ei_sim.native`), ``"events"`` (pure JAX: only the cells that spiked),
+    kernel, :mod:`ei_sim.sim.native`), ``"events"`` (pure JAX: only the cells that spiked),
     ``"dense"`` (a matrix product) or ``"auto"`` (native when it builds, else events); all give
-    the same numbers up to float rounding (see :mod:`ei_sim.propagate`). ``cell_kernel`` picks
+    the same numbers up to float rounding (see :mod:`ei_sim.sim.propagate`). ``cell_kernel`` picks
     how the membrane/spike update and its adjoint run: ``"native"`` (one fused C++ pass per
-    population, split over XLA's CPU threads, :mod:`ei_sim.native`), ``"xla"`` (jax.numpy) or
+    population, split over XLA's CPU threads, :mod:`ei_sim.sim.native`), ``"xla"`` (jax.numpy) or
     ``"auto"`` (native when it builds and a population holds at least
-    ``ei_sim.engine.NATIVE_CELLS_MIN_SIZE`` cell-trials, where it is the faster one); the two
+    ``ei_sim.sim.engine.NATIVE_CELLS_MIN_SIZE`` cell-trials, where it is the faster one); the two
     agree to float rounding.
     ``n_in`` input channels project onto E only; ``n_out`` leaky readout units read E spikes
     (``n_out = 0``: no readout). ``v_init_*`` bound the uniform initial voltage (defaults:

@@ -1,4 +1,4 @@
-"""Training the Wilson-Cowan rate model (:mod:`ei_sim.rate`) as an MNIST classifier, on the
+"""Training the Wilson-Cowan rate model (:mod:`ei_sim.rate.network`) as an MNIST classifier, on the
 shared loop (:func:`ei_sim.training.fit`).
 
 Objective per batch::
@@ -7,52 +7,84 @@ Objective per batch::
         + w_ratio (log(<r_E>/<r_I>) - log t_ratio)^2 + w_res * residual(r_K)
 
 Optimiser: global-norm clip, Adam, then Dale's law on the four recurrent blocks
-(:func:`ei_sim.optim.dale_adam` with :data:`ei_sim.rate.DALE_MASK`); a step with a
-non-finite gradient is skipped and counted. Recipe: the one :class:`ei_sim.training.TrainConfig`
-with the rate family's defaults (:func:`rate_config`: Adam step 3e-3, the tier's sample,
-epochs and batches from :data:`TIERS`); data: the tier's sample of the MNIST pool, stratified
+(:func:`ei_sim.training.optim.dale_adam` with :data:`ei_sim.rate.network.DALE_MASK`); a step with a
+non-finite gradient is skipped and counted. Recipe: :class:`RateTrainConfig` (Adam step 3e-3,
+the tier's sample, epochs and batches from :data:`TIERS`); data: the tier's sample of the MNIST
+pool, stratified
 80/20 split with ``data_seed`` (42); batches shuffled with keys folded from the run seed.
 After each epoch the test split is evaluated and the best-epoch weights are kept (ties: the
-first epoch). The LDS monitor (:func:`ei_sim.perron.lds_monitor`) runs every
+first epoch). The LDS monitor (:func:`ei_sim.rate.perron.lds_monitor`) runs every
 ``lds_every_steps`` steps and at the end of every epoch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ei_sim import rate as wc
-from ei_sim.config import from_attrs, to_attrs
-from ei_sim.data import Split, load_pool, sample_and_split
-from ei_sim.optim import all_finite, dale_adam
-from ei_sim.outputs import check_output_file
-from ei_sim.perron import lds_monitor, perron_root, spectral_penalty
-from ei_sim.storage import atomic_h5, provenance, read_attrs, write_attrs
-from ei_sim.training import TIERS as FAMILY_TIERS
-from ei_sim.training import Progress, Task, config_attrs, family_config, fit, resolve
-from ei_sim.training import TrainConfig as Recipe
-
-TIERS = FAMILY_TIERS["rate"]
+from ei_sim import validate
+from ei_sim.data.mnist import Split, load_pool, sample_and_split
+from ei_sim.rate import network as wc
+from ei_sim.rate.perron import check_target, lds_monitor, perron_root, spectral_penalty
+from ei_sim.store.atomic import check_output_path
+from ei_sim.training.config import Recipe
+from ei_sim.training.loop import Progress, Task, fit
+from ei_sim.training.optim import all_finite, dale_adam
 
 
-def rate_config(**changes) -> Recipe:
-    """The rate model's recipe: :class:`ei_sim.training.TrainConfig` with the rate family's
-    defaults (Adam step 3e-3; sample, epochs and batch size None: the tier's), and
-    ``changes`` (``pool`` is accepted for ``data_source``)."""
-    if "pool" in changes:
-        changes["data_source"] = changes.pop("pool")
-    return family_config("rate", **changes)
+@dataclass(frozen=True)
+class RateTrainConfig(Recipe):
+    """The rate model's recipe: the common fields (:class:`ei_sim.training.config.Recipe`;
+    here Adam's step 3e-3 and the tiny tier, whose sample, epochs and batch size apply while
+    those fields are None) and the objective's terms.
+
+    ``dale`` (False drops the projection, an ablation); the spectral hinge ``spectral_weight
+    * (relu(rho_EE - rho_ee_target)^2 + relu(rho_II - rho_ii_target)^2)`` with
+    ``perron_steps`` power iterations; ``ratio_weight`` towards the E/I rate ratio
+    ``ratio_target``; ``residual_weight`` on the fixed-point residual; the LDS monitor every
+    ``lds_every_steps`` steps.
+    """
+
+    TIERS: ClassVar[dict] = {
+        # tiny: 240 train / 60 test; batches of 40 (6 equal steps per epoch, one shape).
+        "tiny": dict(n_samples=300, epochs=5, batch_size=40),
+        "medium": dict(n_samples=2000, epochs=10, batch_size=256),
+        "long": dict(n_samples=2000, epochs=100, batch_size=256),
+    }
+
+    tier: str = "tiny"
+    n_samples: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float = 3e-3
+    dale: bool = True
+    spectral_weight: float = 1.0
+    rho_ee_target: float = 0.9
+    rho_ii_target: float = 9.0
+    perron_steps: int = 20
+    ratio_weight: float = 0.0
+    ratio_target: float = 0.5
+    residual_weight: float = 0.0
+    lds_every_steps: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        validate.positive("ratio_target", self.ratio_target)
+        for name in ("spectral_weight", "ratio_weight", "residual_weight"):
+            validate.non_negative(name, getattr(self, name), hint="0 = off")
+        for name in ("perron_steps", "lds_every_steps"):
+            validate.count(name, getattr(self, name), 1)
+        check_target("rho_ee_target", self.rho_ee_target)
+        check_target("rho_ii_target", self.rho_ii_target)
 
 
-# ``ei_sim.rate_train.TrainConfig(...)`` builds the rate recipe, as it always has.
-TrainConfig = rate_config
+TIERS = RateTrainConfig.TIERS
 
 
 class RateTrainResult(NamedTuple):
@@ -71,11 +103,11 @@ class StepStats(NamedTuple):
     min_recurrent_weight: jax.Array
 
 
-def make_optimizer(train: Recipe) -> optax.GradientTransformation:
+def make_optimizer(train: RateTrainConfig) -> optax.GradientTransformation:
     return dale_adam(train.learning_rate, train.clip_norm, wc.DALE_MASK if train.dale else False)
 
 
-def objective(params, x, y, config: wc.WCConfig, train: Recipe):
+def objective(params, x, y, config: wc.WCConfig, train: RateTrainConfig):
     """``(loss, (cross_entropy, accuracy, rates))`` for one batch."""
     drive = wc.input_drive(params, x, config)
     final, _ = wc.relax(params, drive, config)
@@ -98,7 +130,7 @@ _objective_jit = jax.jit(objective, static_argnums=(3, 4))
 _perron_jit = jax.jit(perron_root, static_argnums=1)
 
 
-def make_train_step(config: wc.WCConfig, train: Recipe, optimizer):
+def make_train_step(config: wc.WCConfig, train: RateTrainConfig, optimizer):
     """A jitted ``(params, opt_state, x, y) -> (params, opt_state, finite, StepStats)``; a
     non-finite gradient is skipped by the optimiser (``optax.apply_if_finite``)."""
     grad_fn = jax.value_and_grad(objective, has_aux=True)
@@ -121,7 +153,7 @@ def recurrent_zero_fraction(params) -> float:
     return float(sum((b == 0).sum() for b in blocks) / sum(b.size for b in blocks))
 
 
-def evaluate(params, x, y, config: wc.WCConfig, train: Recipe) -> dict:
+def evaluate(params, x, y, config: wc.WCConfig, train: RateTrainConfig) -> dict:
     """Test-split metrics plus the stability numbers logged per epoch."""
     _, (ce, acc, final) = _objective_jit(params, x, y, config, train)
     report = lds_monitor(params, config)
@@ -149,31 +181,28 @@ STEP_SERIES = ("step_loss", "min_recurrent_weight", "skipped", "lds_check_step",
 
 
 def train_rate(
-    config: wc.WCConfig | None = None,
-    tier: str = "tiny",
-    epochs: int | None = None,
-    seed: int = 42,
+    model: wc.WCConfig | None = None,
+    cfg: RateTrainConfig | None = None,
     out: str | None = None,
-    train: Recipe | None = None,
+    *,
+    progress: bool = True,
     split: Split | None = None,
     params: wc.Params | None = None,
     log=None,
 ) -> RateTrainResult:
-    """Train the rate model on a tier; write ``out`` (HDF5) when given. See the module doc.
+    """Train the rate network ``model`` with recipe ``cfg`` and write ``out`` (HDF5; the
+    layout of :mod:`ei_sim.rate.store`) when given. See the module doc.
 
-    ``train`` is the recipe (:func:`rate_config`; its None sample, epochs and batch size are
-    the tier's, ``epochs`` and ``seed`` override it); ``split`` overrides the tier's data,
-    ``params`` the random initialisation; ``log`` is called with one line per epoch (e.g.
-    ``print``).
+    ``split`` overrides the recipe's data, ``params`` the random initialisation (seeded by
+    ``cfg.seed``); ``log`` is called with one line per epoch (default: ``print`` when
+    ``progress``).
     """
-    config = wc.WCConfig() if config is None else config
-    train = rate_config() if train is None else train
-    if tier not in TIERS:
-        raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-    changes = {"tier": tier, "seed": seed, **({} if epochs is None else {"epochs": epochs})}
-    cfg = resolve(dataclasses.replace(train, **changes), "rate")
+    config = wc.WCConfig() if model is None else model
+    cfg = (RateTrainConfig() if cfg is None else cfg).resolved()
+    seed, tier = cfg.seed, cfg.tier
+    log = log if log is not None else (print if progress else None)
     if out is not None:
-        check_output_file("out", out, "wilson_cowan", replace=True, command="train_rate")
+        check_output_path(out)  # before any work: a missing folder fails now, not at the end
     if split is None:
         split = sample_and_split(load_pool(cfg.data_source), cfg.n_samples, cfg.test_fraction,
                                  cfg.data_seed)  # fmt: skip
@@ -215,6 +244,8 @@ def train_rate(
         out=out,
     )  # fmt: skip
     if out is not None:
+        from ei_sim.rate.store import write_rate_run
+
         write_rate_run(out, result, config, cfg, tier, seed)
     return result
 
@@ -235,48 +266,3 @@ def summary_line(result: RateTrainResult) -> str:
         f"E/I {h['ei_ratio'][-1]:.2f}, {result.n_skipped} skipped, {result.seconds:.1f} s"
     )
     return line + (f" (wrote {result.out})" if result.out else "")
-
-
-# The rate-model run's layout is schema_version 2: ``best_epoch`` counts from 1, as in a
-# spiking run. Files of schema_version 1, and those written before schema_version existed
-# (read as 1), stored it counting from 0; :func:`load_rate_run` adds 1 to theirs, so every
-# reader sees it counting from 1.
-ONE_BASED_BEST_EPOCH_SINCE = 2
-
-
-def write_rate_run(path: str, result: RateTrainResult, config, train, tier: str, seed: int):
-    """One HDF5 file (``kind = "wilson_cowan"``, ``schema_version`` 2): attributes (model.,
-    train., provenance., ``best_accuracy``, ``best_epoch`` counting from 1), datasets per
-    epoch/step (``history/*``), the best-epoch and final weights (``params/*``,
-    ``final_params/*``)."""
-    with atomic_h5(path, kind="wilson_cowan") as fh:
-        write_attrs(fh, to_attrs(config, "model."))
-        write_attrs(fh, config_attrs(train, "rate"))
-        write_attrs(fh, provenance(seed))
-        write_attrs(fh, {"tier": tier, "seed": seed})
-        write_attrs(fh, {"best_accuracy": result.best_accuracy, "best_epoch": result.best_epoch})
-        for name, values in result.history.items():
-            fh.create_dataset(f"history/{name}", data=values)
-        for group, params in (("params", result.params), ("final_params", result.final_params)):
-            for name, value in params._asdict().items():
-                fh.create_dataset(f"{group}/{name}", data=np.asarray(value))
-
-
-def load_rate_run(path: str, which: str = "params"):
-    """``(WCConfig, Params, attrs)`` of a run file (best-epoch weights by default);
-    ``attrs["best_epoch"]`` counts from 1 whatever the file's schema_version (a version-1
-    file's 0-based value is shifted; see :data:`ONE_BASED_BEST_EPOCH_SINCE`)."""
-    from ei_sim.store import KINDS, open_readable, schema_version
-
-    with open_readable(path, "write one with 'ei-sim rate train --out'") as fh:
-        attrs = read_attrs(fh)
-        if attrs.get("kind") != "wilson_cowan" or which not in fh:
-            raise ValueError(f"{path} is not a rate-model run file (ei-sim rate train --out)")
-        version, known = schema_version(fh), KINDS["wilson_cowan"].schema_version
-        if version > known:
-            raise ValueError(f"{path} is a rate-model run of schema_version {version}; this "
-                             f"ei-sim reads up to {known}: upgrade ei-sim")  # fmt: skip
-        if version < ONE_BASED_BEST_EPOCH_SINCE and "best_epoch" in attrs:
-            attrs["best_epoch"] = int(attrs["best_epoch"]) + 1
-        params = wc.Params(**{n: jnp.asarray(fh[f"{which}/{n}"][...]) for n in wc.Params._fields})
-    return from_attrs(wc.WCConfig, attrs, "model."), params, attrs

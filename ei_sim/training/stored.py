@@ -1,19 +1,19 @@
 """Rebuild a stored training run (model, split, weights) and evaluate it, optionally scaled.
 
-The model comes from the run's ``model.*`` attributes through the builder its package
-registered (:func:`ei_sim.store.run.model_from_attrs`; ``import models`` registers the
-classifier presets'): the core builds no model of its own.
+The model comes back from the run's ``model.*`` attributes
+(:func:`ei_sim.sim.model.model_from_attrs`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ei_sim.data import load_pool, sample_and_split
-from ei_sim.evaluate import evaluate
-from ei_sim.store.run import load_run, model_from_attrs
+from ei_sim.data.mnist import load_pool, sample_and_split
+from ei_sim.sim.model import model_from_attrs
+from ei_sim.store.run import load_run
+from ei_sim.training.evaluate import evaluate
 
-__all__ = ["evaluate_run", "load_stored", "model_from_attrs", "scale_weights"]
+__all__ = ["evaluate_run", "load_stored", "scale_weights"]
 
 
 def load_stored(run_dir: str, which: str = "best"):
@@ -52,7 +52,7 @@ def evaluate_run(
     run_dir, w_in_scale=1.0, w_ei_scale=1.0, w_ie_scale=1.0, which="best", devices: int = 1
 ):
     """Evaluate a run's stored weights on its test split (``devices``: as in
-    :func:`ei_sim.evaluate.evaluate`)."""
+    :func:`ei_sim.training.evaluate.evaluate`)."""
     model, split, weights, attrs = load_stored(run_dir, which)
     scaled = scale_weights(weights, w_in_scale, w_ei_scale, w_ie_scale)
     seed = int(attrs["train.seed"])

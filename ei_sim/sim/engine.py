@@ -2,7 +2,7 @@
 
 State is a named pytree per population (:class:`PopState`) inside :class:`NetState`;
 weights are a :class:`Weights` pytree (absent blocks are ``None``); configuration is a static
-:class:`ei_sim.config.NetworkConfig`. :func:`step` is the only step function of the project:
+:class:`ei_sim.sim.config.NetworkConfig`. :func:`step` is the only step function of the project:
 simulation, training, evaluation and sweeps all scan it.
 
 One step of ``dt`` (the model of the whole project)::
@@ -30,18 +30,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_sim import native
-from ei_sim.config import CellParams, NetworkConfig
-from ei_sim.propagate import input_drive, propagate, resolve_method
-from ei_sim.sparse import SparseBlock, sparse_propagate
-from ei_sim.sparse import hstack as sparse_hstack
-from ei_sim.surrogate import SURROGATE_FNS, damp_gradient
+from ei_sim.sim import native
+from ei_sim.sim.config import CellParams, NetworkConfig
+from ei_sim.sim.propagate import input_drive, propagate, resolve_method
+from ei_sim.sim.sparse import SparseBlock, sparse_propagate
+from ei_sim.sim.sparse import hstack as sparse_hstack
+from ei_sim.sim.surrogate import SURROGATE_FNS, damp_gradient
 
 
 class Weights(NamedTuple):
     """Synaptic weights in uS per presynaptic spike (all >= 0), rows = presynaptic.
 
-    A recurrent block may be a dense array or a :class:`ei_sim.sparse.SparseBlock`.
+    A recurrent block may be a dense array or a :class:`ei_sim.sim.sparse.SparseBlock`.
 
     ``w_in`` (n_in, n_e), ``w_ee`` (n_e, n_e), ``w_ei`` (n_e, n_i), ``w_ie`` (n_i, n_e),
     ``w_ii`` (n_i, n_i), ``w_out`` (n_e, n_out, dimensionless). ``None`` marks an absent block.
@@ -236,7 +236,7 @@ def population_update(v_mV, g_exc, g_inh, refractory_steps, cell, config):
     their adjoint written out: it keeps only the four inputs per step and recomputes the rest
     elementwise, instead of storing a dozen intermediate arrays per step (a quarter less time
     per training step, tested against autodiff). With the native ``config.cell_kernel``, each
-    is one fused C++ pass (:func:`ei_sim.native.population_forward`, ``population_adjoint``).
+    is one fused C++ pass (:func:`ei_sim.sim.native.population_forward`, ``population_adjoint``).
     With ``a = 1 - exp(-dt g_tot / C)``, ``V1 = max(V + dV, V_floor)``, ``open = [ref' == 0]``,
     ``s = H(V1 - V_th) open`` (detached in the reset) and damping ``d``::
 
@@ -338,7 +338,7 @@ def simulate(
     """Scan :func:`step` over the input rows; return ``(final_state, records)``.
 
     ``inputs`` is a pair ``(sample, channel)`` of (T, K) int arrays (an
-    :class:`ei_sim.encoding.InputEvents`, the event-driven path), a dense (T, B, n_in) 0/1
+    :class:`ei_sim.data.encoding.InputEvents`, the event-driven path), a dense (T, B, n_in) 0/1
     array (a matrix product per step), or ``None`` for no input (then ``n_steps`` is
     required). Records are stacked over time (leading axis T). ``checkpoint_every = L``
     rematerialises the backward pass in chunks of ``L`` steps (memory O(T/L + L) states

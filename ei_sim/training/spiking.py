@@ -3,7 +3,8 @@
 ``train(model, TrainConfig(...), run_dir)`` runs the recipe: seeded sample-and-split of the
 MNIST pool, shuffled batches, Poisson-encoded inputs (fresh spikes every batch; one fixed
 encoder seed for every evaluation), BPTT with chunked checkpointing, Adam with global-norm
-clipping and Dale's law (:func:`ei_sim.optim.dale_adam`), evaluation on the test split after
+clipping and Dale's law (:func:`ei_sim.training.optim.dale_adam`), evaluation on the test split
+after
 every epoch, the best epoch's weights kept. After every epoch the run file is rewritten
 atomically, so a run can be killed at any moment and resumed (``resume=True``) to the same
 result as an uninterrupted run. The epochs, the bookkeeping and the checkpoints are those
@@ -29,38 +30,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_sim.config import to_attrs
-from ei_sim.data import Split, load_pool, sample_and_split
-from ei_sim.encoding import pad_events, poisson_events, round_up
-from ei_sim.engine import Weights
-from ei_sim.evaluate import evaluate, reference_trial
-from ei_sim.objective import assemble, make_train_step
-from ei_sim.optim import adam_with_dale, with_skip_counters
-from ei_sim.parallel import batch_mesh, replicate
-from ei_sim.runstore import METRICS, config_differences, load_run, run_path, save_run
-from ei_sim.storage import provenance, remove_stale_temporaries
-from ei_sim.training import TIERS as FAMILY_TIERS
-from ei_sim.training import (
-    Progress,
-    Task,
-    TrainConfig,
-    TrainingFailed,
-    config_attrs,
-    fit,
-    is_new_best,
-)
-from ei_sim.training import tier_config as family_tier_config
+from ei_sim.data.encoding import pad_events, poisson_events, round_up
+from ei_sim.data.mnist import Split, load_pool, sample_and_split
+from ei_sim.sim.config import to_attrs
+from ei_sim.sim.engine import Weights
+from ei_sim.sim.parallel import batch_mesh, replicate
+from ei_sim.store.atomic import remove_stale_temporaries
+from ei_sim.store.attrs import provenance
+from ei_sim.store.run import METRICS, config_differences, load_run, run_path, save_run
 from ei_sim.training.config import SPIKING_BLOCKS as BLOCKS
-from ei_sim.training.loop import cell_of
+from ei_sim.training.config import TrainConfig, config_attrs
+from ei_sim.training.evaluate import evaluate, reference_trial
+from ei_sim.training.loop import Progress, Task, TrainingFailed, cell_of, fit, is_new_best
+from ei_sim.training.objective import assemble, make_train_step
+from ei_sim.training.optim import adam_with_dale, with_skip_counters
 
 BUDGETS = ("off", "5", "2", "1", "0.5", "0.2")
-TIERS = FAMILY_TIERS["spiking"]
+TIERS = TrainConfig.TIERS
 TRAIN_STATS = ("loss", "cross_entropy", "budget_penalty", "accuracy")
 
 __all__ = [
     "BLOCKS", "BUDGETS", "TIERS", "TrainConfig", "TrainResult", "TrainingFailed",
     "epoch_batches", "is_new_best", "parse_budget", "run_attrs", "split_weights",
-    "tier_config", "tier_model", "train", "train_stacked",
+    "tier_model", "train", "train_stacked",
 ]  # fmt: skip
 
 
@@ -70,11 +62,6 @@ def parse_budget(text) -> float | None:
     if text not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {text!r}")
     return None if text == "off" else float(text)
-
-
-def tier_config(tier: str, **overrides) -> TrainConfig:
-    """The classifier's TrainConfig of a tier, with flag overrides (None values are ignored)."""
-    return family_tier_config(tier, "spiking", **overrides)
 
 
 def tier_model(model, tier: str, n_e: int | None = None, t_ms: float | None = None):
@@ -128,7 +115,7 @@ class TrainResult(NamedTuple):
 
 
 def run_attrs(model, cfg: TrainConfig) -> dict:
-    attrs = {**to_attrs(model, "model."), **config_attrs(cfg, "spiking")}
+    attrs = {**to_attrs(model, "model."), **config_attrs(cfg)}
     attrs["train.budget"] = "off" if cfg.budget is None else cfg.budget
     return attrs
 
@@ -346,7 +333,7 @@ def _resume(run_dir, attrs, cfg, fresh: Progress) -> Progress:
 
 
 def _load_with_optimizer(run_dir, template):
-    """:func:`ei_sim.runstore.load_run` with the optimiser state of ``template``'s layout; a
+    """:func:`ei_sim.store.run.load_run` with the optimiser state of ``template``'s layout; a
     run file written before the chain counted skipped steps (its state is the inner chain's
     alone) resumes with the counters at 0."""
     try:

@@ -1,7 +1,7 @@
 """The MNIST-classifier E-I network: the class the COBA and PING presets (``models``) build.
 
 784 inputs -> N_E excitatory (and N_I = N_E/4 inhibitory, coupled E->I->E) -> 10 readout
-units. Initial weight statistics (drawn by :mod:`ei_sim.init`): ``W_in`` mean ``w_in_mean``
+units. Initial weight statistics (drawn by :mod:`ei_sim.sim.init`): ``W_in`` mean ``w_in_mean``
 (std 0.1x, 95 % sparse); ``W_EI`` mean ``ei_strength`` (std 0.1x); ``W_IE`` mean ``ei_ratio *
 ei_strength`` (std 0.1x); ``W_out`` Normal(5.1, 3.8) clipped at 0, times ``w_out_scale``;
 each block divided by its fan-in. ``w_ei_mean`` / ``w_ie_mean`` override ``ei_strength`` and
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import jax
 
-from ei_sim.config import NetworkConfig, from_attrs, to_attrs
-from ei_sim.engine import Weights, init_state
-from ei_sim.init import init_block
-from ei_sim.store.run import register_model_type
+from ei_sim.sim.config import NetworkConfig, from_attrs, to_attrs
+from ei_sim.sim.engine import Weights, init_state
+from ei_sim.sim.init import init_block
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class EIClassifier:
     w_out_mean: float = 5.1
     w_out_std: float = 3.8
     w_out_scale: float = 100.0
-    setting: str = "canonical"  # the name of the models.settings entry it was built under
+    setting: str = "canonical"  # the name of the ei_sim.models.settings entry it was built under
 
     def __post_init__(self):
         for label, value in (
@@ -101,6 +100,3 @@ class EIClassifier:
 
 
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(NetworkConfig)}
-
-# Run files hold this model (``ei_sim.store.run``): rebuilt from their attributes by it.
-register_model_type("ei_classifier", EIClassifier.from_attrs)

@@ -3,7 +3,7 @@
 A block ``W`` (n_pre, n_post) with few nonzeros per row (the Vogels-Abbott network: 2 %)
 is stored as :class:`SparseBlock`: the nonzeros of presynaptic row ``i`` are
 ``data[k]`` at postsynaptic column ``cols[k]`` for ``k`` in ``[indptr[i], indptr[i+1])``
-(``rows[k] = i`` repeats the row index per entry). Any :class:`ei_sim.engine.Weights` field
+(``rows[k] = i`` repeats the row index per entry). Any :class:`ei_sim.sim.engine.Weights` field
 may hold one instead of a dense array. Propagation of one step's spikes::
 
     g[b, cols[k]] += s[b, rows[k]] * data[k]        for every k
@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_sim import native
-from ei_sim.propagate import sum_tangents
+from ei_sim.sim import native
+from ei_sim.sim.propagate import sum_tangents
 
 
 @partial(

@@ -3,8 +3,8 @@
 Spikes are sparse: well under one spike per step per sample in each population. Rather than a
 dense ``(B, n_pre) @ (n_pre, n_post)`` product over mostly-zero rows, two exact paths:
 
-* ``"native"``: the C++ kernel of :mod:`ei_sim.native` adds the row of ``W`` of every spike
-  (work = spikes x n_post, or spikes x fan-out for :class:`ei_sim.sparse.SparseBlock`).
+* ``"native"``: the C++ kernel of :mod:`ei_sim.sim.native` adds the row of ``W`` of every spike
+  (work = spikes x n_post, or spikes x fan-out for :class:`ei_sim.sim.sparse.SparseBlock`).
 * ``"events"`` (pure JAX): the presynaptic cells that spiked in any sample of the batch are
   listed (``nonzero`` with a static list size: the smallest of :func:`capacity_tiers` that
   holds the step's count, chosen by ``lax.switch``; the dense product beyond the largest) and
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from ei_sim import native
+from ei_sim.sim import native
 
 
 def capacity_tiers(n_pre: int, smallest: int = 8) -> tuple[int, ...]:
@@ -77,7 +77,7 @@ def _forward(spikes: jax.Array, w: jax.Array, method: str) -> jax.Array:
 def propagate(spikes: jax.Array, w: jax.Array, method: str = "events") -> jax.Array:
     """Return ``spikes @ w`` for 0/1 ``spikes`` of shape (B, n_pre), event-driven.
 
-    ``method``: ``"native"`` (the C++ kernel of :mod:`ei_sim.native`) or ``"events"`` (pure
+    ``method``: ``"native"`` (the C++ kernel of :mod:`ei_sim.sim.native`) or ``"events"`` (pure
     JAX, :func:`_event_forward`).
     """
     return _forward(spikes, w, method)

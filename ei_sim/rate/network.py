@@ -8,13 +8,13 @@ Rates are dimensionless (activation units); time constants are in ms. One step o
     r_I  <- (1 - alpha_I) r_I + alpha_I f(pre_I),   alpha_I = dt_ms / tau_i_ms
 
 i.e. forward Euler of ``tau dr/dt = -r + f(pre)``. Weight matrices follow the project
-convention of :class:`ei_sim.engine.Weights`: rows are presynaptic, so ``W_EI`` (n_e, n_i)
+convention of :class:`ei_sim.sim.engine.Weights`: rows are presynaptic, so ``W_EI`` (n_e, n_i)
 carries E -> I and ``W_IE`` (n_i, n_e) carries I -> E; in column-vector notation the
 equations read ``pre_E = W_EE^T r_E - W_IE^T r_I + u_E``. All four recurrent blocks are
 non-negative (Dale's law; inhibition is the minus sign), ``W_in`` is unconstrained.
 
 Activation ``f``: ``"relu"`` **(chosen default)**: Lipschitz constant 1, so the isolated
-block bounds of :mod:`ei_sim.perron` hold, and its Jacobian is exact on the active set.
+block bounds of :mod:`ei_sim.rate.perron` hold, and its Jacobian is exact on the active set.
 ``"softplus"`` (slope < 1) and ``"sigmoid"`` (slope <= 1/4, saturating, the classic
 Wilson-Cowan gain that gives Hopf oscillations) are also available.
 
@@ -135,7 +135,7 @@ class Params(NamedTuple):
 
 
 RECURRENT = ("w_ee", "w_ei", "w_ie", "w_ii")
-# Boolean pytree for ei_sim.optim: True on the blocks that obey Dale's law.
+# Boolean pytree for ei_sim.training.optim: True on the blocks that obey Dale's law.
 DALE_MASK = Params(**{name: name in RECURRENT for name in Params._fields})
 
 

@@ -5,10 +5,10 @@
   number of spikes, with no stream compaction on the XLA side (``sparse_event_matmul``: the
   same for compressed-sparse-row blocks); ``event_outer(spikes, ct)`` returns ``spikes^T @ ct``
   (the gradient with respect to ``w``) the same way. Gradients are defined one level up, in
-  :func:`ei_sim.propagate.propagate` and :func:`ei_sim.sparse.sparse_propagate`.
+  :func:`ei_sim.sim.propagate.propagate` and :func:`ei_sim.sim.sparse.sparse_propagate`.
 * ``population_forward`` / ``population_adjoint``: the membrane and spike update of one
   population and its adjoint, each one fused, vectorised pass over the cells (the equations
-  are in ``population.cc`` and :func:`ei_sim.engine.population_update`, which uses them).
+  are in ``population.cc`` and :func:`ei_sim.sim.engine.population_update`, which uses them).
 
 They run inside ``jit``, ``scan``, ``cond`` and ``vmap`` like any JAX operation. The sources
 (``*.cc`` next to this file) are compiled on first use with the C++ compiler found as ``$CXX``

@@ -1,10 +1,11 @@
 """Run a preset network on MNIST digits (or without input) and store the result.
 
 The Python counterpart of ``ei-sim simulate``. A run goes in chunks with monitors
-(:mod:`ei_sim.recorder`): :func:`run_preset` keeps the whole recording in memory,
-:func:`run_to_file` streams every chunk into an HDF5 file (:mod:`ei_sim.h5stream`) and keeps
-only the population activity (for the rates and the gamma peak, 4 bytes per bin and trial),
-so its memory does not grow with the length of the run beyond that.
+(:mod:`ei_sim.sim.recorder`): :func:`run_preset` keeps the whole recording in memory;
+:func:`simulate_model` hands every chunk to a callback and keeps only the population activity
+(for the rates and the gamma peak, 4 bytes per bin and trial), so its memory does not grow
+with the length of the run beyond that (:func:`ei_sim.store.stream.run_to_file` streams the
+chunks into an HDF5 file).
 
 The key split takes one compiled program, weights and initial state one each (none for
 models that draw them on the host, ``init_on_host``), the run one.
@@ -21,19 +22,16 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from ei_sim.config import to_attrs
-from ei_sim.encoding import InputEvents, poisson_events
-from ei_sim.h5stream import StreamWriter
-from ei_sim.monitors import Monitors, activity
-from ei_sim.recorder import ChunkRecord, Recording, chunk_length, iter_chunks, join
-from ei_sim.storage import provenance
+from ei_sim.data.encoding import InputEvents, poisson_events
+from ei_sim.sim.monitors import Monitors, activity
+from ei_sim.sim.recorder import ChunkRecord, Recording, iter_chunks, join
 
 
 @dataclass
 class SimulationResult:
     rate_e_Hz: float
     rate_i_Hz: float
-    gamma: object  # ei_sim.spectrum.Peak or None
+    gamma: object  # ei_sim.sim.spectrum.Peak or None
     dt_ms: float
     bin_ms: float
     activity_e: np.ndarray  # (bins, B) fraction of E cells spiking per step, bin-averaged
@@ -84,11 +82,11 @@ SEGMENT_MS = 10_000.0
 
 def gamma_of_run(activity_e: np.ndarray, bin_ms: float, drop_ms: float,
                  segment_ms: float = SEGMENT_MS):  # fmt: skip
-    """The gamma peak of (bins, B) E activity: :func:`ei_sim.spectrum.gamma_peak` of the
+    """The gamma peak of (bins, B) E activity: :func:`ei_sim.sim.spectrum.gamma_peak` of the
     whole trial (after ``drop_ms``) up to ``segment_ms``; a longer run's PSD is the mean of
     those of consecutive ``segment_ms`` segments (0.1 Hz bins), a trailing part shorter than a
     segment left out, so memory and time stay bounded by a segment however long the run."""
-    from ei_sim.spectrum import population_psd, spectral_peak  # scipy.signal: loaded in the run
+    from ei_sim.sim.spectrum import population_psd, spectral_peak  # scipy.signal: loaded in the run
 
     x = activity_e[int(round(drop_ms / bin_ms)) :]
     seg = int(round(segment_ms / bin_ms))
@@ -138,7 +136,8 @@ def simulate_model(
     t0 = time.perf_counter()
     weights, state, events = initial_conditions(model, seed, images, encoder_seed)
     t1 = time.perf_counter()
-    threading.Thread(target=importlib.import_module, args=("ei_sim.spectrum",), daemon=True).start()
+    threading.Thread(target=importlib.import_module, args=("ei_sim.sim.spectrum",),
+                     daemon=True).start()  # fmt: skip
     parts, totals, chunks = {pop: [] for pop in monitors.spikes}, {}, []
     for _, chunk in iter_chunks(weights, state, events, config, monitors, chunk_steps,
                                 config.n_steps):  # fmt: skip
@@ -172,64 +171,6 @@ def result_attrs(result: SimulationResult) -> dict:
     gamma = np.nan if result.gamma is None else result.gamma.frequency_Hz
     return {"rate_e_Hz": result.rate_e_Hz, "rate_i_Hz": result.rate_i_Hz,
             "gamma_peak_Hz": gamma}  # fmt: skip
-
-
-def file_attrs(model, extra_attrs: dict) -> dict:
-    return {**to_attrs(model, "model."), **provenance(extra_attrs.get("seed")), **extra_attrs}
-
-
-def run_to_file(
-    path: str, model, seed: int = 0, images=None, *, extra_attrs: dict | None = None,
-    monitors: Monitors | None = None, chunk_steps: int | None = None, drop_ms: float = 0.0,
-    on_chunk: Callable[[ChunkRecord], None] | None = None,
-) -> SimulationResult:  # fmt: skip
-    """Simulate and stream every chunk into ``path`` (``path.partial`` until complete).
-
-    Ctrl-C (KeyboardInterrupt) leaves ``path.partial`` with the finished chunks and
-    ``status = "interrupted"`` and re-raises; any other error removes it."""
-    monitors = Monitors() if monitors is None else monitors
-    config, extra_attrs = model.config, dict(extra_attrs or {})
-    monitors.check(config)
-    batch = 1 if images is None else len(images)
-    length = chunk_length(monitors, config.n_steps, chunk_steps)
-    writer = StreamWriter(path, config, monitors, batch, file_attrs(model, extra_attrs),
-                          config.n_steps, length)  # fmt: skip
-
-    def sink(chunk: ChunkRecord) -> None:
-        writer.append(chunk, config.n_steps)
-        if on_chunk is not None:
-            on_chunk(chunk)
-
-    try:
-        result = simulate_model(model, seed, images, monitors=monitors, chunk_steps=length,
-                                keep=False, on_chunk=sink, drop_ms=drop_ms)  # fmt: skip
-        t0 = time.perf_counter()
-        writer.finish(result_attrs(result))
-    except KeyboardInterrupt:
-        writer.interrupt()
-        raise
-    except BaseException:
-        writer.discard()
-        raise
-    result.timings["write_s"] = time.perf_counter() - t0
-    return result
-
-
-def write_run(path: str, model, result: SimulationResult, extra_attrs: dict) -> None:
-    """Store an in-memory result (:func:`run_preset`) in the layout of :func:`run_to_file`."""
-    rec = result.recording
-    if rec is None:
-        raise ValueError("write_run needs a result with its recording (run_preset)")
-    batch = next(iter(rec.counts.values())).shape[1]
-    writer = StreamWriter(path, model.config, rec.monitors, batch,
-                          file_attrs(model, extra_attrs), rec.n_steps, rec.n_steps)  # fmt: skip
-    try:
-        writer.append(ChunkRecord(0, 0, rec.n_steps, rec.spikes, rec.counts, rec.traces),
-                      rec.n_steps)  # fmt: skip
-        writer.finish(result_attrs(result))
-    except BaseException:
-        writer.discard()
-        raise
 
 
 def summary_line(name: str, result: SimulationResult) -> str:

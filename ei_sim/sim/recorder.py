@@ -1,11 +1,11 @@
-"""Chunked runs with monitors: the host side of :mod:`ei_sim.monitors`.
+"""Chunked runs with monitors: the host side of :mod:`ei_sim.sim.monitors`.
 
-:func:`iter_chunks` runs :func:`ei_sim.monitors.run_chunk` over consecutive chunks of
+:func:`iter_chunks` runs :func:`ei_sim.sim.monitors.run_chunk` over consecutive chunks of
 ``chunk_steps`` steps and yields each chunk's record (:class:`ChunkRecord`: spike events,
 binned counts, traces) as soon as it is decoded. The next chunk is dispatched before the
 current one is decoded, so decoding and writing overlap the simulation. :func:`record` keeps
 the whole run in memory (a :class:`Recording`); long runs hand each chunk to a sink instead
-(``ei-sim simulate`` streams them to HDF5, :mod:`ei_sim.h5stream`).
+(``ei-sim simulate`` streams them to HDF5, :mod:`ei_sim.store.stream`).
 
 A chunked run gives exactly the spikes and states of one scan over all steps: the chunk
 boundaries only split the loop, the state is handed on whole (refractory counts included).
@@ -19,8 +19,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from ei_sim.config import NetworkConfig
-from ei_sim.monitors import (
+from ei_sim.sim.config import NetworkConfig
+from ei_sim.sim.monitors import (
     Monitors,
     SpikeEvents,
     activity,
@@ -116,7 +116,7 @@ def iter_chunks(
 ) -> Iterator[tuple[object, ChunkRecord]]:  # fmt: skip
     """Yield ``(state_after_chunk, ChunkRecord)`` for consecutive chunks of the run.
 
-    ``inputs`` as for :func:`ei_sim.engine.simulate` (None needs ``n_steps``); ``n_steps``
+    ``inputs`` as for :func:`ei_sim.sim.engine.simulate` (None needs ``n_steps``); ``n_steps``
     defaults to the number of input rows. Chunk ``k + 1`` is dispatched (asynchronously)
     before chunk ``k`` is decoded.
     """

@@ -15,7 +15,7 @@ As Brian2's ``SpikeMonitor``, ``StateMonitor`` and ``PopulationRateMonitor``:
 A run is a sequence of chunks of ``chunk_steps`` steps; every chunk is the same compiled
 program (:func:`run_chunk`, the step count is an argument, so the last, shorter chunk needs
 no other program), so memory is bounded by one chunk's buffers whatever the length of the
-run. :mod:`ei_sim.recorder` drives the chunks.
+run. :mod:`ei_sim.sim.recorder` drives the chunks.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_sim.config import NetworkConfig
-from ei_sim.engine import NetState, Weights, step
+from ei_sim.sim.config import NetworkConfig
+from ei_sim.sim.engine import NetState, Weights, step
 
 POPULATIONS = ("e", "i")
 TRACE_VARIABLES = ("v_mV", "g_exc_uS", "g_inh_uS")
@@ -155,7 +155,7 @@ def run_chunk(
     weights: Weights, state: NetState, inputs, n_steps, config: NetworkConfig,
     monitors: Monitors, chunk_steps: int,
 ):  # fmt: skip
-    """Advance ``state`` by ``n_steps <= chunk_steps`` steps of :func:`ei_sim.engine.step`,
+    """Advance ``state`` by ``n_steps <= chunk_steps`` steps of :func:`ei_sim.sim.engine.step`,
     recording into fresh buffers; return ``(state, buffers)``.
 
     ``inputs``: None, or the chunk's input rows (leading axis ``chunk_steps``: event pairs

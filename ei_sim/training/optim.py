@@ -42,7 +42,7 @@ def dale_adam(learning_rate: float, clip_norm: float | None = 1.0, dale=True):
     """Global-norm clipping, Adam, then Dale's law, the whole step skipped when not finite.
 
     ``dale``: True (every leaf stays >= 0), False (no constraint, an ablation), or a boolean
-    pytree naming the leaves that obey it (e.g. :data:`ei_sim.rate.DALE_MASK`)."""
+    pytree naming the leaves that obey it (e.g. :data:`ei_sim.rate.network.DALE_MASK`)."""
     parts = [] if clip_norm is None else [optax.clip_by_global_norm(clip_norm)]
     parts.append(optax.adam(learning_rate))
     if dale is True:

@@ -26,16 +26,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 
 import h5py
 import jax
 import numpy as np
 
-from ei_sim.config import NetworkConfig
-from ei_sim.monitors import Monitors, activity
-from ei_sim.recorder import ChunkRecord
+from ei_sim.sim.config import NetworkConfig, to_attrs
+from ei_sim.sim.monitors import Monitors, activity
+from ei_sim.sim.recorder import ChunkRecord, chunk_length
+from ei_sim.sim.run import SimulationResult, result_attrs, simulate_model
 from ei_sim.store.atomic import check_output_path
-from ei_sim.store.attrs import write_attrs
+from ei_sim.store.attrs import provenance, write_attrs
 from ei_sim.store.kinds import stamp
 from ei_sim.store.spikes import EVENT_FIELDS
 
@@ -179,3 +182,61 @@ class StreamWriter:
         finally:
             if os.path.exists(self.tmp):
                 os.unlink(self.tmp)
+
+
+def file_attrs(model, extra_attrs: dict) -> dict:
+    return {**to_attrs(model, "model."), **provenance(extra_attrs.get("seed")), **extra_attrs}
+
+
+def run_to_file(
+    path: str, model, seed: int = 0, images=None, *, extra_attrs: dict | None = None,
+    monitors: Monitors | None = None, chunk_steps: int | None = None, drop_ms: float = 0.0,
+    on_chunk: Callable[[ChunkRecord], None] | None = None,
+) -> SimulationResult:  # fmt: skip
+    """Simulate and stream every chunk into ``path`` (``path.partial`` until complete).
+
+    Ctrl-C (KeyboardInterrupt) leaves ``path.partial`` with the finished chunks and
+    ``status = "interrupted"`` and re-raises; any other error removes it."""
+    monitors = Monitors() if monitors is None else monitors
+    config, extra_attrs = model.config, dict(extra_attrs or {})
+    monitors.check(config)
+    batch = 1 if images is None else len(images)
+    length = chunk_length(monitors, config.n_steps, chunk_steps)
+    writer = StreamWriter(path, config, monitors, batch, file_attrs(model, extra_attrs),
+                          config.n_steps, length)  # fmt: skip
+
+    def sink(chunk: ChunkRecord) -> None:
+        writer.append(chunk, config.n_steps)
+        if on_chunk is not None:
+            on_chunk(chunk)
+
+    try:
+        result = simulate_model(model, seed, images, monitors=monitors, chunk_steps=length,
+                                keep=False, on_chunk=sink, drop_ms=drop_ms)  # fmt: skip
+        t0 = time.perf_counter()
+        writer.finish(result_attrs(result))
+    except KeyboardInterrupt:
+        writer.interrupt()
+        raise
+    except BaseException:
+        writer.discard()
+        raise
+    result.timings["write_s"] = time.perf_counter() - t0
+    return result
+
+
+def write_run(path: str, model, result: SimulationResult, extra_attrs: dict) -> None:
+    """Store an in-memory result (:func:`run_preset`) in the layout of :func:`run_to_file`."""
+    rec = result.recording
+    if rec is None:
+        raise ValueError("write_run needs a result with its recording (run_preset)")
+    batch = next(iter(rec.counts.values())).shape[1]
+    writer = StreamWriter(path, model.config, rec.monitors, batch,
+                          file_attrs(model, extra_attrs), rec.n_steps, rec.n_steps)  # fmt: skip
+    try:
+        writer.append(ChunkRecord(0, 0, rec.n_steps, rec.spikes, rec.counts, rec.traces),
+                      rec.n_steps)  # fmt: skip
+        writer.finish(result_attrs(result))
+    except BaseException:
+        writer.discard()
+        raise

@@ -1,6 +1,6 @@
 """The training fast path: the network step fused into native calls, with its adjoint.
 
-The model is :func:`ei_sim.engine.step`, unchanged; only the way a trial is run differs. The
+The model is :func:`ei_sim.sim.engine.step`, unchanged; only the way a trial is run differs. The
 engine's path runs each of a trial's 2,000 steps as a few dozen small XLA kernels (and as
 many again in the checkpointed backward pass, plus the stacking of its stored states). Here:
 
@@ -26,7 +26,8 @@ The gradient is the exact gradient of the engine's path (the same equations, flo
 aside: tested against it and against central differences). It is taken with respect to W_in
 and W_out (the trained blocks of the recipe) and the initial state; the recurrent blocks are
 constants here (asking for their gradient raises: train them with the engine's path).
-:func:`applicable` says when the path can run; :func:`ei_sim.objective.forward_loss` takes it
+:func:`applicable` says when the path can run; :func:`ei_sim.training.objective.forward_loss` takes
+it
 when it can, unless ``EI_SIM_FUSED=0``.
 """
 
@@ -41,10 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-from ei_sim import native
-from ei_sim.engine import Accumulators, NetState, PopState, Weights
-from ei_sim.propagate import resolve_method
-from ei_sim.surrogate import SURROGATE_FNS
+from ei_sim.sim import native
+from ei_sim.sim.engine import Accumulators, NetState, PopState, Weights
+from ei_sim.sim.propagate import resolve_method
+from ei_sim.sim.surrogate import SURROGATE_FNS
 
 RECURRENT = ("w_ee", "w_ei", "w_ie", "w_ii")
 
@@ -79,7 +80,7 @@ def applicable(weights: Weights, config, inputs) -> bool:
 
 
 def network_attrs(config) -> dict:
-    """The constants of :func:`ei_sim.engine.step` as FFI attributes."""
+    """The constants of :func:`ei_sim.sim.engine.step` as FFI attributes."""
     beta = math.exp(-config.dt_ms / config.tau_out_ms)
     values = dict(
         e_g_leak_uS=config.cell_e.g_leak_uS, e_c_nF=config.cell_e.c_nF,
@@ -273,7 +274,7 @@ _trial.defvjp(_trial_fwd, _trial_bwd, symbolic_zeros=True)
 def trial(weights: Weights, state0: NetState, events, config, chunk: int = 50,
           parallel: bool = True) -> NetState:  # fmt: skip
     """The final state (with its accumulators: spike counts, summed readout) of a trial run
-    on the fused path; equal to ``ei_sim.engine.simulate(...)[0]``.
+    on the fused path; equal to ``ei_sim.sim.engine.simulate(...)[0]``.
 
     Differentiable in ``weights.w_in``, ``weights.w_out`` and ``state0`` (see the module
     docstring); ``chunk``: steps per native call and per stored state (memory O(T/chunk)

@@ -4,10 +4,10 @@
 
 ``zbar_n`` is the spike count of E cell n in the trial, averaged over the batch, and ``theta``
 the spike budget (spikes per trial); ``budget=None`` turns the term off. Gradients flow
-through the whole trial (``ei_sim.engine.simulate`` with chunked ``jax.checkpoint``), through
+through the whole trial (``ei_sim.sim.engine.simulate`` with chunked ``jax.checkpoint``), through
 the surrogate spike derivative and the damped membrane increment. A step whose gradient is
 not finite is skipped by the optimiser (``optax.apply_if_finite`` in
-:func:`ei_sim.optim.dale_adam`: parameters and Adam state unchanged) and counted.
+:func:`ei_sim.training.optim.dale_adam`: parameters and Adam state unchanged) and counted.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec
 
-from ei_sim import fused as fused_path
-from ei_sim.engine import Weights, simulate
-from ei_sim.optim import all_finite
-from ei_sim.parallel import AXIS, simulate_split, split_batch
+from ei_sim.sim.engine import Weights, simulate
+from ei_sim.sim.parallel import AXIS, simulate_split, split_batch
+from ei_sim.training import fused as fused_path
+from ei_sim.training.optim import all_finite
 
 
 class LossParts(NamedTuple):
@@ -49,11 +49,11 @@ def budget_penalty(count_e: jax.Array, budget: float | None, strength: float) ->
 
 
 def use_fused(trainable, frozen, events, config, fused: bool | None = None) -> bool:
-    """Whether a training step runs the fused native path (:mod:`ei_sim.fused`).
+    """Whether a training step runs the fused native path (:mod:`ei_sim.training.fused`).
 
-    ``fused=None``: when it applies (:func:`ei_sim.fused.applicable`) and only W_in / W_out
+    ``fused=None``: when it applies (:func:`ei_sim.training.fused.applicable`) and only W_in / W_out
     are trained; ``True`` insists (ValueError when it cannot), ``False`` takes the engine's
-    path (``jax.checkpoint`` over chunks of scanned :func:`ei_sim.engine.step`).
+    path (``jax.checkpoint`` over chunks of scanned :func:`ei_sim.sim.engine.step`).
     """
     weights = assemble(trainable, frozen)
     ok = set(trainable) <= {"w_in", "w_out"} and fused_path.applicable(weights, config, events)
@@ -86,7 +86,7 @@ def forward_loss(
     fused=False,
 ):  # fmt: skip
     """Loss and its parts for one batch; differentiable in ``trainable``. With a ``mesh``
-    (:func:`ei_sim.parallel.batch_mesh`) the batch is split over its devices; ``fused``: run
+    (:func:`ei_sim.sim.parallel.batch_mesh`) the batch is split over its devices; ``fused``: run
     the trial on the fused native path (see :func:`use_fused`)."""
     weights = assemble(trainable, frozen)
     acc = trial_accumulators(weights, state0, events, config, chunk, mesh, fused)
@@ -124,7 +124,7 @@ def make_train_step(optimizer, config, budget, strength, chunk, mesh=None, fused
             on_fused,
         )
         # a non-finite gradient is skipped by the optimiser (optax.apply_if_finite,
-        # ei_sim.optim.dale_adam); finite says what it saw
+        # ei_sim.training.optim.dale_adam); finite says what it saw
         finite = all_finite(grads)
         updates, new_opt = optimizer.update(grads, opt_state, trainable)
         return optax.apply_updates(trainable, updates), new_opt, finite, parts

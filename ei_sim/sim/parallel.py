@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ei_sim.engine import simulate
+from ei_sim.sim.engine import simulate
 
 AXIS = "batch"
 
@@ -104,7 +104,7 @@ def split_batch(part_fn, weights, state0, events, mesh: Mesh, out_specs):
 
 
 def simulate_split(weights, state0, events, config, mesh: Mesh, checkpoint_every=None, record=()):
-    """:func:`ei_sim.engine.simulate` with the batch split over ``mesh``; returns the final
+    """:func:`ei_sim.sim.engine.simulate` with the batch split over ``mesh``; returns the final
     accumulators (spike counts and summed readout) and the records (time first), both
     batch-sharded.
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import jax
 
-from ei_sim import native
+from ei_sim.sim import native
 
 ENV_SWITCH = "EI_SIM_COMPILE_CACHE"
 _SUFFIX = "-cache"  # the file names of JAX's own file cache, so either can read the other's

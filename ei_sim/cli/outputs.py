@@ -13,16 +13,10 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ei_sim.store.kinds import FOREIGN, KINDS, kind_of
+from ei_sim.cli.kinds import noun
+from ei_sim.store.kinds import KINDS, kind_of
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-EI_SIM_KINDS = tuple(KINDS)  # the kinds of HDF5 file ei-sim writes (ei_sim.store.kinds)
-KIND_NAMES = {
-    **{name: kind.noun for name, kind in KINDS.items()},
-    "hdf5": FOREIGN, "broken": "an unreadable HDF5 file",
-    "mp4": "an MP4 video", "gif": "a GIF", "png": "a PNG image", "report": "an ei-sim report",
-    "folder": "a folder", "empty": "an empty file", "other": "a file that ei-sim did not write",
-}  # fmt: skip
 REPORT_MARK = b"<title>ei-sim report"
 
 
@@ -99,16 +93,16 @@ def check_output_file(
     if found is None:
         return
     if found in ("broken", "empty") and found != kind:
-        raise ValueError(f"{option} {path} holds {KIND_NAMES[found]}; remove it or choose "
+        raise ValueError(f"{option} {path} holds {noun(found)}; remove it or choose "
                          f"another {option}")  # fmt: skip
     if found != kind:
         raise ValueError(
-            f"{option} {path} holds {KIND_NAMES.get(found, found)}; {command} never replaces "
+            f"{option} {path} holds {noun(found)}; {command} never replaces "
             f"a file of another kind: choose another {option}"
         )
     if not (replace or force):
         raise ValueError(
-            f"{option} {path} already holds {KIND_NAMES.get(kind, kind)}; use --force to "
+            f"{option} {path} already holds {noun(kind)}; use --force to "
             f"replace it or choose another {option}"
         )
 
@@ -136,7 +130,7 @@ def check_run_dir(option: str, run_dir: str, resume: bool, command: str = "ei-si
     found = existing_kind(run_file)
     if found not in (None, "run"):
         raise ValueError(
-            f"{option} {run_dir}: {run_file} holds {KIND_NAMES.get(found, found)}; "
+            f"{option} {run_dir}: {run_file} holds {noun(found)}; "
             f"{command} never replaces it: choose another {option}"
         )
     if found == "run" and not resume:

@@ -1,0 +1,1 @@
+"""The reference lab's published numbers (``pinglab.json``), installed as ``ei_sim.reference``."""

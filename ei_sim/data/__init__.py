@@ -1,0 +1,1 @@
+"""Input data: the MNIST pools and their Poisson spike encoding."""

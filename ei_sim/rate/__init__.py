@@ -1,0 +1,1 @@
+"""The Wilson-Cowan / TIDE rate model: its network, stability tools and trainer."""
