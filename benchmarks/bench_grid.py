@@ -73,8 +73,9 @@ def main() -> None:
     if not args.no_tiny:
         run_grid("tiny", "tiny", args.wei, args.wie, args.epochs, out, executors)
     if not args.no_medium:
-        run_grid("medium", "medium", args.medium_wei, args.medium_wie, args.medium_epochs, out,
-                 executors)
+        run_grid(
+            "medium", "medium", args.medium_wei, args.medium_wie, args.medium_epochs, out, executors
+        )
 
 
 if __name__ == "__main__":

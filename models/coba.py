@@ -16,6 +16,9 @@ def coba(**changes) -> EIClassifier:
 
 
 PRESET = Preset(
-    "coba", coba, "the MNIST classifier without the E-I loop (W_in 0.3, W_out scale 100)",
-    family="classifier", settings=True,
+    "coba",
+    coba,
+    "the MNIST classifier without the E-I loop (W_in 0.3, W_out scale 100)",
+    family="classifier",
+    settings=True,
 )

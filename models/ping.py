@@ -21,6 +21,9 @@ def ping(**changes) -> EIClassifier:
 
 
 PRESET = Preset(
-    "ping", ping, "the MNIST classifier with the E->I->E loop (W_in 1.2, W_EI 1, W_IE 2)",
-    family="classifier", settings=True,
+    "ping",
+    ping,
+    "the MNIST classifier with the E->I->E loop (W_in 1.2, W_EI 1, W_IE 2)",
+    family="classifier",
+    settings=True,
 )

@@ -110,6 +110,9 @@ def va_coba(**changes) -> VACoba:
 
 
 PRESET = Preset(
-    "va_coba", va_coba, "the Vogels-Abbott benchmark network (3,200 E + 800 I, p = 0.02, no input)",
-    family="network", settings=False,
+    "va_coba",
+    va_coba,
+    "the Vogels-Abbott benchmark network (3,200 E + 800 I, p = 0.02, no input)",
+    family="network",
+    settings=False,
 )

@@ -14,5 +14,9 @@ def wilson_cowan(**changes) -> WCConfig:
     return WCConfig(**changes)
 
 
-PRESET = Preset("wilson_cowan", wilson_cowan,
-                "the Wilson-Cowan / TIDE rate model (256 units, 80 % E)", family="rate")
+PRESET = Preset(
+    "wilson_cowan",
+    wilson_cowan,
+    "the Wilson-Cowan / TIDE rate model (256 units, 80 % E)",
+    family="rate",
+)

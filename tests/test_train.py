@@ -20,7 +20,10 @@ from ei_sim.training.spiking import parse_budget, tier_model, train
 def quick(budget=None, epochs=2, **changes):
     """A very small recipe: 32 E cells, 50 ms trials, 200 samples."""
     cfg = dataclasses.replace(
-        TrainConfig.for_tier("tiny", budget=budget), n_samples=200, epochs=epochs, batch_size=32,
+        TrainConfig.for_tier("tiny", budget=budget),
+        n_samples=200,
+        epochs=epochs,
+        batch_size=32,
         **changes,
     )
     model = tier_model(get_model("ping"), "tiny").replace(n_e=32, n_i=8, t_ms=50.0)

@@ -57,8 +57,9 @@ def _tiny_split(n_train: int, n_test: int) -> Split:
 def tiny_run():
     # Start with rho(W_EE) ~ 1.5 and rho(W_II) ~ 0.6, above both targets.
     config = wc.WCConfig(gain_ee=1.5, gain_ii=0.6)
-    train = RateTrainConfig(rho_ee_target=TARGET_EE, rho_ii_target=TARGET_II,
-                            lds_every_steps=10, seed=0)
+    train = RateTrainConfig(
+        rho_ee_target=TARGET_EE, rho_ii_target=TARGET_II, lds_every_steps=10, seed=0
+    )
     return train_rate(config, train, progress=False)
 
 
@@ -75,8 +76,7 @@ def test_spectral_regulariser_settles_at_or_below_targets(tiny_run):
 
 def test_lds_monitor_flags_unstable_initialisation():
     config = wc.WCConfig(gain_ee=3.0)
-    train = RateTrainConfig(spectral_weight=0.0, lds_every_steps=1, batch_size=40, epochs=1,
-                            seed=0)
+    train = RateTrainConfig(spectral_weight=0.0, lds_every_steps=1, batch_size=40, epochs=1, seed=0)
     result = train_rate(config, train, split=_tiny_split(80, 40), progress=False)
     assert result.history["lds_check_stable"].size == 2  # every step (80 / 40)
     assert not np.any(result.history["lds_check_stable"])

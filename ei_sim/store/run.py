@@ -55,6 +55,7 @@ FILE_ATTRS = ("kind", "schema_version")
 # Attributes added after files were written: a file without one holds this value.
 LEGACY_DEFAULTS = {"model.setting": "canonical"}
 
+
 def run_path(run_dir: str) -> str:
     return os.path.join(run_dir, RUN_FILE)
 
