@@ -5,13 +5,22 @@
 refractory periods 3 ms for E and 1.5 ms for I).
 
 ``lab`` is how the reference lab's code (the public ``pinglab`` repository) actually ran its
-published results. Its simulator computed the refractory step counts once, at import, for a
-time step of 0.25 ms (12 E steps, 6 I steps) and then ran every published result at
-``dt = 0.1 ms``, so those results had refractory periods of **1.2 ms (E) and 0.6 ms (I)**
-(source: ``src/cli/models.py`` @ 0b8d6e64 and the lab's ``PLAN.md``; its later documents adopt
-1.2 / 0.6 ms explicitly). ``lab`` sets exactly those periods; at ``dt = 0.1 ms`` they are the
-lab's 12 / 6 steps. Every other network value of the lab's code (cell constants, synaptic time
-constants, input rate, weight statistics, readout) equals the canonical one.
+published results:
+
+- Its simulator computed the refractory step counts once, at import, for a time step of
+  0.25 ms (12 E steps, 6 I steps) and then ran every published result at ``dt = 0.1 ms``, so
+  those results had refractory periods of **1.2 ms (E) and 0.6 ms (I)** (source:
+  ``src/cli/models.py`` @ 0b8d6e64 and the lab's ``PLAN.md``; its later documents adopt
+  1.2 / 0.6 ms explicitly). ``lab`` sets exactly those periods; at ``dt = 0.1 ms`` they are
+  the lab's 12 / 6 steps.
+- Its trials started every cell **at rest** (V = E_L = -65 mV): the membrane initialiser
+  scatters V uniformly in [E_L, V_th] only when asked (``randomize=True``), and the network
+  class its trainings used never asked (``init_lif_state`` and ``build_net`` in
+  ``src/cli/models.py`` and ``src/cli/config.py`` of that era). ``lab`` sets the initial
+  range to [-65, -65] mV.
+
+Every other network value of the lab's code (cell constants, synaptic time constants, input
+rate, weight statistics, readout) equals the canonical one.
 
 Recipe-level differences of the lab (which W_in its grid runner passed, which epoch its grid
 reported rates from, its gamma measure, its mean-field sigma convention) are not network
@@ -39,10 +48,13 @@ SETTINGS = {
     "canonical": Setting("canonical", "the recipe's nominal values (refractory 3 / 1.5 ms)"),
     "lab": Setting(
         "lab",
-        "how the reference lab's code ran at dt 0.1 ms: refractory 1.2 ms (E) / 0.6 ms (I)",
+        "how the reference lab's code ran at dt 0.1 ms: refractory 1.2 ms (E) / 0.6 ms (I), "
+        "every trial starting at rest (V = E_L)",
         {
             "cell_e": CellParams(CELL_E.c_nF, CELL_E.g_leak_uS, t_ref_ms=1.2),
             "cell_i": CellParams(CELL_I.c_nF, CELL_I.g_leak_uS, t_ref_ms=0.6),
+            "v_init_low_mV": -65.0,
+            "v_init_high_mV": -65.0,
         },
     ),
 }

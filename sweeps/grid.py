@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ei_sim.sweeps.store import add_cell, cell_name, open_or_create
+from ei_sim.sweeps.store import add_cell, cell_epochs, cell_name, open_or_create
 
 WORKER_ENV = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -36,58 +36,109 @@ WORKER_ENV = {
 
 @dataclass(frozen=True)
 class GridSpec:
-    """The cells of a grid and the recipe every cell trains with."""
+    """The cells of a grid and the network and recipe every cell trains with.
 
+    ``model`` is the network at the grid's size (a frozen model, e.g. the PING classifier of
+    the tier) and ``train`` the recipe; a cell replaces only the W_EI and W_IE means of the
+    model and the recipe's seed (:meth:`cell_model`, :meth:`cell_recipe`). ``diagonal_ratio``
+    set: W_IE = ratio * W_EI and the ``w_ie`` axis is unused. Cells are ordered seed by seed,
+    so that the first seed's cells finish first.
+    """
+
+    model: object
+    train: object  # ei_sim.training.config.TrainConfig
     w_ei: tuple
-    w_ie: tuple
+    w_ie: tuple = ()
     seeds: tuple = (42,)
-    diagonal_ratio: float | None = None  # set: W_IE = ratio * W_EI, the w_ie axis is unused
-    model: str = "ping"
-    tier: str = "medium"
-    train: dict = dataclasses.field(default_factory=dict)  # TrainConfig overrides
-    model_changes: dict = dataclasses.field(default_factory=dict)  # e.g. {"w_in_mean": 0.6}
-    size: dict = dataclasses.field(default_factory=dict)  # tier overrides: n_e, t_ms
+    diagonal_ratio: float | None = None
+
+    @classmethod
+    def build(cls, w_ei, w_ie=(), *, preset: str = "ping", tier: str = "medium",
+              setting: str = "canonical", seeds=(42,), diagonal_ratio=None,
+              model: dict | None = None, train: dict | None = None) -> GridSpec:  # fmt: skip
+        """A spec from names: the ``preset`` under ``setting`` sized by ``tier``, with the
+        network ``model`` changes (preset or config fields, e.g. ``{"n_e": 16}``) and the
+        recipe ``train`` changes (e.g. ``{"epochs": 2}``)."""
+        from ei_sim.models import get_model
+        from ei_sim.training.config import TrainConfig
+        from ei_sim.training.spiking import tier_model
+
+        net = tier_model(get_model(preset, setting=setting), tier)
+        net = net.replace(**model) if model else net
+        recipe = TrainConfig.for_tier(tier, **(train or {}))
+        return cls(model=net, train=recipe, w_ei=tuple(w_ei), w_ie=tuple(w_ie),
+                   seeds=tuple(seeds), diagonal_ratio=diagonal_ratio)  # fmt: skip
 
     def cells(self) -> list[tuple[float, float, int]]:
         if self.diagonal_ratio is not None:
             pairs = [(w, self.diagonal_ratio * w) for w in self.w_ei]
         else:
             pairs = [(a, b) for a in self.w_ei for b in self.w_ie]
-        return [(a, b, s) for a, b in pairs for s in self.seeds]
+        return [(a, b, s) for s in self.seeds for a, b in pairs]
+
+    def cell_model(self, w_ei: float, w_ie: float):
+        return self.model.replace(w_ei_mean=w_ei, w_ie_mean=w_ie)
+
+    def cell_recipe(self, seed: int):
+        return dataclasses.replace(self.train, seed=seed)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.train.resolved().epochs)
 
     def settings(self) -> dict:
-        """What must match for a store to be resumed (flattened to attributes)."""
+        """What must match for a store to be resumed (flattened to attributes): the axes, the
+        seeds, and the network and recipe every cell shares; not the epoch count (a finished
+        store is continued to more epochs) nor what may change on a resume."""
         out = {
-            "grid.model": self.model, "grid.tier": self.tier, "grid.seeds": repr(self.seeds),
+            "grid.settings_version": SETTINGS_VERSION,
+            "grid.seeds": repr(tuple(self.seeds)), "grid.w_ei": repr(tuple(self.w_ei)),
+            "grid.w_ie": repr(tuple(self.w_ie)),
             "grid.diagonal_ratio": "none" if self.diagonal_ratio is None else self.diagonal_ratio,
-            "grid.w_ei": repr(self.w_ei), "grid.w_ie": repr(self.w_ie),
         }  # fmt: skip
-        out.update({f"grid.train.{k}": repr(v) for k, v in sorted(self.train.items())})
-        out.update({f"grid.model.{k}": repr(v) for k, v in sorted(self.model_changes.items())})
-        out.update({f"grid.size.{k}": repr(v) for k, v in sorted(self.size.items())})
+        out.update(shared_settings(self.model, self.train))
         return out
+
+
+SETTINGS_VERSION = 2  # 1: the flat grid.train/grid.model/grid.size dicts of earlier releases
+PER_CELL = ("model.w_ei_mean", "model.w_ie_mean", "train.seed")
+
+
+def shared_keys(attrs: dict) -> list[str]:
+    """The run-file attributes (``model.*``, ``train.*``) that every cell of a grid shares:
+    not the per-cell couplings and seed, nor what may change on a resume (the epochs)."""
+    from ei_sim.store.run import RESUMABLE_CHANGES
+
+    skip = set(PER_CELL) | set(RESUMABLE_CHANGES)
+    return [k for k in attrs if k.startswith(("model.", "train.")) and k not in skip]
+
+
+def shared_settings(model, train) -> dict:
+    """The model's and recipe's attributes (as a run file stores them) that every cell of a
+    grid shares, as ``grid.model.*`` / ``grid.train.*``."""
+    from ei_sim.training.spiking import run_attrs
+
+    attrs = run_attrs(model, train)
+    return {f"grid.{k}": attrs[k] for k in shared_keys(attrs)}
 
 
 def train_cell(
     spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: str, on_epoch=None
 ) -> dict:
-    """Train one cell (runs in a worker); returns what the store keeps of it.
+    """Train one cell (runs in a worker), or continue it from its run directory; returns what
+    the store keeps of it.
 
-    ``on_epoch`` is the trainer's per-epoch hook (:func:`ei_sim.training.spiking.train`), e.g. the
-    video-snapshot writer the CLI passes for ``--video``; on Dask it must be picklable (a
+    ``on_epoch`` is the trainer's per-epoch hook (:func:`ei_sim.training.spiking.train`), e.g.
+    the video-snapshot writer the CLI passes for ``--video``; on Dask it must be picklable (a
     module-level function is).
     """
-    from ei_sim.models import get_model
     from ei_sim.sim.compile_cache import enable
     from ei_sim.store.run import run_path
-    from ei_sim.training.config import TrainConfig
-    from ei_sim.training.spiking import tier_model, train
+    from ei_sim.training.spiking import train
 
     enable()  # workers share the persistent compilation cache (atomic entries)
     _no_semaphores()
-    model = get_model(spec.model, w_ei_mean=w_ei, w_ie_mean=w_ie, **spec.model_changes)
-    model = tier_model(model, spec.tier, **spec.size)
-    cfg = TrainConfig.for_tier(spec.tier, **{**spec.train, "seed": seed})
+    model, cfg = spec.cell_model(w_ei, w_ie), spec.cell_recipe(seed)
     resume = os.path.exists(run_path(cell_dir))
     result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=on_epoch)
     m, b = result.metrics, result.best_epoch - 1
@@ -96,6 +147,7 @@ def train_cell(
         "final_accuracy": result.final_accuracy, "best_epoch": result.best_epoch,
         "rate_e_Hz": float(m["test_rate_e_Hz"][b]), "rate_i_Hz": float(m["test_rate_i_Hz"][b]),
         "gamma_peak_Hz": float(m["gamma_peak_Hz"][b]), "run_dir": cell_dir,
+        "epochs": len(m["test_accuracy"]),
     }  # fmt: skip
     weights = {k: np.asarray(v) for k, v in result.best_weights._asdict().items() if v is not None}
     return {"summary": summary, "metrics": m, "weights": weights}
@@ -208,13 +260,15 @@ def run_grid(
 
 def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch, tqdm,
                memory_bytes=None):  # fmt: skip
-    done = open_or_create(store, spec.settings(), force)
+    stored = open_or_create(store, spec.settings(), force)
+    trained = cell_epochs(store, stored)
+    done = {name for name in stored if trained[name] >= spec.epochs}  # fewer: continued
     cells = [(a, b, s, cell_name(a, b, s)) for a, b, s in spec.cells()]
     todo = [c for c in cells if c[3] not in done]
     skipped = [c[3] for c in cells if c[3] in done]
     cell_root = store + ".cells"
     os.makedirs(cell_root, exist_ok=True)
-    epochs = _epochs_per_cell(spec)
+    epochs = spec.epochs
     bar = tqdm(total=len(cells) * epochs, initial=len(skipped) * epochs, desc="grid epochs",
                disable=not progress, postfix=f"cells {len(skipped)}/{len(cells)}")  # fmt: skip
     finished = [len(skipped)]
@@ -248,12 +302,6 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoc
 
 
 POLL_S = 2.0
-
-
-def _epochs_per_cell(spec: GridSpec) -> int:
-    from ei_sim.training.config import TrainConfig
-
-    return int(spec.train.get("epochs") or TrainConfig.TIERS[spec.tier]["epochs"])
 
 
 def epochs_done(cell_dir: str) -> int:

@@ -17,6 +17,7 @@ A sweep file (``ei-sim sweep``, :func:`write_sweep`): root attributes
 
 from __future__ import annotations
 
+import glob
 import os
 
 import h5py
@@ -25,8 +26,7 @@ import numpy as np
 from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import provenance, read_attrs, write_attrs
 from ei_sim.store.kinds import Kind, open_kind, register_kind
-from ei_sim.store.parts import adding_part, resumable_parts
-from ei_sim.store.parts import open_or_create as open_or_create_parts
+from ei_sim.store.parts import adding_part, same_settings
 from ei_sim.store.snapshot import SNAPSHOT_GROUP
 from ei_sim.sweeps.ranges import format_value
 
@@ -44,16 +44,66 @@ def cell_name(w_ei: float, w_ie: float, seed: int) -> str:
 
 
 def resumable_cells(path: str, settings: dict, force: bool) -> set[str] | None:
-    """The finished cells of an existing store made with ``settings`` (None: no store, or
-    one that ``force`` starts anew); ValueError for another kind of file, or other settings
-    without ``force``. Reads only."""
-    return resumable_parts(path, KIND, settings, force, CELLS)
+    """The finished cells of an existing store made with ``settings`` (None: no store, one
+    that ``force`` starts anew, or an empty store of an earlier release); ValueError for
+    another kind of file, or other settings without ``force``. Reads only.
+
+    A store of an earlier release (no ``grid.settings_version``) kept its settings as the
+    flags that differed from the defaults; its settings are read instead from a run file of
+    one of its cells (which holds the whole network and recipe), with its axes and seeds."""
+    if not os.path.exists(path):
+        return None
+    with open_kind(path, KIND, hint="choose another --out") as fh:
+        attrs = read_attrs(fh)
+        done = set(fh[CELLS]) if CELLS in fh else set()
+    if "grid.settings_version" not in attrs:
+        attrs = legacy_settings(path, attrs)
+        if attrs is None:  # nothing was kept in it: made anew
+            return None
+    return done if same_settings(path, attrs, settings, force) else None
+
+
+def legacy_settings(path: str, attrs: dict) -> dict | None:
+    """The settings (as :meth:`ei_sim.sweeps.grid.GridSpec.settings` writes them) of a store
+    of an earlier release, from any of its cells' run files; None when it has none."""
+    from ei_sim.store.run import LEGACY_DEFAULTS
+    from ei_sim.sweeps.grid import SETTINGS_VERSION, shared_keys
+
+    runs = sorted(glob.glob(os.path.join(glob.escape(path + ".cells"), "*", "run.h5")))
+    if not runs:
+        return None
+    with h5py.File(runs[0], "r") as fh:
+        run = {**LEGACY_DEFAULTS, **read_attrs(fh)}
+    out = {f"grid.{k}": v for k, v in run.items() if k in shared_keys(run)}
+    out.update({k: attrs[k] for k in ("grid.seeds", "grid.w_ei", "grid.w_ie",
+                                      "grid.diagonal_ratio") if k in attrs})  # fmt: skip
+    out["grid.settings_version"] = SETTINGS_VERSION
+    return out
 
 
 def open_or_create(path: str, settings: dict, force: bool) -> set[str]:
     """Create the store, or check that an existing one has the same settings; return the
     names of its finished cells."""
-    return open_or_create_parts(path, KIND, settings, force, CELLS)
+    done = resumable_cells(path, settings, force)
+    if done is not None:
+        return done
+    with atomic_h5(path, kind=KIND) as fh:
+        write_attrs(fh, {**settings, **provenance()})
+        fh.create_group(CELLS)
+    return set()
+
+
+def cell_epochs(path: str, names) -> dict[str, int]:
+    """The epochs each finished cell of the store was trained for."""
+    out = {}
+    with open_kind(path, KIND) as fh:
+        for name in names:
+            group = fh[CELLS][name]
+            epochs = read_attrs(group).get("epochs")
+            if epochs is None and "metrics/test_accuracy" in group:
+                epochs = len(group["metrics/test_accuracy"])
+            out[name] = int(epochs or 0)
+    return out
 
 
 def add_cell(path, name, summary, metrics, weights, run_dir=None) -> None:

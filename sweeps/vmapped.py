@@ -79,21 +79,10 @@ def memory_budget(memory_bytes: float | None = None) -> tuple[float, str]:
 
 def cell_setup(spec, cells):
     """The models and the recipe of ``cells`` = [(w_ei, w_ie, seed)], one seed."""
-    from ei_sim.models import get_model
-    from ei_sim.training.config import TrainConfig
-    from ei_sim.training.spiking import tier_model
-
     seeds = {c[2] for c in cells}
     if len(seeds) != 1:
         raise ValueError(f"cells trained together share one seed, got {sorted(seeds)}")
-    models = [
-        tier_model(
-            get_model(spec.model, w_ei_mean=a, w_ie_mean=b, **spec.model_changes),
-            spec.tier, **spec.size,
-        )
-        for a, b, _ in cells
-    ]  # fmt: skip
-    return models, TrainConfig.for_tier(spec.tier, **{**spec.train, "seed": seeds.pop()})
+    return [spec.cell_model(a, b) for a, b, _ in cells], spec.cell_recipe(seeds.pop())
 
 
 def train_group(spec, cells, cell_dirs, on_epoch=None, progress=False, after_epoch=None):
@@ -180,7 +169,7 @@ def _cell_result(cell, result) -> dict:
         "best_accuracy": result.best_accuracy, "final_accuracy": result.final_accuracy,
         "best_epoch": result.best_epoch, "rate_e_Hz": float(m["test_rate_e_Hz"][b]),
         "rate_i_Hz": float(m["test_rate_i_Hz"][b]), "gamma_peak_Hz": float(m["gamma_peak_Hz"][b]),
-        "run_dir": result.run_dir,
+        "run_dir": result.run_dir, "epochs": len(m["test_accuracy"]),
     }  # fmt: skip
     weights = {k: np.asarray(v) for k, v in result.best_weights._asdict().items() if v is not None}
     return {"summary": summary, "metrics": m, "weights": weights}

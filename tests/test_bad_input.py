@@ -92,8 +92,8 @@ CASES = [
     (["simulate", "--out", "{tmp}/missing/x.h5"], "{tmp}/missing/x.h5"),
     (["simulate", "--frobnicate"], "--frobnicate"),
     # train
-    (["train", *TINY, "--lr", "nan"], "--lr"),
-    (["train", *TINY, "--lr", "-1"], "--lr"),
+    (["train", *TINY, "--learning-rate", "nan"], "--learning-rate"),
+    (["train", *TINY, "--lr", "-1"], "--learning-rate"),
     (["train", *TINY, "--seed", "-1"], "--seed"),
     (["train", *TINY, "--seed", "4294967296"], "--seed"),
     (["train", *TINY, "--epochs", "0"], "--epochs"),
@@ -105,7 +105,7 @@ CASES = [
     (["train", *TINY, "--w-ei", "-1"], "--w-ei"),
     (["train", *TINY, "--devices", "-1"], "--devices"),
     (["train", *TINY, "--data", "{tmp}/nowhere"], "--data"),
-    (["train", *TINY, "--budget", "7"], "--budget"),
+    (["train", *TINY, "--budget", "-0.5"], "--budget"),
     (["train", *TINY, "--out", "{text}"], "{text}"),
     (["train", *TINY, "--out", "{run}"], "{run}"),
     (["train", *TINY, "--out", "/proc/r"], "/proc/r"),
@@ -118,15 +118,15 @@ CASES = [
     # grid
     (["grid", *TINY, "--workers", "-1", "--out", "{tmp}/g.h5"], "--workers"),
     (["grid", *TINY, "--workers", "0", "--out", "{tmp}/g.h5"], "--workers"),
-    (["grid", *TINY, "--wei", "0,,1", "--out", "{tmp}/g.h5"], "--wei"),
-    (["grid", *TINY, "--wei", "2..1", "--out", "{tmp}/g.h5"], "--wei"),
-    (["grid", *TINY, "--diagonal", "--wie", "1", "--out", "{tmp}/g.h5"], "--wie"),
+    (["grid", *TINY, "--w-ei", "0,,1", "--out", "{tmp}/g.h5"], "--w-ei"),
+    (["grid", *TINY, "--wei", "2..1", "--out", "{tmp}/g.h5"], "--w-ei"),
+    (["grid", *TINY, "--diagonal", "--w-ie", "1", "--out", "{tmp}/g.h5"], "--w-ie"),
     (["grid", *TINY, "--points", "1000000000", "--out", "{tmp}/g.h5"], "--points"),
     (["grid", *TINY, "--seeds", "1,,2", "--out", "{tmp}/g.h5"], "--seeds"),
     (["grid", *TINY, "--seeds", "-3", "--out", "{tmp}/g.h5"], "--seeds"),
     (["grid", *TINY, "--diagonal", "--ei-ratio", "nan", "--out", "{tmp}/g.h5"], "--ei-ratio"),
     (["grid", *TINY, "--batch-size", "1000", "--out", "{tmp}/g.h5"], "--batch-size"),
-    (["grid", *TINY, "--lr", "inf", "--out", "{tmp}/g.h5"], "--lr"),
+    (["grid", *TINY, "--lr", "inf", "--out", "{tmp}/g.h5"], "--learning-rate"),
     (["grid", *TINY, "--out", "{sim}"], "{sim}"),
     (["grid", *TINY, "--out", "{dir}"], "{dir}"),
     (["grid", *TINY, "--executor", "threads", "--out", "{tmp}/g.h5"], "--executor"),
@@ -135,8 +135,8 @@ CASES = [
     (["sweep", "scale", "{run}", "--out", "{text}"], "{text}"),
     (["sweep", "scale", "{run}", "--out", "{tmp}/missing"], "{tmp}/missing"),
     (["sweep", "scale", "{tmp}/none"], "{tmp}/none"),
-    (["sweep", "coupling", "{run}"], "--wei-scale"),
-    (["sweep", "coupling", "{run}", "--wei-scale", "nan"], "--wei-scale"),
+    (["sweep", "coupling", "{run}"], "--w-ei-scale"),
+    (["sweep", "coupling", "{run}", "--wei-scale", "nan"], "--w-ei-scale"),
     (["sweep", "scale", "{run}", "--scales", "0..2:5000"], "--scales"),
     # rate model
     (["rate", "train", "--out", "{grid}"], "{grid}"),
@@ -224,4 +224,5 @@ def test_grid_help_states_its_own_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["grid", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default: 0.6)" in out and "render them with ei-sim video STORE" in out
+    assert "(default 0.6, the lab's grid recipe)" in out
+    assert "render them with ei-sim video STORE" in out and "default 0.2)" in out

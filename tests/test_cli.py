@@ -24,7 +24,7 @@ def test_simulate_writes_hdf5_with_provenance(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, fragment",
     [
-        (["simulate", "--model", "hodgkin"], "unknown model"),
+        (["simulate", "--model", "hodgkin"], "invalid choice: 'hodgkin'"),
         (["simulate", "--dt-ms", "5"], "refractory"),
         (["simulate", "--t-ms", "0"], "must be > 0"),
         (["simulate", "--out", "/no/such/dir/x.h5"], "does not exist"),
@@ -42,5 +42,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, fragment, capsys):
 
 def test_simulate_does_not_leave_partial_files(tmp_path):
     out = tmp_path / "x.h5"
-    assert main(["simulate", "--model", "hodgkin", "--out", str(out)]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # refused by the parser
+        main(["simulate", "--model", "hodgkin", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert main(["simulate", "--t-ms", "0.05", "--out", str(out)]) == 2  # refused by the model
     assert not out.exists() and not list(tmp_path.iterdir())

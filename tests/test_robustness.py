@@ -78,8 +78,8 @@ def test_ties_keep_the_first_best_epoch_in_trainer_and_vmapped_grid(tmp_path, mo
     assert not np.array_equal(np.asarray(last.w_out), seen[0])
     # the vmapped grid trains and evaluates through the same trainer (ei_sim.training.spiking)
     monkeypatch.setattr(trainer, "evaluate", flat(real, seen_v))
-    spec = GridSpec(w_ei=(1.0,), w_ie=(2.0,), tier="tiny", size={"n_e": 16, "t_ms": 30.0},
-                    train={"n_samples": 100, "batch_size": 20, "epochs": 3})  # fmt: skip
+    spec = GridSpec.build((1.0,), (2.0,), tier="tiny", model={"n_e": 16, "n_i": 4, "t_ms": 30.0},
+                          train={"n_samples": 100, "batch_size": 20, "epochs": 3})  # fmt: skip
     (cell,) = vmapped.train_cells_vmapped(spec, [(1.0, 2.0, 42)])
     assert cell["summary"]["best_epoch"] == 1
     assert cell["summary"]["rate_e_Hz"] == cell["metrics"]["test_rate_e_Hz"][0]
@@ -153,7 +153,7 @@ def test_an_interrupted_grid_leaves_no_stub_store(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(grid, "train_cell", interrupted)
-    spec = grid.GridSpec(w_ei=(0.0,), w_ie=(1.0,), tier="tiny")
+    spec = grid.GridSpec.build((0.0,), (1.0,), tier="tiny")
     store = str(tmp_path / "g.h5")
     with pytest.raises(KeyboardInterrupt):
         grid.run_grid(spec, store, executor="serial", progress=False)

@@ -10,8 +10,8 @@ import pytest
 from ei_sim.sweeps.grid import GridSpec, run_grid
 from ei_sim.sweeps.vmapped import cell_bytes, cell_setup, pack
 
-SPEC = GridSpec(w_ei=(0.0, 1.0), w_ie=(2.0,), tier="tiny", size={"n_e": 16, "t_ms": 30.0},
-                train={"n_samples": 100, "batch_size": 20, "epochs": 2})  # fmt: skip
+SPEC = GridSpec.build((0.0, 1.0), (2.0,), tier="tiny", model={"n_e": 16, "n_i": 4, "t_ms": 30.0},
+                      train={"n_samples": 100, "batch_size": 20, "epochs": 2})  # fmt: skip
 
 
 def _store_numbers(store) -> dict:

@@ -49,6 +49,7 @@ def _register_all(sub) -> dict:
         analyze,
         export,
         grid,
+        params_cmd,
         rate,
         reproduce,
         simulate,
@@ -58,7 +59,8 @@ def _register_all(sub) -> dict:
     )
 
     handlers = {}
-    for module in (simulate, train, grid, sweep, rate, analyze, video, export, reproduce):
+    for module in (simulate, train, grid, sweep, rate, analyze, video, export, reproduce,
+                   params_cmd):  # fmt: skip
         handlers.update(module.register(sub))
     return handlers
 
@@ -117,20 +119,24 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def one_line(err: BaseException) -> str:
+    """An error as one line for the user: its first line, and the command-line way out the
+    core names in Python terms (``cli_hint``), if any."""
+    text = str(err).strip()
+    message = text.splitlines()[0] if text else type(err).__name__
+    hint = getattr(err, "cli_hint", None)
+    return f"{message}; {hint}" if hint else message
+
+
 def _run(handlers, args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ei_sim.sim.compile_cache import enable
 
     enable()  # JAX's persistent compilation cache (EI_SIM_COMPILE_CACHE=0: off)
     try:
-        from ei_sim.cli.checks import PRE_CHECKS
-
-        if args.command in PRE_CHECKS:  # commands whose handler does not run its checks itself
-            PRE_CHECKS[args.command](args)
         return handlers[args.command](args)
     except (UserError, ValueError, OSError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"ei-sim {args.command}: error: {message}", file=sys.stderr)
+        print(f"ei-sim {args.command}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"ei-sim {args.command}: interrupted", file=sys.stderr)

@@ -1,7 +1,6 @@
 """The command line's validation layer: every option of a command checked before any work.
 
-``check_<command>(args)`` runs first in each handler (those in :data:`PRE_CHECKS` are run by
-:mod:`ei_sim.cli` before the handler is called): numbers finite, of the right sign and
+``check_<command>(args)`` runs first in each handler: numbers finite, of the right sign and
 below sane bounds (the memory a request needs, estimated and compared with the machine's),
 seeds in range, options that contradict each other refused, and every output path checked
 for writability and for what it already holds (:mod:`ei_sim.cli.outputs`). Each raises one
@@ -23,7 +22,6 @@ from ei_sim.cli.outputs import (
     existing_kind,
 )
 
-MAX_EPOCHS = 100_000
 MAX_SCALE = 1000.0  # multiplier of a trained weight block (sweeps, eval)
 MAX_SWEEP_POINTS = 1000  # values of one sweep axis (each is a full test-set evaluation)
 MAX_FPS = 60.0
@@ -52,23 +50,20 @@ def check_existing_file(option: str, path: str, hint: str) -> None:
 # simulate -------------------------------------------------------------------------------
 
 
-def check_simulate(args) -> None:
-    """``ei-sim simulate``: seed, intervals, the memory of the run and the output file."""
-    from ei_sim.models import get_model
-
-    changes = {key: value for key, value in (("t_ms", args.t_ms), ("dt_ms", args.dt_ms))
-               if value is not None}  # fmt: skip
-    setting = getattr(args, "setting", None) or "canonical"
-    config = get_model(args.model, setting=setting, **changes).config
+def check_simulate(args, model) -> None:
+    """``ei-sim simulate``: seed, trials, intervals, the memory of the run and the output
+    file (the network's own rules were checked when it was built)."""
+    config = model.config
     v.seed("--seed", args.seed)
     v.count("--digit", args.digit, 0, 9, "an MNIST class")
+    v.count("--trials", args.trials, 1, 1000)
     for option in ("record_every_ms", "bin_ms", "chunk_ms"):
         _optional(v.positive, "--" + option.replace("_", "-"), getattr(args, option, None))
     n_steps = config.t_ms / config.dt_ms
-    need = v.simulate_bytes(n_steps, config.n_in, 1, config.p_spike_per_unit_intensity)
+    need = v.simulate_bytes(n_steps, config.n_in, args.trials, config.p_spike_per_unit_intensity)
     v.check_memory(f"--t-ms {config.t_ms:g} at --dt-ms {config.dt_ms:g} "
-                   f"({n_steps:.3g} steps)", need,
-                   "shorten --t-ms or lengthen --dt-ms")  # fmt: skip
+                   f"({n_steps:.3g} steps, {args.trials} trials)", need,
+                   "shorten --t-ms, lengthen --dt-ms or use fewer --trials")  # fmt: skip
     if args.out:
         check_output_file("--out", args.out, "simulate", replace=True,
                           command="ei-sim simulate")  # fmt: skip
@@ -78,23 +73,11 @@ def check_simulate(args) -> None:
 
 
 def check_training_flags(args) -> None:
-    """The flags ``train`` and ``grid`` share (before the model and recipe are built)."""
-    from ei_sim.training.spiking import BUDGETS
-
-    if str(args.budget) not in BUDGETS:
-        raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, got {args.budget!r}")
-    v.seed("--seed", args.seed)
-    _optional(v.count, "--epochs", args.epochs, 1, MAX_EPOCHS)
-    _optional(v.count, "--batch-size", args.batch_size, 1)
-    _optional(v.count, "--samples", args.samples, 2)
-    _optional(v.positive, "--lr", args.lr, 1.0, "Adam steps are usually 1e-4 to 1e-2")
-    _optional(v.count, "--n-e", args.n_e, 4)
-    _optional(v.positive, "--t-ms", args.t_ms)
-    _optional(v.non_negative, "--w-in", args.w_in)
-    for option in ("w_ei", "w_ie"):
-        _optional(v.non_negative, "--" + option.replace("_", "-"), getattr(args, option, None))
-    if args.data != "embedded" and not os.path.isdir(args.data):
-        raise ValueError(f"--data {args.data} is neither 'embedded' nor a folder of MNIST IDX "
+    """What the options of ``train`` and ``grid`` need beyond the rules the network and the
+    recipe check when they are built: the data folder exists."""
+    data = getattr(args, "data", None)
+    if data is not None and data != "embedded" and not os.path.isdir(data):
+        raise ValueError(f"--data {data} is neither 'embedded' nor a folder of MNIST IDX "
                          "files")  # fmt: skip
 
 
@@ -118,7 +101,8 @@ def check_recipe(model, cfg) -> None:
 
 def check_train(args) -> None:
     check_training_flags(args)
-    v.count("--devices", args.devices, 0, hint="0 uses every core")
+    if args.devices is not None:
+        v.count("--devices", args.devices, 0, hint="0 uses every core")
     check_run_dir("--out", args.out, args.resume)
 
 
@@ -154,13 +138,13 @@ def check_grid(args) -> None:
     """``ei-sim grid``: axes, seeds, workers, the store path and the size of the request."""
     check_training_flags(args)
     v.count("--points", args.points, 1)
-    if args.diagonal and args.wie is not None:
-        raise ValueError("--wie has no effect with --diagonal (W_IE = --ei-ratio x W_EI); "
-                         "drop --wie or --diagonal")  # fmt: skip
+    if args.diagonal and args.w_ie is not None:
+        raise ValueError("--w-ie has no effect with --diagonal (W_IE = --ei-ratio x W_EI); "
+                         "drop --w-ie or --diagonal")  # fmt: skip
     v.non_negative("--ei-ratio", args.ei_ratio, 100.0)
-    n_wei = v.axis_length("--wei", args.wei, args.points)
-    n_wie = 1 if args.diagonal else v.axis_length("--wie", args.wie or "0..4", args.points)
-    seeds = [s for s in str(args.seeds).split(",")]
+    n_wei = v.axis_length("--w-ei", args.w_ei, args.points)
+    n_wie = 1 if args.diagonal else v.axis_length("--w-ie", args.w_ie or "0..4", args.points)
+    seeds = [s for s in str(args.seeds or args.seed or 42).split(",")]
     if any(not s.strip() for s in seeds):
         raise ValueError(f"--seeds {args.seeds!r} has an empty value between commas")
     for text in seeds:
@@ -185,7 +169,7 @@ def check_grid(args) -> None:
 def check_sweep(args) -> None:
     """``ei-sim sweep``: a usable run, and a folder whose sweep files may be replaced."""
     check_run_usable("RUN_DIR", args.run_dir)
-    for option in ("scales", "wei_scale", "wie_scale"):
+    for option in ("scales", "w_ei_scale", "w_ie_scale"):
         text = getattr(args, option, None)
         if text is not None:
             name = "--" + option.replace("_", "-")
@@ -194,7 +178,7 @@ def check_sweep(args) -> None:
     if args.sweep_kind == "coupling":
         stems = {
             f"coupling_{t}": "coupling_sweep"
-            for t, given in (("w_ei", args.wei_scale), ("w_ie", args.wie_scale))
+            for t, given in (("w_ei", args.w_ei_scale), ("w_ie", args.w_ie_scale))
             if given
         }
     outputs = {}
@@ -208,21 +192,23 @@ def check_sweep(args) -> None:
 # rate model -----------------------------------------------------------------------------
 
 
-def check_rate_train(args) -> None:
-    _optional(v.count, "--epochs", args.epochs, 1, MAX_EPOCHS)
-    v.count("--steps-internal", args.steps_internal, 1, 10_000)
-    for option in ("tau_e_ms", "tau_i_ms", "dt_ms"):
-        v.positive("--" + option.replace("_", "-"), getattr(args, option))
-    v.between("--e-fraction", args.e_fraction, 0.01, 0.99)
-    v.seed("--seed", args.seed)
-    v.positive("--learning-rate", args.learning_rate, 1.0)
-    for option in ("spectral_weight", "ratio_weight", "residual_weight"):
-        v.non_negative("--" + option.replace("_", "-"), getattr(args, option))
-    for option in ("rho_ee_target", "rho_ii_target", "ratio_target"):
-        v.positive("--" + option.replace("_", "-"), getattr(args, option))
-    v.count("--lds-every", args.lds_every, 1)
-    if args.out:
-        check_output_file("--out", args.out, "wilson_cowan", replace=True,
+def check_rate_train(args, out: str | None) -> None:
+    """``ei-sim rate train``: the run file's folder (a run directory is made when missing)
+    and what the file already holds (the network's and recipe's rules are checked when they
+    are built)."""
+    if out is None:
+        return
+    if args.out.endswith(".h5"):
+        check_output_file("--out", out, "wilson_cowan", replace=True,
+                          command="ei-sim rate train")  # fmt: skip
+        return
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a file; give a run directory (or a path ending "
+                         "in .h5)")  # fmt: skip
+    parent = os.path.dirname(os.path.abspath(args.out))
+    check_folder("--out", parent, args.out)
+    if os.path.exists(out):
+        check_output_file("--out", out, "wilson_cowan", replace=True,
                           command="ei-sim rate train")  # fmt: skip
 
 
@@ -303,6 +289,3 @@ def check_export_output(out: str) -> None:
         raise ValueError(f"--out {out} holds {noun(kind)}; ei-sim export never "
                          "replaces it: choose another --out")  # fmt: skip
     check_folder("--out", os.path.dirname(os.path.abspath(out)), out)
-
-
-PRE_CHECKS = {"simulate": check_simulate}

@@ -7,22 +7,35 @@ import sys
 
 
 def _add_grid(sub) -> None:
-    from ei_sim.cli.train import add_training_flags
+    from ei_sim.cli import options
+    from ei_sim.cli.train import add_training_options
 
     p = sub.add_parser(
         "grid", help="train one network per (W_EI, W_IE) cell, on Dask",
         description="Training grid over the E->I and I->E coupling means (W_EI, W_IE), "
-        "one PING training per cell and seed. "
-        "Axes: A..B (--points values), A..B:N, or a comma list. Re-running the same command "
-        "skips finished cells.",
+        "one PING training per cell and seed (the lab's grid recipe by default: budget 0.2, "
+        "W_in 0.6, tier medium). Axes: A..B (--points values), A..B:N, or a comma list. "
+        "Re-running the same command skips finished cells; the same command with more "
+        "--epochs continues every cell from its last epoch.",
     )  # fmt: skip
-    p.add_argument("--wei", default="0..2", help="W_EI means (default 0..2)")
-    p.add_argument("--wie", default=None, help="W_IE means (default 0..4; not with "
+    p.add_argument("--w-ei", default="0..2", help="W_EI means (default 0..2)")
+    p.add_argument("--w-ie", default=None, help="W_IE means (default 0..4; not with "
                    "--diagonal)")  # fmt: skip
+    options.hidden_alias(p, "--wei", "w_ei")
+    options.hidden_alias(p, "--wie", "w_ie")
     p.add_argument("--points", type=int, default=5, help="values per A..B axis (default 5)")
     p.add_argument("--diagonal", action="store_true", help="1-D slice W_IE = ratio * W_EI")
     p.add_argument("--ei-ratio", type=float, default=2.0, help="ratio of --diagonal (default 2)")
-    p.add_argument("--seeds", default="42", help="comma list of seeds per cell (default 42)")
+    p.add_argument("--seeds", default=None, help="comma list of seeds per cell (default 42; "
+                   "--seed S is --seeds S)")  # fmt: skip
+    p.add_argument(
+        "--setting",
+        default=None,
+        choices=("canonical", "lab"),
+        help="canonical (default) or lab (as the reference lab's code ran)",
+    )
+    p.add_argument("--w-in", type=float, default=None, help="W_in mean (default 0.6, the "
+                   "lab's grid recipe)")  # fmt: skip
     p.add_argument("--executor", choices=("dask", "serial", "vmap"), default="dask",
                    help="dask (default; LocalCluster or --scheduler), serial (in process) or "
                    "vmap (all cells of a seed in one compiled program)")  # fmt: skip
@@ -35,35 +48,55 @@ def _add_grid(sub) -> None:
     p.add_argument(
         "--force", action="store_true", help="start a store made with other settings anew"
     )
-    video_help = ("store a snapshot of the reference trial after every epoch of every cell "
-                  "(render them with ei-sim video STORE)")  # fmt: skip
-    add_training_flags(p, {"budget": "0.2", "w_in": 0.6, "tier": "medium",
-                           "video_help": video_help})  # fmt: skip
+    p.set_defaults(model="ping", w_in_default=GRID_W_IN)
+    add_training_options(p, budget="0.2", video_help="store a snapshot of the reference trial "
+                         "after every epoch of every cell (render them with ei-sim video "
+                         "STORE)")  # fmt: skip
+
+
+GRID_W_IN = 0.6  # the lab's grid recipe: between COBA's 0.3 and PING's 1.2
+
+
+def grid_spec(args):
+    """The frozen :class:`~ei_sim.sweeps.grid.GridSpec` the grid options describe."""
+    from ei_sim.cli import options
+    from ei_sim.sweeps.grid import GridSpec
+    from ei_sim.sweeps.ranges import parse_axis
+
+    if args.w_in is None:
+        args.w_in = GRID_W_IN
+    seeds = grid_seeds(args)
+    targets = options.build_targets(args, model_flags={"--w-in": "w_in_mean"})
+    w_ei = parse_axis(args.w_ei, args.points, "--w-ei")
+    w_ie = () if args.diagonal else parse_axis(args.w_ie or "0..4", args.points, "--w-ie")
+    return GridSpec(
+        model=targets["model"], train=targets["train"], w_ei=tuple(w_ei), w_ie=tuple(w_ie),
+        seeds=tuple(seeds), diagonal_ratio=args.ei_ratio if args.diagonal else None,
+    )  # fmt: skip
+
+
+def grid_seeds(args) -> list[int]:
+    """``--seeds`` (a comma list) or ``--seed`` (one seed); both given must agree."""
+    from ei_sim.sweeps.ranges import parse_seeds
+
+    if args.seeds is not None and args.seed is not None:
+        if parse_seeds(args.seeds) != [args.seed]:
+            raise ValueError(f"--seed {args.seed} and --seeds {args.seeds} disagree; give one")
+    if args.seeds is not None:
+        return parse_seeds(args.seeds)
+    return [42 if args.seed is None else args.seed]
 
 
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
-    from ei_sim.cli.train import build_run, video_hook
-    from ei_sim.sweeps.grid import GridSpec, run_grid
-    from ei_sim.sweeps.ranges import parse_axis, parse_seeds
+    from ei_sim.cli.train import video_hook
+    from ei_sim.sweeps.grid import run_grid
     from ei_sim.sweeps.store import resumable_cells
     from ei_sim.training.loop import TrainingFailed
 
     check_grid(args)
-    wei = parse_axis(args.wei, args.points, "--wei")
-    wie = parse_axis(args.wie or "0..4", args.points, "--wie")
-    seeds = parse_seeds(args.seeds)
-    model, cfg = build_run(args, "ping")  # validates every training flag up front
-    check_recipe(model, cfg)
-    train = {"budget": cfg.budget, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-             "n_samples": cfg.n_samples, "learning_rate": cfg.learning_rate,
-             "trained": cfg.trained, "data_source": cfg.data_source}  # fmt: skip
-    spec = GridSpec(
-        w_ei=tuple(wei), w_ie=tuple(wie), seeds=tuple(seeds),
-        diagonal_ratio=args.ei_ratio if args.diagonal else None, model="ping", tier=args.tier,
-        train=train, model_changes=grid_model_changes(model),
-        size={k: v for k, v in (("n_e", args.n_e), ("t_ms", args.t_ms)) if v is not None},
-    )  # fmt: skip
+    spec = grid_spec(args)  # builds and checks the network and recipe of every cell
+    check_recipe(spec.model, spec.train)
     resumable_cells(args.out, spec.settings(), args.force)  # before any worker starts
     from ei_sim.analysis.basins import label_cells
 
@@ -72,7 +105,7 @@ def cmd_grid(args) -> int:
 
     try:
         outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
-                           args.force, label_fn=label,
+                           args.force, progress=not args.quiet, label_fn=label,
                            on_epoch=video_hook() if args.video else None)  # fmt: skip
     except KeyboardInterrupt:
         print(grid_interrupted_line(args.out))
@@ -95,15 +128,6 @@ def grid_interrupted_line(store: str) -> str:
     partial = os.path.isdir(store + ".cells") and os.listdir(store + ".cells")
     more = f"; cells in training keep their completed epochs in {store}.cells" if partial else ""
     return f"interrupted; {where}{more}; run the same command to resume"
-
-
-def grid_model_changes(model) -> dict:
-    """What a grid cell's preset differs in from the PING preset (the setting only when it is
-    not the canonical one, so stores made before settings existed still resume)."""
-    changes = {"w_in_mean": model.w_in_mean}
-    if model.setting != "canonical":
-        changes["setting"] = model.setting
-    return changes
 
 
 def _grid_outputs(store: str) -> None:

@@ -4,40 +4,65 @@
 handler raises ValueError for bad input (the main CLI prints one line and exits with 2).
 
     ei-sim rate train [--tier tiny|medium|long] [--epochs N] [--steps-internal K]
-                      [--tau-e-ms] [--tau-i-ms] [--e-fraction] [--seed] [--out FILE.h5] ...
+                      [--tau-e-ms] [--tau-i-ms] [--e-fraction] [--seed] [--out DIR] ...
     ei-sim rate analyze [RUN.h5]      (an untrained model from --seed when no file is given)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+
+RATE_MODEL_FLAGS = {
+    "--steps-internal": "steps_internal", "--tau-e-ms": "tau_e_ms", "--tau-i-ms": "tau_i_ms",
+    "--dt-ms": "dt_ms", "--e-fraction": "e_fraction", "--activation": "activation",
+}  # fmt: skip
+RATE_RECIPE_FLAGS = {
+    "--spectral-weight": "spectral_weight", "--rho-ee-target": "rho_ee_target",
+    "--rho-ii-target": "rho_ii_target", "--ratio-weight": "ratio_weight",
+    "--ratio-target": "ratio_target", "--residual-weight": "residual_weight",
+    "--lds-every": "lds_every_steps",
+}  # fmt: skip
 
 
 def _add_train(sub) -> None:
-    from ei_sim.rate.train import TIERS
+    from ei_sim.cli import options
+    from ei_sim.rate.train import RateTrainConfig
 
-    p = sub.add_parser("train", help="train the rate model on an MNIST tier")
-    p.add_argument("--tier", choices=tuple(TIERS), default="tiny", help="data tier (default tiny)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the tier's)")
-    p.add_argument("--steps-internal", type=int, default=25, help="Euler steps K (default 25)")
-    p.add_argument("--tau-e-ms", type=float, default=20.0, help="E time constant (default 20)")
-    p.add_argument("--tau-i-ms", type=float, default=10.0, help="I time constant (default 10)")
-    p.add_argument("--dt-ms", type=float, default=1.0, help="Euler step in ms (default 1)")
-    p.add_argument("--e-fraction", type=float, default=0.8, help="E share of units (0.8)")
-    p.add_argument("--activation", default="relu", help="relu, softplus or sigmoid")
-    p.add_argument("--seed", type=int, default=42, help="init and shuffling seed (default 42)")
-    p.add_argument("--out", default=None, help="write the run to this .h5 file (a rate-model "
-                   "run there is replaced; any other file is refused)")  # fmt: skip
-    p.add_argument("--learning-rate", type=float, default=3e-3, help="Adam step (3e-3)")
+    p = sub.add_parser("train", help="train the rate model on an MNIST tier",
+                       description="Train the Wilson-Cowan / TIDE rate model as an MNIST "
+                       "classifier (default tier tiny: 300 samples, 5 epochs). Any parameter "
+                       "of the network or the recipe: --set KEY=VALUE (ei-sim params --model "
+                       "wilson_cowan lists them).")  # fmt: skip
+    p.add_argument("--steps-internal", type=int, default=None, help="Euler steps K (25)")
+    p.add_argument("--tau-e-ms", type=float, default=None, help="E time constant (20 ms)")
+    p.add_argument("--tau-i-ms", type=float, default=None, help="I time constant (10 ms)")
+    p.add_argument("--dt-ms", type=float, default=None, help="Euler step (1 ms)")
+    p.add_argument("--e-fraction", type=float, default=None, help="E share of units (0.8)")
+    p.add_argument("--activation", default=None, help="relu (default), softplus or sigmoid")
+    options.add_recipe(p, RateTrainConfig, tier="tiny", budget=None)
     p.add_argument("--no-dale", action="store_true", help="drop the Dale projection (ablation)")
-    p.add_argument("--spectral-weight", type=float, default=1.0, help="0 turns it off (1.0)")
-    p.add_argument("--rho-ee-target", type=float, default=0.9, help="hinge target (0.9)")
-    p.add_argument("--rho-ii-target", type=float, default=9.0, help="hinge target (9.0)")
-    p.add_argument("--ratio-weight", type=float, default=0.0, help="E-I ratio term (off)")
-    p.add_argument("--ratio-target", type=float, default=0.5, help="E/I rate target (0.5)")
-    p.add_argument("--residual-weight", type=float, default=0.0, help="fixed-point residual")
-    p.add_argument("--lds-every", type=int, default=10, help="LDS check every N steps (10)")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--spectral-weight", type=float, default=None, help="0 turns it off (1.0)")
+    p.add_argument("--rho-ee-target", type=float, default=None, help="hinge target (0.9)")
+    p.add_argument("--rho-ii-target", type=float, default=None, help="hinge target (9.0)")
+    p.add_argument("--ratio-weight", type=float, default=None, help="E-I ratio term (0: off)")
+    p.add_argument("--ratio-target", type=float, default=None, help="E/I rate target (0.5)")
+    p.add_argument("--residual-weight", type=float, default=None, help="fixed-point residual "
+                   "term (0: off)")  # fmt: skip
+    p.add_argument("--lds-every", type=int, default=None, help="LDS check every N steps (10)")
+    options.add_parameters(p)
+    p.add_argument("--out", default=None, help="run directory (writes OUT/run.h5; a path "
+                   "ending in .h5 is the file itself); a rate-model run there is replaced, "
+                   "any other file refused")  # fmt: skip
+    options.add_quiet(p)
+    p.set_defaults(model_default="wilson_cowan")
+
+
+def rate_out_file(out: str | None) -> str | None:
+    """The rate-model run file of ``--out``: a run directory's ``run.h5``, or the .h5 path."""
+    if out is None:
+        return None
+    return out if out.endswith(".h5") else os.path.join(out, "run.h5")
 
 
 def _add_analyze(sub) -> None:
@@ -71,24 +96,28 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args) -> int:
+    from ei_sim.cli import options
+    from ei_sim.cli import params as P
     from ei_sim.cli.checks import check_rate_train
-    from ei_sim.rate.network import WCConfig
     from ei_sim.rate.train import RateTrainConfig, summary_line, train_rate
 
-    check_rate_train(args)
-    config = WCConfig(
-        steps_internal=args.steps_internal, tau_e_ms=args.tau_e_ms, tau_i_ms=args.tau_i_ms,
-        dt_ms=args.dt_ms, e_fraction=args.e_fraction, activation=args.activation,
-    )  # fmt: skip
-    train = RateTrainConfig.for_tier(
-        args.tier, epochs=args.epochs, seed=args.seed,
-        learning_rate=args.learning_rate, dale=not args.no_dale,
-        spectral_weight=args.spectral_weight, rho_ee_target=args.rho_ee_target,
-        rho_ii_target=args.rho_ii_target, ratio_weight=args.ratio_weight,
-        ratio_target=args.ratio_target, residual_weight=args.residual_weight,
-        lds_every_steps=args.lds_every,
-    )  # fmt: skip
-    result = train_rate(config, train, args.out, progress=not args.quiet)
+    out = rate_out_file(args.out)
+    check_rate_train(args, out)
+    targets = options.build_targets(args, recipe_cls=RateTrainConfig, tiered=False,
+                                    family=("rate",), model_flags=RATE_MODEL_FLAGS)  # fmt: skip
+    extra = options.flag_assignments(args, recipe=True, model_flags={})
+    extra = [a for a in extra if a[0].startswith("train.")]
+    for flag, key in RATE_RECIPE_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            extra.append((f"train.{key}", value, f"{flag} {value}"))
+    if args.no_dale:
+        extra.append(("train.dale", False, "--no-dale"))
+    sets = [P.parse_assignment(text) for text in args.assignments]
+    targets = P.apply(targets, extra + sets)
+    if out is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    result = train_rate(targets["model"], targets["train"], out, progress=not args.quiet)
     print(summary_line(result))
     return 0
 

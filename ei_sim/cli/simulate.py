@@ -22,27 +22,36 @@ CELLS_HELP = ("comma list of cells, E by default, 'i:' for I cells, ranges inclu
 
 def register(sub) -> dict:
     """Add the ``simulate`` command to ``sub``; returns {"simulate": handler}."""
-    from ei_sim.cli import _positive_float
+    from ei_sim.cli import _positive_float, options
 
     p = sub.add_parser(
         "simulate",
-        help="simulate a preset network for one trial and write an HDF5 file",
-        description="Simulate one trial of a preset network (untrained weights from --seed) "
-        "driven by one MNIST digit of the embedded pool, print E/I rates and the gamma peak, "
-        "and optionally stream spikes, population activity and chosen traces to HDF5.",
+        help="simulate a preset network and write an HDF5 file",
+        description="Simulate a preset network (untrained weights from --seed) driven by "
+        "MNIST digits of the embedded pool, print E/I rates and the gamma rhythm, and "
+        "optionally stream spikes, population activity and chosen traces to HDF5. Any "
+        "network parameter can be set with --set (ei-sim params --model NAME lists them).",
     )
-    p.add_argument("--model", default="ping", help="coba, ping or va_coba (default: ping)")
-    p.add_argument("--setting", default="canonical", help="canonical or lab (coba/ping as the "
-                   "reference lab's code ran: refractory 1.2 / 0.6 ms)")  # fmt: skip
+    options.add_model(p, families=("classifier", "network"))
+    options.add_couplings(p)
     p.add_argument("--t-ms", type=_positive_float, default=None, help="trial length in ms "
                    "(default: the preset's, 200 ms; va_coba 1000 ms)")  # fmt: skip
     p.add_argument("--dt-ms", type=_positive_float, default=None, help="time step in ms "
                    "(default 0.1); must not exceed the refractory periods")  # fmt: skip
+    p.add_argument("--input-rate-hz", type=_positive_float, default=None, help="input "
+                   "rate of a white pixel, the drive (default 25 Hz)")  # fmt: skip
+    options.add_parameters(p)
     p.add_argument("--seed", type=int, default=0, help="seed of weights, initial state and "
                    "input spikes (default 0)")  # fmt: skip
-    p.add_argument("--digit", type=int, default=0, help="MNIST class 0-9 whose first "
-                   "example in the embedded pool drives the network (default 0; ignored by "
-                   "va_coba)")  # fmt: skip
+    p.add_argument(
+        "--digit",
+        type=int,
+        default=0,
+        help="MNIST class 0-9 whose examples in "
+        "the embedded pool drive the network (default 0; ignored by va_coba)",
+    )
+    p.add_argument("--trials", type=int, default=1, help="trials: the first N examples of "
+                   "--digit, each with its own input spikes (default 1)")  # fmt: skip
     p.add_argument("--out", default=None, help="write the result to this .h5 file "
                    "(its directory must exist)")  # fmt: skip
     p.add_argument("--record-v", metavar="CELLS", default=None, help="record the membrane "
@@ -55,11 +64,22 @@ def register(sub) -> dict:
                    "population activity, a multiple of dt (default: one step)")  # fmt: skip
     p.add_argument("--chunk-ms", type=float, default=1000.0, help="simulated time per "
                    "compiled chunk, streamed to the file when done (default 1000)")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown "
-                   "only on a terminal anyway)")  # fmt: skip
+    options.add_quiet(p)
     p.add_argument("--timings", action="store_true", help="print the start-up parts (imports, "
                    "compilation, initial conditions, run, writing) as JSON on stderr")  # fmt: skip
+    p.set_defaults(model_default="ping")
     return {"simulate": cmd_simulate}
+
+
+def build_model(args):
+    """The network the options describe (built once; its rules checked as it is built)."""
+    from ei_sim.cli import options
+
+    flags = {**options.MODEL_FLAGS, "--dt-ms": "dt_ms", "--input-rate-hz": "r_max_Hz"}
+    targets = options.build_targets(args, recipe=False, tiered=False,
+                                    family=("classifier", "network"),
+                                    model_flags=flags)  # fmt: skip
+    return targets["model"]
 
 
 def steps_of(option: str, ms: float | None, dt_ms: float, default: int = 1) -> int:
@@ -157,16 +177,15 @@ def _terminate_as_interrupt(signum, frame):
 
 def cmd_simulate(args) -> int:
     t_start = time.perf_counter()
-    from ei_sim.data.mnist import embedded_pool, first_of_class
-    from ei_sim.models import get_model
+    from ei_sim.cli.checks import check_simulate
+    from ei_sim.data.mnist import embedded_pool, examples_of_class
     from ei_sim.sim.compile_cache import CompileCounter
     from ei_sim.sim.run import simulate_model, summary_line
     from ei_sim.store.stream import check_destination, partial_path, run_to_file
 
     counter = CompileCounter()
-    changes = {key: value for key, value in (("t_ms", args.t_ms), ("dt_ms", args.dt_ms))
-               if value is not None}  # fmt: skip
-    model = get_model(args.model, setting=args.setting, **changes)
+    model = build_model(args)
+    check_simulate(args, model)
     config = model.config
     monitors = build_monitors(args, config)
     if not args.chunk_ms > 0:
@@ -177,15 +196,16 @@ def cmd_simulate(args) -> int:
     images = None
     if config.n_in > 0:
         pool = embedded_pool()
-        images = pool.images[[first_of_class(pool, args.digit)]]
+        images = pool.images[examples_of_class(pool, args.digit, args.trials)]
     imports_s = time.perf_counter() - t_start
-    progress = _Progress(config.t_ms, config.dt_ms, not args.no_progress)
+    progress = _Progress(config.t_ms, config.dt_ms, not args.quiet)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         if args.out:
             result = run_to_file(args.out, model, args.seed, images, monitors=monitors,
                                  chunk_steps=chunk_steps, on_chunk=progress,
-                                 extra_attrs={"seed": args.seed, "digit": args.digit})  # fmt: skip
+                                 extra_attrs={"seed": args.seed, "digit": args.digit,
+                                              "trials": args.trials})  # fmt: skip
         else:
             result = simulate_model(model, args.seed, images, monitors=monitors, keep=False,
                                     chunk_steps=chunk_steps, on_chunk=progress)  # fmt: skip
@@ -200,6 +220,8 @@ def cmd_simulate(args) -> int:
     progress.close()
     line = summary_line(model.name, result)
     print(line + (f" (wrote {args.out})" if args.out else ""))
+    for hint in drive_hints(model, result):
+        print(f"note: {hint}", file=sys.stderr)
     if args.timings:
         t = result.timings
         in_main = time.perf_counter() - t_start
@@ -209,3 +231,18 @@ def cmd_simulate(args) -> int:
                  "write_s": t.get("write_s", 0.0), "total_in_main_s": in_main}  # fmt: skip
         print(json.dumps(parts), file=sys.stderr)
     return 0
+
+
+def drive_hints(model, result) -> list[str]:
+    """How to drive a network whose populations stayed (nearly) silent."""
+    hints = []
+    if model.config.n_in == 0:
+        return hints
+    if result.rate_e_Hz < 0.5:
+        hints.append(f"E fired {result.rate_e_Hz:.2f} Hz: drive it harder, e.g. --w-in 1.2 "
+                     "(PING's W_in) or --input-rate-hz 50")  # fmt: skip
+    w_ei = getattr(model, "w_ei", 0.0)
+    if w_ei > 0 and result.rate_i_Hz < 0.5 and result.rate_e_Hz >= 0.5:
+        hints.append(f"I fired {result.rate_i_Hz:.2f} Hz with W_EI {w_ei:g}: recruit it with a "
+                     "stronger E->I coupling (--w-ei 2) or more drive (--w-in)")  # fmt: skip
+    return hints

@@ -7,12 +7,16 @@ import os
 
 
 def _add_sweep(sub) -> None:
+    from ei_sim.cli import options
+
     p = sub.add_parser("sweep", help="inference-time W_in scale and coupling sweeps of a run")
     kinds = p.add_subparsers(dest="sweep_kind", required=True, metavar="KIND")
     scale = kinds.add_parser("scale", help="evaluate the test split at 24 W_in scales")
     coupling = kinds.add_parser("coupling", help="rerun the scale sweep per W_EI/W_IE scale")
-    coupling.add_argument("--wei-scale", default=None, help="comma list of W_EI scales")
-    coupling.add_argument("--wie-scale", default=None, help="comma list of W_IE scales")
+    coupling.add_argument("--w-ei-scale", default=None, help="comma list of W_EI scales")
+    coupling.add_argument("--w-ie-scale", default=None, help="comma list of W_IE scales")
+    options.hidden_alias(coupling, "--wei-scale", "w_ei_scale")
+    options.hidden_alias(coupling, "--wie-scale", "w_ie_scale")
     for q in (scale, coupling):
         q.add_argument("run_dir", metavar="RUN_DIR")
         q.add_argument("--scales", default=None, help="W_in scales (default: 24 "
@@ -34,10 +38,11 @@ def cmd_sweep(args) -> int:
     out_dir = args.out or args.run_dir
     jobs = [(None, (1.0,), "scale_sweep")]
     if args.sweep_kind == "coupling":
-        jobs = [(t, tuple(parse_axis(v, 5, f"--{t.replace('_', '')}-scale")), f"coupling_{t}")
-                for t, v in (("w_ei", args.wei_scale), ("w_ie", args.wie_scale)) if v]  # fmt: skip
+        jobs = [(t, tuple(parse_axis(v, 5, f"--{t.replace('_', '-')}-scale")), f"coupling_{t}")
+                for t, v in (("w_ei", args.w_ei_scale), ("w_ie", args.w_ie_scale))
+                if v]  # fmt: skip
         if not jobs:
-            raise ValueError("sweep coupling needs --wei-scale and/or --wie-scale")
+            raise ValueError("sweep coupling needs --w-ei-scale and/or --w-ie-scale")
     for target, couplings, stem in jobs:
         result = sweep_scales(args.run_dir, scales, target, couplings)
         path = os.path.join(out_dir, f"{stem}.h5")
@@ -50,7 +55,7 @@ def cmd_sweep(args) -> int:
             info = scale_video(args.run_dir, result, os.path.join(out_dir, f"{stem}.mp4"))
             print(f"video: {info.path} ({info.n_frames} frames)")
         for ci, c in enumerate(result["coupling_scales"]):
-            accs = " ".join(f"{100 * a:.0f}" for a in result["accuracy"][ci])
+            accs = " ".join(f"{100 * a:.1f}" for a in result["accuracy"][ci])
             print(f"  coupling x{c:g}: accuracy % over scales: {accs}")
     return 0
 

@@ -156,7 +156,15 @@ def sample_and_split(
 
 def first_of_class(pool: Pool, digit: int) -> int:
     """Index of the first sample of class ``digit`` in the pool."""
+    return examples_of_class(pool, digit, 1)[0]
+
+
+def examples_of_class(pool: Pool, digit: int, n: int) -> list[int]:
+    """Indices of the first ``n`` samples of class ``digit`` in the pool."""
     hits = np.nonzero(pool.labels == digit)[0]
     if not 0 <= digit <= 9 or hits.size == 0:
         raise ValueError(f"digit must be an MNIST class 0-9, got {digit}")
-    return int(hits[0])
+    if not 1 <= n <= hits.size:
+        raise ValueError(f"trials must lie in [1, {hits.size}] (examples of digit {digit} in "
+                         f"the pool), got {n}")  # fmt: skip
+    return [int(k) for k in hits[:n]]

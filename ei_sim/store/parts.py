@@ -23,6 +23,15 @@ from ei_sim.store.attrs import provenance, read_attrs, write_attrs
 from ei_sim.store.kinds import open_kind
 
 SHOWN_DIFFERENCES = 4
+
+
+class SettingsDiffer(ValueError):
+    """A store exists at the path with other settings (the command line adds how to proceed:
+    :attr:`cli_hint`)."""
+
+    cli_hint = "use another --out, or --force to start it anew"
+
+
 SHOWN_VALUE_CHARS = 40
 
 
@@ -43,15 +52,21 @@ def resumable_parts(path: str, kind: str, settings: dict, force: bool, parts: st
     with open_kind(path, kind, hint="choose another --out") as fh:
         attrs = read_attrs(fh)
         done = set(fh[parts]) if parts in fh else set()
-    diffs = [k for k, v in settings.items() if str(attrs.get(k)) != str(v)]
+    return done if same_settings(path, attrs, settings, force, made_by) else None
+
+
+def same_settings(path: str, stored: dict, settings: dict, force: bool,
+                  made_by: str = "with different settings") -> bool:  # fmt: skip
+    """Whether the ``stored`` settings are ``settings``; False when they differ and ``force``
+    allows starting anew, ValueError (one line, the first differences) when they differ
+    without it."""
+    diffs = [k for k, v in settings.items() if str(stored.get(k)) != str(v)]
     if not diffs:
-        return done
+        return True
     if not force:
-        shown = ", ".join(_shown(k, attrs.get(k)) for k in diffs[:SHOWN_DIFFERENCES])
-        raise ValueError(
-            f"{path} was made {made_by} ({shown}); use another --out or --force to start it anew"
-        )
-    return None
+        shown = ", ".join(_shown(k, stored.get(k)) for k in diffs[:SHOWN_DIFFERENCES])
+        raise SettingsDiffer(f"{path} was made {made_by} ({shown})")
+    return False
 
 
 def open_or_create(path: str, kind: str, settings: dict, force: bool, parts: str,
