@@ -17,6 +17,11 @@ Inputs are rasters ``(T, B, N)`` of bools sampled every ``dt_ms`` (time, trial, 
   midpoints between consecutive I peaks, so each cycle holds one interior I peak **(chosen:
   the first and last peak, whose cycles the trial's edges cut, are not counted)**;
   participation is the fraction of (E cell, cycle) pairs with at least one E spike.
+* **Verdict**: whether the peak is a rhythm, by the surrogate test of
+  :func:`ei_sim.sim.spectrum.gamma_verdict` (every cell's spike train rotated by its own
+  random offset; significance, depth of the coordinated modulation and a real peak), with
+  the frequency resolution ``1 / window``. Computed from the E spikes, so files written
+  before verdicts existed get one too.
 """
 
 from __future__ import annotations
@@ -26,7 +31,16 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage, signal
 
-from ei_sim.sim.spectrum import F_HI_HZ, F_LO_HZ, population_psd, spectral_peak
+from ei_sim.sim.spectrum import (
+    F_HI_HZ,
+    F_LO_HZ,
+    Verdict,
+    gamma_text,
+    gamma_verdict,
+    gamma_verdict_raster,
+    population_psd,
+    spectral_peak,
+)
 from ei_sim.store.attrs import read_attrs
 from ei_sim.store.kinds import open_kind
 
@@ -38,6 +52,7 @@ class GammaStats(NamedTuple):
     rhythmicity: float | None
     participation: float | None
     n_cycles: int
+    verdict: Verdict | None = None  # the surrogate test (with verdict=True)
 
 
 NO_GAMMA = GammaStats(None, None, None, None, None, 0)
@@ -113,28 +128,36 @@ def participation(spikes_e, activity_i, dt_ms, f_gamma_Hz, drop_ms=0.0, smooth_m
 
 def gamma_stats(
     spikes_e, spikes_i, dt_ms, drop_ms=0.0, f_lo=F_LO_HZ, f_hi=F_HI_HZ, smooth_ms=1.0,
-    half_width_Hz=10.0,
+    half_width_Hz=10.0, verdict: bool = False,
 ) -> GammaStats:  # fmt: skip
-    """All gamma quantities of one run (module docstring); :data:`NO_GAMMA` when silent."""
+    """All gamma quantities of one run (module docstring); :data:`NO_GAMMA` when silent.
+    ``verdict``: also run the surrogate test (off for the reproduction tables, which keep the
+    lab's measure alone)."""
     i = _check_raster(spikes_i, "spikes_i")
     return gamma_stats_from_activity(
-        spikes_e, i.mean(axis=2), dt_ms, drop_ms, f_lo, f_hi, smooth_ms, half_width_Hz
+        spikes_e, i.mean(axis=2), dt_ms, drop_ms, f_lo, f_hi, smooth_ms, half_width_Hz, verdict
     )
 
 
 def gamma_stats_from_activity(
     spikes_e, activity_i, dt_ms, drop_ms=0.0, f_lo=F_LO_HZ, f_hi=F_HI_HZ, smooth_ms=1.0,
-    half_width_Hz=10.0,
+    half_width_Hz=10.0, verdict: bool = False,
 ) -> GammaStats:  # fmt: skip
     """As :func:`gamma_stats` with the I population activity (T, B) instead of its raster."""
     drop_ms = min(drop_ms, 0.5 * np.shape(spikes_e)[0] * dt_ms)
     peak, freqs, power = psd_peak(spikes_e, dt_ms, drop_ms, f_lo, f_hi)
+    test = None
+    if verdict:
+        start = int(round(drop_ms / dt_ms))
+        test = gamma_verdict_raster(_check_raster(spikes_e, "spikes_e")[start:], dt_ms,
+                                    f_lo=f_lo, f_hi=f_hi)  # fmt: skip
     if peak is None:
-        return NO_GAMMA
+        return NO_GAMMA._replace(verdict=test)
     rhythm = rhythmicity(freqs, power, peak.frequency_Hz, f_lo, f_hi, half_width_Hz)
     part, cycles = participation(spikes_e, activity_i, dt_ms, peak.frequency_Hz, drop_ms,
                                  smooth_ms)  # fmt: skip
-    return GammaStats(peak.frequency_Hz, peak.power, peak.significance, rhythm, part, cycles)
+    return GammaStats(peak.frequency_Hz, peak.power, peak.significance, rhythm, part, cycles,
+                      test)  # fmt: skip
 
 
 def raster_from_lists(group, n_steps: int, dt_ms: float) -> np.ndarray:
@@ -147,7 +170,8 @@ def raster_from_lists(group, n_steps: int, dt_ms: float) -> np.ndarray:
 
 
 def read_simulate_file(path: str) -> dict:
-    """dt_ms, E raster (T, B, N_E), I activity (T, B) and attributes of a simulate file."""
+    """dt_ms, E raster (T, B, N_E), I activity (T, B), the E spike events and attributes of
+    a simulate file (T: its steps)."""
     with open_kind(path, "simulate") as fh:
         attrs = read_attrs(fh)
         needed = ("spikes/e", "population/e", "population/i")
@@ -161,31 +185,61 @@ def read_simulate_file(path: str) -> dict:
         dt_ms = float(attrs["model.config.dt_ms"])
         act_e = np.asarray(fh["population/e"][()], float)
         act_i = np.asarray(fh["population/i"][()], float)
-        raster_e = raster_from_lists(fh["spikes/e"], act_e.shape[0], dt_ms)
+        bin_steps = int(fh["population/e"].attrs.get("bin_steps", 1))
+        n_steps = int(attrs.get("steps_done", attrs.get("n_steps", act_e.shape[0] * bin_steps)))
+        group = fh["spikes/e"]
+        raster_e = raster_from_lists(group, n_steps, dt_ms)
+        events = {"step": np.rint(np.asarray(group["time_ms"][()], float) / dt_ms).astype(int),
+                  "trial": np.asarray(group["trial"][()], int),
+                  "cell": np.asarray(group["index"][()], int),
+                  "n_cells": int(group.attrs["n_cells"]),
+                  "n_trials": int(group.attrs["n_trials"])}  # fmt: skip
     return {"dt_ms": dt_ms, "spikes_e": raster_e, "activity_e": act_e, "activity_i": act_i,
-            "attrs": attrs}  # fmt: skip
+            "attrs": attrs, "events_e": events, "n_steps": n_steps,
+            "bin_ms": bin_steps * dt_ms}  # fmt: skip
+
+
+def verdict_of_events(events: dict, n_steps: int, dt_ms: float, **options) -> Verdict:
+    """:func:`ei_sim.sim.spectrum.gamma_verdict` of a simulate file's E events (the whole run
+    at ``dt_ms``, as :func:`psd_peak` measures the peak)."""
+    keep = events["step"] < n_steps
+    return gamma_verdict(events["step"][keep], events["trial"][keep], events["cell"][keep],
+                         n_steps, events["n_trials"], events["n_cells"], dt_ms,
+                         **options)  # fmt: skip
 
 
 def gamma_from_file(path: str, **options) -> dict:
-    """Gamma quantities of an ``ei-sim simulate`` HDF5 file, plus its E and I rates (Hz)."""
+    """Gamma quantities of an ``ei-sim simulate`` HDF5 file, plus its E and I rates (Hz), the
+    surrogate verdict (computed from the spikes, whatever the file stores) and ``dt_ms``."""
     run = read_simulate_file(path)
-    stats = gamma_stats_from_activity(run["spikes_e"], run["activity_i"], run["dt_ms"], **options)
-    seconds = run["activity_e"].shape[0] * run["dt_ms"] * 1e-3
+    stats = gamma_stats_from_activity(run["spikes_e"], _activity_at_dt(run), run["dt_ms"],
+                                      **options)  # fmt: skip
+    seconds = run["n_steps"] * run["dt_ms"] * 1e-3
+    bins_e = run["activity_e"] * (run["bin_ms"] / run["dt_ms"])
+    bins_i = run["activity_i"] * (run["bin_ms"] / run["dt_ms"])
     return {
-        **stats._asdict(),
-        "rate_e_Hz": float(run["activity_e"].sum(axis=0).mean() / seconds),
-        "rate_i_Hz": float(run["activity_i"].sum(axis=0).mean() / seconds),
+        **stats._replace(verdict=verdict_of_events(run["events_e"], run["spikes_e"].shape[0],
+                                                   run["dt_ms"]))._asdict(),
+        "rate_e_Hz": float(bins_e.sum(axis=0).mean() / seconds),
+        "rate_i_Hz": float(bins_i.sum(axis=0).mean() / seconds),
         "dt_ms": run["dt_ms"],
-    }
+    }  # fmt: skip
+
+
+def _activity_at_dt(run: dict) -> np.ndarray:
+    """The I activity (T, B) at every step: binned activity repeated over its bin's steps."""
+    repeat = int(round(run["bin_ms"] / run["dt_ms"]))
+    return np.repeat(run["activity_i"], repeat, axis=0)[: run["spikes_e"].shape[0]]
 
 
 def format_gamma(stats: dict) -> str:
     def fmt(v, spec):
         return "none" if v is None else format(v, spec)
 
+    v = stats.get("verdict")
     return (
-        f"gamma peak {fmt(stats['frequency_Hz'], '.2f')} Hz (significance "
-        f"{fmt(stats['significance'], '.3g')} x band median), "
+        f"gamma peak {gamma_text(stats['frequency_Hz'], v)}; lab significance "
+        f"{fmt(stats['significance'], '.3g')} x band median, "
         f"rhythmicity {fmt(stats['rhythmicity'], '.3f')}, participation "
         f"{fmt(stats['participation'], '.3f')} over {stats['n_cycles']} cycles; "
         f"E {stats['rate_e_Hz']:.2f} Hz, I {stats['rate_i_Hz']:.2f} Hz"

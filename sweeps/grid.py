@@ -146,7 +146,8 @@ def train_cell(
         "w_ei": w_ei, "w_ie": w_ie, "seed": seed, "best_accuracy": result.best_accuracy,
         "final_accuracy": result.final_accuracy, "best_epoch": result.best_epoch,
         "rate_e_Hz": float(m["test_rate_e_Hz"][b]), "rate_i_Hz": float(m["test_rate_i_Hz"][b]),
-        "gamma_peak_Hz": float(m["gamma_peak_Hz"][b]), "run_dir": cell_dir,
+        "gamma_peak_Hz": float(m["gamma_peak_Hz"][b]),
+        "gamma_rhythmic": float(m["gamma_rhythmic"][b]), "run_dir": cell_dir,
         "epochs": len(m["test_accuracy"]),
     }  # fmt: skip
     weights = {k: np.asarray(v) for k, v in result.best_weights._asdict().items() if v is not None}

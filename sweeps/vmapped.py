@@ -169,6 +169,7 @@ def _cell_result(cell, result) -> dict:
         "best_accuracy": result.best_accuracy, "final_accuracy": result.final_accuracy,
         "best_epoch": result.best_epoch, "rate_e_Hz": float(m["test_rate_e_Hz"][b]),
         "rate_i_Hz": float(m["test_rate_i_Hz"][b]), "gamma_peak_Hz": float(m["gamma_peak_Hz"][b]),
+        "gamma_rhythmic": float(m["gamma_rhythmic"][b]),
         "run_dir": result.run_dir, "epochs": len(m["test_accuracy"]),
     }  # fmt: skip
     weights = {k: np.asarray(v) for k, v in result.best_weights._asdict().items() if v is not None}

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.ndimage import gaussian_filter1d
 
-from ei_sim.sim.spectrum import population_psd, spectral_peak
+from ei_sim.sim.spectrum import gamma_verdict_raster, population_psd, spectral_peak
 from ei_sim.store.snapshot import WEIGHT_NAMES, Snapshot
 
 FRAME_SIZE_IN = (19.2, 10.8)  # at FRAME_DPI: 1920 x 1080 pixels
@@ -94,9 +94,18 @@ def _draw_psd(ax, s: Snapshot) -> None:
     if peak is None:
         return _note(ax, "no peak", True)
     ax.axvline(peak.frequency_Hz, color="tab:orange", ls="--")
-    _note(
-        ax, f"gamma peak {peak.frequency_Hz:.1f} Hz ({peak.significance:.0f} x band median)", True
-    )
+    _note(ax, psd_note(peak.frequency_Hz, gamma_verdict_raster(s.spikes_e, s.dt_ms)), True)
+
+
+def psd_note(frequency_Hz: float, verdict) -> str:
+    """The PSD panel's label: the peak, the resolution and the surrogate verdict
+    (:func:`ei_sim.sim.spectrum.gamma_verdict`) of the trial shown."""
+    head = f"gamma peak {frequency_Hz:.1f} Hz ({verdict.resolution_Hz:.3g} Hz bins)"
+    if verdict.verdict == "rhythm":
+        depth = f"rate modulated {100 * verdict.depth:.0f} %"
+        return f"{head}\nrhythm: p = {verdict.p_value:.2g}, {depth}"
+    short = verdict.reason.split(":")[0] if verdict.verdict == "no rhythm" else ""
+    return f"{head}\n{verdict.verdict}" + (f": {short}" if short else "")
 
 
 def _history_epochs(s: Snapshot) -> np.ndarray:

@@ -86,11 +86,15 @@ def cmd_train(args) -> int:
     except TrainingFailed as err:
         print(f"ei-sim train: error: {err}", file=sys.stderr)
         return 1
+    from ei_sim.training.spiking import gamma_summary
+
     m = result.metrics
+    best = {k: v[result.best_epoch - 1] for k, v in m.items()}
     print(
         f"{model.name}: best test accuracy {100 * result.best_accuracy:.2f} % (epoch "
-        f"{result.best_epoch}), E {m['test_rate_e_Hz'][result.best_epoch - 1]:.2f} Hz, "
-        f"I {m['test_rate_i_Hz'][result.best_epoch - 1]:.2f} Hz; run in {args.out}"
+        f"{result.best_epoch}), E {best['test_rate_e_Hz']:.2f} Hz, "
+        f"I {best['test_rate_i_Hz']:.2f} Hz, {gamma_summary(best, 1000.0 / model.config.t_ms)}"
+        f"; run in {args.out}"
     )
     if args.video:
         from ei_sim.analysis.video import render_run
@@ -133,16 +137,20 @@ def _add_eval(sub) -> None:
 def cmd_eval(args) -> int:
     from ei_sim.cli.checks import check_eval
     from ei_sim.sim.parallel import use_cpu_cores
-    from ei_sim.training.stored import evaluate_run
+    from ei_sim.sim.spectrum import gamma_text
+    from ei_sim.training.stored import evaluate_run_and_reference
 
     check_eval(args)
     use_cpu_cores()  # the test trials split over the cores
-    ev = evaluate_run(args.run_dir, args.w_in_scale, args.w_ei_scale, args.w_ie_scale,
-                      args.weights, devices=0)  # fmt: skip
+    ev, ref = evaluate_run_and_reference(args.run_dir, args.w_in_scale, args.w_ei_scale,
+                                         args.w_ie_scale, args.weights, devices=0)  # fmt: skip
     gamma = "none" if ev.gamma_peak_Hz != ev.gamma_peak_Hz else f"{ev.gamma_peak_Hz:.1f} Hz"
+    v = ref.verdict
+    tested = gamma_text(v.frequency_Hz if v is not None else None, v)
     print(
         f"test accuracy {100 * ev.accuracy:.2f} %, E {ev.rate_e_Hz:.2f} Hz, "
-        f"I {ev.rate_i_Hz:.2f} Hz, gamma peak {gamma}"
+        f"I {ev.rate_i_Hz:.2f} Hz, gamma peak {gamma} (test set)\n"
+        f"reference trial: gamma peak {tested}"
     )
     return 0
 

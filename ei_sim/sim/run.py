@@ -40,6 +40,7 @@ class SimulationResult:
     n_cells: dict  # {"e": N_E, "i": N_I}
     recording: Recording | None = None  # run_preset keeps it; run_to_file does not
     timings: dict = field(default_factory=dict)
+    verdict: object = None  # ei_sim.sim.spectrum.Verdict of the E spikes, or None
 
     def _raster(self, pop: str) -> np.ndarray:
         if self.recording is None:
@@ -100,6 +101,39 @@ def gamma_of_run(activity_e: np.ndarray, bin_ms: float, drop_ms: float,
     return spectral_peak(freqs, np.mean(powers, axis=0))
 
 
+class VerdictWindow:
+    """Collects the E spike events of the window the gamma verdict tests: after ``drop_ms``,
+    up to one :data:`SEGMENT_MS` segment (the whole trial when shorter), in samples of the
+    activity bins, so that the verdict tests the peak :func:`gamma_of_run` reports. Memory:
+    the events of that window only, however long the run."""
+
+    def __init__(self, n_steps: int, bin_steps: int, drop_ms: float, dt_ms: float):
+        bin_ms = bin_steps * dt_ms
+        n_bins = -(-n_steps // bin_steps)
+        self.first_bin = int(round(min(drop_ms, n_steps * dt_ms / 2) / bin_ms))
+        self.n_samples = min(n_bins - self.first_bin, int(round(SEGMENT_MS / bin_ms)))
+        self.bin_steps, self.bin_ms = bin_steps, bin_ms
+        self.parts: list[tuple] = []
+
+    def add(self, events) -> None:
+        sample = events.step // self.bin_steps - self.first_bin
+        keep = (sample >= 0) & (sample < self.n_samples)
+        if keep.any():
+            self.parts.append((sample[keep], events.trial[keep], events.index[keep]))
+
+    def verdict(self, n_trials: int, n_cells: int):
+        """:func:`ei_sim.sim.spectrum.gamma_verdict` of the collected events."""
+        from ei_sim.sim.spectrum import gamma_verdict
+
+        if self.n_samples < 8:
+            return None
+        if self.parts:
+            sample, trial, cell = (np.concatenate(a) for a in zip(*self.parts, strict=True))
+        else:
+            sample = trial = cell = np.zeros(0, np.int64)
+        return gamma_verdict(sample, trial, cell, self.n_samples, n_trials, n_cells, self.bin_ms)
+
+
 def _summarise(model, monitors: Monitors, act: dict, totals: dict, n_steps: int,
                drop_ms: float):  # fmt: skip
     """Rates (Hz) from the spike totals, the gamma peak from the E activity per bin."""
@@ -139,6 +173,7 @@ def simulate_model(
     threading.Thread(target=importlib.import_module, args=("ei_sim.sim.spectrum",),
                      daemon=True).start()  # fmt: skip
     parts, totals, chunks = {pop: [] for pop in monitors.spikes}, {}, []
+    window = VerdictWindow(config.n_steps, monitors.bin_steps, drop_ms, config.dt_ms)
     for _, chunk in iter_chunks(weights, state, events, config, monitors, chunk_steps,
                                 config.n_steps):  # fmt: skip
         for pop in monitors.spikes:  # float32 activity per chunk: 4 bytes per bin and trial
@@ -146,6 +181,8 @@ def simulate_model(
             parts[pop].append(activity(chunk.counts[pop], chunk.start_step, config.n_steps,
                                        monitors.bin_steps, n))  # fmt: skip
             totals[pop] = totals.get(pop, 0) + int(chunk.counts[pop].sum())
+        if "e" in chunk.spikes:
+            window.add(chunk.spikes["e"])
         if keep:
             chunks.append(chunk)
         if on_chunk is not None:
@@ -154,6 +191,9 @@ def simulate_model(
     act = {pop: np.concatenate(p) for pop, p in parts.items()}
     del parts
     result = _summarise(model, monitors, act, totals, config.n_steps, drop_ms)
+    if "e" in monitors.spikes:
+        batch = act["e"].shape[1] if "e" in act else 1
+        result.verdict = window.verdict(batch, config.n_e)
     if keep:
         result.recording = join(monitors, chunks, config.dt_ms)
     result.timings = {"init_s": t1 - t0, "run_s": t2 - t1, "summary_s": time.perf_counter() - t2}
@@ -168,11 +208,23 @@ def run_preset(model, seed: int = 0, images=None, encoder_seed=None, drop_ms: fl
 
 
 def result_attrs(result: SimulationResult) -> dict:
+    """The summary a simulate file stores: rates, the gamma peak and its verdict
+    (``gamma_rhythmic`` 1 / 0 / NaN, the verdict's words, p, depth and the resolution)."""
     gamma = np.nan if result.gamma is None else result.gamma.frequency_Hz
-    return {"rate_e_Hz": result.rate_e_Hz, "rate_i_Hz": result.rate_i_Hz,
-            "gamma_peak_Hz": gamma}  # fmt: skip
+    attrs = {"rate_e_Hz": result.rate_e_Hz, "rate_i_Hz": result.rate_i_Hz,
+             "gamma_peak_Hz": gamma}  # fmt: skip
+    v = result.verdict
+    if v is not None:
+        attrs.update({"gamma_rhythmic": v.as_number(), "gamma_verdict": v.verdict,
+                      "gamma_verdict_reason": v.reason, "gamma_p_value": v.p_value,
+                      "gamma_depth": v.depth, "gamma_resolution_Hz": v.resolution_Hz})  # fmt: skip
+    return attrs
 
 
 def summary_line(name: str, result: SimulationResult) -> str:
-    gamma = "none" if result.gamma is None else f"{result.gamma.frequency_Hz:.1f} Hz"
+    """``ping: E 4.69 Hz, I 9.10 Hz, gamma peak 22.7 Hz (5 Hz bins): rhythm (p = 0.01, ...)``"""
+    from ei_sim.sim.spectrum import gamma_text
+
+    gamma = gamma_text(None if result.gamma is None else result.gamma.frequency_Hz,
+                       result.verdict)  # fmt: skip
     return f"{name}: E {result.rate_e_Hz:.2f} Hz, I {result.rate_i_Hz:.2f} Hz, gamma peak {gamma}"

@@ -37,7 +37,13 @@ METRICS = (
     "train_loss", "train_cross_entropy", "train_budget_penalty", "train_accuracy",
     "test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "ref_rate_e_Hz", "ref_rate_i_Hz",
     "gamma_peak_Hz", "gamma_significance", "skipped_steps", "epoch_wall_s",
+    "gamma_rhythmic", "gamma_p_value", "gamma_depth", "ref_gamma_peak_Hz",
 )  # fmt: skip
+# The gamma verdict of the reference trial (ei_sim.sim.spectrum.gamma_verdict) per epoch:
+# gamma_rhythmic 1 (rhythm), 0 (none, or a trial too short to tell) or NaN (silent); its p,
+# modulation depth and the peak it tested (ref_gamma_peak_Hz). Files written before these
+# metrics existed read them as NaN: "no verdict stored".
+VERDICT_METRICS = ("gamma_rhythmic", "gamma_p_value", "gamma_depth", "ref_gamma_peak_Hz")
 # Attributes that may differ between a run and its resumption: the epoch count and how spikes
 # are propagated and cells updated (implementation choices with the same results up to float
 # rounding; event_fraction is legacy).

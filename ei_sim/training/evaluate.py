@@ -14,7 +14,7 @@ import numpy as np
 from ei_sim.data.encoding import encode
 from ei_sim.sim.engine import Weights
 from ei_sim.sim.parallel import batch_mesh, replicate
-from ei_sim.sim.spectrum import gamma_peak
+from ei_sim.sim.spectrum import gamma_peak, gamma_verdict_raster
 from ei_sim.training.objective import make_eval_fn
 
 EVAL_STREAM = 1_000_003  # fold-in constant separating evaluation draws from training draws
@@ -30,13 +30,20 @@ class Evaluation(NamedTuple):
 
 
 class ReferenceTrial(NamedTuple):
-    """Test sample 0 under a fixed seed, the first ``drop_ms`` removed."""
+    """Test sample 0 under a fixed seed, the first ``drop_ms`` removed.
+
+    ``verdict``: the gamma verdict (:func:`ei_sim.sim.spectrum.gamma_verdict`) of its E
+    spikes. The per-epoch verdict is taken here because the test-set evaluation keeps only
+    the E population rate of each trial (no cell's spikes, which the surrogates need), while
+    this trial is recorded cell by cell anyway (for the snapshots and videos): the verdict
+    costs no simulation, and it is about the very trial the videos and reports show."""
 
     rate_e_Hz: float
     rate_i_Hz: float
     spikes_e: np.ndarray  # (T', N_E) bool
     spikes_i: np.ndarray  # (T', N_I) bool
     v_e_mV: np.ndarray  # (T',) membrane potential of E cell 0
+    verdict: object = None  # ei_sim.sim.spectrum.Verdict
 
 
 _EVAL_FNS: dict = {}
@@ -138,5 +145,5 @@ def reference_trial(weights: Weights, model, image, seed: int, drop_ms: float = 
     seconds = s_e.shape[0] * config.dt_ms * 1e-3
     return ReferenceTrial(
         float(s_e.sum() / s_e.shape[1] / seconds), float(s_i.sum() / s_i.shape[1] / seconds),
-        s_e, s_i, rec.traces["e.v_mV"][drop:, 0, 0],
+        s_e, s_i, rec.traces["e.v_mV"][drop:, 0, 0], gamma_verdict_raster(s_e, config.dt_ms),
     )  # fmt: skip

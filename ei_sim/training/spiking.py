@@ -37,7 +37,14 @@ from ei_sim.sim.engine import Weights
 from ei_sim.sim.parallel import batch_mesh, replicate
 from ei_sim.store.atomic import remove_stale_temporaries
 from ei_sim.store.attrs import provenance
-from ei_sim.store.run import METRICS, config_differences, load_run, run_path, save_run
+from ei_sim.store.run import (
+    METRICS,
+    VERDICT_METRICS,
+    config_differences,
+    load_run,
+    run_path,
+    save_run,
+)
 from ei_sim.training.config import SPIKING_BLOCKS as BLOCKS
 from ei_sim.training.config import TrainConfig, config_attrs
 from ei_sim.training.evaluate import evaluate, reference_trial
@@ -296,7 +303,8 @@ def _task(step, models, cfg, split, frozen, key, run_dirs, attrs, on_epoch, stac
         row = {"test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
                "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
                "gamma_significance": ev.gamma_significance,
-               "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz}  # fmt: skip
+               "ref_rate_e_Hz": ref.rate_e_Hz, "ref_rate_i_Hz": ref.rate_i_Hz,
+               **verdict_metrics(ref.verdict)}  # fmt: skip
         return row, ref
 
     def save(progress, epoch):
@@ -311,7 +319,8 @@ def _task(step, models, cfg, split, frozen, key, run_dirs, attrs, on_epoch, stac
     return Task(
         step=step_fn, batches=batches, evaluate=evaluate_cell, weights=weights,
         train_stats=TRAIN_STATS, score="test_accuracy", n_cells=len(models) if stacked else None,
-        save=save, describe=_epoch_line, first_step_error=FIRST_STEP_ERROR,
+        save=save, describe=lambda e, m: _epoch_line(e, m, 1000.0 / model.config.t_ms),
+        first_step_error=FIRST_STEP_ERROR,
         failure_hint=failure_hint(cfg), labels=tuple(run_dirs),
     )  # fmt: skip
 
@@ -369,12 +378,36 @@ def _save(run_dir, attrs, metrics, best, current, opt_state, cfg, on_epoch, epoc
     save_run(run_dir, attrs, metrics, best, current, opt_state, status, writer)
 
 
-def _epoch_line(epoch, m) -> str:
-    gamma = "none" if not np.isfinite(m["gamma_peak_Hz"]) else f"{m['gamma_peak_Hz']:.1f} Hz"
+def verdict_metrics(verdict) -> dict:
+    """The per-epoch metrics of a reference trial's gamma verdict (:data:`VERDICT_METRICS`)."""
+    nan = float("nan")
+    if verdict is None:
+        return dict.fromkeys(VERDICT_METRICS, nan)
+    f = verdict.frequency_Hz
+    return {"gamma_rhythmic": verdict.as_number(), "gamma_p_value": float(verdict.p_value),
+            "gamma_depth": float(verdict.depth),
+            "ref_gamma_peak_Hz": nan if f is None else float(f)}  # fmt: skip
+
+
+def gamma_summary(m, resolution_Hz: float | None = None) -> str:
+    """``gamma 42.3 Hz (5 Hz bins), rhythm in the reference trial`` from one epoch's metrics
+    (``resolution_Hz``: that of the test-set spectrum, 1000 / t_ms)."""
+    f = m["gamma_peak_Hz"]
+    bins = "" if resolution_Hz is None else f" ({resolution_Hz:.3g} Hz bins)"
+    gamma = "none" if not np.isfinite(f) else f"{f:.1f} Hz{bins}"
+    rhythmic = m.get("gamma_rhythmic", float("nan"))
+    if not np.isfinite(rhythmic):
+        return f"gamma {gamma}"
+    word = "rhythm" if rhythmic == 1.0 else "no rhythm"
+    return f"gamma {gamma}, {word} in the reference trial"
+
+
+def _epoch_line(epoch, m, resolution_Hz: float | None = None) -> str:
     return (
         f"epoch {epoch + 1}: loss {m['train_loss']:.3f}, "
         f"test acc {100 * m['test_accuracy']:.1f} %, "
-        f"E {m['test_rate_e_Hz']:.2f} Hz, I {m['test_rate_i_Hz']:.2f} Hz, gamma {gamma}, "
+        f"E {m['test_rate_e_Hz']:.2f} Hz, I {m['test_rate_i_Hz']:.2f} Hz, "
+        f"{gamma_summary(m, resolution_Hz)}, "
         f"{m['epoch_wall_s']:.1f} s"
     )
 

@@ -11,7 +11,7 @@ import numpy as np
 from ei_sim.data.mnist import load_pool, sample_and_split
 from ei_sim.sim.model import model_from_attrs
 from ei_sim.store.run import load_run
-from ei_sim.training.evaluate import evaluate
+from ei_sim.training.evaluate import evaluate, reference_trial
 
 __all__ = ["evaluate_run", "load_stored", "scale_weights"]
 
@@ -53,7 +53,22 @@ def evaluate_run(
 ):
     """Evaluate a run's stored weights on its test split (``devices``: as in
     :func:`ei_sim.training.evaluate.evaluate`)."""
+    return evaluate_run_and_reference(run_dir, w_in_scale, w_ei_scale, w_ie_scale, which,
+                                      devices, reference=False)[0]  # fmt: skip
+
+
+def evaluate_run_and_reference(
+    run_dir, w_in_scale=1.0, w_ei_scale=1.0, w_ie_scale=1.0, which="best", devices: int = 1,
+    reference: bool = True,
+):  # fmt: skip
+    """``(Evaluation, ReferenceTrial or None)``: :func:`evaluate_run` and, with ``reference``,
+    the run's reference trial under the same weights (its rates, rasters and gamma verdict,
+    :func:`ei_sim.training.evaluate.reference_trial`)."""
     model, split, weights, attrs = load_stored(run_dir, which)
     scaled = scale_weights(weights, w_in_scale, w_ei_scale, w_ie_scale)
     seed = int(attrs["train.seed"])
-    return evaluate(scaled, model, split.x_test, split.y_test, seed, devices=devices)
+    ev = evaluate(scaled, model, split.x_test, split.y_test, seed, devices=devices)
+    if not reference:
+        return ev, None
+    drop_ms = float(attrs.get("train.ref_drop_ms", 20.0))
+    return ev, reference_trial(scaled, model, split.x_test[0], seed, drop_ms)
