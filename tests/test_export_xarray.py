@@ -68,7 +68,8 @@ def test_grid_to_xarray(grid_file, tmp_path):
         np.testing.assert_array_equal(cell.gamma_peak_Hz_per_epoch.values, [22.0] * 3)
         assert ds.rate_i_Hz.attrs["units"] == "Hz" and ds.w_ei.attrs["units"] == "uS"
         assert ds.gamma_peak_Hz_per_epoch.attrs["units"] == "Hz"
-        assert ds.attrs["kind"] == "grid" and ds.attrs["grid.tier"] == "tiny"
+        assert ds.attrs["source_kind"] == "grid" and ds.attrs["grid.tier"] == "tiny"
+        assert "kind" not in ds.attrs and "schema_version" not in ds.attrs  # an export, no store
 
 
 def test_real_grid_and_sweep_to_xarray(tmp_path):
@@ -145,3 +146,23 @@ def test_existing_output_needs_force_and_failed_write_leaves_nothing(
     assert "wrote" in capsys.readouterr().out
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert "accuracy" in ds
+
+
+def test_an_export_is_never_taken_for_its_source(grid_file, tmp_path, capsys):
+    """Defect: the .nc carried its grid's ``kind``: a second export with --force was refused
+    ("holds a grid store") and report / analyze basins called it a corrupt grid store."""
+    out = str(tmp_path / "grid.nc")
+    argv = ["export", grid_file, "--to", "xarray", "--out", out]
+    assert main(argv) == 0 and main([*argv, "--force"]) == 0
+    capsys.readouterr()
+    with h5py.File(out, "r") as fh:
+        assert "kind" not in fh.attrs and fh.attrs["source_kind"] == "grid"
+    for command in (["report", out], ["analyze", "basins", out]):
+        _one_line_exit_2(command, capsys, "is a netCDF file")
+    # an export written before the fix (kind copied from the grid) is replaced with --force
+    with h5py.File(out, "a") as fh:
+        fh.attrs["kind"] = "grid"
+    _one_line_exit_2(["report", out], capsys, f"exported from ({grid_file})")
+    assert main([*argv, "--force"]) == 0
+    with h5py.File(out, "r") as fh:
+        assert "kind" not in fh.attrs

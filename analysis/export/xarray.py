@@ -3,7 +3,8 @@
 A **grid store** becomes a Dataset over the dimensions ``w_ei``, ``w_ie`` (the mean E->I and
 I->E weights, uS per spike), ``seed`` and ``epoch`` (1-based), so that
 ``ds.sel(w_ei=1, w_ie=2)`` picks one cell: per cell ``best_accuracy``, ``final_accuracy``,
-``best_epoch``, ``rate_e_Hz``, ``rate_i_Hz``, ``gamma_peak_Hz`` and ``label`` over
+``best_epoch``, ``rate_e_Hz``, ``rate_i_Hz``, ``gamma_peak_Hz``, ``gamma_rhythmic`` (the gamma
+verdict, NaN in stores written before it existed) and ``label`` over
 (w_ei, w_ie, seed), and every per-epoch metric (``test_accuracy``, ``train_loss``, ...;
 ``gamma_peak_Hz_per_epoch`` beside the best epoch's ``gamma_peak_Hz``) over
 (w_ei, w_ie, seed, epoch). A (w_ei, w_ie, seed) cell the store lacks (not run yet, or off the
@@ -15,8 +16,11 @@ W_EI or W_IE, attribute ``coupling_target``; 1 for a scale sweep) and ``input_sc
 multiplier of the trained W_in): ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz``.
 
 Every variable and coordinate has ``units`` and ``long_name`` attributes; the Dataset's
-attributes are the file's root attributes (settings, provenance) plus ``source``. The file
-is written through h5netcdf, so ``xarray.open_dataset(path)`` reads it without ei-sim.
+attributes are the file's root attributes (settings, provenance) plus ``source``, except that
+the source's ``kind`` and ``schema_version`` are stored as ``source_kind`` and
+``source_schema_version``: an export carries no ``kind``, so no reader takes it for the store
+it came from. The file is written through h5netcdf, so ``xarray.open_dataset(path)`` reads it
+without ei-sim.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ CELL_VARIABLES = {
     "best_epoch": ("1", "epoch of the best test accuracy (1-based)"),
     "rate_e_Hz": ("Hz", "mean E rate on the test set at the best epoch"),
     "rate_i_Hz": ("Hz", "mean I rate on the test set at the best epoch"),
-    "gamma_peak_Hz": ("Hz", "gamma peak of the reference trial at the best epoch (NaN: none)"),
+    "gamma_peak_Hz": ("Hz", "gamma peak of the test set at the best epoch (NaN: none)"),
+    "gamma_rhythmic": ("1", "gamma verdict of the reference trial at the best epoch: 1 rhythm, "
+                       "0 none, NaN silent or not stored (surrogate test, docs/gamma.md)"),
     "label": ("1", "basin label (no-loop, stretched-COBA or PING)"),
 }
 GRID_DIMS = ("w_ei", "w_ie", "seed")
@@ -67,10 +73,15 @@ def metric_units(name: str) -> str:
     return "1"
 
 
+RENAMED_ATTRS = {"kind": "source_kind", "schema_version": "source_schema_version"}
+
+
 def _attrs(attrs: dict, source: str) -> dict:
-    """netCDF-safe attributes: numbers and strings (booleans as 0/1, None as "none")."""
+    """netCDF-safe attributes: numbers and strings (booleans as 0/1, None as "none"); the
+    source's ``kind`` and ``schema_version`` renamed (:data:`RENAMED_ATTRS`)."""
     out = {}
     for key, value in attrs.items():
+        key = RENAMED_ATTRS.get(key, key)
         if isinstance(value, bool | np.bool_):
             value = int(value)
         elif value is None:

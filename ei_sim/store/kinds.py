@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 KIND_ATTR = "kind"
 VERSION_ATTR = "schema_version"
+NETCDF_ATTR = "_NCProperties"  # written by netCDF-4 libraries (h5netcdf, netCDF-C) on every file
+NETCDF = "a netCDF file (an ei-sim export --to xarray, or another program's)"
 LEGACY_VERSION = 1  # what a file without schema_version holds: the layout of this release
 
 
@@ -98,9 +100,18 @@ def stored_kind(fh) -> str | None:
     return read_attrs(fh).get(KIND_ATTR)
 
 
+def is_netcdf(fh) -> bool:
+    """Whether an open HDF5 file is a netCDF-4 file (ei-sim writes netCDF only as exports)."""
+    return NETCDF_ATTR in fh.attrs
+
+
 def kind_of(fh) -> str | None:
     """The kind of an open file: its ``kind`` attribute (old aliases mapped), or, for a
-    kind-less file, the kind its groups show; None when neither says."""
+    kind-less file, the kind its groups show; None when neither says, and for a netCDF file
+    whatever it declares (an xarray export of ei-sim 0.1 copied its source's ``kind``; it is
+    an export, not the store it came from)."""
+    if is_netcdf(fh):
+        return None
     kind = stored_kind(fh)
     if kind is not None:
         return ALIASES.get(kind, kind)
@@ -135,6 +146,10 @@ def wrong_kind(path: str, fh, wanted: Iterable[str]) -> ValueError:
     found = describe(kind_of(fh), stored)
     nouns = _either([KINDS[k].noun if k in KINDS else repr(k) for k in wanted])
     names = _either([repr(k) for k in wanted])
+    if is_netcdf(fh):
+        source = read_attrs(fh).get("source")
+        hint = f"; give the file it was exported from ({source})" if source else ""
+        return ValueError(f"{path} is {NETCDF}, not {nouns}{hint}")
     return ValueError(f"{path} is {found}, not {nouns} (kind={stored!r}, expected {names})")
 
 
