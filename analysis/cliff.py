@@ -8,9 +8,12 @@ When the cliff cannot be located (fewer than two points, no crossing, or the I r
 at or above the threshold at the smallest scale) the result carries that status and
 ``f_star = None``; nothing is invented.
 
-Exponent: across coupling scales ``c``, ``c^alpha f* = const``, i.e. ``log f* = k - alpha
+Exponent: across W_EI scales ``c``, ``c^alpha f* = const``, i.e. ``log f* = k - alpha
 log c``; ``alpha`` is minus the least-squares slope (:func:`scipy.stats.linregress`) with its
-standard error and a Student-t 95 % interval.
+standard error and a Student-t 95 % interval. It is the W_EI law (the lab's): a W_IE sweep
+gets no alpha, and the report says why (:func:`alpha_note`); nor does a sweep with fewer than
+two located cliffs. When every located f* is the same, alpha is 0 with no uncertainty to
+give (the points lie on a horizontal line: no residual), and the report says so in words.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class AlphaFit(NamedTuple):
     ci95: tuple[float, float] | None
     n: int
     r_squared: float | None
+    note: str = ""  # why there is no uncertainty, in words
 
 
 def fit_alpha(coupling_scales, f_star) -> AlphaFit:
@@ -90,10 +94,16 @@ def fit_alpha(coupling_scales, f_star) -> AlphaFit:
     f = np.asarray(f_star, dtype=float)
     if c.size < 2 or np.any(c <= 0) or np.any(f <= 0):
         raise ValueError("alpha needs at least two positive (c, f*) pairs")
+    if np.ptp(np.log(f)) == 0:
+        return AlphaFit(0.0, None, None, int(c.size), None, "f* is the same at every coupling "
+                        "scale: the line is flat and has no residual, so alpha = 0 has no "
+                        "uncertainty to give (the cliff may still move by less than the grid "
+                        "spacing)")  # fmt: skip
     fit = stats.linregress(np.log(c), np.log(f))
-    alpha = -float(fit.slope)
+    alpha = -float(fit.slope) + 0.0  # no "-0"
     if c.size < 3:
-        return AlphaFit(alpha, None, None, int(c.size), None)
+        return AlphaFit(alpha, None, None, int(c.size), None,
+                        "two points: a line through them has no uncertainty")  # fmt: skip
     half = float(stats.t.ppf(0.975, c.size - 2) * fit.stderr)
     return AlphaFit(
         alpha, float(fit.stderr), (alpha - half, alpha + half), int(c.size), fit.rvalue**2
@@ -116,6 +126,17 @@ def cliff_moves(coupling_scales, cliffs: list[Cliff]) -> dict:
         f"{list(map(float, coupling_scales))} vs grid spacing {spacing:.3g}"
     )
     return {"moves": bool(moves), "spread": spread, "spacing": spacing, "statement": statement}
+
+
+def alpha_text(result: dict) -> str:
+    """``alpha = 0.52 +- 0.04 (95% CI [0.4, 0.64], n=4)``, or why there is none, in words."""
+    fit = result.get("alpha")
+    if fit is None:
+        return result.get("alpha_note") or "alpha: not defined (fewer than two located cliffs)"
+    if fit.stderr is None or fit.ci95 is None or not np.isfinite(fit.stderr):
+        return f"alpha = {fit.alpha:.3g} (n={fit.n}; {fit.note or 'no uncertainty'})"
+    return (f"alpha = {fit.alpha:.3g} +- {fit.stderr:.3g} (95% CI [{fit.ci95[0]:.3g}, "
+            f"{fit.ci95[1]:.3g}], n={fit.n})")  # fmt: skip
 
 
 def read_sweep(path: str, expected_kinds=SWEEP_KINDS) -> dict:
@@ -149,10 +170,25 @@ def analyze_sweep(path: str, threshold_Hz=0.05, refine=True) -> dict:
     cliffs = [find_cliff(sweep["scales"], row, threshold_Hz, refine) for row in sweep["rate_i_Hz"]]
     out = {**sweep, "threshold_Hz": threshold_Hz, "cliffs": cliffs, "alpha": None}
     located = [(c, cl.f_star) for c, cl in zip(cs, cliffs, strict=True) if cl.status == "ok"]
-    if len(located) >= 2 and all(c > 0 for c, _ in located):
+    out["alpha_note"] = alpha_note(sweep["coupling_target"], located)
+    if not out["alpha_note"]:
         out["alpha"] = fit_alpha(*zip(*located, strict=True))
     out["moves"] = cliff_moves(cs, cliffs)
     return out
+
+
+def alpha_note(target: str, located: list) -> str:
+    """Why a sweep has no alpha, in words ("" when it has one): alpha is the exponent of the
+    W_EI law, and needs two located cliffs at positive coupling scales."""
+    if target != "w_ei":
+        what = "scales W_IE" if target == "w_ie" else "scales W_in only"
+        return (f"alpha: not defined here; it is the exponent of c^alpha f* = const over W_EI "
+                f"scales c, and this sweep {what}")  # fmt: skip
+    positive = [c for c, _ in located if c > 0]
+    if len(positive) < 2:
+        return (f"alpha: not defined; it needs the cliff located at two or more W_EI scales "
+                f"> 0, and this sweep has {len(positive)}")  # fmt: skip
+    return ""
 
 
 def format_cliff_report(result: dict) -> str:
@@ -168,16 +204,6 @@ def format_cliff_report(result: dict) -> str:
         lines.append(
             f"  c={c:g}: f*={cl.f_star:.4g} (between {cl.s_below:g} and {cl.s_above:g}{ref})"
         )
-    fit = result["alpha"]
-    if fit is not None:
-        ci = (
-            "no CI (2 points)"
-            if fit.ci95 is None
-            else f"95% CI [{fit.ci95[0]:.3g}, {fit.ci95[1]:.3g}]"
-        )
-        err = "" if fit.stderr is None else f" +- {fit.stderr:.3g}"
-        lines.append(f"  alpha = {fit.alpha:.3g}{err} ({ci}, n={fit.n})")
-    else:
-        lines.append("  alpha: none (fewer than two located cliffs)")
+    lines.append("  " + alpha_text(result))
     lines.append("  " + result["moves"]["statement"])
     return "\n".join(lines)

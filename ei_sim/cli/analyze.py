@@ -120,7 +120,10 @@ def predict_text(criticality: bool = False) -> str:
     fit = cl["alpha"]
     drives = ", ".join("none" if d is None else f"{d:.4g}" for d in cl["cliff_drive_nA"])
     lines.append(f"cliff drive (nA) at W_EI x {cl['scales']}: {drives}")
-    lines.append("alpha: none" if fit is None else f"alpha: {fit.alpha:.3f} +- {fit.stderr:.3f}")
+    from ei_sim.analysis.cliff import alpha_text
+
+    note = "alpha: not defined (fewer than three located cliff drives)"
+    lines.append(alpha_text({"alpha": fit, "alpha_note": note}))
     return "\n".join(lines)
 
 
