@@ -26,7 +26,7 @@ def _check_target(path: str, kind: str, target: str) -> None:
 
 
 def export_file(path: str, target: str, out: str | None = None, force: bool = False,
-                traces: bool = True) -> str:  # fmt: skip
+                traces: bool = True, log=None) -> str:  # fmt: skip
     """Export ``path`` (any ei-sim file, kind read from it) to ``target``; return the output.
 
     ``out`` defaults to ``path`` with the suffix ``.nwb``, ``.nix`` or ``.nc``; an existing
@@ -34,7 +34,13 @@ def export_file(path: str, target: str, out: str | None = None, force: bool = Fa
     (membrane potentials, conductances) where the file holds them (NWB, Neo).
     ValueError (one line) for an unknown kind, a target that does not fit the kind, a missing
     extra or an output that cannot be written; nothing is left half-written.
+    ``log(text)``: told what is being done before each stage that may take seconds (reading,
+    building, writing), and how long it took.
     """
+    import time
+
+    t0 = time.perf_counter()
+    log = log or (lambda text: None)
     kind = file_kind(path)
     _check_target(path, kind, target)
     out = out or default_output(path, target)
@@ -43,16 +49,24 @@ def export_file(path: str, target: str, out: str | None = None, force: bool = Fa
     if target == "xarray":
         from ei_sim.analysis.export import xarray
 
+        log(f"reading {path} and writing {out} (xarray, netCDF) ...")
         dataset = xarray.grid_dataset if kind == "grid" else xarray.sweep_dataset
         xarray.write_netcdf(dataset(resolve(path)), out)
+        log(f"done in {time.perf_counter() - t0:.1f} s")
         return out
+    log(f"reading the spikes of {path} ...")
     rec = read_recording(path)
+    trains = sum(int(e.n_cells) for e in rec.populations) * len(rec.trial_info)
     if target == "nwb":
         from ei_sim.analysis.export.nwb import write_nwb
 
+        log(f"writing {trains:,} spike trains to {out} (NWB) ...")
         write_nwb(rec, out, traces)
     else:
-        from ei_sim.analysis.export.neo import write_neo
+        from ei_sim.analysis.export.neo import neo_seconds, write_neo
 
+        log(f"building and writing {trains:,} spike trains to {out} (Neo; "
+            f"{neo_seconds(trains, out)}) ...")  # fmt: skip
         write_neo(rec, out, traces)
+    log(f"done in {time.perf_counter() - t0:.1f} s")
     return out

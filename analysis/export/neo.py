@@ -85,6 +85,17 @@ def build_block(rec: Recording, traces: bool = True):
     return block
 
 
+NIX_S_PER_TRAIN = 0.007  # NeoNixIO writes about one spike train per 7 ms (module docstring)
+
+
+def neo_seconds(n_trains: int, out: str) -> str:
+    """What a Neo export of ``n_trains`` spike trains will take, in words."""
+    if neo_format(out) != "nix":
+        return "pickle: a few seconds"
+    seconds = max(1, round(n_trains * NIX_S_PER_TRAIN))
+    return f"NIX takes about 7 ms per train on an idle core: {seconds} s or more"
+
+
 def write_neo(rec: Recording, out: str, traces: bool = True) -> None:
     """Write ``rec`` at ``out`` with neo's NIX (``.nix``) or pickle (``.pkl``) writer."""
     fmt = neo_format(out)

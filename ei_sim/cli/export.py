@@ -29,6 +29,7 @@ def register(subparsers) -> dict:
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--no-traces", dest="traces", action="store_false", help="leave the "
                    "state traces (membrane potentials, conductances) out (NWB, Neo)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no status lines on stderr")
     return {"export": cmd_export}
 
 
@@ -36,9 +37,14 @@ def cmd_export(args) -> int:
     from ei_sim.analysis.export import export_file, file_kind
     from ei_sim.analysis.export.common import default_output
     from ei_sim.cli.checks import check_export_output
+    from ei_sim.cli.status import status
 
     kind = file_kind(args.path)
     check_export_output(args.out or default_output(args.path, args.to))
-    out = export_file(args.path, args.to, args.out, args.force, args.traces)
+
+    def log(text: str) -> None:
+        status("export", text, args.quiet)
+
+    out = export_file(args.path, args.to, args.out, args.force, args.traces, log=log)
     print(f"wrote {out} ({kind} -> {args.to})")
     return 0

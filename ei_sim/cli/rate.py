@@ -71,6 +71,7 @@ def _add_analyze(sub) -> None:
     p.add_argument("--seed", type=int, default=42, help="seed of the untrained model (42)")
     p.add_argument("--digit-index", type=int, default=0, help="embedded-pool image used as input")
     p.add_argument("--max-scale", type=float, default=8.0, help="largest W_EI scale scanned (8)")
+    p.add_argument("--quiet", action="store_true", help="no status line on stderr")
 
 
 def register(subparsers) -> dict:
@@ -149,7 +150,12 @@ def cmd_analyze(args) -> int:
     pool = load_pool("embedded")
     if config.n_in != pool.images.shape[1]:
         raise ValueError(f"model expects {config.n_in} inputs, MNIST has {pool.images.shape[1]}")
+    from ei_sim.cli.status import stage
+
     scales = np.linspace(0.0, args.max_scale, 33)
-    report = analyze(params, config, pool.images[args.digit_index], scales)
+    what = (f"fixed point and Jacobian spectrum at {len(scales)} W_EI scales 0-{args.max_scale:g} "
+            "(continuation and bisection of the Hopf crossing; about 10 s)")  # fmt: skip
+    with stage("rate analyze", what, getattr(args, "quiet", False)):
+        report = analyze(params, config, pool.images[args.digit_index], scales)
     print(f"{source}: {format_report(report)}")
     return 0
