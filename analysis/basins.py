@@ -27,8 +27,8 @@ from ei_sim.sweeps import store as sweeps_store
 LABELS = ("no-loop", "stretched-COBA", "PING")
 CELL_FIELDS = (
     "w_ei", "w_ie", "seed", "best_accuracy", "final_accuracy", "rate_e_Hz", "rate_i_Hz",
-    "gamma_peak_Hz",
-)  # fmt: skip
+    "gamma_peak_Hz", "gamma_rhythmic",
+)  # fmt: skip  (gamma_rhythmic: NaN in a store written before verdicts existed)
 COLOURS = {"no-loop": "#7f7f7f", "stretched-COBA": "#ff7f0e", "PING": "#1f77b4"}
 
 
@@ -136,7 +136,8 @@ def format_basins(result: dict) -> str:
         lines.append(f"  {name}: {lab}")
     for s in result["summary"]:
         lines.append(
-            f"  {s['label']}: n={s['n']}, accuracy {s['accuracy'][0]:.3f}-{s['accuracy'][1]:.3f}, "
+            f"  {s['label']}: n={s['n']}, accuracy {100 * s['accuracy'][0]:.1f}-"
+            f"{100 * s['accuracy'][1]:.1f} %, "
             f"E {s['rate_e_Hz'][0]:.2f}-{s['rate_e_Hz'][1]:.2f} Hz, "
             f"I {s['rate_i_Hz'][0]:.2f}-{s['rate_i_Hz'][1]:.2f} Hz"
         )
@@ -145,41 +146,92 @@ def format_basins(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_grid_map(result: dict, path: str) -> None:
-    """Label of every cell at its (W_EI, W_IE) position, best accuracy written inside."""
-    import matplotlib
+def grid_map_figure(result: dict):
+    """The basin label of every cell on the (W_EI, W_IE) grid, one square per coupling pair
+    split into one stripe per seed, each stripe coloured by its label; the mean best accuracy
+    (%) written inside in black or white by the background. Categorical axes (uneven
+    spacings do not make squares overlap); the legend sits below the grid, never on it."""
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch, Rectangle
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ei_sim.analysis import figures as F
 
     t = result["table"]
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    for lab in LABELS:
-        m = result["labels"] == lab
+    labels = np.asarray(result["labels"], dtype=object)
+    wei, wie = sorted(set(t["w_ei"].tolist())), sorted(set(t["w_ie"].tolist()))
+    fig, ax = F.pyplot().subplots(figsize=(1.2 * len(wei) + 3.0, 1.0 * len(wie) + 2.4),
+                                  constrained_layout=True)  # fmt: skip
+    for i, a in enumerate(wei):
+        for j, b in enumerate(wie):
+            at = np.nonzero((t["w_ei"] == a) & (t["w_ie"] == b))[0]
+            at = at[np.argsort(t["seed"][at])]
+            for k, idx in enumerate(at):
+                width = 0.94 / len(at)
+                ax.add_patch(Rectangle((i - 0.47 + k * width, j - 0.47), width, 0.94,
+                                       facecolor=COLOURS[labels[idx]], edgecolor="white",
+                                       lw=1))  # fmt: skip
+            acc = t["best_accuracy"][at]
+            acc = acc[np.isfinite(acc)]
+            if acc.size:
+                colour = F.text_colour(to_rgb(COLOURS[labels[at[0]]]))
+                ax.text(i, j, f"{100 * acc.mean():.1f} %", ha="center", va="center",
+                        fontsize=9, color=colour, fontweight="bold")  # fmt: skip
+    ax.set(xlim=(-0.5, len(wei) - 0.5), ylim=(-0.5, len(wie) - 0.5),
+           xlabel=F.COUPLING_AXES["w_ei"], ylabel=F.COUPLING_AXES["w_ie"],
+           title="basins (mean best accuracy over seeds; one stripe per seed)")  # fmt: skip
+    ax.set_xticks(range(len(wei)), [f"{v:g}" for v in wei])
+    ax.set_yticks(range(len(wie)), [f"{v:g}" for v in wie])
+    ax.set_aspect("equal")
+    present = [lab for lab in LABELS if (labels == lab).any()]
+    fig.legend(handles=[Patch(facecolor=COLOURS[lab], label=lab) for lab in present],
+               loc="outside lower center", ncol=len(present), fontsize=8, frameon=False)
+    return fig
+
+
+def plot_grid_map(result: dict, path: str) -> str:
+    """Write :func:`grid_map_figure` at ``path``."""
+    from ei_sim.analysis.figures import save_figure
+
+    return save_figure(grid_map_figure(result), path, dpi=110)
+
+
+def rate_accuracy_figure(result: dict):
+    """E rate against best accuracy (%), coloured by the I rate, one marker shape per label.
+    Markers are half transparent with a dark edge, and cells that fall on the same point (to
+    the precision shown) are counted beside it ("x3"), so none hides another."""
+    from ei_sim.analysis import figures as F
+
+    t = result["table"]
+    labels = np.asarray(result["labels"], dtype=object)
+    fig, ax = F.pyplot().subplots(figsize=(6, 4.4), constrained_layout=True)
+    acc = 100 * t["best_accuracy"]
+    top = F.nice_ceiling(float(np.nanmax(t["rate_i_Hz"], initial=0.0)))
+    sc = None
+    for lab, marker in zip(LABELS, ("s", "^", "o"), strict=True):
+        m = labels == lab
         if m.any():
-            ax.scatter(t["w_ei"][m], t["w_ie"][m], s=500, marker="s", c=COLOURS[lab], label=lab)
-    for x, y, a in zip(t["w_ei"], t["w_ie"], t["best_accuracy"], strict=True):
-        if np.isfinite(a):
-            ax.annotate(f"{100 * a:.0f}", (x, y), ha="center", va="center", fontsize=7, color="w")
-    ax.set(xlabel="W_EI mean (uS)", ylabel="W_IE mean (uS)", title="basins (best accuracy, %)")
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+            sc = ax.scatter(t["rate_e_Hz"][m], acc[m], c=t["rate_i_Hz"][m], cmap="viridis",
+                            vmin=0, vmax=top, s=70, marker=marker, alpha=0.7,
+                            edgecolors="black", linewidths=0.8, label=lab)  # fmt: skip
+    points: dict = {}
+    for x, y in zip(t["rate_e_Hz"], acc, strict=True):
+        if np.isfinite(x) and np.isfinite(y):
+            key = (round(float(x), 2), round(float(y), 1))
+            points[key] = points.get(key, 0) + 1
+    for (x, y), n in points.items():
+        if n > 1:
+            ax.annotate(f"x{n}", (x, y), xytext=(7, 5), textcoords="offset points", fontsize=8)
+    if sc is not None:
+        fig.colorbar(sc, ax=ax, label=f"I rate (Hz), scale 0-{top:g}")
+    ax.set(xlabel="E rate (Hz, test set)", ylabel="best test accuracy (%)",
+           title="E rate vs accuracy")  # fmt: skip
+    ax.legend(fontsize=8, loc="best", title="label", title_fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
 
 
-def plot_rate_accuracy(result: dict, path: str) -> None:
-    """E rate against best accuracy, coloured by the I rate."""
-    import matplotlib
+def plot_rate_accuracy(result: dict, path: str) -> str:
+    """Write :func:`rate_accuracy_figure` at ``path``."""
+    from ei_sim.analysis.figures import save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = result["table"]
-    fig, ax = plt.subplots(figsize=(5, 4))
-    sc = ax.scatter(t["rate_e_Hz"], t["best_accuracy"], c=t["rate_i_Hz"], cmap="viridis", s=40)
-    fig.colorbar(sc, ax=ax, label="I rate (Hz)")
-    ax.set(xlabel="E rate (Hz)", ylabel="best accuracy", title="E rate vs accuracy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save_figure(rate_accuracy_figure(result), path, dpi=110)

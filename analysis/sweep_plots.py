@@ -3,6 +3,12 @@
 The numbers come from :mod:`sweeps` (a grid's cells from :func:`ei_sim.sweeps.store.read_cells`, a
 sweep's result from :func:`ei_sim.sweeps.inference.sweep_scales`); this module only draws them, so
 ``sweeps`` stays free of figures (it imports nothing of matplotlib).
+
+Honest scales: accuracy is in percent on a fixed 0-100 % colour range (80 % and 82 % look
+alike because they are alike; the number is written in every cell), rates on 0 to the
+largest rate of the grid (stated on the colour bar), the gamma map colours only cells whose
+peak the surrogate test calls a rhythm (docs/gamma.md). The I rate of a sweep is drawn on a
+symmetric-log axis that is linear below the cliff threshold, so an I rate of 0 is drawn at 0.
 """
 
 from __future__ import annotations
@@ -11,80 +17,162 @@ import os
 
 import numpy as np
 
+from ei_sim.analysis import figures as F
+
+ACCURACY_RANGE = (0.0, 100.0)  # percent: the colour scale of every accuracy heatmap
+GAMMA_RANGE_HZ = (0.0, 150.0)  # the band the gamma peak is looked for in (5-150 Hz)
+CHANCE_PERCENT = 10.0  # ten digits
+TARGET_NAMES = {"w_ei": "W_EI", "w_ie": "W_IE"}
+
+
+def rhythm_word(value) -> str:
+    """A stored ``gamma_rhythmic`` (1, 0, NaN or missing) in words for tables."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    return "yes" if v == 1.0 else "no" if v == 0.0 else "?"
+
 
 def grid_table(cells: list[dict]) -> str:
-    """One line per cell, sorted by (W_EI, W_IE, seed): best accuracy, E/I rates (Hz), gamma
-    peak (Hz, "none" for a silent or flat spectrum) and the basin label."""
+    """One line per cell, sorted by (W_EI, W_IE, seed): best accuracy (%), E/I rates (Hz), gamma
+    peak (Hz, "none" for a silent or flat spectrum), its verdict (``rhythm`` yes / no / ? when
+    the store has none: written before verdicts existed) and the basin label."""
     head = (
         f"{'W_EI':>6} {'W_IE':>6} {'seed':>5} {'best acc':>9} {'E Hz':>7} {'I Hz':>7} "
-        f"{'gamma':>7}  label"
+        f"{'gamma Hz':>8} {'rhythm':>6}  label"
     )
     rows = [head]
+    unknown = False
     for c in sorted(cells, key=lambda c: (c["w_ei"], c["w_ie"], c["seed"])):
         gamma = c["gamma_peak_Hz"]
         gamma_text = "none" if not np.isfinite(gamma) else f"{gamma:.1f}"
+        rhythm = rhythm_word(c.get("gamma_rhythmic"))
+        unknown |= rhythm == "?"
         rows.append(
             f"{c['w_ei']:6g} {c['w_ie']:6g} {c['seed']:5d} {100 * c['best_accuracy']:8.1f}% "
-            f"{c['rate_e_Hz']:7.2f} {c['rate_i_Hz']:7.2f} {gamma_text:>7}  {c.get('label', '')}"
+            f"{c['rate_e_Hz']:7.2f} {c['rate_i_Hz']:7.2f} {gamma_text:>8} {rhythm:>6}  "
+            f"{c.get('label', '')}"
         )
+    rows.append("gamma: peak of the test-set E spectrum at the best epoch; rhythm: the surrogate "
+                "verdict of the reference trial (docs/gamma.md)"
+                + ("; ?: no verdict stored (a store of an earlier release)" if unknown else ""))
     return "\n".join(rows)
 
 
+def _gamma_texts(cells, wei, wie):
+    """Cell texts and values of the gamma map: the frequency where a rhythm was found."""
+    values = np.full((len(wie), len(wei)), np.nan)
+    texts = [["" for _ in wei] for _ in wie]
+    for j, b in enumerate(wie):
+        for i, a in enumerate(wei):
+            mine = [c for c in cells if float(c["w_ei"]) == a and float(c["w_ie"]) == b]
+            if not mine:
+                continue
+            words = [rhythm_word(c.get("gamma_rhythmic")) for c in mine]
+            freqs = [float(c["gamma_peak_Hz"]) for c in mine
+                     if rhythm_word(c.get("gamma_rhythmic")) == "yes"]  # fmt: skip
+            if freqs:
+                values[j, i] = np.mean(freqs)
+                texts[j][i] = f"{np.mean(freqs):.0f} Hz\nrhythm {len(freqs)}/{len(mine)} seeds"
+            elif all(w == "?" for w in words):
+                texts[j][i] = "no verdict\nstored"
+            else:
+                texts[j][i] = "no rhythm"
+    return values, texts
+
+
+def grid_heatmap_figures(cells: list[dict]) -> dict:
+    """``{name: figure}`` of accuracy (%), E rate, I rate and gamma over (W_EI, W_IE), each
+    cell the mean over its seeds (module docstring for the colour ranges)."""
+    plt = F.pyplot()
+    wei, wie = F.grid_axes(cells)
+    axes_labels = {"xlabel": F.COUPLING_AXES["w_ei"], "ylabel": F.COUPLING_AXES["w_ie"]}
+    out = {}
+    acc = F.cell_means(cells, "best_accuracy", wei, wie, 100.0)
+    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+    F.annotated_heatmap(ax, acc, wei, wie, vmin=ACCURACY_RANGE[0], vmax=ACCURACY_RANGE[1],
+                        texts=_texts(acc, "{:.1f} %"), title="best test accuracy",
+                        colorbar_label="accuracy (%), fixed scale 0-100 % (chance 10 %)",
+                        **axes_labels)  # fmt: skip
+    out["best_accuracy"] = fig
+    top = F.nice_ceiling(max(np.nanmax(F.cell_means(cells, k, wei, wie))
+                             for k in ("rate_e_Hz", "rate_i_Hz")))  # fmt: skip
+    for key, title in (("rate_e_Hz", "E rate (test set)"), ("rate_i_Hz", "I rate (test set)")):
+        grid = F.cell_means(cells, key, wei, wie)
+        fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+        F.annotated_heatmap(ax, grid, wei, wie, vmin=0.0, vmax=top, cmap="magma",
+                            texts=_texts(grid, "{:.2f}"), title=title,
+                            colorbar_label=f"rate (Hz), scale 0-{top:g} Hz (both rate maps)",
+                            **axes_labels)  # fmt: skip
+        out[key] = fig
+    values, texts = _gamma_texts(cells, wei, wie)
+    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+    F.annotated_heatmap(ax, values, wei, wie, vmin=GAMMA_RANGE_HZ[0], vmax=GAMMA_RANGE_HZ[1],
+                        cmap="plasma", texts=texts, title="gamma rhythm (surrogate verdict)",
+                        colorbar_label="peak frequency of a rhythm (Hz); grey: no rhythm",
+                        **axes_labels)  # fmt: skip
+    out["gamma"] = fig
+    return out
+
+
+def _texts(grid, spec: str):
+    return [["" if not np.isfinite(v) else spec.format(v) for v in row] for row in grid]
+
+
 def grid_heatmaps(cells: list[dict], out_dir: str, stem: str = "grid") -> list[str]:
-    """Heatmaps of accuracy, E rate and I rate over (W_EI, W_IE), averaged over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    wei = sorted({c["w_ei"] for c in cells})
-    wie = sorted({c["w_ie"] for c in cells})
-    paths = []
-    for key, title in (("best_accuracy", "best test accuracy"), ("rate_e_Hz", "E rate (Hz)"),
-                       ("rate_i_Hz", "I rate (Hz)")):  # fmt: skip
-        grid = np.full((len(wie), len(wei)), np.nan)
-        for j, b in enumerate(wie):
-            for i, a in enumerate(wei):
-                vals = [c[key] for c in cells if c["w_ei"] == a and c["w_ie"] == b]
-                if vals:
-                    grid[j, i] = np.mean(vals) * (100 if key == "best_accuracy" else 1)
-        fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
-        im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(wei)), [f"{v:g}" for v in wei])
-        ax.set_yticks(range(len(wie)), [f"{v:g}" for v in wie])
-        ax.set(xlabel="W_EI mean", ylabel="W_IE mean", title=title)
-        for j in range(len(wie)):
-            for i in range(len(wei)):
-                if np.isfinite(grid[j, i]):
-                    ax.text(
-                        i, j, f"{grid[j, i]:.1f}", ha="center", va="center", color="w", fontsize=8
-                    )
-        fig.colorbar(im, ax=ax)
-        path = os.path.join(out_dir, f"{stem}_{key}.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+    """Write :func:`grid_heatmap_figures` as ``<stem>_<name>.png``; return the paths."""
+    return [F.save_figure(fig, os.path.join(out_dir, f"{stem}_{name}.png"))
+            for name, fig in grid_heatmap_figures(cells).items()]  # fmt: skip
 
 
-def plot_sweep(result: dict, path: str) -> None:
-    """Accuracy and I rate against W_in scale, one curve per coupling scale (``result`` of
-    :func:`ei_sim.sweeps.inference.sweep_scales`)."""
-    import matplotlib
+def sweep_figure(result: dict, threshold_Hz: float = 0.05, cliffs=None):
+    """I rate, E rate and accuracy (%) against the W_in scale, one curve per coupling scale
+    (``result`` of :func:`ei_sim.sweeps.inference.sweep_scales` or
+    :func:`ei_sim.analysis.cliff.analyze_sweep`): the cliff threshold as a dashed line, each
+    located cliff f* marked on every panel."""
+    from ei_sim.analysis.cliff import find_cliff
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    target = result["coupling_target"]
-    for ci, c in enumerate(result["coupling_scales"]):
-        label = "trained" if target == "none" else f"{target} x {c:g}"
-        axes[0].plot(result["scales"], 100 * result["accuracy"][ci], "o-", ms=3, label=label)
-        axes[1].plot(result["scales"], result["rate_i_Hz"][ci], "o-", ms=3, label=label)
-    axes[0].set(xlabel="W_in scale", ylabel="test accuracy (%)")
-    axes[1].set(xlabel="W_in scale", ylabel="I rate (Hz)", yscale="symlog")
+    plt = F.pyplot()
+    scales = np.asarray(result["scales"], float)
+    couplings = list(result["coupling_scales"])
+    if cliffs is None:
+        cliffs = [find_cliff(scales, row, threshold_Hz, refine=True)
+                  for row in np.atleast_2d(result["rate_i_Hz"])]  # fmt: skip
+    target = result.get("coupling_target", "none")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), constrained_layout=True)
+    for ci, (c, cl) in enumerate(zip(couplings, cliffs, strict=True)):
+        label = "trained" if target == "none" else f"{TARGET_NAMES.get(target, target)} x {c:g}"
+        colour = f"C{ci % 10}"
+        rows = {"rate_i_Hz": axes[0], "rate_e_Hz": axes[1], "accuracy": axes[2]}
+        for key, ax in rows.items():
+            if key not in result:
+                continue
+            y = np.atleast_2d(result[key])[ci] * (100.0 if key == "accuracy" else 1.0)
+            ax.plot(scales, y, "o-", ms=3, color=colour, label=label)
+            if cl.f_star is not None:
+                ax.axvline(cl.f_star, color=colour, ls=":", lw=1.2)
+        if cl.f_star is not None:
+            axes[0].plot([cl.f_star], [threshold_Hz], marker="v", ms=9, color=colour,
+                         mec="black", zorder=5, ls="",
+                         label="cliff f* (dotted)" if ci == 0 else None)  # fmt: skip
+    axes[0].axhline(threshold_Hz, color="black", ls="--", lw=1,
+                    label=f"threshold {threshold_Hz:g} Hz")  # fmt: skip
+    axes[0].set_yscale("symlog", linthresh=threshold_Hz, linscale=0.5)
+    axes[0].set_ylim(bottom=0)
+    axes[0].set(xlabel="W_in scale", ylabel="I rate (Hz; linear below the threshold)",
+                title="recruitment cliff: I rate")  # fmt: skip
+    axes[1].set(xlabel="W_in scale", ylabel="E rate (Hz)", title="E rate")
+    axes[1].set_ylim(bottom=0)
+    axes[2].axhline(CHANCE_PERCENT, color="grey", lw=0.8, ls="--", label="chance 10 %")
+    axes[2].set(xlabel="W_in scale", ylabel="test accuracy (%)", title="accuracy",
+                ylim=ACCURACY_RANGE)  # fmt: skip
     for ax in axes:
-        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def plot_sweep(result: dict, path: str, threshold_Hz: float = 0.05) -> str:
+    """Write :func:`sweep_figure` at ``path``."""
+    return F.save_figure(sweep_figure(result, threshold_Hz), path)

@@ -215,7 +215,9 @@ def test_basin_labels_and_unsupervised_check(tmp_path):
     text = basins.format_basins(result)
     assert "PING: n=8" in text and basins.label_rule() in text
     assert write_report(str(tmp_path / "grid.h5"), str(tmp_path / "grid.html")) == "grid"
-    assert (tmp_path / "grid_map.png").exists() and (tmp_path / "grid_scatter.png").exists()
+    # one self-contained page: its figures embedded, no PNG written beside it
+    assert "data:image/png;base64," in (tmp_path / "grid.html").read_text()
+    assert not list(tmp_path.glob("*.png"))
 
 
 # ---------------------------------------------------------------- gamma
@@ -286,4 +288,4 @@ def test_cli_register_and_handlers(tmp_path, capsys):
     with pytest.raises(ValueError, match="does not exist"):
         handlers["report"](parser.parse_args(["report", str(tmp_path / "missing.h5")]))
     assert handlers["report"](parser.parse_args(["report", str(tmp_path / "ei.h5")])) == 0
-    assert (tmp_path / "ei.html").exists() and (tmp_path / "ei_sweep.png").exists()
+    assert (tmp_path / "ei.html").exists() and not list(tmp_path.glob("*.png"))

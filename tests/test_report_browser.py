@@ -1,6 +1,11 @@
 """``ei-sim report`` pages loaded in a real headless Chromium: no console errors, every figure
 the page references present, decoded and laid out. Skipped where no Chromium is installed.
 
+The pages are self-contained (figures embedded as ``data:`` URIs): nothing is written beside
+them. One page per kind: simulate (a synthetic one, and one of 3,200 E cells whose rasters
+are thinned), run (the golden tiny run as a run directory), grid (and an old grid store
+without verdicts), coupling sweep.
+
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
 messages ending in a NUL byte, read from file descriptor 3 and written to 4), so no websocket
 client or browser download is needed.
@@ -171,7 +176,8 @@ def check_page(page_path: str, profile_dir: str) -> list[str]:
     if sorted(i["src"] for i in page.images) != sorted(sources):
         problems.append(f"images in the DOM {page.images} differ from the page's {sources}")
     for image in page.images:
-        if not os.path.isfile(os.path.join(folder, image["src"])):
+        embedded = image["src"].startswith("data:image/png;base64,")
+        if not embedded and not os.path.isfile(os.path.join(folder, image["src"])):
             problems.append(f"{image['src']} is missing")
         if not (image["complete"] and image["width"] > 0 and image["height"] > 0):
             problems.append(f"{image['src']} was not decoded")
@@ -181,12 +187,12 @@ def check_page(page_path: str, profile_dir: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- report inputs
-def _simulate_file(path, dt_ms=0.1, t_ms=300.0, freq_Hz=25.0):
+def _simulate_file(path, dt_ms=0.1, t_ms=300.0, freq_Hz=25.0, n_e=60):
     rng = np.random.default_rng(0)
     n_steps, period = int(t_ms / dt_ms), int(1000 / freq_Hz / dt_ms)
     drive = (np.arange(n_steps) % period) < 20
-    e = rng.random((n_steps, 2, 60)) < 0.02 * drive[:, None, None]
-    i = rng.random((n_steps, 2, 15)) < 0.05 * np.roll(drive, 10)[:, None, None]
+    e = rng.random((n_steps, 2, n_e)) < 0.02 * drive[:, None, None]
+    i = rng.random((n_steps, 2, n_e // 4)) < 0.05 * np.roll(drive, 10)[:, None, None]
     with h5py.File(path, "w") as fh:
         fh.attrs["model.config.dt_ms"] = dt_ms
         for name, raster in (("e", e), ("i", i)):
@@ -194,7 +200,7 @@ def _simulate_file(path, dt_ms=0.1, t_ms=300.0, freq_Hz=25.0):
             fh[f"population/{name}"] = raster.mean(axis=2).astype(np.float32)
 
 
-def _grid_file(path):
+def _grid_file(path, verdicts=True):
     rng = np.random.default_rng(3)
     with h5py.File(path, "w") as fh:
         fh.attrs["kind"] = "grid"
@@ -204,7 +210,9 @@ def _grid_file(path):
             fh.create_group(f"cells/c{k}").attrs.update(dict(
                 w_ei=w_ei, w_ie=w_ie, seed=42, best_accuracy=rng.uniform(0.7, 0.9),
                 final_accuracy=0.8, rate_e_Hz=rng.uniform(1, 8),
-                rate_i_Hz=rng.uniform(5, 20) if active else 0.0, gamma_peak_Hz=np.nan,
+                rate_i_Hz=rng.uniform(5, 20) if active else 0.0,
+                gamma_peak_Hz=40.0 if active else np.nan,
+                **({"gamma_rhythmic": float(active)} if verdicts else {}),
             ))  # fmt: skip
 
 
@@ -230,12 +238,39 @@ def test_checker_catches_a_broken_page(tmp_path):
     assert "gone.png is missing" in text and "ERR_FILE_NOT_FOUND" in text
 
 
-@pytest.mark.parametrize("kind", ["simulate", "grid", "coupling_sweep"])
-def test_report_page_renders_in_chromium(tmp_path, kind):
-    source = tmp_path / f"{kind}.h5"
-    {"simulate": _simulate_file, "grid": _grid_file, "coupling_sweep": _sweep_file}[kind](source)
-    page = tmp_path / f"{kind}.html"
-    assert write_report(str(source), str(page)) == kind
+def _run_dir(path):
+    from golden_files import tiny_run_dir
+
+    return tiny_run_dir(os.path.splitext(str(path))[0])
+
+
+SOURCES = {
+    "simulate": (_simulate_file, "simulate", 3),  # rasters, rates, spectrum
+    "simulate_4000": (lambda p: _simulate_file(p, t_ms=200.0, n_e=3200), "simulate", 3),
+    "run": (_run_dir, "run", 4),  # learning, rates and gamma, reference rasters, its spectrum
+    "grid": (_grid_file, "grid", 6),  # basins, 4 heatmaps, scatter
+    "grid_old": (lambda p: _grid_file(p, verdicts=False), "grid", 6),
+    "coupling_sweep": (_sweep_file, "coupling_sweep", 1),
+}
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_report_page_renders_in_chromium(tmp_path, name):
+    make, kind, n_figures = SOURCES[name]
+    source = tmp_path / f"{name}.h5"
+    made = make(source)
+    source = made if isinstance(made, str) else str(source)
+    page = tmp_path / f"{name}.html"
+    assert write_report(source, str(page)) == kind
     figures = referenced_images(str(page))
-    assert len(figures) == {"simulate": 2, "grid": 2, "coupling_sweep": 1}[kind]
+    assert len(figures) == n_figures
+    assert all(src.startswith("data:image/png;base64,") for src in figures)  # self-contained
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".png")]
+    text = page.read_text(encoding="utf-8")
+    if kind in ("simulate", "run"):
+        assert "Hz bins" in text and "How the gamma verdict is made" in text
+    if name == "simulate_4000":
+        assert "E: 400 of 3200 cells (one in 8)" in text  # thinned, and the page says so
+    if name == "grid_old":
+        assert "no verdict stored" in text
     assert check_page(str(page), str(tmp_path / "profile")) == []

@@ -128,19 +128,36 @@ def predict_text(criticality: bool = False) -> str:
 
 
 def _add_report(sub) -> None:
-    p = sub.add_parser("report", help="HTML report of a simulate, grid or sweep file")
-    p.add_argument("path", metavar="PATH")
-    p.add_argument("--out", default=None, help="HTML file (default: PATH with .html; an "
-                   "earlier report there is replaced, with its PNG figures beside it)")  # fmt: skip
+    p = sub.add_parser("report", help="HTML report of a run, simulate, grid or sweep file",
+                       description="One self-contained HTML page (figures embedded) of a "
+                       "training run (RUN_DIR or its run.h5), a simulate file, a grid store or "
+                       "a sweep file; see docs/reports.md.")  # fmt: skip
+    p.add_argument("path", metavar="PATH", help="RUN_DIR, run.h5, or a simulate, grid or "
+                   "sweep file")  # fmt: skip
+    p.add_argument("--out", default=None, help="HTML file (default: PATH with .html; for a "
+                   "run directory RUN_DIR/run.html; an earlier report there is replaced)")
+    p.add_argument("--quiet", action="store_true", help="no status lines on stderr")
+
+
+def report_output(path: str) -> str:
+    """The default page of ``ei-sim report PATH``: PATH with .html (RUN_DIR/run.html)."""
+    if os.path.isdir(path):
+        return os.path.join(path, "run.html")
+    return os.path.splitext(path)[0] + ".html"
 
 
 def cmd_report(args) -> int:
     from ei_sim.analysis.report import write_report
     from ei_sim.cli.checks import check_report
+    from ei_sim.cli.status import status
 
-    out = args.out or os.path.splitext(args.path)[0] + ".html"
+    out = args.out or report_output(args.path)
     check_report(args, out)
-    kind = write_report(args.path, out)
+
+    def log(text: str) -> None:
+        status("report", text, args.quiet)
+
+    kind = write_report(args.path, out, log=log)
     print(f"wrote {out} ({kind})")
     return 0
 

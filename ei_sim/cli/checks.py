@@ -248,7 +248,12 @@ def check_meanfield(args) -> None:
 
 
 def check_report(args, out: str) -> None:
-    check_existing_file("PATH", args.path, "give a simulate, grid or sweep file")
+    hint = "give a run directory, a run.h5, or a simulate, grid or sweep file"
+    if os.path.isdir(args.path):
+        if not os.path.isfile(os.path.join(args.path, "run.h5")):
+            raise ValueError(f"PATH {args.path} is a folder without a run.h5; {hint}")
+    else:
+        check_existing_file("PATH", args.path, hint)
     check_output_file("--out", out, "report", replace=True, suffixes=(".html", ".htm"),
                       command="ei-sim report")  # fmt: skip
 

@@ -121,9 +121,10 @@ class VerdictWindow:
         if keep.any():
             self.parts.append((sample[keep], events.trial[keep], events.index[keep]))
 
-    def verdict(self, n_trials: int, n_cells: int):
-        """:func:`ei_sim.sim.spectrum.gamma_verdict` of the collected events."""
-        from ei_sim.sim.spectrum import gamma_verdict
+    def spectra(self, n_trials: int, n_cells: int):
+        """:func:`ei_sim.sim.spectrum.surrogate_spectra` of the collected events (None when
+        the window has fewer than 8 samples)."""
+        from ei_sim.sim.spectrum import surrogate_spectra
 
         if self.n_samples < 8:
             return None
@@ -131,7 +132,15 @@ class VerdictWindow:
             sample, trial, cell = (np.concatenate(a) for a in zip(*self.parts, strict=True))
         else:
             sample = trial = cell = np.zeros(0, np.int64)
-        return gamma_verdict(sample, trial, cell, self.n_samples, n_trials, n_cells, self.bin_ms)
+        return surrogate_spectra(sample, trial, cell, self.n_samples, n_trials, n_cells,
+                                 self.bin_ms)  # fmt: skip
+
+    def verdict(self, n_trials: int, n_cells: int):
+        """:func:`ei_sim.sim.spectrum.gamma_verdict` of the collected events."""
+        from ei_sim.sim.spectrum import decide
+
+        spectra = self.spectra(n_trials, n_cells)
+        return None if spectra is None else decide(spectra)
 
 
 def _summarise(model, monitors: Monitors, act: dict, totals: dict, n_steps: int,
