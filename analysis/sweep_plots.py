@@ -74,7 +74,7 @@ def _gamma_texts(cells, wei, wie):
                      if rhythm_word(c.get("gamma_rhythmic")) == "yes"]  # fmt: skip
             if freqs:
                 values[j, i] = np.mean(freqs)
-                texts[j][i] = f"{np.mean(freqs):.0f} Hz\nrhythm {len(freqs)}/{len(mine)} seeds"
+                texts[j][i] = f"{np.mean(freqs):.0f} Hz\n{len(freqs)}/{len(mine)} seeds"
             elif all(w == "?" for w in words):
                 texts[j][i] = "no verdict\nstored"
             else:
@@ -88,9 +88,10 @@ def grid_heatmap_figures(cells: list[dict]) -> dict:
     plt = F.pyplot()
     wei, wie = F.grid_axes(cells)
     axes_labels = {"xlabel": F.COUPLING_AXES["w_ei"], "ylabel": F.COUPLING_AXES["w_ie"]}
+    size = (max(5.6, 1.05 * len(wei) + 2.8), max(4.4, 0.6 * len(wie) + 2.2))
     out = {}
     acc = F.cell_means(cells, "best_accuracy", wei, wie, 100.0)
-    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=size, constrained_layout=True)
     F.annotated_heatmap(ax, acc, wei, wie, vmin=ACCURACY_RANGE[0], vmax=ACCURACY_RANGE[1],
                         texts=_texts(acc, "{:.1f} %"), title="best test accuracy",
                         colorbar_label="accuracy (%), fixed scale 0-100 % (chance 10 %)",
@@ -100,17 +101,18 @@ def grid_heatmap_figures(cells: list[dict]) -> dict:
                              for k in ("rate_e_Hz", "rate_i_Hz")))  # fmt: skip
     for key, title in (("rate_e_Hz", "E rate (test set)"), ("rate_i_Hz", "I rate (test set)")):
         grid = F.cell_means(cells, key, wei, wie)
-        fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=size, constrained_layout=True)
         F.annotated_heatmap(ax, grid, wei, wie, vmin=0.0, vmax=top, cmap="magma",
                             texts=_texts(grid, "{:.2f}"), title=title,
                             colorbar_label=f"rate (Hz), scale 0-{top:g} Hz (both rate maps)",
                             **axes_labels)  # fmt: skip
         out[key] = fig
     values, texts = _gamma_texts(cells, wei, wie)
-    fig, ax = plt.subplots(figsize=(5.6, 4.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=size, constrained_layout=True)
     F.annotated_heatmap(ax, values, wei, wie, vmin=GAMMA_RANGE_HZ[0], vmax=GAMMA_RANGE_HZ[1],
-                        cmap="plasma", texts=texts, title="gamma rhythm (surrogate verdict)",
-                        colorbar_label="peak frequency of a rhythm (Hz); grey: no rhythm",
+                        cmap="plasma", texts=texts,
+                        title="gamma rhythm (surrogate verdict; seeds with a rhythm)",
+                        colorbar_label="peak frequency of a rhythm (Hz); grey: none",
                         **axes_labels)  # fmt: skip
     out["gamma"] = fig
     return out

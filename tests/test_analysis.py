@@ -269,6 +269,8 @@ def test_gamma_from_file_and_report(tmp_path):
     assert out["frequency_Hz"] == pytest.approx(25.0, abs=1.5)
     assert out["participation"] == pytest.approx(0.3, abs=0.04)
     assert "participation" in gamma.format_gamma(out)
+    # the surrogate verdict, computed from the spikes of a file that stores none
+    assert out["verdict"].rhythmic and "(2.5 Hz bins): rhythm (p = 0.01" in gamma.format_gamma(out)
     assert write_report(str(path), str(tmp_path / "run.html")) == "simulate"
 
 
@@ -289,3 +291,82 @@ def test_cli_register_and_handlers(tmp_path, capsys):
         handlers["report"](parser.parse_args(["report", str(tmp_path / "missing.h5")]))
     assert handlers["report"](parser.parse_args(["report", str(tmp_path / "ei.h5")])) == 0
     assert (tmp_path / "ei.html").exists() and not list(tmp_path.glob("*.png"))
+
+
+# ---------------------------------------------------------------- figures that do not mislead
+def test_alpha_undefined_is_said_in_words(tmp_path):
+    _write_sweep(tmp_path / "ie.h5", "coupling_sweep", "w_ie", (0.4, 0.4, 0.45, 0.4))
+    text = cliff.format_cliff_report(cliff.analyze_sweep(tmp_path / "ie.h5"))
+    assert "nan" not in text and "-0" not in text
+    assert "alpha: not defined here" in text and "W_EI scales" in text
+    _write_sweep(tmp_path / "flat.h5", "coupling_sweep", "w_ei", (0.4, 0.4, 0.4, 0.4))
+    text = cliff.format_cliff_report(cliff.analyze_sweep(tmp_path / "flat.h5"))
+    assert "alpha = 0 " in text and "no uncertainty" in text and "nan" not in text
+    _write_sweep(tmp_path / "one.h5", "coupling_sweep", "w_ei", (0.4, 9.0, 9.0, 9.0))
+    text = cliff.format_cliff_report(cliff.analyze_sweep(tmp_path / "one.h5"))
+    assert "alpha: not defined; it needs the cliff located at two or more" in text
+
+
+def test_text_colour_follows_the_background():
+    from ei_sim.analysis.figures import text_colour
+
+    assert text_colour((1.0, 1.0, 0.0)) == "black"  # yellow: white text was unreadable
+    assert text_colour((0.27, 0.0, 0.33)) == "white"  # viridis' dark purple
+    assert text_colour((0.5, 0.5, 0.5)) == "black"
+
+
+def test_grid_heatmaps_have_honest_ranges_units_and_verdicts():
+    from ei_sim.analysis.sweep_plots import grid_heatmap_figures, grid_table
+
+    cells = [dict(w_ei=a, w_ie=b, seed=1, best_accuracy=0.80 + 0.01 * a, rate_e_Hz=2.0,
+                  rate_i_Hz=3.0 * a * b, gamma_peak_Hz=40.0, gamma_rhythmic=float(a * b > 0),
+                  label="x") for a in (0.0, 1.0, 2.5) for b in (0.0, 1.0)]  # fmt: skip
+    figs = grid_heatmap_figures(cells)
+    assert set(figs) == {"best_accuracy", "rate_e_Hz", "rate_i_Hz", "gamma"}
+    image = figs["best_accuracy"].axes[0].images[0]
+    assert image.get_clim() == (0.0, 100.0)  # not auto-ranged to 80-82.5 %
+    ax = figs["best_accuracy"].axes[0]
+    assert "(uS)" in ax.get_xlabel() and "(uS)" in ax.get_ylabel()
+    assert figs["rate_i_Hz"].axes[0].images[0].get_clim() == (0.0, 10.0)
+    texts = [t.get_text() for t in figs["gamma"].axes[0].texts]
+    assert "no rhythm" in texts and any(t.startswith("40 Hz") for t in texts)
+    import matplotlib.pyplot as plt
+
+    for fig in figs.values():
+        plt.close(fig)
+    table = grid_table(cells)
+    assert "rhythm" in table.splitlines()[0] and " yes " in table and "80.0%" in table
+    old = [{k: v for k, v in c.items() if k != "gamma_rhythmic"} for c in cells]
+    assert "no verdict stored" in grid_table(old)
+
+
+def test_sweep_figure_marks_threshold_cliff_and_e_rate(tmp_path):
+    from ei_sim.analysis.sweep_plots import sweep_figure
+
+    _write_sweep(tmp_path / "ei.h5", "coupling_sweep", "w_ei", (0.8, 0.55, 0.4, 0.25))
+    result = cliff.analyze_sweep(tmp_path / "ei.h5")
+    fig = sweep_figure(result, result["threshold_Hz"], result["cliffs"])
+    rate_i, rate_e, acc = fig.axes[:3]
+    assert rate_i.get_yscale() == "symlog" and rate_i.get_ylim()[0] == 0  # 0 Hz drawn at 0
+    assert any(line.get_label().startswith("threshold") for line in rate_i.lines)
+    assert rate_e.get_ylabel() == "E rate (Hz)" and acc.get_ylim() == (0.0, 100.0)
+    assert len([ln for ln in rate_e.lines if ln.get_linestyle() == ":"]) == 4  # f* of each c
+
+
+def test_report_of_a_run_directory_and_its_file(tmp_path, capsys):
+    from golden_files import tiny_run_dir
+
+    from ei_sim.cli import main
+
+    run_dir = tiny_run_dir(tmp_path / "run")
+    assert main(["report", run_dir, "--quiet"]) == 0
+    page = (tmp_path / "run" / "run.html").read_text()
+    assert "no verdict stored" in page  # the golden run predates the verdict metrics
+    assert "Reference trial" in page and "best test accuracy" in page
+    assert main(["report", f"{run_dir}/run.h5", "--out", str(tmp_path / "r.html"),
+                 "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "folder without a run.h5" in err

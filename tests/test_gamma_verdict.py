@@ -199,3 +199,24 @@ def test_texts_state_the_resolution():
     assert v.as_number() == 1.0 and np.isnan(
         gamma_verdict_raster(np.zeros((2000, 5), bool), DT_MS).as_number()
     )
+
+
+def test_simulate_files_store_the_verdict(tmp_path):
+    """``run_to_file`` (``ei-sim simulate --out``) stores the verdict beside the peak, and
+    ``analyze gamma`` states it with the resolution."""
+    from ei_sim.analysis.gamma import format_gamma, gamma_from_file
+    from ei_sim.data.mnist import embedded_pool
+    from ei_sim.models import get_model
+    from ei_sim.store.stream import run_to_file
+
+    model = get_model("ping").replace(n_e=64, n_i=16, t_ms=100.0)
+    path = str(tmp_path / "s.h5")
+    result = run_to_file(path, model, 0, embedded_pool().images[:2])
+    with h5py.File(path) as fh:
+        attrs = dict(fh.attrs)
+    assert attrs["gamma_verdict"] == result.verdict.verdict
+    assert attrs["gamma_resolution_Hz"] == pytest.approx(10.0)
+    assert attrs["gamma_rhythmic"] == result.verdict.as_number() or np.isnan(
+        attrs["gamma_rhythmic"])
+    text = format_gamma(gamma_from_file(path))
+    assert "(10 Hz bins)" in text and result.verdict.verdict in text

@@ -39,10 +39,11 @@ def _title(s: Snapshot) -> str:
             f"   {s.step_text or f'{s.step_label} {s.epoch}'}{acc}")  # fmt: skip
 
 
-def _note(ax, text: str, right: bool = False) -> None:
-    """Boxed label in the top corner of an axes."""
-    ax.text(0.995 if right else 0.005, 0.96, text, transform=ax.transAxes, va="top",
-            ha="right" if right else "left", bbox={"fc": "white", "alpha": 0.8})  # fmt: skip
+def _note(ax, text: str, right: bool = False, bottom: bool = False) -> None:
+    """Boxed label in the top (or bottom) corner of an axes."""
+    ax.text(0.995 if right else 0.005, 0.04 if bottom else 0.96, text, transform=ax.transAxes,
+            va="bottom" if bottom else "top", ha="right" if right else "left",
+            bbox={"fc": "white", "alpha": 0.8})  # fmt: skip
 
 
 def _draw_digit(ax, s: Snapshot) -> None:
@@ -94,7 +95,8 @@ def _draw_psd(ax, s: Snapshot) -> None:
     if peak is None:
         return _note(ax, "no peak", True)
     ax.axvline(peak.frequency_Hz, color="tab:orange", ls="--")
-    _note(ax, psd_note(peak.frequency_Hz, gamma_verdict_raster(s.spikes_e, s.dt_ms)), True)
+    verdict = gamma_verdict_raster(s.spikes_e, s.dt_ms)
+    _note(ax, psd_note(peak.frequency_Hz, verdict), right=True, bottom=True)
 
 
 def psd_note(frequency_Hz: float, verdict) -> str:
