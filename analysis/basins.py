@@ -26,8 +26,15 @@ from ei_sim.sweeps import store as sweeps_store
 
 LABELS = ("no-loop", "stretched-COBA", "PING")
 CELL_FIELDS = (
-    "w_ei", "w_ie", "seed", "best_accuracy", "final_accuracy", "rate_e_Hz", "rate_i_Hz",
-    "gamma_peak_Hz", "gamma_rhythmic",
+    "w_ei",
+    "w_ie",
+    "seed",
+    "best_accuracy",
+    "final_accuracy",
+    "rate_e_Hz",
+    "rate_i_Hz",
+    "gamma_peak_Hz",
+    "gamma_rhythmic",
 )  # fmt: skip  (gamma_rhythmic: NaN in a store written before verdicts existed)
 COLOURS = {"no-loop": "#7f7f7f", "stretched-COBA": "#ff7f0e", "PING": "#1f77b4"}
 
@@ -183,8 +190,13 @@ def grid_map_figure(result: dict):
     ax.set_yticks(range(len(wie)), [f"{v:g}" for v in wie])
     ax.set_aspect("equal")
     present = [lab for lab in LABELS if (labels == lab).any()]
-    fig.legend(handles=[Patch(facecolor=COLOURS[lab], label=lab) for lab in present],
-               loc="outside lower center", ncol=len(present), fontsize=8, frameon=False)
+    fig.legend(
+        handles=[Patch(facecolor=COLOURS[lab], label=lab) for lab in present],
+        loc="outside lower center",
+        ncol=len(present),
+        fontsize=8,
+        frameon=False,
+    )
     return fig
 
 

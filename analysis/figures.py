@@ -55,7 +55,7 @@ def relative_luminance(rgb) -> float:
 
 
 def text_colour(rgb) -> str:
-    """"black" or "white", whichever reads better on the colour ``rgb``."""
+    """ "black" or "white", whichever reads better on the colour ``rgb``."""
     return "white" if relative_luminance(rgb) < LUMINANCE_SPLIT else "black"
 
 

@@ -82,8 +82,11 @@ details{margin:.6em 0}summary{cursor:pointer;color:#33507a}code{font-size:.9em}
 def file_kind(path: str) -> str:
     """One of :data:`REPORT_KINDS`; ValueError (one line) for a missing or unreadable file or
     one of another kind."""
-    return _file_kind(resolve(path), REPORT_KINDS,
-                      missing="give a run (directory or run.h5), simulate, grid or sweep file")
+    return _file_kind(
+        resolve(path),
+        REPORT_KINDS,
+        missing="give a run (directory or run.h5), simulate, grid or sweep file",
+    )
 
 
 def resolve(path: str) -> str:
@@ -149,15 +152,19 @@ def verdict_box(v, frequency_Hz=None, what: str = "") -> str:
     from ei_sim.sim.spectrum import gamma_text
 
     if v is None:
-        return ("<div class='verdict unknown'><b>Gamma verdict: no verdict stored</b> (this "
-                "file was written before ei-sim tested its peaks against surrogates)</div>")
+        return (
+            "<div class='verdict unknown'><b>Gamma verdict: no verdict stored</b> (this "
+            "file was written before ei-sim tested its peaks against surrogates)</div>"
+        )
     css = "rhythm" if v.rhythmic else "none" if v.verdict == "no rhythm" else "unknown"
     f = frequency_Hz if frequency_Hz is not None else v.frequency_Hz
     head = f"Gamma {what}: {esc(gamma_text(f, v, why=False))}"
-    return (f"<div class='verdict {css}'><b>{head}</b><br>{esc(v.reason)}. "
-            "Surrogates: each cell's spike train rotated by its own random offset (rates and "
-            "spike patterns kept, alignment between cells destroyed); "
-            "<a href='#about-verdict'>how the verdict is made</a>.</div>")
+    return (
+        f"<div class='verdict {css}'><b>{head}</b><br>{esc(v.reason)}. "
+        "Surrogates: each cell's spike train rotated by its own random offset (rates and "
+        "spike patterns kept, alignment between cells destroyed); "
+        "<a href='#about-verdict'>how the verdict is made</a>.</div>"
+    )
 
 
 ABOUT_VERDICT = (
@@ -278,8 +285,15 @@ def spectrum_figure(spectra, verdict, lab_peak=None, title="E population spectru
     if len(spectra.surrogates):
         lo, hi = np.percentile(spectra.surrogates, [5, 95], axis=0)
         mean = spectra.surrogates.mean(axis=0)
-        ax.fill_between(f[keep], lo[keep], hi[keep], color="grey", alpha=0.3, lw=0,
-                        label=f"{len(spectra.surrogates)} shifted surrogates, 5-95 %")
+        ax.fill_between(
+            f[keep],
+            lo[keep],
+            hi[keep],
+            color="grey",
+            alpha=0.3,
+            lw=0,
+            label=f"{len(spectra.surrogates)} shifted surrogates, 5-95 %",
+        )
         ax.plot(f[keep], mean[keep], color="grey", lw=1, label="surrogate mean")
         with np.errstate(divide="ignore", invalid="ignore"):
             bx.plot(f[keep], p[keep] / mean[keep], color="tab:blue", lw=1.2)
@@ -328,20 +342,30 @@ def _simulate_data(path: str) -> dict:
             step = (g["step"][()] if "step" in g
                     else np.rint(g["time_ms"][()] / dt).astype(np.int64))  # fmt: skip
             act = fh[f"population/{pop}"] if f"population/{pop}" in fh else None
-            pops[pop] = {"step": np.asarray(step, np.int64), "trial": g["trial"][()],
-                         "cell": g["index"][()], "n_cells": int(g.attrs["n_cells"]),
-                         "n_trials": int(g.attrs["n_trials"]),
-                         "activity": None if act is None else act[()],
-                         "bin_steps": 1 if act is None else int(act.attrs.get("bin_steps", 1))}
+            pops[pop] = {
+                "step": np.asarray(step, np.int64),
+                "trial": g["trial"][()],
+                "cell": g["index"][()],
+                "n_cells": int(g.attrs["n_cells"]),
+                "n_trials": int(g.attrs["n_trials"]),
+                "activity": None if act is None else act[()],
+                "bin_steps": 1 if act is None else int(act.attrs.get("bin_steps", 1)),
+            }
         traces = []
         if "traces" in fh:
             for pop in fh["traces"]:
                 for var in fh["traces"][pop]:
                     g = fh[f"traces/{pop}/{var}"]
                     values = g["values"]
-                    traces.append({"pop": pop, "var": var, "cells": g["cells"][()],
-                                   "values": values[:, 0, :MAX_TRACE_CELLS],
-                                   "every_ms": float(values.attrs.get("every_ms", dt))})
+                    traces.append(
+                        {
+                            "pop": pop,
+                            "var": var,
+                            "cells": g["cells"][()],
+                            "values": values[:, 0, :MAX_TRACE_CELLS],
+                            "every_ms": float(values.attrs.get("every_ms", dt)),
+                        }
+                    )
     e = pops["e"]
     n_steps = int(attrs.get("steps_done", attrs.get("n_steps", 0)) or 0)
     if not n_steps:
@@ -382,8 +406,11 @@ def _rates_figure(data: dict):
         shown = gaussian_filter1d(rate, sigma, mode="nearest") if sigma >= 0.5 else rate
         ax.plot(np.arange(rate.size) * bin_ms, shown, color=colour, lw=1,
                 label=f"{pop.upper()} (mean {rate.mean():.2f} Hz)")  # fmt: skip
-    ax.set(xlabel="time (ms)", ylabel="population rate (Hz)",
-           title=f"population rates, trial 0 (Gaussian smoothing {SMOOTH_MS:g} ms)")
+    ax.set(
+        xlabel="time (ms)",
+        ylabel="population rate (Hz)",
+        title=f"population rates, trial 0 (Gaussian smoothing {SMOOTH_MS:g} ms)",
+    )
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="upper right")
     return fig
@@ -442,23 +469,34 @@ def simulate_body(path: str, log) -> str:
                            colour))  # fmt: skip
     shown = "; ".join(f"{name}: {thinning_text(n)}" for name, _, _, n, _ in panels)
     body += "<h2>Spikes</h2>" + figure(
-        raster_figure(panels, (0, t_ms)), "E and I rasters",
+        raster_figure(panels, (0, t_ms)),
+        "E and I rasters",
         f"Trial 0; {shown}. Large populations are thinned to evenly spaced cells so that "
-        "single spikes stay visible.")
-    body += figure(_rates_figure(data), "population rates",
-                   "Fraction of each population spiking per second (Hz per cell), trial 0.")
+        "single spikes stay visible.",
+    )
+    body += figure(
+        _rates_figure(data),
+        "population rates",
+        "Fraction of each population spiking per second (Hz per cell), trial 0.",
+    )
     if data["traces"]:
         body += "<h2>Recorded traces</h2>" + figure(
-            _traces_figure(data["traces"], data["n_steps"], dt), "traces",
-            "Every trace the file holds (--record-v, --record-g), trial 0.")
+            _traces_figure(data["traces"], data["n_steps"], dt),
+            "traces",
+            "Every trace the file holds (--record-v, --record-g), trial 0.",
+        )
     else:
-        body += ("<h2>Recorded traces</h2><p>None in this file (record some with "
-                 "<code>ei-sim simulate --record-v CELLS --record-g CELLS</code>).</p>")
+        body += (
+            "<h2>Recorded traces</h2><p>None in this file (record some with "
+            "<code>ei-sim simulate --record-v CELLS --record-g CELLS</code>).</p>"
+        )
     if spectra is not None:
         body += "<h2>Gamma</h2>" + figure(
-            spectrum_figure(spectra, verdict), "E spectrum",
+            spectrum_figure(spectra, verdict),
+            "E spectrum",
             "Observed spectrum of the E population activity (blue) against 99 surrogates "
-            "(grey); dashed line: the tested peak. Below: the coordination ratio N(f).")
+            "(grey); dashed line: the tested peak. Below: the coordination ratio N(f).",
+        )
     body += ABOUT_VERDICT
     body += parameters_section(attrs, ("model.",), "Parameters (model)")
     return body
@@ -508,8 +546,17 @@ def _rates_gamma_figure(m: dict, resolution_Hz: float):
               (rhythmic == 0.0, "o", "none", "reference trial: no rhythm"))  # fmt: skip
     for mask, marker, face, label in styles:
         if mask.any():
-            bx.plot(epochs[mask], ref[mask], ls="", marker=marker, ms=8, mfc=face,
-                    mec="tab:green" if face != "none" else "tab:orange", mew=1.5, label=label)
+            bx.plot(
+                epochs[mask],
+                ref[mask],
+                ls="",
+                marker=marker,
+                ms=8,
+                mfc=face,
+                mec="tab:green" if face != "none" else "tab:orange",
+                mew=1.5,
+                label=label,
+            )
     none = ~np.isfinite(rhythmic)
     if none.any():
         bx.plot(epochs[none], m["gamma_peak_Hz"][none], ls="", marker="x", color="grey",
@@ -550,7 +597,12 @@ def _reference_trial(path: str, attrs: dict, log):
 
 
 def run_body(path: str, log) -> str:
-    from ei_sim.sim.spectrum import gamma_verdict_raster, surrogate_spectra, verdict_text
+    from ei_sim.sim.spectrum import (
+        gamma_verdict_raster,
+        surrogate_spectra,
+        verdict_text,
+        verdict_word,
+    )
 
     data = _run_data(path)
     attrs, m = data["attrs"], data["metrics"]
@@ -560,9 +612,10 @@ def run_body(path: str, log) -> str:
     b = int(np.nanargmax(m["test_accuracy"]))
     t_ms = float(attrs.get("model.config.t_ms", np.nan))
     resolution = 1000.0 / t_ms if np.isfinite(t_ms) else float("nan")
-    rhythmic = m.get("gamma_rhythmic", np.full(n, np.nan))
-    verdict_best = ("no verdict stored" if not np.isfinite(rhythmic[b])
-                    else "rhythm" if rhythmic[b] == 1.0 else "no rhythm")  # fmt: skip
+    nan = np.full(n, np.nan)
+    words = [verdict_word(m.get("gamma_rhythmic", nan)[k], m.get("gamma_p_value", nan)[k],
+                          m.get("ref_gamma_peak_Hz", nan)[k]) for k in range(n)]  # fmt: skip
+    verdict_best = words[b]
     body = cards([
         (attrs.get("model.name", "?"), f"model ({attrs.get('model.setting', 'canonical')})"),
         (f"{100 * m['test_accuracy'][b]:.2f} %", f"best test accuracy (epoch {b + 1})"),
@@ -572,13 +625,16 @@ def run_body(path: str, log) -> str:
         (fmt(m["gamma_peak_Hz"][b], 3) + " Hz", f"gamma peak, test set ({resolution:.3g} Hz bins)"),
         (verdict_best, "reference trial's verdict, best epoch"),
     ])  # fmt: skip
-    body += "<h2>Learning</h2>" + figure(_learning_figure(m), "learning curves",
-                                         "Training loss and accuracy per epoch (%).")
+    body += "<h2>Learning</h2>" + figure(
+        _learning_figure(m), "learning curves", "Training loss and accuracy per epoch (%)."
+    )
     body += "<h2>Rates and gamma per epoch</h2>" + figure(
-        _rates_gamma_figure(m, resolution), "rates and gamma",
+        _rates_gamma_figure(m, resolution),
+        "rates and gamma",
         "Left: mean rates on the test set (solid) and in the reference trial (dotted). Right: "
         "the gamma peak of the test set (grey line) and the reference trial's peak with its "
-        "surrogate verdict (filled green: rhythm; open orange: no rhythm; x: no verdict stored)")
+        "surrogate verdict (filled green: rhythm; open orange: no rhythm; x: no verdict stored)",
+    )
     try:
         s_e, s_i, dt, drop, where = _reference_trial(path, attrs, log)
     except (ValueError, OSError, KeyError) as err:
@@ -590,14 +646,19 @@ def run_body(path: str, log) -> str:
                   for steps, cells in [np.nonzero(spikes)]]  # fmt: skip
         v = gamma_verdict_raster(s_e, dt)
         body += "<h2>Reference trial</h2>" + verdict_box(v, what="of the reference trial")
-        body += figure(raster_figure(panels, (drop, drop + s_e.shape[0] * dt)),
-                       "reference trial rasters",
-                       f"Test sample 0 under a fixed seed, first {drop:g} ms dropped: {where}.")
+        body += figure(
+            raster_figure(panels, (drop, drop + s_e.shape[0] * dt)),
+            "reference trial rasters",
+            f"Test sample 0 under a fixed seed, first {drop:g} ms dropped: {where}.",
+        )
         steps, cells = np.nonzero(s_e)
         spectra = surrogate_spectra(steps, np.zeros_like(steps), cells, s_e.shape[0], 1,
                                     s_e.shape[1], dt)  # fmt: skip
-        body += figure(spectrum_figure(spectra, v, title="reference trial: E spectrum"),
-                       "reference trial spectrum", f"Verdict: {verdict_text(v)}.")
+        body += figure(
+            spectrum_figure(spectra, v, title="reference trial: E spectrum"),
+            "reference trial spectrum",
+            f"Verdict: {verdict_text(v)}.",
+        )
     rows = []
     for k in range(n):
         rows.append({"epoch": k + 1, "loss": m["train_loss"][k],
@@ -605,8 +666,7 @@ def run_body(path: str, log) -> str:
                      "test acc (%)": 100 * m["test_accuracy"][k],
                      "E (Hz)": m["test_rate_e_Hz"][k], "I (Hz)": m["test_rate_i_Hz"][k],
                      "gamma (Hz)": m["gamma_peak_Hz"][k],
-                     "ref. verdict": ("no verdict stored" if not np.isfinite(rhythmic[k]) else
-                                      "rhythm" if rhythmic[k] == 1.0 else "no rhythm"),
+                     "ref. verdict": words[k],
                      "ref. peak (Hz)": m.get("ref_gamma_peak_Hz", np.full(n, np.nan))[k],
                      "wall (s)": m["epoch_wall_s"][k]})  # fmt: skip
     body += "<h2>Metrics per epoch</h2>" + table(
@@ -619,7 +679,7 @@ def run_body(path: str, log) -> str:
 
 # ---------------------------------------------------------------- grid
 def grid_body(path: str, log) -> str:
-    from ei_sim.analysis.sweep_plots import grid_heatmap_figures, rhythm_word
+    from ei_sim.analysis.sweep_plots import cell_verdict, grid_heatmap_figures
     from ei_sim.store.attrs import read_attrs
     from ei_sim.store.kinds import open_kind
     from ei_sim.sweeps.store import read_cells
@@ -630,20 +690,24 @@ def grid_body(path: str, log) -> str:
         attrs = read_attrs(fh)
     t = result["table"]
     acc = 100 * t["best_accuracy"]
-    stored = np.isfinite(t["gamma_rhythmic"])
+    by_name = {c["name"]: cell_verdict(c) for c in cells}
+    stored = np.array([by_name[name] != "no verdict stored" for name in t["name"]])
     body = cards([
         (f"{len(cells)}", "cells"),
         (f"{len(set(t['w_ei']))} x {len(set(t['w_ie']))}", "W_EI x W_IE values"),
         (f"{np.nanmin(acc):.1f}-{np.nanmax(acc):.1f} %", "best accuracy range"),
         (", ".join(f"{s['label']} {s['n']}" for s in result["summary"]), "basins"),
-        (f"{int(np.nansum(t['gamma_rhythmic']))} of {int(stored.sum())}" if stored.any()
+        (f"{sum(v == 'rhythm' for v in by_name.values())} of {int(stored.sum())}"
+         if stored.any()
          else "no verdict stored", "cells with a gamma rhythm"),
     ])  # fmt: skip
     figs = grid_heatmap_figures(cells)
     body += "<h2>Basins</h2>" + figure(
-        basins.grid_map_figure(result), "basin map",
+        basins.grid_map_figure(result),
+        "basin map",
         "Label of each cell (one stripe per seed); the number is the mean best accuracy. "
-        "Rule: " + basins.label_rule(result["thresholds"]["i_active_Hz"]) + ".")
+        "Rule: " + basins.label_rule(result["thresholds"]["i_active_Hz"]) + ".",
+    )
     body += "<h2>Heatmaps</h2><div class='figs'>"
     captions = {
         "best_accuracy": "Colours on a fixed 0-100 % scale: cells that differ by a point look "
@@ -655,22 +719,25 @@ def grid_body(path: str, log) -> str:
     }  # fmt: skip
     for name, fig in figs.items():
         body += figure(fig, name, captions.get(name, ""))
-    body += "</div>" + figure(basins.rate_accuracy_figure(result), "E rate vs accuracy",
-                   "Each cell one marker (shape: label; colour: I rate); x2 etc.: cells on the "
-                   "same point.")
+    body += "</div>" + figure(
+        basins.rate_accuracy_figure(result),
+        "E rate vs accuracy",
+        "Each cell one marker (shape: label; colour: I rate); x2 etc.: cells on the same point.",
+    )
     rows = [{"cell": t["name"][k], "W_EI (uS)": t["w_ei"][k], "W_IE (uS)": t["w_ie"][k],
              "seed": int(t["seed"][k]), "best acc (%)": acc[k], "E (Hz)": t["rate_e_Hz"][k],
              "I (Hz)": t["rate_i_Hz"][k], "gamma (Hz)": t["gamma_peak_Hz"][k],
-             "rhythm": {"yes": "rhythm", "no": "no rhythm"}.get(
-                 rhythm_word(t["gamma_rhythmic"][k]), "no verdict stored"),
+             "verdict": by_name[t["name"][k]],
              "label": result["labels"][k]} for k in range(len(t["name"]))]  # fmt: skip
     body += "<h2>Cells</h2>" + table(
         rows, ("W_EI (uS)", "W_IE (uS)", "seed", "best acc (%)", "E (Hz)", "I (Hz)",
                "gamma (Hz)"))  # fmt: skip
     ari = result["check"]["ari"]
-    body += (f"<p>Unsupervised check: a Gaussian mixture on (E rate, I rate, accuracy) agrees "
-             f"with the labels with adjusted Rand index {esc(fmt(ari, 3))} (1: the same "
-             f"partition; 0: chance).</p><pre>{esc(basins.format_basins(result))}</pre>")
+    body += (
+        f"<p>Unsupervised check: a Gaussian mixture on (E rate, I rate, accuracy) agrees "
+        f"with the labels with adjusted Rand index {esc(fmt(ari, 3))} (1: the same "
+        f"partition; 0: chance).</p><pre>{esc(basins.format_basins(result))}</pre>"
+    )
     body += ABOUT_VERDICT
     body += parameters_section(attrs, ("grid.",), "Grid settings")
     return body
@@ -698,19 +765,28 @@ def sweep_body(path: str, log) -> str:
          "alpha (W_EI law; see below)"),
     ])  # fmt: skip
     body += "<h2>Recruitment cliff</h2>" + figure(
-        sweep_figure(result, result["threshold_Hz"], result["cliffs"]), "sweep",
+        sweep_figure(result, result["threshold_Hz"], result["cliffs"]),
+        "sweep",
         "I rate on a symmetric-log axis, linear below the threshold (dashed), so 0 Hz is drawn "
         "at 0; dotted lines and triangles: the cliff f* of each coupling scale (the midpoint "
         "of the last scale below and the first at or above the threshold). E rate and test "
-        "accuracy (%) on the same scales.")
+        "accuracy (%) on the same scales.",
+    )
     rows = []
     for c, cl in zip(result["coupling_scales"], result["cliffs"], strict=True):
         k = list(result["coupling_scales"]).index(c)
         at = None
         if cl.f_star is not None and "rate_e_Hz" in result:
             at = float(np.interp(cl.f_star, result["scales"], result["rate_e_Hz"][k]))
-        rows.append({"coupling scale": c, "f*": cl.f_star, "log-linear f*": cl.refined,
-                     "status": cl.status.replace("_", " "), "E rate at f* (Hz)": at})
+        rows.append(
+            {
+                "coupling scale": c,
+                "f*": cl.f_star,
+                "log-linear f*": cl.refined,
+                "status": cl.status.replace("_", " "),
+                "E rate at f* (Hz)": at,
+            }
+        )
     body += table(rows, ("coupling scale", "f*", "log-linear f*", "E rate at f* (Hz)"))
     body += f"<pre>{esc(cliff.format_cliff_report(result))}</pre>"
     body += parameters_section(attrs, ("coupling_target", "run_dir"), "Sweep settings")
@@ -735,8 +811,11 @@ def write_report(path_in: str, out_html: str, log=None) -> str:
     kind = file_kind(source)
     body = BODIES.get(kind, sweep_body)(source, log)
     name = os.path.basename(os.path.normpath(path_in))
-    text = page(f"{name}: {TITLES.get(kind, kind)}",
-                f"{os.path.abspath(source)} (kind: {kind}) - ei-sim report", body)
+    text = page(
+        f"{name}: {TITLES.get(kind, kind)}",
+        f"{os.path.abspath(source)} (kind: {kind}) - ei-sim report",
+        body,
+    )
     write_page(out_html, text)
     return kind
 

@@ -25,13 +25,21 @@ CHANCE_PERCENT = 10.0  # ten digits
 TARGET_NAMES = {"w_ei": "W_EI", "w_ie": "W_IE"}
 
 
-def rhythm_word(value) -> str:
-    """A stored ``gamma_rhythmic`` (1, 0, NaN or missing) in words for tables."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "?"
-    return "yes" if v == 1.0 else "no" if v == 0.0 else "?"
+def cell_verdict(cell: dict) -> str:
+    """A grid cell's stored verdict in words: its ``gamma_verdict``, or from its
+    ``gamma_rhythmic`` (stores of the first verdict release); "no verdict stored" when it has
+    neither (a store of an earlier release)."""
+    if cell.get("gamma_verdict"):
+        return str(cell["gamma_verdict"])
+    from ei_sim.sim.spectrum import verdict_word
+
+    return {"rhythm": "rhythm", "no verdict stored": "no verdict stored"}.get(
+        verdict_word(cell.get("gamma_rhythmic")), "no rhythm"
+    )
+
+
+SHORT = {"rhythm": "yes", "no rhythm": "no", "too short": "short", "silent": "silent",
+         "no verdict stored": "?"}  # fmt: skip
 
 
 def grid_table(cells: list[dict]) -> str:
@@ -47,16 +55,19 @@ def grid_table(cells: list[dict]) -> str:
     for c in sorted(cells, key=lambda c: (c["w_ei"], c["w_ie"], c["seed"])):
         gamma = c["gamma_peak_Hz"]
         gamma_text = "none" if not np.isfinite(gamma) else f"{gamma:.1f}"
-        rhythm = rhythm_word(c.get("gamma_rhythmic"))
+        rhythm = SHORT.get(cell_verdict(c), "?")
         unknown |= rhythm == "?"
         rows.append(
             f"{c['w_ei']:6g} {c['w_ie']:6g} {c['seed']:5d} {100 * c['best_accuracy']:8.1f}% "
             f"{c['rate_e_Hz']:7.2f} {c['rate_i_Hz']:7.2f} {gamma_text:>8} {rhythm:>6}  "
             f"{c.get('label', '')}"
         )
-    rows.append("gamma: peak of the test-set E spectrum at the best epoch; rhythm: the surrogate "
-                "verdict of the reference trial (docs/gamma.md)"
-                + ("; ?: no verdict stored (a store of an earlier release)" if unknown else ""))
+    rows.append(
+        "gamma: peak of the test-set E spectrum at the best epoch; rhythm: the surrogate "
+        "verdict of the reference trial (docs/gamma.md: yes, no, short: a trial too "
+        "short to tell, silent: no E spike)"
+        + ("; ?: no verdict stored (a store of an earlier release)" if unknown else "")
+    )
     return "\n".join(rows)
 
 
@@ -69,16 +80,16 @@ def _gamma_texts(cells, wei, wie):
             mine = [c for c in cells if float(c["w_ei"]) == a and float(c["w_ie"]) == b]
             if not mine:
                 continue
-            words = [rhythm_word(c.get("gamma_rhythmic")) for c in mine]
-            freqs = [float(c["gamma_peak_Hz"]) for c in mine
-                     if rhythm_word(c.get("gamma_rhythmic")) == "yes"]  # fmt: skip
+            words = [cell_verdict(c) for c in mine]
+            freqs = [float(c["gamma_peak_Hz"]) for c, w in zip(mine, words, strict=True)
+                     if w == "rhythm"]  # fmt: skip
             if freqs:
                 values[j, i] = np.mean(freqs)
                 texts[j][i] = f"{np.mean(freqs):.0f} Hz\n{len(freqs)}/{len(mine)} seeds"
-            elif all(w == "?" for w in words):
+            elif all(w == "no verdict stored" for w in words):
                 texts[j][i] = "no verdict\nstored"
             else:
-                texts[j][i] = "no rhythm"
+                texts[j][i] = "silent" if all(w == "silent" for w in words) else "no rhythm"
     return values, texts
 
 

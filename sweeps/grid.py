@@ -141,13 +141,17 @@ def train_cell(
     model, cfg = spec.cell_model(w_ei, w_ie), spec.cell_recipe(seed)
     resume = os.path.exists(run_path(cell_dir))
     result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=on_epoch)
+    from ei_sim.sim.spectrum import verdict_word
+
     m, b = result.metrics, result.best_epoch - 1
     summary = {
         "w_ei": w_ei, "w_ie": w_ie, "seed": seed, "best_accuracy": result.best_accuracy,
         "final_accuracy": result.final_accuracy, "best_epoch": result.best_epoch,
         "rate_e_Hz": float(m["test_rate_e_Hz"][b]), "rate_i_Hz": float(m["test_rate_i_Hz"][b]),
         "gamma_peak_Hz": float(m["gamma_peak_Hz"][b]),
-        "gamma_rhythmic": float(m["gamma_rhythmic"][b]), "run_dir": cell_dir,
+        "gamma_rhythmic": float(m["gamma_rhythmic"][b]),
+        "gamma_verdict": verdict_word(m["gamma_rhythmic"][b], m["gamma_p_value"][b],
+                                      m["ref_gamma_peak_Hz"][b]), "run_dir": cell_dir,
         "epochs": len(m["test_accuracy"]),
     }  # fmt: skip
     weights = {k: np.asarray(v) for k, v in result.best_weights._asdict().items() if v is not None}

@@ -4,11 +4,12 @@ A grid store is written one finished cell at a time (:mod:`ei_sim.store.parts`).
 root attributes ``kind = "grid"``, ``schema_version``, the sweep's settings (``grid.*``) and
 provenance; one group ``cells/<name>`` per finished cell (``name = wei<X>__wie<Y>__seed<S>``)
 with attributes ``w_ei, w_ie, seed, best_accuracy, final_accuracy, best_epoch, rate_e_Hz,
-rate_i_Hz, gamma_peak_Hz, gamma_rhythmic, label`` (``gamma_rhythmic``: the gamma verdict of the
-reference trial at the best epoch, 1 rhythm, 0 none, NaN silent; stores written before it
-existed lack it), datasets ``metrics/<name>`` (per epoch) and the best
-weights ``weights/<block>`` (and the snapshots of its run, ``snapshots/epoch_NNNN``, when it
-trained with ``--video``: :mod:`ei_sim.store.snapshot`).
+rate_i_Hz, gamma_peak_Hz, gamma_rhythmic, gamma_verdict, label`` (the gamma verdict of the
+reference trial at the best epoch: ``gamma_rhythmic`` 1 rhythm, 0 none; ``gamma_verdict`` in
+words, :func:`ei_sim.sim.spectrum.verdict_word`; stores written before them lack both),
+datasets ``metrics/<name>`` (per epoch) and the best weights ``weights/<block>`` (and the
+snapshots of its run, ``snapshots/epoch_NNNN``, when it trained with ``--video``:
+:mod:`ei_sim.store.snapshot`).
 
 A sweep file (``ei-sim sweep``, :func:`write_sweep`): root attributes
 ``kind`` = "scale_sweep" (W_in scales only) or "coupling_sweep", ``schema_version``,

@@ -163,6 +163,8 @@ def run_vmapped(spec, todo, cell_root, finish, running=None, on_epoch=None,
 
 
 def _cell_result(cell, result) -> dict:
+    from ei_sim.sim.spectrum import verdict_word
+
     m, b = result.metrics, result.best_epoch - 1
     summary = {
         "w_ei": cell[0], "w_ie": cell[1], "seed": cell[2],
@@ -170,6 +172,8 @@ def _cell_result(cell, result) -> dict:
         "best_epoch": result.best_epoch, "rate_e_Hz": float(m["test_rate_e_Hz"][b]),
         "rate_i_Hz": float(m["test_rate_i_Hz"][b]), "gamma_peak_Hz": float(m["gamma_peak_Hz"][b]),
         "gamma_rhythmic": float(m["gamma_rhythmic"][b]),
+        "gamma_verdict": verdict_word(m["gamma_rhythmic"][b], m["gamma_p_value"][b],
+                                      m["ref_gamma_peak_Hz"][b]),
         "run_dir": result.run_dir, "epochs": len(m["test_accuracy"]),
     }  # fmt: skip
     weights = {k: np.asarray(v) for k, v in result.best_weights._asdict().items() if v is not None}

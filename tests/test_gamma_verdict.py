@@ -196,9 +196,12 @@ def test_texts_state_the_resolution():
     assert text.startswith(f"{v.frequency_Hz:.1f} Hz (5 Hz bins): rhythm (p = 0.01, rate modulated")
     assert spectrum.gamma_text(None, None) == "none"
     assert spectrum.verdict_line(None) == "no verdict stored"
-    assert v.as_number() == 1.0 and np.isnan(
-        gamma_verdict_raster(np.zeros((2000, 5), bool), DT_MS).as_number()
-    )
+    assert v.as_number() == 1.0
+    assert gamma_verdict_raster(np.zeros((2000, 5), bool), DT_MS).as_number() == 0.0
+    assert spectrum.verdict_word(0.0, np.nan, np.nan) == "silent"
+    assert spectrum.verdict_word(0.0, np.nan, 30.0) == "too short"
+    assert spectrum.verdict_word(0.0, 0.4, 30.0) == "no rhythm"
+    assert spectrum.verdict_word(np.nan) == "no verdict stored"
 
 
 def test_simulate_files_store_the_verdict(tmp_path):
@@ -216,7 +219,6 @@ def test_simulate_files_store_the_verdict(tmp_path):
         attrs = dict(fh.attrs)
     assert attrs["gamma_verdict"] == result.verdict.verdict
     assert attrs["gamma_resolution_Hz"] == pytest.approx(10.0)
-    assert attrs["gamma_rhythmic"] == result.verdict.as_number() or np.isnan(
-        attrs["gamma_rhythmic"])
+    assert attrs["gamma_rhythmic"] == result.verdict.as_number()
     text = format_gamma(gamma_from_file(path))
     assert "(10 Hz bins)" in text and result.verdict.verdict in text

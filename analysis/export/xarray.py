@@ -37,8 +37,11 @@ CELL_VARIABLES = {
     "rate_e_Hz": ("Hz", "mean E rate on the test set at the best epoch"),
     "rate_i_Hz": ("Hz", "mean I rate on the test set at the best epoch"),
     "gamma_peak_Hz": ("Hz", "gamma peak of the test set at the best epoch (NaN: none)"),
-    "gamma_rhythmic": ("1", "gamma verdict of the reference trial at the best epoch: 1 rhythm, "
-                       "0 none, NaN silent or not stored (surrogate test, docs/gamma.md)"),
+    "gamma_rhythmic": (
+        "1",
+        "gamma verdict of the reference trial at the best epoch: 1 rhythm, "
+        "0 none, NaN not stored (surrogate test, docs/gamma.md)",
+    ),
     "label": ("1", "basin label (no-loop, stretched-COBA or PING)"),
 }
 GRID_DIMS = ("w_ei", "w_ie", "seed")

@@ -134,8 +134,12 @@ def _add_report(sub) -> None:
                        "a sweep file; see docs/reports.md.")  # fmt: skip
     p.add_argument("path", metavar="PATH", help="RUN_DIR, run.h5, or a simulate, grid or "
                    "sweep file")  # fmt: skip
-    p.add_argument("--out", default=None, help="HTML file (default: PATH with .html; for a "
-                   "run directory RUN_DIR/run.html; an earlier report there is replaced)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="HTML file (default: PATH with .html; for a "
+        "run directory RUN_DIR/run.html; an earlier report there is replaced)",
+    )
     p.add_argument("--quiet", action="store_true", help="no status lines on stderr")
 
 

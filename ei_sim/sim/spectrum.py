@@ -127,8 +127,9 @@ class Verdict(NamedTuple):
         return self.verdict == "rhythm"
 
     def as_number(self) -> float:
-        """1.0 rhythm, 0.0 no rhythm or too short, NaN silent (what the stores keep)."""
-        return {"rhythm": 1.0, "no rhythm": 0.0, "too short": 0.0}.get(self.verdict, np.nan)
+        """What the stores keep (``gamma_rhythmic``): 1.0 rhythm, 0.0 anything else (no
+        rhythm, a window too short to tell, silence); NaN is left for "no verdict stored"."""
+        return 1.0 if self.verdict == "rhythm" else 0.0
 
 
 def resolution_Hz(window_ms: float) -> float:
@@ -365,6 +366,23 @@ def gamma_verdict_raster(raster, sample_ms: float, **options) -> Verdict:
         raise ValueError(f"raster must be (T, N) or (T, B, N), got shape {x.shape}")
     t, b, c = np.nonzero(x)
     return gamma_verdict(t, b, c, x.shape[0], x.shape[1], x.shape[2], sample_ms, **options)
+
+
+def verdict_word(rhythmic: float, p_value: float = np.nan, peak_Hz: float = np.nan) -> str:
+    """The verdict of stored numbers (a run's metrics, a grid cell): ``gamma_rhythmic`` 1 is
+    "rhythm"; 0 is "silent" without a tested peak, "too short" without a p-value, else "no
+    rhythm"; NaN (or missing) is "no verdict stored"."""
+    try:
+        r = float(rhythmic)
+    except (TypeError, ValueError):
+        r = np.nan
+    if not np.isfinite(r):
+        return "no verdict stored"
+    if r == 1.0:
+        return "rhythm"
+    if not np.isfinite(peak_Hz):
+        return "silent"
+    return "no rhythm" if np.isfinite(p_value) else "too short"
 
 
 def verdict_text(v: Verdict | None) -> str:

@@ -40,9 +40,10 @@ METRICS = (
     "gamma_rhythmic", "gamma_p_value", "gamma_depth", "ref_gamma_peak_Hz",
 )  # fmt: skip
 # The gamma verdict of the reference trial (ei_sim.sim.spectrum.gamma_verdict) per epoch:
-# gamma_rhythmic 1 (rhythm), 0 (none, or a trial too short to tell) or NaN (silent); its p,
-# modulation depth and the peak it tested (ref_gamma_peak_Hz). Files written before these
-# metrics existed read them as NaN: "no verdict stored".
+# gamma_rhythmic 1 (rhythm) or 0 (no rhythm, a trial too short to tell, or silence); its p
+# (NaN when too short or silent), modulation depth and the peak it tested (ref_gamma_peak_Hz,
+# NaN when silent): ei_sim.sim.spectrum.verdict_word turns them into words. Files written
+# before these metrics existed read them as NaN: "no verdict stored".
 VERDICT_METRICS = ("gamma_rhythmic", "gamma_p_value", "gamma_depth", "ref_gamma_peak_Hz")
 # Attributes that may differ between a run and its resumption: the epoch count and how spikes
 # are propagated and cells updated (implementation choices with the same results up to float

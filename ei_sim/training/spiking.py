@@ -395,10 +395,13 @@ def gamma_summary(m, resolution_Hz: float | None = None) -> str:
     f = m["gamma_peak_Hz"]
     bins = "" if resolution_Hz is None else f" ({resolution_Hz:.3g} Hz bins)"
     gamma = "none" if not np.isfinite(f) else f"{f:.1f} Hz{bins}"
-    rhythmic = m.get("gamma_rhythmic", float("nan"))
-    if not np.isfinite(rhythmic):
+    from ei_sim.sim.spectrum import verdict_word
+
+    nan = float("nan")
+    word = verdict_word(m.get("gamma_rhythmic", nan), m.get("gamma_p_value", nan),
+                        m.get("ref_gamma_peak_Hz", nan))  # fmt: skip
+    if word == "no verdict stored":
         return f"gamma {gamma}"
-    word = "rhythm" if rhythmic == 1.0 else "no rhythm"
     return f"gamma {gamma}, {word} in the reference trial"
 
 
