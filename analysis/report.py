@@ -308,8 +308,10 @@ def spectrum_figure(spectra, verdict, lab_peak=None, title="E population spectru
             a.axvline(verdict.frequency_Hz, color=colour, ls="--", lw=1.2)
         text = gamma_text(verdict.frequency_Hz, verdict, why=False)
         if np.isfinite(verdict.p_value):
+            peak = ("at the low edge" if not np.isfinite(verdict.prominence)
+                    else f"{fmt(verdict.prominence, 3)} x floor")  # fmt: skip
             text += (f"\np = {fmt(verdict.p_value, 2)}, modulation {fmt(100 * verdict.depth, 3)} "
-                     f"%, peak {fmt(verdict.prominence, 3)} x floor")  # fmt: skip
+                     f"%, peak {peak}")  # fmt: skip
         ax.text(0.99, 0.97, text, transform=ax.transAxes, ha="right", va="top", fontsize=8,
                 bbox={"fc": "white", "ec": colour})  # fmt: skip
     ax.set(ylabel="PSD ((spikes / cell / step)$^2$ / Hz)", title=title, xlim=(0, 200))
@@ -353,8 +355,9 @@ def _simulate_data(path: str) -> dict:
             }
         traces = []
         if "traces" in fh:
+            order = {"v_mV": 0, "g_exc_uS": 1, "g_inh_uS": 2}
             for pop in fh["traces"]:
-                for var in fh["traces"][pop]:
+                for var in sorted(fh["traces"][pop], key=lambda v: (order.get(v, 9), v)):
                     g = fh[f"traces/{pop}/{var}"]
                     values = g["values"]
                     traces.append(
@@ -600,7 +603,7 @@ def run_body(path: str, log) -> str:
     from ei_sim.sim.spectrum import (
         gamma_verdict_raster,
         surrogate_spectra,
-        verdict_text,
+        verdict_line,
         verdict_word,
     )
 
@@ -657,7 +660,7 @@ def run_body(path: str, log) -> str:
         body += figure(
             spectrum_figure(spectra, v, title="reference trial: E spectrum"),
             "reference trial spectrum",
-            f"Verdict: {verdict_text(v)}.",
+            f"Verdict: {verdict_line(v)}.",
         )
     rows = []
     for k in range(n):
