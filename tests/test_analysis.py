@@ -359,9 +359,13 @@ def test_report_of_a_run_directory_and_its_file(tmp_path, capsys):
     from ei_sim.cli import main
 
     run_dir = tiny_run_dir(tmp_path / "run")
+    with h5py.File(f"{run_dir}/run.h5", "a") as fh:  # a run written before verdicts existed
+        for name in ("gamma_rhythmic", "gamma_p_value", "gamma_depth", "ref_gamma_peak_Hz"):
+            if f"metrics/{name}" in fh:
+                del fh[f"metrics/{name}"]
     assert main(["report", run_dir, "--quiet"]) == 0
     page = (tmp_path / "run" / "run.html").read_text()
-    assert "no verdict stored" in page  # the golden run predates the verdict metrics
+    assert "no verdict stored" in page
     assert "Reference trial" in page and "best test accuracy" in page
     assert main(["report", f"{run_dir}/run.h5", "--out", str(tmp_path / "r.html"),
                  "--quiet"]) == 0  # fmt: skip

@@ -224,8 +224,9 @@ def gamma_verdict(
     A window with fewer than ``MIN_BAND_BINS`` (8) bins in the band (trials shorter than
     about 55 ms) is "too short"; no spike at all is "silent".
 
-    **Thresholds, measured** with this code (tests/test_gamma_verdict.py holds the first
-    seven; docs/gamma.md the study): p, depth ``m``, prominence, ``N(f*)``:
+    **Thresholds, measured** with this code (docs/gamma.md has the study;
+    tests/test_gamma_verdict.py checks the trained PING, both synthetic, va_coba, Brian2 VA,
+    Poisson, no-loop and 20 ms shared-input rows): p, depth ``m``, prominence, ``N(f*)``:
 
     ================================================== ===== ===== ===== ===== ==========
     case (E population)                                  p     m   prom. N(f*) verdict
