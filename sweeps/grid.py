@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ei_sim.store.paths import cells_dir, run_path
 from ei_sim.sweeps.store import add_cell, cell_epochs, cell_name, open_or_create
 
 WORKER_ENV = {
@@ -133,7 +134,7 @@ def train_cell(
     module-level function is).
     """
     from ei_sim.sim.compile_cache import enable
-    from ei_sim.store.run import run_path
+    from ei_sim.store.paths import run_path
     from ei_sim.training.spiking import train
 
     enable()  # workers share the persistent compilation cache (atomic entries)
@@ -216,7 +217,7 @@ def _remove_stub(store: str) -> None:
     if empty:
         os.unlink(store)
     with contextlib.suppress(OSError):
-        os.rmdir(store + ".cells")
+        os.rmdir(cells_dir(store))
 
 
 def run_grid(
@@ -266,7 +267,7 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoc
     cells = [(a, b, s, cell_name(a, b, s)) for a, b, s in spec.cells()]
     todo = [c for c in cells if c[3] not in done]
     skipped = [c[3] for c in cells if c[3] in done]
-    cell_root = store + ".cells"
+    cell_root = cells_dir(store)
     os.makedirs(cell_root, exist_ok=True)
     epochs = spec.epochs
     bar = tqdm(total=len(cells) * epochs, initial=len(skipped) * epochs, desc="grid epochs",
@@ -309,7 +310,7 @@ def epochs_done(cell_dir: str) -> int:
     import h5py
 
     try:
-        with h5py.File(os.path.join(cell_dir, "run.h5"), "r") as fh:
+        with h5py.File(run_path(cell_dir), "r") as fh:
             return int(fh.attrs.get("epochs_done", 0))
     except (OSError, ValueError):
         return 0

@@ -27,6 +27,7 @@ from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import provenance, read_attrs, write_attrs
 from ei_sim.store.kinds import Kind, open_kind, register_kind
 from ei_sim.store.parts import adding_part, same_settings
+from ei_sim.store.paths import RUN_FILE, cells_dir, run_path
 from ei_sim.store.snapshot import SNAPSHOT_GROUP
 from ei_sim.sweeps.ranges import format_value
 
@@ -69,7 +70,7 @@ def legacy_settings(path: str, attrs: dict) -> dict | None:
     from ei_sim.store.run import LEGACY_DEFAULTS
     from ei_sim.sweeps.grid import SETTINGS_VERSION, shared_keys
 
-    runs = sorted(glob.glob(os.path.join(glob.escape(path + ".cells"), "*", "run.h5")))
+    runs = sorted(glob.glob(os.path.join(glob.escape(cells_dir(path)), "*", RUN_FILE)))
     if not runs:
         return None
     with h5py.File(runs[0], "r") as fh:
@@ -115,7 +116,7 @@ def add_cell(path, name, summary, metrics, weights, run_dir=None) -> None:
             group.create_dataset(f"metrics/{key}", data=np.asarray(values, np.float64))
         for key, array in weights.items():
             group.create_dataset(f"weights/{key}", data=np.asarray(array), compression="gzip")
-        run_file = None if run_dir in (None, "none") else os.path.join(run_dir, "run.h5")
+        run_file = None if run_dir in (None, "none") else run_path(run_dir)
         if run_file and os.path.exists(run_file):
             with h5py.File(run_file, "r") as run:
                 if SNAPSHOT_GROUP in run:

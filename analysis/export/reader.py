@@ -26,6 +26,7 @@ import numpy as np
 
 from ei_sim.store.attrs import read_attrs
 from ei_sim.store.kinds import kind_of, open_kind
+from ei_sim.store.paths import run_path
 from ei_sim.sweeps import store as sweeps_store
 
 SPIKE_KINDS = ("simulate", "run")
@@ -73,7 +74,7 @@ class Recording(NamedTuple):
 
 def resolve(path: str) -> str:
     """The HDF5 file behind ``path`` (a run directory gives its ``run.h5``)."""
-    return os.path.join(path, "run.h5") if os.path.isdir(path) else path
+    return run_path(path) if os.path.isdir(path) else path
 
 
 def _kind_of(fh) -> str | None:

@@ -20,6 +20,7 @@ class Row(NamedTuple):
     ours: float | None
     unit: str = ""
     note: str = ""  # why ours is missing, or how it was measured
+    untrained: bool = False  # no training behind it (mean-field numbers): compared at any scale
 
 
 def _fmt(x) -> str:
@@ -28,11 +29,13 @@ def _fmt(x) -> str:
     return f"{x:.4g}"
 
 
-def compare(rows, reference: Reference) -> list[dict]:
-    """Rows with the lab's value, its source and the difference filled in."""
+def compare(rows, reference: Reference, with_lab: bool = True) -> list[dict]:
+    """Rows with the lab's value, its source and the difference filled in (``with_lab``
+    False: a miniature, compared with nothing)."""
     out = []
     for r in rows:
-        entry = reference.get(r.key) if r.key else None
+        compared = with_lab or r.untrained
+        entry = reference.get(r.key) if (r.key and compared) else None
         lab = None if entry is None else entry.value
         diff = rel = None
         if lab is not None and r.ours is not None and math.isfinite(r.ours):
@@ -46,7 +49,13 @@ def compare(rows, reference: Reference) -> list[dict]:
                 "ours": r.ours,
                 "difference": diff,
                 "relative": rel,
-                "source": "no lab value" if entry is None else entry.source,
+                "source": (
+                    "not compared (miniature)"
+                    if not compared
+                    else "no lab value"
+                    if entry is None
+                    else entry.source
+                ),
                 "note": "; ".join(x for x in (r.note, "" if entry is None else entry.note) if x),
             }
         )
@@ -65,8 +74,11 @@ def _cells(row) -> list[str]:
 HEADER = ["quantity", "unit", "lab", "ei-sim", "difference", "lab source", "note"]
 
 
-def markdown(title: str, preamble: list[str], rows: list[dict], figures: list[str]) -> str:
+def markdown(title: str, preamble: list[str], rows: list[dict], figures, verdicts=()) -> str:
     lines = [f"# {title}", ""] + [*preamble, ""]
+    if verdicts:
+        lines += ["## Verdicts on the lab's claims", ""]
+        lines += [f"- {v.line()}" for v in verdicts] + [""]
     lines.append("| " + " | ".join(HEADER) + " |")
     lines.append("|" + "---|" * len(HEADER))
     for row in rows:
@@ -75,18 +87,28 @@ def markdown(title: str, preamble: list[str], rows: list[dict], figures: list[st
     return "\n".join(lines) + "\n"
 
 
-def html_page(title: str, preamble: list[str], rows: list[dict], figures: list[str]) -> str:
+def html_page(title: str, preamble: list[str], rows: list[dict], figures, verdicts=()) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
     body = "".join(
         "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows
     )
     pre = "".join(f"<p>{esc(p)}</p>" for p in preamble)
+    if verdicts:
+        items = "".join(
+            f"<li>{esc(v.claim)}: <b class='{esc(v.status.replace(' ', '-'))}'>"
+            f"{esc(v.status)}</b>{esc(f' ({v.epochs} epochs)' if v.epochs else '')}"
+            f"{esc(': ' + v.evidence if v.evidence else '')}</li>"
+            for v in verdicts
+        )
+        pre += f"<h2>Verdicts on the lab's claims</h2><ul>{items}</ul>"
     figs = "".join(f"<img src='{esc(f)}' alt='{esc(f)}'>" for f in figures)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:48%}</style>"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:48%}"
+        ".reproduced{color:#1a7f37}.partly{color:#9a6700}.not-reproduced{color:#cf222e}"
+        ".not-yet-run{color:#57606a}</style>"
         f"</head><body><h1>{esc(title)}</h1>{pre}<table><tr>{head}</tr>{body}</table>{figs}"
         "</body></html>"
     )

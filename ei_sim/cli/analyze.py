@@ -59,6 +59,8 @@ def cmd_analyze(args) -> int:
 
 
 def _add_meanfield(sub) -> None:
+    from ei_sim.cli import options
+
     description = (
         "Four-variable rate model of the PING loop (E, I, g_e, g_i; Siegert gains): predictions "
         "(predict) and the comparison "
@@ -74,9 +76,8 @@ def _add_meanfield(sub) -> None:
     ck = what.add_parser("check", help="run matching spiking simulations (about a minute)")
     ck.add_argument("--t-ms", type=float, default=300.0, help="trial length, at least 200 ms "
                     "(default 300 ms)")  # fmt: skip
-    ck.add_argument("--seed", type=int, default=0)
-    ck.add_argument("--setting", default="canonical", help="canonical or lab (refractory "
-                    "1.2 / 0.6 ms, as the reference code ran)")  # fmt: skip
+    ck.add_argument("--seed", type=int, default=0, help="seed of the networks (default 0)")
+    options.add_setting(ck)
 
 
 def cmd_meanfield(args) -> int:
@@ -86,7 +87,8 @@ def cmd_meanfield(args) -> int:
     if args.action == "check":
         from ei_sim.analysis.meanfield_check import check, format_table
 
-        print(format_table(check(t_ms=args.t_ms, seed=args.seed, setting=args.setting)))
+        setting = args.setting or "canonical"
+        print(format_table(check(t_ms=args.t_ms, seed=args.seed, setting=setting)))
         return 0
     print(predict_text(args.criticality))
     return 0

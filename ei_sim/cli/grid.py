@@ -121,12 +121,14 @@ def cmd_grid(args) -> int:
 
 def grid_interrupted_line(store: str) -> str:
     """What an interrupted grid kept: finished cells in the store, epochs in its cell runs."""
+    from ei_sim.store.paths import cells_dir
     from ei_sim.sweeps.store import read_cells
 
     n = len(read_cells(store)) if os.path.exists(store) else 0
     where = f"{n} finished cells are in {store}" if n else "no cell finished"
-    partial = os.path.isdir(store + ".cells") and os.listdir(store + ".cells")
-    more = f"; cells in training keep their completed epochs in {store}.cells" if partial else ""
+    cells = cells_dir(store)
+    partial = os.path.isdir(cells) and os.listdir(cells)
+    more = f"; cells in training keep their completed epochs in {cells}" if partial else ""
     return f"interrupted; {where}{more}; run the same command to resume"
 
 

@@ -45,19 +45,31 @@ def add_quiet(p) -> None:
 
 def add_model(p, families: tuple = ("classifier",), default: str = "ping") -> None:
     """``--model`` (the presets of ``families``) and ``--setting``."""
-    from ei_sim.models import PRESETS, SETTINGS, names
+    from ei_sim.models import PRESETS, names
 
     choices = names(*families)
     listing = "; ".join(f"{n}: {PRESETS[n].summary}" for n in choices)
     p.add_argument("--model", default=None, choices=choices, metavar="NAME",
                    help=f"preset (default {default}): {listing}")  # fmt: skip
     p.set_defaults(model_default=default)
-    takers = ", ".join(n for n in choices if PRESETS[n].settings)
-    if takers:
-        listing = "; ".join(f"{s.name}: {s.description}" for s in SETTINGS.values())
-        p.add_argument("--setting", default=None, choices=tuple(SETTINGS), metavar="NAME",
-                       help=f"named values applied to {takers} (default canonical): "
-                       f"{listing}")  # fmt: skip
+    if any(PRESETS[n].settings for n in choices):
+        add_setting(p)
+
+
+def add_setting(p, default: str = "canonical") -> None:
+    """``--setting``: a named set of network values (:mod:`ei_sim.models.settings`)."""
+    from ei_sim.models import PRESETS, SETTINGS
+
+    takers = ", ".join(n for n, preset in PRESETS.items() if preset.settings)
+    listing = "; ".join(f"{s.name}: {s.description}" for s in SETTINGS.values())
+    p.add_argument(
+        "--setting",
+        default=None,
+        choices=tuple(SETTINGS),
+        metavar="NAME",
+        help=f"named values applied to {takers} (default {default}): {listing}",
+    )
+    p.set_defaults(setting_default=default)
 
 
 def add_parameters(p) -> None:
@@ -210,7 +222,7 @@ def build_targets(args, *, recipe_cls=None, tiered: bool = True, recipe: bool = 
         from ei_sim.models import names
 
         raise ValueError(f"--model {name!r}: choose one of {', '.join(names(*family))}")
-    setting = getattr(args, "setting", None) or "canonical"
+    setting = chosen(args, "setting") or "canonical"
     targets = {"model": get_model(name, setting=setting)}
     tier = chosen(args, "tier")
     if tiered and tier is not None:

@@ -62,7 +62,9 @@ def rate_out_file(out: str | None) -> str | None:
     """The rate-model run file of ``--out``: a run directory's ``run.h5``, or the .h5 path."""
     if out is None:
         return None
-    return out if out.endswith(".h5") else os.path.join(out, "run.h5")
+    from ei_sim.store.paths import run_path
+
+    return out if out.endswith(".h5") else run_path(out)
 
 
 def _add_analyze(sub) -> None:

@@ -181,7 +181,8 @@ def cmd_simulate(args) -> int:
     from ei_sim.data.mnist import embedded_pool, examples_of_class
     from ei_sim.sim.compile_cache import CompileCounter
     from ei_sim.sim.run import simulate_model, summary_line
-    from ei_sim.store.stream import check_destination, partial_path, run_to_file
+    from ei_sim.store.paths import partial_path
+    from ei_sim.store.stream import check_destination, run_to_file
 
     counter = CompileCounter()
     model = build_model(args)

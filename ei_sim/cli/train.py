@@ -94,7 +94,7 @@ def cmd_train(args) -> int:
     )
     if args.video:
         from ei_sim.analysis.video import render_run
-        from ei_sim.store.run import run_path
+        from ei_sim.store.paths import run_path
 
         info = render_run(run_path(args.out))
         print(f"video: {info.path} ({info.n_frames} frames)")
@@ -104,7 +104,7 @@ def cmd_train(args) -> int:
 def interrupted_line(run_dir: str) -> str:
     """What an interrupted training kept: its completed epochs, or nothing at all."""
     from ei_sim.store.attrs import read_attrs
-    from ei_sim.store.run import run_path
+    from ei_sim.store.paths import run_path
 
     if not os.path.exists(run_path(run_dir)):
         return "interrupted before the first epoch completed; nothing was kept"

@@ -29,10 +29,10 @@ from ei_sim.sim.engine import Weights
 from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import read_attrs, write_attrs
 from ei_sim.store.kinds import open_kind
+from ei_sim.store.paths import RUN_FILE, run_path
 from ei_sim.store.snapshot import SNAPSHOT_GROUP
 
 KIND = "run"
-RUN_FILE = "run.h5"
 METRICS = (
     "train_loss", "train_cross_entropy", "train_budget_penalty", "train_accuracy",
     "test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "ref_rate_e_Hz", "ref_rate_i_Hz",
@@ -54,10 +54,6 @@ FILE_ATTRS = ("kind", "schema_version")
 
 # Attributes added after files were written: a file without one holds this value.
 LEGACY_DEFAULTS = {"model.setting": "canonical"}
-
-
-def run_path(run_dir: str) -> str:
-    return os.path.join(run_dir, RUN_FILE)
 
 
 def save_run(run_dir, attrs, metrics, best, last, opt_state, status, snapshot_writer=None):

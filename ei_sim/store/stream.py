@@ -40,15 +40,12 @@ from ei_sim.sim.run import SimulationResult, result_attrs, simulate_model
 from ei_sim.store.atomic import check_output_path
 from ei_sim.store.attrs import provenance, write_attrs
 from ei_sim.store.kinds import stamp
+from ei_sim.store.paths import partial_path
 from ei_sim.store.spikes import EVENT_FIELDS
 
 KIND = "simulate"
 MIN_FREE_BYTES = 1 << 20
 COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
-
-
-def partial_path(path: str) -> str:
-    return f"{path}.partial"
 
 
 def check_destination(path: str) -> None:

@@ -37,7 +37,8 @@ from ei_sim.sim.engine import Weights
 from ei_sim.sim.parallel import batch_mesh, replicate
 from ei_sim.store.atomic import remove_stale_temporaries
 from ei_sim.store.attrs import provenance
-from ei_sim.store.run import METRICS, config_differences, load_run, run_path, save_run
+from ei_sim.store.paths import run_path
+from ei_sim.store.run import METRICS, config_differences, load_run, save_run
 from ei_sim.training.config import SPIKING_BLOCKS as BLOCKS
 from ei_sim.training.config import TrainConfig, config_attrs
 from ei_sim.training.evaluate import evaluate, reference_trial
