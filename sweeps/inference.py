@@ -46,6 +46,7 @@ def sweep_scales(
     seed = int(attrs["train.seed"])
     shape = (len(coupling_scales), len(scales))
     acc, rate_e, rate_i = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    gamma, significance = np.zeros(shape), np.zeros(shape)
     n_batches = -(-len(split.y_test) // batch_size)
     desc = "scale sweep" if coupling_target is None else f"{coupling_target} coupling sweep"
     bar = tqdm(total=shape[0] * n_batches, desc=desc, unit="batch", disable=not progress)
@@ -62,8 +63,11 @@ def sweep_scales(
         acc[ci] = [ev.accuracy for ev in evaluations]
         rate_e[ci] = [ev.rate_e_Hz for ev in evaluations]
         rate_i[ci] = [ev.rate_i_Hz for ev in evaluations]
+        gamma[ci] = [ev.gamma_peak_Hz for ev in evaluations]
+        significance[ci] = [ev.gamma_significance for ev in evaluations]
     bar.close()
     return {"scales": np.asarray(scales, float),
             "coupling_scales": np.asarray(coupling_scales, float),
             "accuracy": acc, "rate_e_Hz": rate_e, "rate_i_Hz": rate_i,
+            "gamma_peak_Hz": gamma, "gamma_significance": significance,
             "coupling_target": coupling_target or "none", "run_dir": run_dir}  # fmt: skip

@@ -11,8 +11,8 @@ trained with ``--video``: :mod:`ei_sim.store.snapshot`).
 A sweep file (``ei-sim sweep``, :func:`write_sweep`): root attributes
 ``kind`` = "scale_sweep" (W_in scales only) or "coupling_sweep", ``schema_version``,
 ``coupling_target`` ("none", "w_ei" or "w_ie"), ``run_dir`` and provenance; datasets
-``scales`` (S,), ``coupling_scales`` (C,) and ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz``
-(C, S).
+``scales`` (S,), ``coupling_scales`` (C,) and ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz``,
+``gamma_peak_Hz``, ``gamma_significance`` (C, S; the last two absent from older files).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ SWEEP_KINDS = tuple(register_kind(k).name for k in (
 ))  # fmt: skip
 CELLS = "cells"
 SWEEP_ARRAYS = ("scales", "coupling_scales", "accuracy", "rate_e_Hz", "rate_i_Hz")
+SWEEP_OPTIONAL = ("gamma_peak_Hz", "gamma_significance")  # sweeps written since they existed
 
 
 def cell_name(w_ei: float, w_ie: float, seed: int) -> str:
@@ -154,6 +155,9 @@ def write_sweep(path: str, result: dict) -> None:
                          "run_dir": result["run_dir"], **provenance()})  # fmt: skip
         for key in SWEEP_ARRAYS:
             fh.create_dataset(key, data=result[key])
+        for key in SWEEP_OPTIONAL:
+            if key in result:
+                fh.create_dataset(key, data=result[key])
 
 
 def read_sweep(path: str, kinds=SWEEP_KINDS) -> dict:

@@ -73,7 +73,11 @@ def _add_meanfield(sub) -> None:
     pr = what.add_parser("predict", help="fixed points, Hopf point, frequencies, cliff alpha")
     pr.add_argument("--criticality", action="store_true",
                     help="also classify the Hopf (integrates the ODE, ~10 s)")  # fmt: skip
-    ck = what.add_parser("check", help="run matching spiking simulations (about a minute)")
+    ck = what.add_parser("check", help="run matching spiking simulations (about a minute), "
+                         "or check a trained run against its own mean field")
+    ck.add_argument("run_dir", nargs="?", default=None, metavar="RUN_DIR", help="a trained run: "
+                    "the mean field with its own couplings and drive predicts its recruitment "
+                    "cliff and oscillation onset, beside its W_in scale sweep")  # fmt: skip
     ck.add_argument("--t-ms", type=float, default=300.0, help="trial length, at least 200 ms "
                     "(default 300 ms)")  # fmt: skip
     ck.add_argument("--seed", type=int, default=0, help="seed of the networks (default 0)")
@@ -84,6 +88,15 @@ def cmd_meanfield(args) -> int:
     from ei_sim.cli.checks import check_meanfield
 
     check_meanfield(args)
+    if args.action == "check" and args.run_dir is not None:
+        from ei_sim.analysis.meanfield_check import check_run, format_table
+
+        out = check_run(args.run_dir, progress=True)
+        p = out["params"]
+        print(f"{args.run_dir}: W_EI {p.w_ei_uS:.3g} uS, W_IE {p.w_ie_uS:.3g} uS (summed), "
+              f"drive {out['drive_nA']:.3g} nA at W_in scale 1, tau_GABA {p.tau_gaba_ms:g} ms")
+        print(format_table(out["rows"]))
+        return 0
     if args.action == "check":
         from ei_sim.analysis.meanfield_check import check, format_table
 

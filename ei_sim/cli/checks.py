@@ -240,6 +240,9 @@ def check_analyze(args) -> None:
 def check_meanfield(args) -> None:
     if args.action != "check":
         return
+    if args.run_dir is not None:
+        check_run_usable("RUN_DIR", args.run_dir)
+        return
     v.seed("--seed", args.seed)
     v.positive("--t-ms", args.t_ms, 60_000.0)
     if args.t_ms < MEANFIELD_MIN_T_MS:
