@@ -53,6 +53,7 @@ def _register_all(sub) -> dict:
         rate,
         reproduce,
         simulate,
+        study,
         sweep,
         train,
         video,
@@ -60,7 +61,7 @@ def _register_all(sub) -> dict:
 
     handlers = {}
     for module in (simulate, train, grid, sweep, rate, analyze, video, export, reproduce,
-                   params_cmd):  # fmt: skip
+                   params_cmd, study):  # fmt: skip
         handlers.update(module.register(sub))
     return handlers
 
