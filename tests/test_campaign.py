@@ -5,9 +5,9 @@ labels that say how settled they are, and the quick miniature."""
 import json
 import os
 
-import h5py
 import numpy as np
 import pytest
+from stores import store_numbers
 
 from ei_sim.analysis.reproduce import results as R
 from ei_sim.analysis.trends import settled_label, trend
@@ -16,21 +16,6 @@ from ei_sim.sweeps.grid import GridSpec, run_grid
 
 TINY = {"n_e": 16, "n_i": 4, "t_ms": 30.0}
 RECIPE = {"n_samples": 100, "batch_size": 20}
-
-
-def _numbers(store) -> dict:
-    """Every number a grid store keeps of its cells (wall times excepted)."""
-    out = {}
-    with h5py.File(store) as fh:
-        for name, cell in fh["cells"].items():
-            for key, value in cell.attrs.items():
-                if isinstance(value, int | float | np.number) and "wall" not in key:
-                    out[f"{name}/{key}"] = float(value)
-            for group in ("metrics", "weights"):
-                for key, value in cell[group].items():
-                    if "wall" not in key:
-                        out[f"{name}/{group}/{key}"] = np.asarray(value)
-    return out
 
 
 def _spec(epochs):
@@ -45,7 +30,7 @@ def test_a_grid_continued_to_more_epochs_equals_one_trained_to_them(tmp_path):
     outcome = run_grid(_spec(3), longer, executor="serial", progress=False)
     assert sorted(outcome["done"]) == ["wei0__wie2__seed42", "wei1__wie2__seed42"]
     run_grid(_spec(3), direct, executor="serial", progress=False)
-    a, b = _numbers(longer), _numbers(direct)
+    a, b = store_numbers(longer), store_numbers(direct)
     assert a.keys() == b.keys() and a["wei1__wie2__seed42/epochs"] == 3.0
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -122,9 +122,15 @@ out = "{out}"
 [[step]]
 name = "base"
 run = "train"
-args = {{ tier = "tiny", epochs = 1, samples = 60, batch-size = 12, n-e = 8, t-ms = 20,
-         quiet = true }}
 set = {{ tau_gaba_ms = 6.0 }}
+[step.args]
+tier = "tiny"
+epochs = 1
+samples = 60
+batch-size = 12
+n-e = 8
+t-ms = 20
+quiet = true
 
 [[step]]
 name = "ev"

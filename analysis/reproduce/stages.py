@@ -110,8 +110,8 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
     return camp.stage(f"train__{name}", compute)
 
 
-KEPT_METRICS = ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "gamma_peak_Hz",
-                "gamma_significance", "epoch_wall_s")  # fmt: skip
+KEPT_METRICS = ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "ref_rate_e_Hz",
+                "ref_rate_i_Hz", "gamma_peak_Hz", "gamma_significance", "epoch_wall_s")  # fmt: skip
 
 
 def run_summary(metrics: dict, epochs: int) -> tuple[dict, dict]:
@@ -128,6 +128,7 @@ def run_summary(metrics: dict, epochs: int) -> tuple[dict, dict]:
         "best_rate_i_Hz": float(m["test_rate_i_Hz"][b]),
         "final_rate_e_Hz": float(m["test_rate_e_Hz"][-1]),
         "final_rate_i_Hz": float(m["test_rate_i_Hz"][-1]),
+        "final_ref_rate_e_Hz": float(m["ref_rate_e_Hz"][-1]) if "ref_rate_e_Hz" in m else None,
         "best_gamma_Hz": float(m["gamma_peak_Hz"][b]),
         "wall_s": float(np.nansum(m.get("epoch_wall_s", np.zeros(0)))),
     }  # fmt: skip

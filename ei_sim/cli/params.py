@@ -248,15 +248,16 @@ def config_assignments(data: dict, path: str, targets: Iterable[str]) -> list[tu
             raise ValueError(f"--config {path}: unknown entry {section!r}; this command takes "
                              f"tables {', '.join(f'[{t}]' for t in targets)} and the options "
                              f"{', '.join(CONFIG_OPTIONS)}")  # fmt: skip
-        for key, value in _flatten(table):
+        for key, value in flatten(table):
             out.append((f"{section}.{key}", value))
     return out
 
 
-def _flatten(table: dict, prefix: str = ""):
+def flatten(table: dict, prefix: str = ""):
+    """(dotted key, value) pairs of a nested table."""
     for key, value in table.items():
         if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{key}.")
+            yield from flatten(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
 

@@ -34,6 +34,8 @@ import os
 import shlex
 import sys
 
+from ei_sim.cli.params import flatten
+
 STATE = "study.json"
 # command -> (option that takes the step's output, what it is)
 OUTPUTS = {
@@ -149,7 +151,7 @@ def _step(k: int, raw, out: str, outputs: dict) -> Step:
                 continue
             else:
                 argv += [flag, _resolve(str(item), outputs, where)]
-    for key, value in _flatten(sets):
+    for key, value in flatten(sets):
         argv += ["--set", f"{key}={'none' if value is None else _toml_text(value)}"]
     option, pattern = OUTPUTS[command]
     output = None
@@ -173,14 +175,6 @@ def _toml_text(value) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return str(value)
-
-
-def _flatten(table: dict, prefix: str = ""):
-    for key, value in table.items():
-        if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 def _resolve(text: str, outputs: dict, where: str) -> str:
