@@ -110,3 +110,18 @@ def test_summary_says_not_yet_run_and_reads_shipped_verdicts(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "grid (30 epochs):" in out and "two basins: partly" in out
     assert "budgets (not yet run):" in out and os.environ[R.ENV_ROOT] == str(tmp_path)
+
+
+def test_differences_beyond_the_seed_spread_are_explained_or_said_unexplained():
+    from ei_sim.analysis.reproduce.reference import load_reference
+    from ei_sim.analysis.reproduce.table import Row, compare
+
+    ref = load_reference()  # grid (2, 0.5): best accuracy 84.25 %, I 22.179 Hz
+    rows = [Row("acc", "grid.2.0.5.best_accuracy", 84.0, "%"),
+            Row("acc far", "grid.2.0.5.best_accuracy", 80.0, "%"),
+            Row("I far", "grid.2.0.5.rate_i", 30.0, "Hz")]  # fmt: skip
+    short = compare(rows, ref, epochs=30, lab_epochs=100)
+    assert short[0]["assessment"] == "within the seed spread"
+    assert "trained 30 of the lab's 100 epochs" in short[1]["assessment"]
+    full = compare(rows, ref, epochs=100, lab_epochs=100)
+    assert [r["assessment"] for r in full[1:]] == ["unexplained", "unexplained"]

@@ -85,7 +85,8 @@ def reproduce(
     root = shipped.shipped_root() if results_root == "shipped" else results_root
     _seed_from_results(camp, root, exp, scale, setting, plan)
     result = exp.run(camp, plan)
-    table = compare(result.rows, reference, with_lab=not camp.quick)
+    table = compare(result.rows, reference, with_lab=not camp.quick, epochs=plan.epochs,
+                    lab_epochs=exp.lab_epochs)  # fmt: skip
     preamble = [
         f"Experiment {experiment}, scale {scale}, setting {setting}; lab numbers from "
         f"{os.path.basename(reference.path)} ({reference.lab}).",

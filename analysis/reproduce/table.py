@@ -29,18 +29,43 @@ def _fmt(x) -> str:
     return f"{x:.4g}"
 
 
-def compare(rows, reference: Reference, with_lab: bool = True) -> list[dict]:
-    """Rows with the lab's value, its source and the difference filled in (``with_lab``
-    False: a miniature, compared with nothing)."""
+# The seed spread a difference is judged against, where a row states none: the lab's own
+# three-seed spreads (nb036 diagonal: accuracy sd up to 0.88 points; E rate sd up to 10 %).
+ACCURACY_SPREAD = 1.0  # points of %
+RATE_SPREAD = (0.15, 0.3)  # relative, and at least this many Hz
+
+
+def assessment(row: Row, lab: float, ours: float, epochs=None, lab_epochs=None) -> str:
+    """Whether a difference lies within two seed spreads, and if not, what explains it."""
+    spread = None
+    if row.unit == "%":
+        spread = ACCURACY_SPREAD
+    elif row.unit == "Hz":
+        spread = max(RATE_SPREAD[0] * abs(lab), RATE_SPREAD[1])
+    if spread is None:
+        return ""
+    if abs(ours - lab) <= 2 * spread:
+        return "within the seed spread"
+    if epochs is not None and lab_epochs is not None and epochs < lab_epochs:
+        return f"beyond the seed spread; ei-sim trained {epochs} of the lab's {lab_epochs} epochs"
+    return "unexplained"
+
+
+def compare(rows, reference: Reference, with_lab: bool = True, epochs=None,
+            lab_epochs=None) -> list[dict]:  # fmt: skip
+    """Rows with the lab's value, its source, the difference and its assessment filled in
+    (``with_lab`` False: a miniature, compared with nothing but untrained numbers)."""
     out = []
     for r in rows:
         compared = with_lab or r.untrained
         entry = reference.get(r.key) if (r.key and compared) else None
         lab = None if entry is None else entry.value
         diff = rel = None
+        judged = ""
         if lab is not None and r.ours is not None and math.isfinite(r.ours):
             diff = r.ours - lab
             rel = diff / abs(lab) if lab != 0 else None
+            judged = assessment(r, lab, r.ours, None if r.untrained else epochs, lab_epochs)
         out.append(
             {
                 "quantity": r.quantity,
@@ -57,6 +82,7 @@ def compare(rows, reference: Reference, with_lab: bool = True) -> list[dict]:
                     else entry.source
                 ),
                 "note": "; ".join(x for x in (r.note, "" if entry is None else entry.note) if x),
+                "assessment": judged,
             }
         )
     return out
@@ -68,10 +94,11 @@ def _cells(row) -> list[str]:
         diff += f" ({100 * row['relative']:+.1f} %)"
     lab = _fmt(row["lab"]) if row["lab"] is not None else "no lab value"
     ours = _fmt(row["ours"]) if row["ours"] is not None else "not measured"
-    return [row["quantity"], row["unit"], lab, ours, diff, row["source"], row["note"]]
+    return [row["quantity"], row["unit"], lab, ours, diff, row.get("assessment", ""),
+            row["source"], row["note"]]  # fmt: skip
 
 
-HEADER = ["quantity", "unit", "lab", "ei-sim", "difference", "lab source", "note"]
+HEADER = ["quantity", "unit", "lab", "ei-sim", "difference", "assessment", "lab source", "note"]
 
 
 def markdown(title: str, preamble: list[str], rows: list[dict], figures, verdicts=()) -> str:
