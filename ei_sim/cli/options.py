@@ -38,6 +38,12 @@ def hidden_alias(p, flag: str, dest: str, **kwargs) -> None:
     p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, **kwargs)
 
 
+def _literal(text: str) -> str:
+    """Help text taken from elsewhere (a preset's summary: "80 % E"), with its ``%`` kept
+    literal: argparse formats every help string with ``%``."""
+    return text.replace("%", "%%")
+
+
 def add_quiet(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     hidden_alias(p, "--no-progress", "quiet", action="store_true")
@@ -50,14 +56,14 @@ def add_model(p, families: tuple = ("classifier",), default: str = "ping") -> No
     choices = names(*families)
     listing = "; ".join(f"{n}: {PRESETS[n].summary}" for n in choices)
     p.add_argument("--model", default=None, choices=choices, metavar="NAME",
-                   help=f"preset (default {default}): {listing}")  # fmt: skip
+                   help=_literal(f"preset (default {default}): {listing}"))  # fmt: skip
     p.set_defaults(model_default=default)
     takers = ", ".join(n for n in choices if PRESETS[n].settings)
     if takers:
         listing = "; ".join(f"{s.name}: {s.description}" for s in SETTINGS.values())
         p.add_argument("--setting", default=None, choices=tuple(SETTINGS), metavar="NAME",
-                       help=f"named values applied to {takers} (default canonical): "
-                       f"{listing}")  # fmt: skip
+                       help=_literal(f"named values applied to {takers} (default canonical): "
+                                     f"{listing}"))  # fmt: skip
 
 
 def add_parameters(p) -> None:
