@@ -38,6 +38,12 @@ def hidden_alias(p, flag: str, dest: str, **kwargs) -> None:
     p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, **kwargs)
 
 
+def _literal(text: str) -> str:
+    """Help text taken from elsewhere (a preset's summary: "80 % E"), with its ``%`` kept
+    literal: argparse formats every help string with ``%``."""
+    return text.replace("%", "%%")
+
+
 def add_quiet(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     hidden_alias(p, "--no-progress", "quiet", action="store_true")
@@ -50,7 +56,7 @@ def add_model(p, families: tuple = ("classifier",), default: str = "ping") -> No
     choices = names(*families)
     listing = "; ".join(f"{n}: {PRESETS[n].summary}" for n in choices)
     p.add_argument("--model", default=None, choices=choices, metavar="NAME",
-                   help=f"preset (default {default}): {listing}")  # fmt: skip
+                   help=_literal(f"preset (default {default}): {listing}"))  # fmt: skip
     p.set_defaults(model_default=default)
     if any(PRESETS[n].settings for n in choices):
         add_setting(p)
@@ -67,7 +73,7 @@ def add_setting(p, default: str = "canonical") -> None:
         default=None,
         choices=tuple(SETTINGS),
         metavar="NAME",
-        help=f"named values applied to {takers} (default {default}): {listing}",
+        help=_literal(f"named values applied to {takers} (default {default}): {listing}"),
     )
     p.set_defaults(setting_default=default)
 
@@ -80,8 +86,8 @@ def add_parameters(p) -> None:
                    "with ei-sim params)")  # fmt: skip
     p.add_argument("--config", default=None, metavar="FILE.toml", help="parameters from a "
                    "TOML file: tables [model] and [train] with the keys of --set, and the "
-                   "command's options (model, setting, tier, seed, epochs, budget, out) at the "
-                   "top level; flags and --set override it")  # fmt: skip
+                   "command's options (preset, setting, tier, seed, epochs, budget, out) at "
+                   "the top level; flags and --set override it")  # fmt: skip
 
 
 def add_couplings(p) -> None:
@@ -173,7 +179,7 @@ def config_file(args) -> dict:
     data = P.read_config(path)
     for name in P.CONFIG_OPTIONS:
         if name in data and not isinstance(data[name], dict):
-            dest = name
+            dest = "model" if name == "preset" else name  # the preset is the --model option
             if hasattr(args, dest) and getattr(args, dest) is None:
                 setattr(args, dest, data[name])
     return data
