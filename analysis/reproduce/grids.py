@@ -9,35 +9,54 @@ import numpy as np
 from ei_sim.analysis.reproduce.table import Row
 
 
-def _grid_common(camp, plan, w_ei, w_ie, seeds, w_in, diagonal, name, executor, scheduler, workers):
-    from ei_sim.analysis.basins import label_cells
-    from ei_sim.sweeps.grid import GridSpec, run_grid
-    from ei_sim.sweeps.store import read_cells
+def grid_spec(experiment: str, plan, setting: str):
+    """The grid that the ``grid`` or ``diagonal`` experiment trains under ``plan``."""
+    from ei_sim.sweeps.grid import GridSpec
 
-    model_changes = {"w_in_mean": w_in}
-    if camp.setting != "canonical":
-        model_changes["setting"] = camp.setting
+    if experiment not in ("grid", "diagonal"):
+        raise ValueError(f"the {experiment} experiment trains no grid")
+    diagonal = experiment == "diagonal"
+    model_changes = {"w_in_mean": 0.6 if diagonal else 1.2}
+    if setting != "canonical":
+        model_changes["setting"] = setting
     size = {k: v for k, v in (("n_e", plan.n_e), ("t_ms", plan.t_ms)) if v is not None}
-    spec = GridSpec(
-        w_ei=tuple(w_ei),
-        w_ie=tuple(w_ie),
-        seeds=tuple(seeds),
+    return GridSpec(
+        w_ei=tuple(plan.values),
+        w_ie=() if diagonal else tuple(plan.values),
+        seeds=tuple(plan.seeds) if diagonal else (42,),
         tier=plan.tier,
         diagonal_ratio=2.0 if diagonal else None,
         model_changes=model_changes,
         size=size,
         train={"budget": 0.2, "epochs": plan.epochs},
     )
-    path = os.path.join(camp.out_dir, f"{name}.grid.h5")
+
+
+def grid_store(out_dir: str, store_path: str) -> str:
+    """Where an experiment whose reproduction store is ``store_path`` keeps its grid."""
+    name = os.path.splitext(os.path.basename(store_path))[0]
+    return os.path.join(out_dir, f"{name}.grid.h5")
+
+
+def _grid_common(camp, plan, experiment, run_options):
+    """Train (or resume) the experiment's grid in a stage; ``run_options`` are
+    :func:`ei_sim.sweeps.grid.run_grid`'s (executor, scheduler, n_workers, slurm,
+    worker_timeout_s)."""
+    from ei_sim.analysis.basins import label_cells
+    from ei_sim.sweeps.grid import run_grid
+    from ei_sim.sweeps.store import read_cells
+
+    spec = grid_spec(experiment, plan, camp.setting)
+    path = grid_store(camp.out_dir, camp.store_path)
 
     def label(a, b, e, i):
         return str(label_cells([e], [i], [a], [b])[0])
 
     def compute():
-        run_grid(spec, path, executor, scheduler, workers, progress=camp.progress, label_fn=label)
+        run_grid(spec, path, progress=camp.progress, label_fn=label, **run_options)
         return {"grid_store": path}, {}
 
-    camp.stage(f"grid__{name}", compute)
+    camp.stage(f"grid__{os.path.splitext(os.path.basename(camp.store_path))[0]}", compute)
     return read_cells(path), path
 
 
@@ -53,14 +72,12 @@ def _grid_figures(camp, path, name) -> list[str]:
     return names
 
 
-def grid(camp, plan, executor="dask", scheduler=None, workers=None):
+def grid(camp, plan, **run_options):
     from ei_sim.analysis.basins import label_rule
     from ei_sim.sweeps.store import cell_name
 
     name = os.path.splitext(os.path.basename(camp.store_path))[0]
-    cells, path = _grid_common(
-        camp, plan, plan.values, plan.values, (42,), 1.2, False, name, executor, scheduler, workers
-    )
+    cells, path = _grid_common(camp, plan, "grid", run_options)
     by_name = {c["name"]: c for c in cells}
     metrics = _cell_metrics(path)
     rows, counts = [], {}
@@ -105,13 +122,11 @@ def _cell_metrics(path) -> dict:
     return {cell["name"]: cell["metrics"] for cell in read_grid(path)["cells"]}
 
 
-def diagonal(camp, plan, executor="dask", scheduler=None, workers=None):
+def diagonal(camp, plan, **run_options):
     from ei_sim.sweeps.store import cell_name
 
     name = os.path.splitext(os.path.basename(camp.store_path))[0]
-    cells, path = _grid_common(
-        camp, plan, plan.values, (), plan.seeds, 0.6, True, name, executor, scheduler, workers
-    )
+    cells, path = _grid_common(camp, plan, "diagonal", run_options)
     by_name = {c["name"]: c for c in cells}
     metrics = _cell_metrics(path)
     rows = []

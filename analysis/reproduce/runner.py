@@ -48,6 +48,18 @@ def store_path(out_dir: str, experiment: str, scale: str, setting: str) -> str:
     return os.path.join(out_dir, f"{experiment}_{scale}_{setting}.h5")
 
 
+def grid_of(experiment, scale="quick", out_dir="runs/reproduce", setting="canonical",
+            tier=None, epochs=None):  # fmt: skip
+    """The grid an experiment trains (``grid``, ``diagonal``) and the path of its grid
+    store: ``(GridSpec, path)``; reads and writes nothing."""
+    from ei_sim.models import get_setting
+
+    get_setting(setting)
+    plan = get_plan(experiment, scale, tier, epochs)
+    spec = grids.grid_spec(experiment, plan, setting)
+    return spec, grids.grid_store(out_dir, store_path(out_dir, experiment, scale, setting))
+
+
 def reproduce(
     experiment,
     scale="quick",
@@ -61,8 +73,15 @@ def reproduce(
     reference_path=None,
     force=False,
     progress=True,
+    slurm=None,
+    worker_timeout_s=None,
 ) -> dict:
-    """Run (or resume) one reproduction; return its rows and the paths written."""
+    """Run (or resume) one reproduction; return its rows and the paths written.
+
+    ``executor``, ``scheduler``, ``workers``, ``slurm`` (SLURM jobs:
+    :class:`ei_sim.sweeps.cluster.SlurmJobs`) and ``worker_timeout_s`` (None: the default)
+    say where the grid and diagonal experiments train their cells
+    (:func:`ei_sim.sweeps.grid.run_grid`)."""
     from ei_sim.models import get_setting
 
     get_setting(setting)  # validate before any work
@@ -77,7 +96,10 @@ def reproduce(
     done = store.open_or_create(path, meta, force)
     camp = Campaign(out_dir=out_dir, store_path=path, setting=setting, progress=progress, done=done)
     run = RUNNERS[experiment]
-    grid_args = {"executor": executor, "scheduler": scheduler, "workers": workers}
+    grid_args = {"executor": executor, "scheduler": scheduler, "n_workers": workers,
+                 "slurm": slurm}  # fmt: skip
+    if worker_timeout_s is not None:
+        grid_args["worker_timeout_s"] = worker_timeout_s
     out = run(camp, plan, **grid_args) if experiment in ("grid", "diagonal") else run(camp, plan)
     rows, figures = out[0], out[1]
     statements = out[2] if len(out) > 2 else []
@@ -111,4 +133,4 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["EXPERIMENTS", "reproduce", "store_path"]
+__all__ = ["EXPERIMENTS", "grid_of", "reproduce", "store_path"]

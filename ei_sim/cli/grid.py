@@ -7,6 +7,7 @@ import sys
 
 
 def _add_grid(sub) -> None:
+    from ei_sim.cli.cluster import add_cluster_options
     from ei_sim.cli.train import add_training_flags
 
     p = sub.add_parser(
@@ -26,7 +27,8 @@ def _add_grid(sub) -> None:
     p.add_argument("--executor", choices=("dask", "serial", "vmap"), default="dask",
                    help="dask (default; LocalCluster or --scheduler), serial (in process) or "
                    "vmap (all cells of a seed in one compiled program)")  # fmt: skip
-    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler "
+                   "(any Dask deployment)")  # fmt: skip
     p.add_argument(
         "--workers", type=int, default=None, help="LocalCluster workers, >= 1 (default: cores)"
     )
@@ -35,6 +37,7 @@ def _add_grid(sub) -> None:
     p.add_argument(
         "--force", action="store_true", help="start a store made with other settings anew"
     )
+    add_cluster_options(p)
     video_help = ("store a snapshot of the reference trial after every epoch of every cell "
                   "(render them with ei-sim video STORE)")  # fmt: skip
     add_training_flags(p, {"budget": "0.2", "w_in": 0.6, "tier": "medium",
@@ -43,13 +46,20 @@ def _add_grid(sub) -> None:
 
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
+    from ei_sim.cli.cluster import (
+        check_cluster_options,
+        print_dry_run,
+        slurm_jobs,
+        worker_timeout,
+    )
     from ei_sim.cli.train import build_run, video_hook
-    from ei_sim.sweeps.grid import GridSpec, run_grid
+    from ei_sim.sweeps.grid import CellLost, GridSpec, run_grid
     from ei_sim.sweeps.ranges import parse_axis, parse_seeds
     from ei_sim.sweeps.store import resumable_cells
     from ei_sim.training.loop import TrainingFailed
 
     check_grid(args)
+    check_cluster_options(args)
     wei = parse_axis(args.wei, args.points, "--wei")
     wie = parse_axis(args.wie or "0..4", args.points, "--wie")
     seeds = parse_seeds(args.seeds)
@@ -65,6 +75,9 @@ def cmd_grid(args) -> int:
         size={k: v for k, v in (("n_e", args.n_e), ("t_ms", args.t_ms)) if v is not None},
     )  # fmt: skip
     resumable_cells(args.out, spec.settings(), args.force)  # before any worker starts
+    if args.dry_run:
+        print_dry_run(spec, args.out, slurm_jobs(args), args.force)
+        return 0
     from ei_sim.analysis.basins import label_cells
 
     def label(w_ei, w_ie, rate_e, rate_i):
@@ -73,11 +86,12 @@ def cmd_grid(args) -> int:
     try:
         outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
                            args.force, label_fn=label,
-                           on_epoch=video_hook() if args.video else None)  # fmt: skip
+                           on_epoch=video_hook() if args.video else None, slurm=slurm_jobs(args),
+                           worker_timeout_s=worker_timeout(args))  # fmt: skip
     except KeyboardInterrupt:
         print(grid_interrupted_line(args.out))
         return 130
-    except TrainingFailed as err:
+    except (TrainingFailed, CellLost) as err:
         print(f"ei-sim grid: error: a cell failed: {err}", file=sys.stderr)
         return 1
     if outcome["skipped"]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def _add_reproduce(sub) -> None:
+    from ei_sim.cli.cluster import add_cluster_options
+
     p = sub.add_parser(
         "reproduce",
         help="rerun one of the reference lab's experiments beside its numbers",
@@ -51,10 +53,17 @@ def _add_reproduce(sub) -> None:
         help="the lab's numbers (default: the shipped data/reference/pinglab.json)",
     )
     p.add_argument("--force", action="store_true", help="start a store made with another plan anew")
+    add_cluster_options(p)
 
 
 def cmd_reproduce(args) -> int:
-    from ei_sim.analysis.reproduce.runner import EXPERIMENTS, reproduce
+    from ei_sim.analysis.reproduce.runner import EXPERIMENTS, grid_of, reproduce
+    from ei_sim.cli.cluster import (
+        check_cluster_options,
+        print_dry_run,
+        slurm_jobs,
+        worker_timeout,
+    )
     from ei_sim.sim.parallel import use_cpu_cores
 
     if args.experiment not in EXPERIMENTS:
@@ -63,6 +72,15 @@ def cmd_reproduce(args) -> int:
         )
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    check_cluster_options(args)
+    if args.cluster == "slurm" and args.experiment not in ("grid", "diagonal"):
+        raise ValueError(f"--cluster slurm trains the cells of the grid and diagonal "
+                         f"experiments; {args.experiment} runs in this process")  # fmt: skip
+    if args.dry_run:
+        spec, path = grid_of(args.experiment, args.scale, args.out, args.setting, args.tier,
+                             args.epochs)  # fmt: skip
+        print_dry_run(spec, path, slurm_jobs(args), args.force)
+        return 0
     if args.experiment not in ("grid", "diagonal"):
         use_cpu_cores()  # trainings and sweeps split their batches over the cores
     try:
@@ -78,6 +96,8 @@ def cmd_reproduce(args) -> int:
             args.workers,
             args.reference,
             args.force,
+            slurm=slurm_jobs(args),
+            worker_timeout_s=worker_timeout(args),
         )
     except KeyboardInterrupt:
         print(f"interrupted; finished stages are in {args.out}; run the same command to resume")
