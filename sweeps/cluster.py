@@ -313,8 +313,9 @@ class WorkerWatch:
             info = self.client.scheduler_info()
         return info.get("workers", {})
 
-    def poll(self, cells_left: int) -> str:
-        """Look at the workers now; return the progress bar's status text."""
+    def poll(self, cells_left: int, cells_waiting: int = 0) -> str:
+        """Look at the workers now; return the progress bar's status text. ``cells_left``:
+        the cells not finished; ``cells_waiting``: those of them not yet handed to Dask."""
         workers = self.workers()
         self._note_workers(workers)
         return f"workers {len(workers)}"
@@ -355,16 +356,17 @@ class SlurmWatch(WorkerWatch):
         self.noticed: dict[str, float] = {}  # job id -> when this watch first saw it
         self.submit_error: str | None = None
         self.ended_unjoined = 0  # jobs that left the queue before their worker joined
-        self.joined: set[str] = set()  # job names whose worker joined at some point
+        self.joined: dict[str, float] = {}  # job name -> when its first worker joined
 
     def workers(self) -> dict:
         return dict(dict(self.cluster.scheduler_info).get("workers", {}))
 
-    def poll(self, cells_left: int) -> str:
+    def poll(self, cells_left: int, cells_waiting: int = 0) -> str:
         now = self.clock()
         workers = self.workers()
         connected = self._connected_jobs(workers)
-        self.joined |= connected
+        for name in connected - set(self.joined):
+            self.joined[name] = now
         jobs = dict(self.cluster.workers)
         for job in jobs.values():
             if job.job_id and job.job_id not in self.noticed:
@@ -374,7 +376,7 @@ class SlurmWatch(WorkerWatch):
             if states is not None:
                 self.states, self.squeue_at = states, now
         self._replace_ended(jobs, connected, now)
-        self._fit_jobs(cells_left, connected, now)
+        self._fit_jobs(cells_left, cells_waiting, connected, now)
         first = self.first_worker_s
         self._note_workers(workers)
         if first is None and self.first_worker_s is not None:
@@ -425,9 +427,11 @@ class SlurmWatch(WorkerWatch):
         if ended:
             self.cluster.sync(self.cluster.scale_down, ended)
 
-    def _fit_jobs(self, cells_left: int, connected: set[str], now: float) -> None:
+    def _fit_jobs(self, cells_left: int, cells_waiting: int, connected: set[str],
+                  now: float) -> None:  # fmt: skip
         """Submit jobs up to the target (at most every :data:`RESUBMIT_EVERY_S`), or cancel
-        pending and then idle ones above it."""
+        pending jobs above it, then idle ones (the latest to join first), these only while
+        every unfinished cell is on a worker (none about to be handed out)."""
         target = min(self.max_jobs, default_jobs(cells_left, self.processes))
         specs = list(self.cluster.worker_spec)
         missing = len(specs) < target or set(specs) - set(dict(self.cluster.workers))
@@ -435,21 +439,25 @@ class SlurmWatch(WorkerWatch):
             self.cluster.scale(jobs=max(target, len(specs)))
             self.rescaled_at = now
         elif len(specs) > target:
-            idle = self._idle_jobs(connected)
-            spare = [n for n in specs if n not in connected] + [n for n in specs if n in idle]
+            spare = [n for n in specs if n not in connected]
+            if not cells_waiting and len(spare) < len(specs) - target:
+                idle = self._idle_jobs(connected, cells_left)
+                spare += sorted(idle, key=lambda n: -self.joined.get(n, now))
             drop = spare[: len(specs) - target]
             if drop:
                 self.cluster.sync(self.cluster.scale_down, drop)
 
-    def _idle_jobs(self, connected: set[str]) -> set[str]:
-        """Connected jobs none of whose workers is processing a task."""
-        busy = set()
+    def _idle_jobs(self, connected: set[str], cells_left: int) -> set[str]:
+        """Connected jobs none of whose workers is processing a task; none while fewer
+        tasks are on workers than ``cells_left`` (one is between the client and a worker)."""
+        busy, placed = set(), 0
         info = self.workers()
         for address, keys in self.client.processing().items():
+            placed += len(keys)
             if keys and address in info:
                 name = str(info[address].get("name"))
                 busy.add(name if name in connected else name.rpartition("-")[0])
-        return connected - busy
+        return connected - busy if placed >= cells_left else set()
 
     def _refused_at_once(self, workers: dict) -> None:
         """No worker, no job accepted and a refusal from sbatch: no point waiting."""

@@ -405,7 +405,7 @@ def _run_on_dask(client, spec, todo, cell_root, finish, running=None, on_epoch=N
             finish(name, out)
         if not (waiting or futures):
             break
-        text = watch.poll(len(waiting) + len(futures))
+        text = watch.poll(len(waiting) + len(futures), len(waiting))
         for line in watch.notes:
             log(line)
         watch.notes.clear()
