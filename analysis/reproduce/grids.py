@@ -36,32 +36,50 @@ DIAGONAL_CLAIM = ("the diagonal's two-step climb: accuracy rises 0.5 -> 0.6 -> 0
                   "recruited between W_EI 0.6 and 0.75")  # fmt: skip
 
 
-def grid_stage(camp, plan, w_ei, w_ie, seeds, diagonal: bool, name: str) -> dict:
-    """Train (or continue) the grid to ``plan.epochs`` and store every cell's numbers:
-    arrays ``w_ei, w_ie, seed`` (C,) and ``<metric>`` (C, E) for :data:`CELL_METRICS`."""
-    from ei_sim.analysis.basins import label_cells
+def grid_spec(plan, setting: str, diagonal: bool):
+    """The grid the ``grid`` (``diagonal=False``) or ``diagonal`` experiment trains."""
     from ei_sim.analysis.reproduce.stages import build_model
-    from ei_sim.sweeps.grid import GridSpec, run_grid
-    from ei_sim.sweeps.store import read_grid
+    from ei_sim.sweeps.grid import GridSpec
     from ei_sim.training.config import TrainConfig
 
-    path = os.path.join(camp.out_dir, f"{name}.grid.h5")
+    model = build_model("ping", setting, plan.tier, plan.n_e, plan.t_ms, w_in_mean=GRID_W_IN)
+    train = TrainConfig.for_tier(plan.tier, budget=0.2, epochs=plan.epochs,
+                                 n_samples=plan.samples)  # fmt: skip
+    return GridSpec(
+        model=model, train=train, w_ei=tuple(plan.values),
+        w_ie=() if diagonal else tuple(plan.values),
+        seeds=tuple(plan.seeds) if diagonal else (42,),
+        diagonal_ratio=2.0 if diagonal else None,
+    )  # fmt: skip
+
+
+def grid_store(out_dir: str, store_path: str) -> str:
+    """The grid store of an experiment whose reproduction store is ``store_path``: shared by
+    every epoch count (its name carries none)."""
+    stem = os.path.splitext(os.path.basename(store_path))[0]
+    stem = stem.rsplit("_", 1)[0] if stem.endswith("ep") else stem
+    return os.path.join(out_dir, f"{stem}.grid.h5")
+
+
+def grid_stage(camp, plan, diagonal: bool) -> dict:
+    """Train (or continue) the experiment's grid to ``plan.epochs`` and store every cell's
+    numbers: arrays ``w_ei, w_ie, seed`` (C,) and ``<metric>`` (C, E) for
+    :data:`CELL_METRICS`. ``camp.grid_options``: where the cells train (the keywords of
+    :func:`ei_sim.sweeps.grid.run_grid`: executor, scheduler, n_workers, slurm,
+    worker_timeout_s)."""
+    from ei_sim.analysis.basins import label_cells
+    from ei_sim.sweeps.grid import run_grid
+    from ei_sim.sweeps.store import read_grid
+
+    path = grid_store(camp.out_dir, camp.store_path)
+    spec = grid_spec(plan, camp.setting, diagonal)
 
     def compute():
-        model = build_model("ping", camp.setting, plan.tier, plan.n_e, plan.t_ms,
-                            w_in_mean=GRID_W_IN)  # fmt: skip
-        train = TrainConfig.for_tier(plan.tier, budget=0.2, epochs=plan.epochs,
-                                     n_samples=plan.samples)  # fmt: skip
-        spec = GridSpec(model=model, train=train, w_ei=tuple(w_ei), w_ie=tuple(w_ie),
-                        seeds=tuple(seeds), diagonal_ratio=2.0 if diagonal else None)  # fmt: skip
-
         def label(a, b, e, i):
             return str(label_cells([e], [i], [a], [b])[0])
 
-        opts = camp.grid_options
-        run_grid(spec, path, opts.get("executor", "dask"), opts.get("scheduler"),
-                 opts.get("workers"), progress=camp.progress, label_fn=label)  # fmt: skip
-        wanted = {(a, b, s) for a, b, s in spec.cells()}
+        run_grid(spec, path, progress=camp.progress, label_fn=label, **camp.grid_options)
+        wanted = set(spec.cells())
         cells = [
             c
             for c in read_grid(path)["cells"]
@@ -73,6 +91,7 @@ def grid_stage(camp, plan, w_ei, w_ie, seeds, diagonal: bool, name: str) -> dict
             arrays[metric] = np.array([c["metrics"][metric][: plan.epochs] for c in cells])
         return {"grid_store": path, "epochs": plan.epochs, "cells": len(cells)}, arrays
 
+    name = os.path.splitext(os.path.basename(path))[0].removesuffix(".grid")
     return camp.stage(f"grid__{name}", compute)
 
 
@@ -119,8 +138,7 @@ def run_grid_experiment(camp, plan: Plan) -> Result:
     from ei_sim.analysis.basins import label_rule
     from ei_sim.analysis.reproduce.figures import plot_grid_comparison
 
-    name = _stem(camp)
-    st = grid_stage(camp, plan, plan.values, plan.values, (42,), False, name)
+    st = grid_stage(camp, plan, diagonal=False)
     cells = labelled([cell_view(st, k) for k in range(len(st["w_ei"]))])
     by_pair = {(c["w_ei"], c["w_ie"]): c for c in cells}
     rows, counts = [], {}
@@ -186,8 +204,7 @@ def basins_verdict(cells, agree: int, compared: int, epochs: int) -> Verdict:
 def run_diagonal_experiment(camp, plan: Plan) -> Result:
     from ei_sim.analysis.reproduce.figures import plot_diagonal
 
-    name = _stem(camp)
-    st = grid_stage(camp, plan, plan.values, (), plan.seeds, True, name)
+    st = grid_stage(camp, plan, diagonal=True)
     cells = labelled([cell_view(st, k) for k in range(len(st["w_ei"]))])
     seeds = sorted({c["seed"] for c in cells})
     rows, points = [], []
@@ -242,13 +259,6 @@ def diagonal_verdict(points, epochs: int, seeds) -> Verdict:
     else:
         status = "not reproduced"
     return Verdict(DIAGONAL_CLAIM, status, evidence, epochs)
-
-
-def _stem(camp) -> str:
-    """The shared name of an experiment's grid store: the reproduction store's stem without
-    its epoch count (so that a grid is continued to more epochs in place)."""
-    stem = os.path.splitext(os.path.basename(camp.store_path))[0]
-    return stem.rsplit("_", 1)[0] if stem.endswith("ep") else stem
 
 
 EXP_GRID = Experiment(

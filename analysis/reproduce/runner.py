@@ -54,11 +54,16 @@ def reproduce(
     progress=True,
     results_root="shipped",
     save_results=None,
+    slurm=None,
+    worker_timeout_s=None,
 ) -> dict:
     """Run (or resume, or read back) one reproduction; return its table and the paths
     written. ``results_root``: the folder of shipped results to start from ("shipped": the
     package's; None: none); ``save_results``: a folder to write this run's results file into
-    (:mod:`~ei_sim.analysis.reproduce.results`)."""
+    (:mod:`~ei_sim.analysis.reproduce.results`). ``executor``, ``scheduler``, ``workers``,
+    ``slurm`` (SLURM jobs: :class:`ei_sim.sweeps.cluster.SlurmJobs`) and ``worker_timeout_s``
+    (None: the default) say where the grid and diagonal experiments train their cells
+    (:func:`ei_sim.sweeps.grid.run_grid`)."""
     from ei_sim.models import get_setting
 
     catalogue = experiments()
@@ -77,10 +82,19 @@ def reproduce(
     meta = {"experiment": experiment, "scale": scale, "setting": setting,
             "epochs": plan.epochs, **plan.attrs()}  # fmt: skip
     done = store.open_or_create(path, meta, force)
-    camp = Campaign(out_dir=out_dir, store_path=path, setting=setting, progress=progress,
-                    done=done, quick=scale == "quick",
-                    grid_options={"executor": executor, "scheduler": scheduler,
-                                  "workers": workers})  # fmt: skip
+    grid_options = {"executor": executor, "scheduler": scheduler, "n_workers": workers,
+                    "slurm": slurm}  # fmt: skip
+    if worker_timeout_s is not None:
+        grid_options["worker_timeout_s"] = worker_timeout_s
+    camp = Campaign(
+        out_dir=out_dir,
+        store_path=path,
+        setting=setting,
+        progress=progress,
+        done=done,
+        quick=scale == "quick",
+        grid_options=grid_options,
+    )
     camp.reference = reference
     root = shipped.shipped_root() if results_root == "shipped" else results_root
     _seed_from_results(camp, root, exp, scale, setting, plan)
@@ -112,6 +126,21 @@ def reproduce(
         "figures": list(result.figures), "preamble": preamble, "log": camp.log,
         "verdicts": verdicts,
     }  # fmt: skip
+
+
+def grid_of(experiment, scale="quick", out_dir="runs/reproduce", setting="lab", tier=None,
+            epochs=None):  # fmt: skip
+    """The grid an experiment trains (``grid``, ``diagonal``) and the path of its grid store:
+    ``(GridSpec, path)``; reads and writes nothing."""
+    from ei_sim.analysis.reproduce.grids import grid_spec, grid_store
+    from ei_sim.models import get_setting
+
+    if experiment not in ("grid", "diagonal"):
+        raise ValueError(f"the {experiment} experiment trains no grid")
+    get_setting(setting)
+    plan = get_plan(experiments()[experiment], scale, tier, epochs)
+    path = store_path(out_dir, experiment, scale, setting, plan.epochs)
+    return grid_spec(plan, setting, experiment == "diagonal"), grid_store(out_dir, path)
 
 
 def _seed_from_results(camp, root, exp, scale, setting, plan) -> None:

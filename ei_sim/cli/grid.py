@@ -8,6 +8,7 @@ import sys
 
 def _add_grid(sub) -> None:
     from ei_sim.cli import options
+    from ei_sim.cli.cluster import add_cluster_options
     from ei_sim.cli.train import add_training_options
 
     p = sub.add_parser(
@@ -48,6 +49,7 @@ def _add_grid(sub) -> None:
     p.add_argument(
         "--force", action="store_true", help="start a store made with other settings anew"
     )
+    add_cluster_options(p)
     p.set_defaults(model="ping", w_in_default=GRID_W_IN)
     add_training_options(p, budget="0.2", video_help="store a snapshot of the reference trial "
                          "after every epoch of every cell (render them with ei-sim video "
@@ -89,28 +91,49 @@ def grid_seeds(args) -> list[int]:
 
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
+    from ei_sim.cli.cluster import (
+        check_cluster_options,
+        print_dry_run,
+        slurm_jobs,
+        worker_timeout,
+    )
     from ei_sim.cli.train import video_hook
-    from ei_sim.sweeps.grid import run_grid
+    from ei_sim.sweeps.grid import CellLost, run_grid
     from ei_sim.sweeps.store import resumable_cells
     from ei_sim.training.loop import TrainingFailed
 
     check_grid(args)
+    check_cluster_options(args)
     spec = grid_spec(args)  # builds and checks the network and recipe of every cell
     check_recipe(spec.model, spec.train)
     resumable_cells(args.out, spec.settings(), args.force)  # before any worker starts
+    if args.dry_run:
+        print_dry_run(spec, args.out, slurm_jobs(args), args.force)
+        return 0
     from ei_sim.analysis.basins import label_cells
 
     def label(w_ei, w_ie, rate_e, rate_i):
         return str(label_cells([rate_e], [rate_i], [w_ei], [w_ie])[0])
 
     try:
-        outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
-                           args.force, progress=not args.quiet, label_fn=label,
-                           on_epoch=video_hook() if args.video else None)  # fmt: skip
+        outcome = run_grid(
+            spec,
+            args.out,
+            args.executor,
+            args.scheduler,
+            args.workers,
+            args.force,
+            progress=not args.quiet,
+            label_fn=label,
+            on_epoch=video_hook() if args.video else None,
+            slurm=slurm_jobs(args),
+            worker_timeout_s=worker_timeout(args),
+        )
+        # fmt: skip
     except KeyboardInterrupt:
         print(grid_interrupted_line(args.out))
         return 130
-    except TrainingFailed as err:
+    except (TrainingFailed, CellLost) as err:
         print(f"ei-sim grid: error: a cell failed: {err}", file=sys.stderr)
         return 1
     if outcome["skipped"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def _add_reproduce(sub) -> None:
     from ei_sim.cli import options
+    from ei_sim.cli.cluster import add_cluster_options
 
     p = sub.add_parser(
         "reproduce",
@@ -57,10 +58,17 @@ def _add_reproduce(sub) -> None:
                    "<epochs>ep.json, as the repository ships them in data/results")  # fmt: skip
     p.add_argument("--no-shipped", action="store_true", help="do not start from the shipped "
                    "results of the same plan (recompute every stage)")  # fmt: skip
+    add_cluster_options(p)
 
 
 def cmd_reproduce(args) -> int:
-    from ei_sim.analysis.reproduce.runner import NAMES, reproduce, summary
+    from ei_sim.analysis.reproduce.runner import NAMES, grid_of, reproduce, summary
+    from ei_sim.cli.cluster import (
+        check_cluster_options,
+        print_dry_run,
+        slurm_jobs,
+        worker_timeout,
+    )
     from ei_sim.sim.parallel import use_cpu_cores
 
     if args.experiment == "summary":
@@ -73,6 +81,15 @@ def cmd_reproduce(args) -> int:
         )
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    check_cluster_options(args)
+    if args.cluster == "slurm" and args.experiment not in ("grid", "diagonal"):
+        raise ValueError(f"--cluster slurm trains the cells of the grid and diagonal "
+                         f"experiments; {args.experiment} runs in this process")  # fmt: skip
+    if args.dry_run:
+        spec, path = grid_of(args.experiment, args.scale, args.out, args.setting or "lab",
+                             args.tier, args.epochs)  # fmt: skip
+        print_dry_run(spec, path, slurm_jobs(args), args.force)
+        return 0
     if args.experiment not in ("grid", "diagonal"):
         use_cpu_cores()  # trainings and sweeps split their batches over the cores
     try:
@@ -80,7 +97,8 @@ def cmd_reproduce(args) -> int:
             args.experiment, args.scale, args.out, args.setting or "lab", args.tier,
             args.epochs, args.executor, args.scheduler, args.workers, args.reference,
             args.force, results_root=None if args.no_shipped else "shipped",
-            save_results=args.save_results,
+            save_results=args.save_results, slurm=slurm_jobs(args),
+            worker_timeout_s=worker_timeout(args),
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted; finished stages are in {args.out}; run the same command to resume")
