@@ -28,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -293,6 +294,22 @@ def slurm_plan(spec: GridSpec, store: str, slurm: SlurmJobs, n_cells: int) -> tu
     return kwargs, slurm.jobs or default_jobs(n_cells, kwargs["processes"])
 
 
+def say(progress: bool, line: str) -> None:
+    """A line on stderr about what the grid is doing (with progress shown)."""
+    if progress:
+        print(line, file=sys.stderr, flush=True)
+
+
+def starting_line(n_cells: int, scheduler, n_workers, slurm) -> str:
+    if slurm is not None:
+        return f"submitting SLURM worker jobs for {n_cells} cells (dask-jobqueue)"
+    if scheduler:
+        return f"connecting to the Dask scheduler at {scheduler}"
+    n = n_workers or os.cpu_count() or 1
+    return (f"starting {n} Dask worker processes on this machine for {n_cells} cells (each "
+            "imports JAX: a few seconds)")
+
+
 def start_workers(spec, store, n_cells, scheduler=None, n_workers=None, slurm=None,
                   worker_timeout_s=DEFAULT_WORKER_TIMEOUT_S):  # fmt: skip
     """A Dask client for the grid and the watch of its workers: a LocalCluster, the
@@ -343,8 +360,16 @@ def run_grid(
     todo = cells_to_train(spec, store, force) if executor == "dask" else None
     client = watch = None
     if todo:  # fail fast, before the store is touched; no workers when nothing is left
+        t0 = time.perf_counter()
+        say(progress, starting_line(len(todo), scheduler, n_workers, slurm))
         client, watch = start_workers(spec, store, len(todo), scheduler, n_workers, slurm,
                                       worker_timeout_s)  # fmt: skip
+        say(progress, f"Dask client ready after {time.perf_counter() - t0:.1f} s; a cell's "
+            "first epoch includes compiling its training step (cached on disk for later "
+            "runs)")  # fmt: skip
+    elif progress and executor != "dask":
+        say(progress, f"training {len(spec.cells())} cells in this process ({executor}); the "
+            "first epoch includes compiling the training step (cached on disk)")  # fmt: skip
     created, had_cells = not os.path.exists(store), os.path.isdir(cells_dir(store))
     try:
         return _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch,
