@@ -36,5 +36,12 @@ def build_tree() -> Path:
     return TREE
 
 
+# Made when MkDocs imports this hook, while it reads mkdocs.yml: mkdocstrings expands its
+# ``paths`` in its own ``on_config``, which runs before any hook's, and drops a path that does
+# not exist yet (a fresh clone has no ``build/`` folder) for the repository root, where
+# ``ei_sim/`` lacks the three installed folders.
+build_tree()
+
+
 def on_pre_build(config):
     build_tree()
