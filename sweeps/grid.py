@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ei_sim.sweeps.store import add_cell, cell_name, open_or_create
+from ei_sim.sweeps.quiet import drop_closed_connections, quiet_after_interrupt, quiet_workers
+from ei_sim.sweeps.store import add_cell, cell_name, holding_store, open_or_create
 
 WORKER_ENV = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -77,17 +78,19 @@ def train_cell(
     video-snapshot writer the CLI passes for ``--video``; on Dask it must be picklable (a
     module-level function is).
     """
+    drop_closed_connections()  # a worker stopped with its grid: no tracebacks of the shutdown
     from ei_sim.models import get_model
     from ei_sim.sim.compile_cache import enable
     from ei_sim.store.run import run_path
     from ei_sim.training.config import TrainConfig
-    from ei_sim.training.spiking import tier_model, train
+    from ei_sim.training.spiking import discard_damaged_run, tier_model, train
 
     enable()  # workers share the persistent compilation cache (atomic entries)
     _no_semaphores()
     model = get_model(spec.model, w_ei_mean=w_ei, w_ie_mean=w_ie, **spec.model_changes)
     model = tier_model(model, spec.tier, **spec.size)
     cfg = TrainConfig.for_tier(spec.tier, **{**spec.train, "seed": seed})
+    discard_damaged_run(cell_dir)  # a damaged cell run trains again, never resumes
     resume = os.path.exists(run_path(cell_dir))
     result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=on_epoch)
     m, b = result.metrics, result.best_epoch - 1
@@ -167,6 +170,8 @@ def _remove_stub(store: str) -> None:
         os.rmdir(store + ".cells")
 
 
+@holding_store
+@quiet_after_interrupt
 def run_grid(
     spec: GridSpec,
     store: str,
@@ -270,6 +275,7 @@ def epochs_done(cell_dir: str) -> int:
 def _run_on_dask(client, spec, todo, cell_root, finish, running=None, on_epoch=None):
     """Submit every cell; store each as soon as it finishes (in completion order), and
     report the completed epochs of those still training every :data:`POLL_S` seconds."""
+    quiet_workers(client)  # no tracebacks of the shutdown from the workers either
     futures = {}
     for a, b, s, name in todo:
         cell_dir = os.path.abspath(os.path.join(cell_root, name))

@@ -14,11 +14,17 @@
 The lab's numbers come from ``data/reference/pinglab.json``
 (:mod:`ei_sim.analysis.reproduce.reference`).
 Killed at any moment, the same command resumes: finished stages are read back, a training in
-progress continues from its last finished epoch, a grid from its finished cells.
+progress continues from its last finished epoch, a grid from its finished cells; a damaged
+stage, run or grid cell is named in one line and computed again. A reproduction holds the
+lock on its store while it runs (:func:`ei_sim.store.lock.exclusive`): the same command run
+twice at once is refused at once; trainings and grids shared with another experiment are
+locked one by one.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 
 from ei_sim.analysis.reproduce import experiments, grids, store
@@ -26,6 +32,8 @@ from ei_sim.analysis.reproduce.plans import PLANS, get_plan
 from ei_sim.analysis.reproduce.reference import load_reference
 from ei_sim.analysis.reproduce.stages import Campaign
 from ei_sim.analysis.reproduce.table import compare, html_page, markdown
+from ei_sim.store.atomic import write_text
+from ei_sim.store.lock import exclusive
 
 EXPERIMENTS = tuple(PLANS)
 RUNNERS = {
@@ -48,6 +56,25 @@ def store_path(out_dir: str, experiment: str, scale: str, setting: str) -> str:
     return os.path.join(out_dir, f"{experiment}_{scale}_{setting}.h5")
 
 
+def _holding_store(fn):
+    """Run ``fn`` (:func:`reproduce`) holding the lock on its store: one reproduction per
+    store, taken before anything is written (:func:`ei_sim.store.lock.exclusive`)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        if not os.path.isdir(a["out_dir"]):  # fn says what is wrong with it
+            return fn(*args, **kwargs)
+        with exclusive(store_path(a["out_dir"], a["experiment"], a["scale"], a["setting"])):
+            return fn(*args, **kwargs)
+
+    return locked
+
+
+@_holding_store
 def reproduce(
     experiment,
     scale="quick",
@@ -105,10 +132,7 @@ def reproduce(
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 __all__ = ["EXPERIMENTS", "reproduce", "store_path"]

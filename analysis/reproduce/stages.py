@@ -45,7 +45,7 @@ class Campaign:
             attrs, arrays = compute()
             rstore.save_stage(self.store_path, name, attrs, arrays)
             self.done.add(name)
-        return rstore.load_stages(self.store_path)[name]
+        return rstore.load_stage(self.store_path, name)
 
 
 def run_name(model: str, budget, seed: int, setting: str, tier: str, epochs: int, **extra) -> str:
@@ -75,7 +75,7 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
     """Train (or resume) one run; stored: best/final accuracy (%), best epoch, rates of the best
     and the last epoch, the best epoch's gamma, and the per-epoch metrics."""
     from ei_sim.training.config import TrainConfig
-    from ei_sim.training.spiking import train
+    from ei_sim.training.spiking import discard_damaged_run, train
 
     name = run_name(model, budget, seed, camp.setting, plan.tier, plan.epochs, **changes)
     run_dir = os.path.join(camp.out_dir, "runs", name)
@@ -86,6 +86,7 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
             plan.tier, budget=budget, epochs=plan.epochs, seed=seed, n_samples=plan.samples
         )
         os.makedirs(run_dir, exist_ok=True)
+        discard_damaged_run(run_dir, camp.say)  # a damaged run trains again, never resumes
         result = train(net, cfg, run_dir, resume=True, progress=camp.progress)
         m, b = result.metrics, result.best_epoch - 1
         attrs = {

@@ -1,12 +1,14 @@
 """Command-line interface: ``ei-sim <command> ...``, one module per command.
 
 ``simulate``, ``train`` (and ``eval``), ``grid``, ``sweep``, ``rate``, ``analyze`` (and
-``meanfield``, ``report``), ``video``, ``export`` and ``reproduce`` each have a module here
-with ``register(subparsers) -> {command: handler}``; :mod:`ei_sim.cli.checks` holds the
-validation every handler runs before any work.
+``meanfield``, ``report``), ``video``, ``export``, ``reproduce`` and ``verify`` each have a
+module here with ``register(subparsers) -> {command: handler}``; :mod:`ei_sim.cli.checks`
+holds the validation every handler runs before any work, :mod:`ei_sim.cli.locks` the locks
+of each command's outputs (one writer per output).
 
-Every user error (bad flag values, missing files, unknown models) ends in one line on stderr
-and exit status 2; nothing half-written is left behind (all stores are written atomically).
+Every user error (bad flag values, missing files, unknown models, an output another command
+is writing, a damaged file, a full disk) ends in one line on stderr and exit status 2;
+nothing half-written is left behind (all files are written atomically).
 """
 
 from __future__ import annotations
@@ -54,11 +56,13 @@ def _register_all(sub) -> dict:
         simulate,
         sweep,
         train,
+        verify,
         video,
     )
 
     handlers = {}
-    for module in (simulate, train, grid, sweep, rate, analyze, video, export, reproduce):
+    for module in (simulate, train, grid, sweep, rate, analyze, video, export, reproduce,
+                   verify):  # fmt: skip
         handlers.update(module.register(sub))
     return handlers
 
@@ -84,8 +88,10 @@ def build_parser(command: str | None = None):
 def main(argv=None) -> int:
     from_console, argv = argv is None, sys.argv[1:] if argv is None else list(argv)
     from ei_sim.cli.interrupts import exit_after_interrupt, guard_interrupts
+    from ei_sim.cli.locks import identify
 
     guard_interrupts()
+    identify(argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
     try:
         parser, handlers = build_parser(command)
@@ -117,6 +123,16 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def one_line(err: BaseException) -> str:
+    """The first line of an error's text; a damaged file's line says how to learn more."""
+    from ei_sim.store.checksum import Damaged
+
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, Damaged):
+        message += f"; ei-sim verify {err.path} lists every damaged part"
+    return message
+
+
 def _run(handlers, args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ei_sim.sim.compile_cache import enable
@@ -129,8 +145,15 @@ def _run(handlers, args) -> int:
             PRE_CHECKS[args.command](args)
         return handlers[args.command](args)
     except (UserError, ValueError, OSError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"ei-sim {args.command}: error: {message}", file=sys.stderr)
+        print(f"ei-sim {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as err:  # HDF5's errors of a full disk, where no writer caught them
+        from ei_sim.store.atomic import is_disk_full
+
+        if not is_disk_full(err):
+            raise
+        print(f"ei-sim {args.command}: error: no space left on device ({one_line(err)[:120]})",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"ei-sim {args.command}: interrupted", file=sys.stderr)

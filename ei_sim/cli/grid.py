@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ei_sim.cli.locks import holds, store_outputs
+
 
 def _add_grid(sub) -> None:
     from ei_sim.cli.train import add_training_flags
@@ -41,6 +43,7 @@ def _add_grid(sub) -> None:
                            "video_help": video_help})  # fmt: skip
 
 
+@holds(store_outputs)
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
     from ei_sim.cli.train import build_run, video_hook

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from ei_sim.cli.locks import holds, store_outputs
+
 
 def _add_train(sub) -> None:
     from ei_sim.rate.train import TIERS
@@ -70,6 +72,7 @@ def handle(args: argparse.Namespace) -> int:
     raise ValueError(f"unknown rate subcommand {args.rate_command!r}; use train or analyze")
 
 
+@holds(store_outputs)
 def cmd_train(args) -> int:
     from ei_sim.cli.checks import check_rate_train
     from ei_sim.rate.network import WCConfig

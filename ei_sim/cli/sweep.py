@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from ei_sim.cli.locks import holds, sweep_outputs
+
 
 def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="inference-time W_in scale and coupling sweeps of a run")
@@ -22,6 +24,7 @@ def _add_sweep(sub) -> None:
                        "the reference trial (scale_sweep.mp4)")  # fmt: skip
 
 
+@holds(sweep_outputs)
 def cmd_sweep(args) -> int:
     from ei_sim.analysis.sweep_plots import plot_sweep
     from ei_sim.cli.checks import check_sweep

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ei_sim.cli.locks import holds, train_outputs
+
 
 def add_training_flags(p, defaults: dict | None = None) -> None:
     """Flags shared by ``train`` and ``grid`` (the grid passes its own defaults)."""
@@ -94,6 +96,7 @@ def video_hook():
     return snapshot_writer
 
 
+@holds(train_outputs)
 def cmd_train(args) -> int:
     import dataclasses
 
