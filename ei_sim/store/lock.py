@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import fcntl
 import os
 import platform
@@ -39,6 +40,7 @@ MARK = "ei-sim lock"
 ACQUIRE_TRIES = 20  # retries when the holder released (and removed) the file meanwhile
 BUSY_TRIES = 4  # a lock found taken this often in a row is held (not probed for an instant)
 BUSY_PAUSE_S = 0.02
+UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
 READ_TRIES = 10  # a holder writes its identity right after taking the lock
 READ_PAUSE_S = 0.02
 SHOWN_COMMAND_CHARS = 400
@@ -164,7 +166,7 @@ def _open_lock(path: str, key: str) -> int:
         raise Unlockable(f"cannot lock {path} ({key}: {reason})") from None
 
 
-def _acquire(path: str, key: str) -> int:
+def _acquire(path: str, key: str) -> int | None:
     """Open and lock ``key``; :class:`Busy` when another process holds it. A lock found
     taken is tried again a few times first: :func:`holder_of` and the removal of stale lock
     files take it for an instant."""
@@ -173,7 +175,14 @@ def _acquire(path: str, key: str) -> int:
         fd = _open_lock(path, key)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as err:
+            if not isinstance(err, BlockingIOError):  # a file system without flock (some
+                os.close(fd)  # network mounts): written unlocked, as before locks existed
+                if err.errno in UNSUPPORTED:
+                    with contextlib.suppress(OSError):
+                        os.unlink(key)
+                    return None
+                raise Unlockable(f"cannot lock {path} ({key}: {err.strerror})") from None
             busy += 1
             if busy >= BUSY_TRIES:
                 holder = _read_holder(fd)
@@ -192,7 +201,9 @@ def _acquire(path: str, key: str) -> int:
     raise Busy(path, None)
 
 
-def _release(key: str, fd: int) -> None:
+def _release(key: str, fd: int | None) -> None:
+    if fd is None:  # never locked (a file system without flock)
+        return
     with contextlib.suppress(OSError):
         os.unlink(key)  # while still holding it: see the module docstring
     os.close(fd)
