@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from ei_sim.analysis.savefig import save_figure
 from ei_sim.sweeps import store as sweeps_store
 
 LABELS = ("no-loop", "stretched-COBA", "PING")
@@ -168,8 +169,7 @@ def plot_grid_map(result: dict, path: str) -> None:
     ax.set(xlabel="W_EI mean (uS)", ylabel="W_IE mean (uS)", title="basins (best accuracy, %)")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_rate_accuracy(result: dict, path: str) -> None:
@@ -185,5 +185,4 @@ def plot_rate_accuracy(result: dict, path: str) -> None:
     fig.colorbar(sc, ax=ax, label="I rate (Hz)")
     ax.set(xlabel="E rate (Hz)", ylabel="best accuracy", title="E rate vs accuracy")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

@@ -28,6 +28,7 @@ from scipy import ndimage, signal
 
 from ei_sim.sim.spectrum import F_HI_HZ, F_LO_HZ, population_psd, spectral_peak
 from ei_sim.store.attrs import read_attrs
+from ei_sim.store.checksum import ensure_sound
 from ei_sim.store.kinds import open_kind
 
 
@@ -149,6 +150,7 @@ def raster_from_lists(group, n_steps: int, dt_ms: float) -> np.ndarray:
 def read_simulate_file(path: str) -> dict:
     """dt_ms, E raster (T, B, N_E), I activity (T, B) and attributes of a simulate file."""
     with open_kind(path, "simulate") as fh:
+        ensure_sound(fh, path)  # a simulate file that fails its checksum: one line
         attrs = read_attrs(fh)
         needed = ("spikes/e", "population/e", "population/i")
         if any(n not in fh for n in needed):

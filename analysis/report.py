@@ -1,7 +1,12 @@
 """One HTML page (figures as PNG files beside it, plus tables) for a simulate file, a grid
 store or a sweep store; the kind is read from the file's root attribute ``kind`` (a file
 without it, written before the attribute existed, is recognised by its groups:
-:func:`ei_sim.store.kinds.kind_of`)."""
+:func:`ei_sim.store.kinds.kind_of`).
+
+The page and its figures are written as one set (:func:`ei_sim.store.atomic.staged_files`):
+each to a temporary file, checked to be whole, and all renamed into place once the report
+is complete, so a failure (a full disk, a kill, a damaged input) leaves the previous report
+and its figures as they were."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import os
 import numpy as np
 
 from ei_sim.analysis import basins, cliff, gamma
+from ei_sim.store.atomic import staged_files
 from ei_sim.store.kinds import file_kind as _file_kind
+from ei_sim.store.media import file_problem
 
 REPORT_KINDS = ("simulate", "grid", *cliff.SWEEP_KINDS)
 
@@ -75,7 +82,7 @@ def _grid_section(path, figure) -> str:
     names = {}
     for key, fn in (("map", basins.plot_grid_map), ("scatter", basins.plot_rate_accuracy)):
         names[key] = figure(None, key)
-        fn(result, os.path.join(figure.folder, names[key]))
+        fn(result, figure.staged[key])
     t = result["table"]
     rows = [
         {"cell": t["name"][k], "w_ei": t["w_ei"][k], "w_ie": t["w_ie"][k], "seed": t["seed"][k],
@@ -124,31 +131,29 @@ def write_report(path_in: str, out_html: str) -> str:
         raise ValueError(f"output directory {folder} does not exist; create it first")
     kind = file_kind(path_in)
     stem = os.path.splitext(os.path.basename(out_html))[0]
-    written = []
+    with staged_files() as stage:
+        html_tmp = stage(out_html, file_problem)  # the page's lock first, before any figure
 
-    def figure(fig, name):
-        png = f"{stem}_{name}.png"
-        if fig is not None:
-            fig.tight_layout()
-            fig.savefig(os.path.join(folder, png), dpi=110)
-            written.append(os.path.join(folder, png))
-            _plt().close(fig)
-        return png
+        def figure(fig, name):
+            """Stage ``<stem>_<name>.png``; save ``fig`` into it (None: the caller will)."""
+            png = f"{stem}_{name}.png"
+            figure.staged[name] = stage(os.path.join(folder, png), file_problem)
+            if fig is not None:
+                fig.tight_layout()
+                fig.savefig(figure.staged[name], format="png", dpi=110)
+                _plt().close(fig)
+            return png
 
-    figure.folder = folder
-    section = {"simulate": _simulate_section, "grid": _grid_section}.get(kind, _sweep_section)
-    try:
+        figure.folder, figure.staged = folder, {}
+        section = {"simulate": _simulate_section, "grid": _grid_section}.get(kind,
+                                                                            _sweep_section)
         body = section(path_in, figure)
-    except BaseException:  # a report that fails leaves no figures behind
-        for png in written:
-            if os.path.exists(png):
-                os.unlink(png)
-        raise
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>ei-sim report: "
-        f"{html.escape(os.path.basename(path_in))}</title></head><body>"
-        f"<h1>ei-sim report</h1><p>{html.escape(path_in)} (kind: {kind})</p>{body}</body></html>"
-    )
-    with open(out_html, "w", encoding="utf-8") as fh:
-        fh.write(page)
+        page = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>ei-sim report: "
+            f"{html.escape(os.path.basename(path_in))}</title></head><body>"
+            f"<h1>ei-sim report</h1><p>{html.escape(path_in)} (kind: {kind})</p>{body}"
+            "</body></html>"
+        )
+        with open(html_tmp, "w", encoding="utf-8") as fh:
+            fh.write(page)
     return kind

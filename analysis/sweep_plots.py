@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from ei_sim.analysis.savefig import save_figure
+
 
 def grid_table(cells: list[dict]) -> str:
     """One line per cell, sorted by (W_EI, W_IE, seed): best accuracy, E/I rates (Hz), gamma
@@ -61,9 +63,7 @@ def grid_heatmaps(cells: list[dict], out_dir: str, stem: str = "grid") -> list[s
                     )
         fig.colorbar(im, ax=ax)
         path = os.path.join(out_dir, f"{stem}_{key}.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, path, dpi=120))
     return paths
 
 
@@ -86,5 +86,4 @@ def plot_sweep(result: dict, path: str) -> None:
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

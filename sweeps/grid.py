@@ -47,10 +47,12 @@ from ei_sim.sweeps.cluster import (
     slurm_job_kwargs,
     start_slurm_cluster,
 )
+from ei_sim.sweeps.quiet import drop_closed_connections, quiet_after_interrupt, quiet_workers
 from ei_sim.sweeps.store import (
     add_cell,
     cell_epochs,
     cell_name,
+    holding_store,
     open_or_create,
     resumable_cells,
 )
@@ -161,13 +163,15 @@ def train_cell(
     the video-snapshot writer the CLI passes for ``--video``; on Dask it must be picklable (a
     module-level function is).
     """
+    drop_closed_connections()  # a worker stopped with its grid: no tracebacks of the shutdown
     from ei_sim.sim.compile_cache import enable
     from ei_sim.store.paths import run_path
-    from ei_sim.training.spiking import train
+    from ei_sim.training.spiking import discard_damaged_run, train
 
     enable()  # workers share the persistent compilation cache (atomic entries)
     _no_semaphores()
     model, cfg = spec.cell_model(w_ei, w_ie), spec.cell_recipe(seed)
+    discard_damaged_run(cell_dir)  # a damaged cell run trains again, never resumes
     resume = os.path.exists(run_path(cell_dir))
     name, host = os.path.basename(cell_dir), socket.gethostname()
     done = epochs_done(cell_dir)
@@ -327,6 +331,8 @@ def start_workers(spec, store, n_cells, scheduler=None, n_workers=None, slurm=No
     return client, watch
 
 
+@holding_store
+@quiet_after_interrupt
 def run_grid(
     spec: GridSpec,
     store: str,
@@ -474,6 +480,7 @@ def _run_on_dask(client, spec, todo, cell_root, finish, running=None, on_epoch=N
     workers (it raises :class:`ei_sim.sweeps.cluster.NoWorkers` after its timeout without
     any) and pass its text to ``status``, report the completed epochs of the unfinished
     cells to ``running``, and ``log`` the watch's notes."""
+    quiet_workers(client)  # no tracebacks of the shutdown from the workers either
     watch = watch or WorkerWatch(client)
     waiting = [(a, b, s, name, os.path.abspath(os.path.join(cell_root, name)))
                for a, b, s, name in todo]  # fmt: skip

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from ei_sim.analysis.savefig import save_figure
+
 
 def _plt():
     import matplotlib
@@ -19,8 +21,7 @@ def _plt():
 def _save(camp, fig, stem) -> str:
     base = os.path.splitext(os.path.basename(camp.store_path))[0]
     name = f"{base}_{stem}.png"
-    fig.savefig(os.path.join(camp.out_dir, name), dpi=110)
-    _plt().close(fig)
+    save_figure(fig, os.path.join(camp.out_dir, name), dpi=110)
     return name
 
 

@@ -15,11 +15,16 @@ at one scale under one setting (:mod:`ei_sim.models.settings`) into ``out_dir``:
 Before anything runs, the stages of a matching shipped results file
 (:mod:`~ei_sim.analysis.reproduce.results`) are taken as finished. Killed at any moment, the
 same command resumes: finished stages are read back, a training continues from its last
-finished epoch, a grid from its finished cells.
+finished epoch, a grid from its finished cells; a damaged stage, run or grid cell is named
+in one line and computed again. A reproduction holds the lock on its store while it runs
+(:func:`ei_sim.store.lock.exclusive`): the same command run twice at once is refused at once;
+trainings and grids shared with another experiment are locked one by one.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 
 from ei_sim.analysis.reproduce import results as shipped
@@ -29,6 +34,8 @@ from ei_sim.analysis.reproduce.plans import get_plan
 from ei_sim.analysis.reproduce.reference import load_reference
 from ei_sim.analysis.reproduce.stages import Campaign
 from ei_sim.analysis.reproduce.table import compare, html_page, markdown
+from ei_sim.store.atomic import write_text
+from ei_sim.store.lock import exclusive
 
 QUICK_NOTE = ("A quick miniature: it checks what a miniature can (which coupling moves the "
               "cliff, the structure of the label map, the orderings of the budget table); its "
@@ -39,6 +46,30 @@ def store_path(out_dir: str, experiment: str, scale: str, setting: str, epochs: 
     return os.path.join(out_dir, f"{experiment}_{scale}_{setting}_{epochs}ep.h5")
 
 
+def _holding_store(fn):
+    """Run ``fn`` (:func:`reproduce`) holding the lock on its store: one reproduction per
+    store, taken before anything is written (:func:`ei_sim.store.lock.exclusive`)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        try:
+            plan = get_plan(experiments()[a["experiment"]], a["scale"], a["tier"], a["epochs"])
+        except (KeyError, ValueError):  # fn says what is wrong with them
+            return fn(*args, **kwargs)
+        if not os.path.isdir(a["out_dir"]):
+            return fn(*args, **kwargs)
+        path = store_path(a["out_dir"], a["experiment"], a["scale"], a["setting"], plan.epochs)
+        with exclusive(path):
+            return fn(*args, **kwargs)
+
+    return locked
+
+
+@_holding_store
 def reproduce(
     experiment,
     scale="quick",
@@ -188,10 +219,7 @@ def summary(root="shipped", scale: str = "full", setting: str = "lab") -> list[t
 
 
 def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 NAMES = tuple(experiments())  # the experiments, in the order of the tables

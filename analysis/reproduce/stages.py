@@ -49,7 +49,7 @@ class Campaign:
             attrs, arrays = compute()
             rstore.save_stage(self.store_path, name, attrs, arrays)
             self.done.add(name)
-        return rstore.load_stages(self.store_path)[name]
+        return rstore.load_stage(self.store_path, name)
 
 
 def run_name(model: str, budget, seed: int, setting: str, tier: str, **extra) -> str:
@@ -90,7 +90,7 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
     per-epoch metrics, all of the first ``plan.epochs`` epochs (a run trained longer for
     another plan is read up to them)."""
     from ei_sim.training.config import TrainConfig
-    from ei_sim.training.spiking import train
+    from ei_sim.training.spiking import discard_damaged_run, train
 
     name = run_name(model, budget, seed, camp.setting, plan.tier, **changes)
     run_dir = run_dir_of(os.path.join(camp.out_dir, "runs"), name)
@@ -101,6 +101,7 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
             plan.tier, budget=budget, epochs=plan.epochs, seed=seed, n_samples=plan.samples
         )
         os.makedirs(run_dir, exist_ok=True)
+        discard_damaged_run(run_dir, camp.say)  # a damaged run trains again, never resumes
         result = train(net, cfg, run_dir, resume=True, progress=camp.progress)
         attrs, arrays = run_summary(result.metrics, plan.epochs)
         attrs["run_dir"] = run_dir

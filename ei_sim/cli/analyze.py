@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from ei_sim.cli.locks import holds, report_outputs
+
 
 def _existing(path: str) -> str:
     if not os.path.isfile(path):
@@ -172,6 +174,7 @@ def _add_report(sub) -> None:
                    "earlier report there is replaced, with its PNG figures beside it)")  # fmt: skip
 
 
+@holds(report_outputs)
 def cmd_report(args) -> int:
     from ei_sim.analysis.report import write_report
     from ei_sim.cli.checks import check_report

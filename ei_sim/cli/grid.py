@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ei_sim.cli.locks import holds, store_outputs
+
 
 def _add_grid(sub) -> None:
     from ei_sim.cli import options
@@ -89,6 +91,7 @@ def grid_seeds(args) -> list[int]:
     return [42 if args.seed is None else args.seed]
 
 
+@holds(store_outputs)
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
     from ei_sim.cli.cluster import (

@@ -36,6 +36,8 @@ RATE_HELP = {
     "residual, 0: off", "lds_every_steps": "LDS check every N steps",
 }  # fmt: skip
 
+from ei_sim.cli.locks import holds, store_outputs
+
 
 def _add_train(sub) -> None:
     from ei_sim.cli import options
@@ -105,6 +107,7 @@ def handle(args: argparse.Namespace) -> int:
     raise ValueError(f"unknown rate subcommand {args.rate_command!r}; use train or analyze")
 
 
+@holds(store_outputs)
 def cmd_train(args) -> int:
     from ei_sim.cli import options
     from ei_sim.cli import params as P

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from ei_sim.cli.locks import holds, sweep_outputs
+
 
 def _add_sweep(sub) -> None:
     from ei_sim.cli import options
@@ -30,6 +32,7 @@ def _add_sweep(sub) -> None:
                        "the reference trial (scale_sweep.mp4)")  # fmt: skip
 
 
+@holds(sweep_outputs)
 def cmd_sweep(args) -> int:
     from ei_sim.analysis.sweep_plots import plot_sweep
     from ei_sim.cli.checks import check_sweep

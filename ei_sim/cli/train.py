@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ei_sim.cli.locks import holds, train_outputs
+
 
 def add_training_options(p, *, budget: str = "off", tier: str = "medium",
                          video_help: str | None = None) -> None:  # fmt: skip
@@ -63,6 +65,7 @@ def video_hook():
     return snapshot_writer
 
 
+@holds(train_outputs)
 def cmd_train(args) -> int:
     from ei_sim.cli.checks import check_recipe, check_train, devices_note
     from ei_sim.sim.parallel import cpu_cores, parts_for, use_cpu_cores

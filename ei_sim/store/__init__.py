@@ -8,8 +8,13 @@ by their groups).
 
 Modules, by what they hold:
 
-- :mod:`~ei_sim.store.atomic`: atomic writing (temporary file, rename; stale temporaries);
+- :mod:`~ei_sim.store.atomic`: atomic writing (temporary file, rename; stale temporaries;
+  HDF5 files built in memory; free space; one-line errors of a full disk);
 - :mod:`~ei_sim.store.attrs`: attributes and provenance;
+- :mod:`~ei_sim.store.checksum`: checksums of stored parts (seal, verify);
+- :mod:`~ei_sim.store.lock`: one writer per output (an OS lock beside each output);
+- :mod:`~ei_sim.store.media`: whether a PNG, MP4, GIF or HTML file is whole;
+- :mod:`~ei_sim.store.verify`: checking any file ei-sim writes (``ei-sim verify``);
 - :mod:`~ei_sim.store.kinds`: the registry of kinds (:data:`KINDS`) and the opener;
 - :mod:`~ei_sim.store.parts`: stores built of finished parts (grid cells, reproduction
   stages): open, check or create, add one part;
