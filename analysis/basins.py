@@ -20,8 +20,11 @@ partitions, about 0: chance).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from ei_sim.analysis.figures import save_figure
 from ei_sim.sweeps import store as sweeps_store
 
 LABELS = ("no-loop", "stretched-COBA", "PING")
@@ -84,7 +87,9 @@ def unsupervised_check(rate_e_Hz, rate_i_Hz, accuracy, labels, seed=0) -> dict:
     sd = x.std(axis=0)
     z = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
     gmm = GaussianMixture(n_components=k, random_state=seed, n_init=5, reg_covar=1e-4)
-    clusters = gmm.fit_predict(z)
+    with warnings.catch_warnings():  # identical cells: fewer clusters than labels, said below
+        warnings.simplefilter("ignore", category=UserWarning)
+        clusters = gmm.fit_predict(z)
     return {"ari": float(adjusted_rand_score(labels, clusters)), "clusters": clusters,
             "n_components": k}  # fmt: skip
 

@@ -15,6 +15,7 @@ colours that stay readable on any background, and annotated heatmaps with honest
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 
@@ -32,10 +33,23 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str, dpi: int = 120) -> str:
-    """Write ``fig`` as a PNG at ``path`` and close it; return ``path``."""
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
+def save_figure(fig, path: str, dpi: int = 120, close: bool = True) -> str:
+    """Write ``fig`` at ``path`` (format from its suffix, PNG by default) atomically and
+    close it; return ``path``. The figure goes to a temporary file beside ``path``, is
+    checked to be a whole image and is renamed into place
+    (:func:`ei_sim.store.atomic.atomic_file`): a full disk or a kill never leaves a truncated
+    or empty figure over a good one. ValueError (one line naming ``path``) when it cannot be
+    written; the previous file then stays."""
+    from ei_sim.store.atomic import atomic_file
+    from ei_sim.store.media import file_problem
+
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    try:
+        with atomic_file(path, check=file_problem) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+    finally:
+        if close:
+            pyplot().close(fig)
     return path
 
 

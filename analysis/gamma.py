@@ -42,6 +42,7 @@ from ei_sim.sim.spectrum import (
     spectral_peak,
 )
 from ei_sim.store.attrs import read_attrs
+from ei_sim.store.checksum import ensure_sound
 from ei_sim.store.kinds import open_kind
 
 
@@ -173,6 +174,7 @@ def read_simulate_file(path: str) -> dict:
     """dt_ms, E raster (T, B, N_E), I activity (T, B), the E spike events and attributes of
     a simulate file (T: its steps)."""
     with open_kind(path, "simulate") as fh:
+        ensure_sound(fh, path)  # a simulate file that fails its checksum: one line
         attrs = read_attrs(fh)
         needed = ("spikes/e", "population/e", "population/i")
         if any(n not in fh for n in needed):

@@ -185,3 +185,81 @@ def format_table(rows: list[dict]) -> str:
             f"{gap:>8s}  {r['note']}"
         )
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ a trained run's own check
+
+
+def run_params(model, weights, base: mf.MeanFieldParams | None = None) -> mf.MeanFieldParams:
+    """The rate model of a trained network: its couplings (the mean summed conductance onto a
+    cell, ``W_EI`` summed over E per I cell and ``W_IE`` summed over I per E cell), its
+    synaptic time constants, its cells and thresholds."""
+    c = model.config
+    base = base or mf.MeanFieldParams()
+    w_ei = 0.0 if weights.w_ei is None else float(np.asarray(weights.w_ei).sum(axis=0).mean())
+    w_ie = 0.0 if weights.w_ie is None else float(np.asarray(weights.w_ie).sum(axis=0).mean())
+    return base.replace(
+        w_ei_uS=w_ei, w_ie_uS=w_ie, tau_ampa_ms=c.tau_ampa_ms, tau_gaba_ms=c.tau_gaba_ms,
+        tau_e_ms=c.cell_e.c_nF / c.cell_e.g_leak_uS, tau_i_ms=c.cell_i.c_nF / c.cell_i.g_leak_uS,
+        e_leak_mV=c.e_leak_mV, v_th_mV=c.v_th_mV, v_reset_mV=c.v_reset_mV,
+        cell_e=c.cell_e, cell_i=c.cell_i, inh_drive_mV=c.e_leak_mV - c.e_inh_mV,
+        exc_drive_mV=c.e_exc_mV - c.e_leak_mV,
+    )  # fmt: skip
+
+
+def run_drive_nA(model, weights, images, p: mf.MeanFieldParams) -> float:
+    """The mean input current (nA) onto an E cell at W_in scale 1, over the given images::
+
+        I_ext = (E_exc - E_L) * tau_AMPA * r_max * mean_{images, cells} sum_i W_in[i, n] q_i
+
+    (each input spike adds W_in to g_exc, which decays with tau_AMPA: its mean is W_in times
+    the input rate times tau_AMPA; the driving force linearised at rest)."""
+    c = model.config
+    drive_uS = np.asarray(images, float) @ np.maximum(np.asarray(weights.w_in, float), 0.0)
+    return float(p.exc_drive_mV * c.tau_ampa_ms * c.r_max_Hz * 1e-3 * drive_uS.mean())
+
+
+def check_run(run_dir: str, threshold_Hz: float = 0.05, min_significance: float = 10.0,
+              scales=None, progress: bool = True) -> dict:  # fmt: skip
+    """The mean-field model with a trained run's own couplings and drive, beside that run's
+    W_in scale sweep: the predicted recruitment cliff (the W_in scale at which the evoked I
+    rate reaches ``threshold_Hz``) and oscillation onset (the Hopf drive) against the sweep's
+    cliff f* and its first scale from which every larger one shows a gamma peak of
+    significance ``min_significance``; the rates at scale 1. Returns ``{"rows", "sweep",
+    "params", "drive_nA"}`` (rows as :func:`check`'s)."""
+    from ei_sim.sweeps.inference import CANONICAL_SCALES, sweep_scales
+    from ei_sim.training.stored import load_stored
+
+    model, split, weights, _ = load_stored(run_dir)
+    p = run_params(model, weights)
+    drive = run_drive_nA(model, weights, split.x_test, p)
+    if not drive > 0:
+        raise ValueError(f"{run_dir}: the trained W_in gives no input drive (all weights 0)")
+    scales = CANONICAL_SCALES if scales is None else tuple(scales)
+    sweep = sweep_scales(run_dir, scales, progress=progress)
+    s = np.asarray(sweep["scales"], float)
+    rate_i, rate_e = sweep["rate_i_Hz"][0], sweep["rate_e_Hz"][0]
+    cliff = find_cliff(s, rate_i, threshold_Hz)
+    cliff_drive = mf.cliff_drive_nA(p, threshold_Hz, hi_nA=max(4.0, 2 * drive * s.max()))
+    hopf = mf.hopf(p, hi_nA=max(4.0, drive * s.max()))
+    osc = np.isfinite(sweep["gamma_peak_Hz"][0]) & (
+        np.nan_to_num(sweep["gamma_significance"][0]) >= min_significance)  # fmt: skip
+    onset = measured_onset({"drive_nA": s, "freq_Hz": np.where(osc, 1.0, np.nan)})
+    k1 = int(np.argmin(np.abs(s - 1.0)))
+    fixed = mf.fixed_point(drive * s[k1], p)
+    rows = [
+        _row("recruitment cliff (W_in scale)", _maybe(None if cliff_drive is None
+                                                       else cliff_drive / drive),
+             _maybe(cliff.f_star if cliff.status == "ok" else None),
+             f"mean field: evoked I reaches {threshold_Hz:g} Hz; spiking: the sweep's f* "
+             "(midpoint rule)"),
+        _row("oscillation onset (W_in scale)", _maybe(None if hopf is None
+                                                       else hopf.drive_nA / drive),
+             _maybe(onset), f"Hopf drive vs first sustained gamma peak (significance >= "
+             f"{min_significance:g})"),
+        _row(f"E rate at W_in scale {s[k1]:g} (Hz)", float(1e3 * fixed[0]),
+             float(rate_e[k1])),
+        _row(f"I rate at W_in scale {s[k1]:g} (Hz)", float(1e3 * fixed[1]),
+             float(rate_i[k1])),
+    ]  # fmt: skip
+    return {"rows": rows, "sweep": sweep, "params": p, "drive_nA": drive}

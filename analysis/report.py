@@ -21,6 +21,9 @@ Pages, by kind (docs/reports.md shows them):
 * **scale_sweep / coupling_sweep**: I rate (the cliff threshold and each f* marked), E rate
   and accuracy (%) against the W_in scale, and the cliff report.
 
+The page is written atomically (:func:`write_page`): a failure (a full disk, a kill, a
+damaged input) leaves the previous report as it was.
+
 Old files open too: a run or grid without verdicts says "no verdict stored"; a simulate
 file's verdict is computed from its spikes.
 """
@@ -35,6 +38,7 @@ import numpy as np
 
 from ei_sim.analysis import basins, cliff
 from ei_sim.analysis import figures as F
+from ei_sim.store.atomic import write_text
 from ei_sim.store.kinds import file_kind as _file_kind
 
 REPORT_KINDS = ("run", "simulate", "grid", *cliff.SWEEP_KINDS)
@@ -327,10 +331,13 @@ def spectrum_figure(spectra, verdict, lab_peak=None, title="E population spectru
 # ---------------------------------------------------------------- simulate
 def _simulate_data(path: str) -> dict:
     from ei_sim.store.attrs import read_attrs
+    from ei_sim.store.checksum import ATTR as CHECKSUM
+    from ei_sim.store.checksum import ensure_sound
     from ei_sim.store.kinds import open_kind
 
     with open_kind(path, "simulate") as fh:
-        attrs = read_attrs(fh)
+        ensure_sound(fh, path)  # a simulate file that fails its checksum: one line
+        attrs = {k: v for k, v in read_attrs(fh).items() if k != CHECKSUM}
         missing = [g for g in ("spikes/e", "population/e") if g not in fh]
         if missing or "model.config.dt_ms" not in attrs:
             raise ValueError(f"{path} lacks {', '.join(missing) or 'model.config.dt_ms'}; "
@@ -824,6 +831,7 @@ def write_report(path_in: str, out_html: str, log=None) -> str:
 
 
 def write_page(path: str, text: str) -> None:
-    """The one place a report page is written."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    """The one place a report page is written: atomically (a temporary file renamed into
+    place, :func:`ei_sim.store.atomic.write_text`), so a full disk or a kill leaves the
+    previous page as it was."""
+    write_text(path, text)

@@ -170,7 +170,7 @@ def train_process(epochs: int, fused: bool, chunk: int, out_dir: str) -> dict:
 def real_epochs(chunk: int, floor_epoch_s: float | None) -> list[dict]:
     """A real medium epoch on the fused path and on the engine's, from 1- and 3-epoch runs
     (the trainer's own ``checkpoint_every``)."""
-    from ei_sim.training import TrainConfig
+    from ei_sim.training.config import TrainConfig
 
     rows = []
     for fused in (True, False):

@@ -35,17 +35,24 @@ def sweep_scales(
     coupling_scales=(1.0,),
     batch_size: int = 400,
     progress: bool = True,
+    model=None,
 ) -> dict:
     """Accuracy and E/I rates (C, S) over W_in scales, for each coupling scale: every scale of
     a coupling value evaluated at once by the run's evaluator
     (:func:`ei_sim.training.evaluate.evaluate_stacked`, the trials of every evaluation of the
-    run)."""
+    run). ``model``: evaluate the run's weights in this network instead of the stored one
+    (e.g. the stored network with another tau_GABA: same shapes, other constants)."""
     from tqdm.auto import tqdm
 
-    model, split, weights, attrs = load_stored(run_dir)
+    stored, split, weights, attrs = load_stored(run_dir)
+    if model is None:
+        model = stored
+    elif model.config.n_e != stored.config.n_e or model.config.n_i != stored.config.n_i:
+        raise ValueError("the network of a sweep must keep the run's sizes (n_e, n_i)")
     seed = int(attrs["train.seed"])
     shape = (len(coupling_scales), len(scales))
     acc, rate_e, rate_i = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    gamma, significance = np.zeros(shape), np.zeros(shape)
     n_batches = -(-len(split.y_test) // batch_size)
     desc = "scale sweep" if coupling_target is None else f"{coupling_target} coupling sweep"
     bar = tqdm(total=shape[0] * n_batches, desc=desc, unit="batch", disable=not progress)
@@ -62,8 +69,11 @@ def sweep_scales(
         acc[ci] = [ev.accuracy for ev in evaluations]
         rate_e[ci] = [ev.rate_e_Hz for ev in evaluations]
         rate_i[ci] = [ev.rate_i_Hz for ev in evaluations]
+        gamma[ci] = [ev.gamma_peak_Hz for ev in evaluations]
+        significance[ci] = [ev.gamma_significance for ev in evaluations]
     bar.close()
     return {"scales": np.asarray(scales, float),
             "coupling_scales": np.asarray(coupling_scales, float),
             "accuracy": acc, "rate_e_Hz": rate_e, "rate_i_Hz": rate_i,
+            "gamma_peak_Hz": gamma, "gamma_significance": significance,
             "coupling_target": coupling_target or "none", "run_dir": run_dir}  # fmt: skip

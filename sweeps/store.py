@@ -9,17 +9,21 @@ reference trial at the best epoch: ``gamma_rhythmic`` 1 rhythm, 0 none; ``gamma_
 words, :func:`ei_sim.sim.spectrum.verdict_word`; stores written before them lack both),
 datasets ``metrics/<name>`` (per epoch) and the best weights ``weights/<block>`` (and the
 snapshots of its run, ``snapshots/epoch_NNNN``, when it trained with ``--video``:
-:mod:`ei_sim.store.snapshot`).
+:mod:`ei_sim.store.snapshot`). Each cell carries its checksum (:mod:`ei_sim.store.checksum`):
+a resume recomputes a damaged cell (or one without its ``metrics`` or ``weights``),
+:func:`read_grid` refuses one in one line.
 
 A sweep file (``ei-sim sweep``, :func:`write_sweep`): root attributes
 ``kind`` = "scale_sweep" (W_in scales only) or "coupling_sweep", ``schema_version``,
 ``coupling_target`` ("none", "w_ei" or "w_ie"), ``run_dir`` and provenance; datasets
-``scales`` (S,), ``coupling_scales`` (C,) and ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz``
-(C, S).
+``scales`` (S,), ``coupling_scales`` (C,) and ``accuracy``, ``rate_e_Hz``, ``rate_i_Hz``,
+``gamma_peak_Hz``, ``gamma_significance`` (C, S; the last two absent from older files); its
+root carries its checksum, verified by :func:`read_sweep`.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 
@@ -28,27 +32,57 @@ import numpy as np
 
 from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import provenance, read_attrs, write_attrs
+from ei_sim.store.checksum import ATTR as CHECKSUM
+from ei_sim.store.checksum import ensure_sound
 from ei_sim.store.kinds import Kind, open_kind, register_kind
-from ei_sim.store.parts import adding_part, same_settings
+from ei_sim.store.lock import exclusive
+from ei_sim.store.parts import (
+    SettingsDiffer,
+    adding_part,
+    note_damaged,
+    read_part,
+    same_settings,
+    scan_parts,
+)
+from ei_sim.store.paths import RUN_FILE, cells_dir, run_path
 from ei_sim.store.snapshot import SNAPSHOT_GROUP
 from ei_sim.sweeps.ranges import format_value
 
-KIND = register_kind(Kind("grid", "a grid store", 1, "make one with ei-sim grid --out")).name
-SWEEP_KINDS = tuple(register_kind(k).name for k in (
-    Kind("scale_sweep", "a scale-sweep file", 1, "make one with ei-sim sweep scale"),
-    Kind("coupling_sweep", "a coupling-sweep file", 1, "make one with ei-sim sweep coupling"),
-))  # fmt: skip
 CELLS = "cells"
+KIND = register_kind(Kind("grid", "a grid store", 1, "make one with ei-sim grid --out",
+                          requires=(CELLS,), parts=CELLS,
+                          part_requires=("metrics", "weights"))).name  # fmt: skip
+SWEEP_KINDS = tuple(register_kind(k).name for k in (
+    Kind("scale_sweep", "a scale-sweep file", 1, "make one with ei-sim sweep scale",
+         requires=("scales",)),
+    Kind("coupling_sweep", "a coupling-sweep file", 1, "make one with ei-sim sweep coupling",
+         requires=("scales",)),
+))  # fmt: skip
 SWEEP_ARRAYS = ("scales", "coupling_scales", "accuracy", "rate_e_Hz", "rate_i_Hz")
+SWEEP_OPTIONAL = ("gamma_peak_Hz", "gamma_significance")  # sweeps written since they existed
 
 
 def cell_name(w_ei: float, w_ie: float, seed: int) -> str:
     return f"wei{format_value(w_ei)}__wie{format_value(w_ie)}__seed{seed}"
 
 
-def resumable_cells(path: str, settings: dict, force: bool) -> set[str] | None:
-    """The finished cells of an existing store made with ``settings`` (None: no store, one
-    that ``force`` starts anew, or an empty store of an earlier release); ValueError for
+def holding_store(fn):
+    """Run ``fn(spec, store, ...)`` (a grid's run) holding the lock on ``store``: one grid per
+    store, a second refused at once (:func:`ei_sim.store.lock.exclusive`), taken before
+    anything of the store or its cells is opened for writing."""
+
+    @functools.wraps(fn)
+    def locked(spec, store, *args, **kwargs):
+        with exclusive(store):
+            return fn(spec, store, *args, **kwargs)
+
+    return locked
+
+
+def resumable_cells(path: str, settings: dict, force: bool,
+                    on_damaged=None) -> set[str] | None:  # fmt: skip
+    """The finished, sound cells of an existing store made with ``settings`` (None: no store,
+    one that ``force`` starts anew, or an empty store of an earlier release); ValueError for
     another kind of file, or other settings without ``force``. Reads only.
 
     A store of an earlier release (no ``grid.settings_version``) kept its settings as the
@@ -56,25 +90,35 @@ def resumable_cells(path: str, settings: dict, force: bool) -> set[str] | None:
     one of its cells (which holds the whole network and recipe), with its axes and seeds."""
     if not os.path.exists(path):
         return None
-    with open_kind(path, KIND, hint="choose another --out") as fh:
-        attrs = read_attrs(fh)
-        done = set(fh[CELLS]) if CELLS in fh else set()
+    attrs, done, damaged = scan_parts(path, KIND, CELLS)
     if "grid.settings_version" not in attrs:
         attrs = legacy_settings(path, attrs)
         if attrs is None:  # nothing was kept in it: made anew
             return None
-    return done if same_settings(path, attrs, settings, force) else None
+    if not same_settings(path, attrs, settings, force):
+        return None
+    for name, reason in sorted(damaged.items()):  # left out: computed again
+        if on_damaged is not None:
+            on_damaged(name, reason)
+    return done
 
 
 def legacy_settings(path: str, attrs: dict) -> dict | None:
     """The settings (as :meth:`ei_sim.sweeps.grid.GridSpec.settings` writes them) of a store
-    of an earlier release, from any of its cells' run files; None when it has none."""
+    of an earlier release, from any of its cells' run files; None when it holds no cell.
+    ValueError (one line) when it holds cells but none of their run files: its settings
+    cannot be checked, so it is never continued (nor replaced) without ``--force``."""
     from ei_sim.store.run import LEGACY_DEFAULTS
     from ei_sim.sweeps.grid import SETTINGS_VERSION, shared_keys
 
-    runs = sorted(glob.glob(os.path.join(glob.escape(path + ".cells"), "*", "run.h5")))
+    runs = sorted(glob.glob(os.path.join(glob.escape(cells_dir(path)), "*", RUN_FILE)))
     if not runs:
-        return None
+        with h5py.File(path, "r") as fh:
+            if len(fh.get(CELLS, ())) == 0:
+                return None
+        raise SettingsDiffer(f"{path} was made by an earlier release of ei-sim and its "
+                             "cells' run files, which hold its settings, are gone: its "
+                             "settings cannot be checked")  # fmt: skip
     with h5py.File(runs[0], "r") as fh:
         run = {**LEGACY_DEFAULTS, **read_attrs(fh)}
     out = {f"grid.{k}": v for k, v in run.items() if k in shared_keys(run)}
@@ -84,10 +128,12 @@ def legacy_settings(path: str, attrs: dict) -> dict | None:
     return out
 
 
-def open_or_create(path: str, settings: dict, force: bool) -> set[str]:
+def open_or_create(path: str, settings: dict, force: bool, on_damaged=None) -> set[str]:
     """Create the store, or check that an existing one has the same settings; return the
-    names of its finished cells."""
-    done = resumable_cells(path, settings, force)
+    names of its finished, sound cells (damaged ones are named on stderr, or passed to
+    ``on_damaged(name, reason)``, and computed again)."""
+    report = on_damaged if on_damaged is not None else note_damaged(path, CELLS)
+    done = resumable_cells(path, settings, force, report)
     if done is not None:
         return done
     with atomic_h5(path, kind=KIND) as fh:
@@ -118,7 +164,7 @@ def add_cell(path, name, summary, metrics, weights, run_dir=None) -> None:
             group.create_dataset(f"metrics/{key}", data=np.asarray(values, np.float64))
         for key, array in weights.items():
             group.create_dataset(f"weights/{key}", data=np.asarray(array), compression="gzip")
-        run_file = None if run_dir in (None, "none") else os.path.join(run_dir, "run.h5")
+        run_file = None if run_dir in (None, "none") else run_path(run_dir)
         if run_file and os.path.exists(run_file):
             with h5py.File(run_file, "r") as run:
                 if SNAPSHOT_GROUP in run:
@@ -139,8 +185,9 @@ def read_grid(path: str, metrics: bool = True) -> dict:
             raise ValueError(f"{path} is a grid store without its {CELLS} group (corrupt)")
         cells = []
         for name in sorted(fh[CELLS]):
-            group = fh[CELLS][name]
-            cell = {"name": name, "attrs": read_attrs(group)}
+            group = read_part(fh, path, CELLS, name)  # Damaged when it fails its checksum
+            attrs = {k: v for k, v in read_attrs(group).items() if k != CHECKSUM}
+            cell = {"name": name, "attrs": attrs}
             if metrics:
                 values = group.get("metrics", {})
                 cell["metrics"] = {k: np.asarray(values[k][()], float) for k in values}
@@ -151,11 +198,14 @@ def read_grid(path: str, metrics: bool = True) -> dict:
 def write_sweep(path: str, result: dict) -> None:
     """Write the sweep ``result`` (:func:`ei_sim.sweeps.inference.sweep_scales`) as a sweep file."""
     kind = "scale_sweep" if result["coupling_target"] == "none" else "coupling_sweep"
-    with atomic_h5(path, kind=kind) as fh:
+    with atomic_h5(path, kind=kind, seal=True) as fh:
         write_attrs(fh, {"coupling_target": result["coupling_target"],
                          "run_dir": result["run_dir"], **provenance()})  # fmt: skip
         for key in SWEEP_ARRAYS:
             fh.create_dataset(key, data=result[key])
+        for key in SWEEP_OPTIONAL:
+            if key in result:
+                fh.create_dataset(key, data=result[key])
 
 
 def read_sweep(path: str, kinds=SWEEP_KINDS) -> dict:
@@ -164,5 +214,7 @@ def read_sweep(path: str, kinds=SWEEP_KINDS) -> dict:
     with open_kind(path, kinds) as fh:
         if "scales" not in fh:
             raise ValueError(f"{path} is a sweep file without its scales dataset (corrupt)")
+        ensure_sound(fh, path)
         arrays = {k: np.asarray(fh[k][()]) for k in fh if isinstance(fh[k], h5py.Dataset)}
-        return {"attrs": read_attrs(fh), **arrays}
+        attrs = {k: v for k, v in read_attrs(fh).items() if k != CHECKSUM}
+        return {"attrs": attrs, **arrays}

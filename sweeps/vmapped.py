@@ -124,7 +124,7 @@ def train_cells_vmapped(spec, cells, progress: bool = False, cell_dirs=None,
 def plan_groups(spec, cells_and_dirs, memory_bytes=None, log=None) -> list[list]:
     """Groups of ``(cell, run_dir)`` pairs (one seed) to train together: cells with the same
     completed epochs, packed to fit :func:`memory_budget`; ``log`` gets one line per seed."""
-    from ei_sim.training.spiking import epochs_done
+    from ei_sim.training.spiking import discard_damaged_run, epochs_done
 
     if not cells_and_dirs:
         return []
@@ -133,6 +133,7 @@ def plan_groups(spec, cells_and_dirs, memory_bytes=None, log=None) -> list[list]
     budget, source = memory_budget(memory_bytes)
     by_epoch: dict[int, list] = {}
     for pair in cells_and_dirs:
+        discard_damaged_run(pair[1], log)  # a damaged cell run trains again, never resumes
         by_epoch.setdefault(epochs_done(pair[1]), []).append(pair)
     groups = [g for done in sorted(by_epoch) for g in pack(by_epoch[done], per_cell, budget)]
     if log is not None:

@@ -63,6 +63,7 @@ def test_rate_run_files_of_schema_version_1_read_best_epoch_from_1(rate_run, tmp
     with h5py.File(legacy, "a") as fh:
         fh.attrs["schema_version"] = 1
         fh.attrs["best_epoch"] = 0  # the first epoch, as version 1 wrote it
+        del fh.attrs["checksum"]  # version 1 files were written before checksums
     assert load_rate_run(str(legacy))[2]["best_epoch"] == 1
     with h5py.File(legacy, "a") as fh:
         del fh.attrs["schema_version"]  # written before schema_version existed: version 1

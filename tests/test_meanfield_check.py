@@ -2,6 +2,7 @@
 mapping, the onset rule, the comparison rows and a reduced end-to-end check."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from ei_sim.analysis import meanfield as mf
 from ei_sim.analysis import meanfield_check as mc
 from ei_sim.models import get_model
+
+GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "golden")
 
 P = mf.MeanFieldParams()
 SMALL = {"n_e": 120, "n_i": 30}  # a reduced PING network: the rules, not the numbers
@@ -121,3 +124,27 @@ def test_reduced_check_rows_hold_the_rate_model_predictions(monkeypatch):
             assert row["relative_gap"] == pytest.approx((m - p) / abs(p))
     table = mc.format_table(rows)
     assert len(table.splitlines()) == 1 + len(rows)
+
+
+def test_a_trained_run_is_checked_against_its_own_mean_field(tmp_path, capsys):
+    """The golden tiny run: the mean field with its own couplings (summed W_EI ~ 1, W_IE ~ 2
+    uS) and its trained drive predicts the recruitment cliff of its scale sweep within a
+    factor of two (measured: 0.66 predicted, 0.575 swept)."""
+    import shutil
+
+    from ei_sim.analysis.meanfield_check import check_run
+    from ei_sim.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(os.path.join(GOLDEN, "tiny_run.h5"), run / "run.h5")
+    out = check_run(str(run), scales=(0.25, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 1.0), progress=False)
+    p = out["params"]
+    assert p.w_ei_uS == pytest.approx(1.0, rel=0.05) and p.w_ie_uS == pytest.approx(2.0, rel=0.05)
+    assert out["drive_nA"] > 0
+    cliff = out["rows"][0]
+    assert cliff["quantity"].startswith("recruitment cliff")
+    assert cliff["prediction"] is not None and cliff["measurement"] is not None
+    assert 0.5 < cliff["prediction"] / cliff["measurement"] < 2.0
+    assert main(["meanfield", "check", str(tmp_path / "nowhere")]) == 2
+    assert "is not an ei-sim run" in capsys.readouterr().err

@@ -241,6 +241,7 @@ def test_a_run_file_of_the_old_optimiser_layout_resumes(quick_run, tmp_path):
         del fh["optimizer"]
         for k, leaf in enumerate(leaves[3:]):  # drop notfinite_count, last_finite, total
             fh.create_dataset(f"optimizer/leaf_{k:04d}", data=leaf)
+        del fh.attrs["checksum"]  # files of that layout were written before checksums
     resumed = train(model, cfg, run_dir, resume=True, progress=False)
     np.testing.assert_array_equal(resumed.best_weights.w_in, full.best_weights.w_in)
     np.testing.assert_array_equal(resumed.metrics["train_loss"], full.metrics["train_loss"])

@@ -6,27 +6,13 @@ import os
 import h5py
 import numpy as np
 import pytest
+from stores import store_numbers
 
 from ei_sim.sweeps.grid import GridSpec, run_grid
 from ei_sim.sweeps.vmapped import cell_bytes, cell_setup, pack
 
 SPEC = GridSpec.build((0.0, 1.0), (2.0,), tier="tiny", model={"n_e": 16, "n_i": 4, "t_ms": 30.0},
                       train={"n_samples": 100, "batch_size": 20, "epochs": 2})  # fmt: skip
-
-
-def _store_numbers(store) -> dict:
-    """Every number the store keeps of its cells (wall times excepted)."""
-    out = {}
-    with h5py.File(store) as fh:
-        for name, cell in fh["cells"].items():
-            for key, value in cell.attrs.items():
-                if isinstance(value, int | float | np.number) and "wall" not in key:
-                    out[f"{name}/{key}"] = float(value)
-            for group in ("metrics", "weights"):
-                for key, value in cell[group].items():
-                    if "wall" not in key:
-                        out[f"{name}/{group}/{key}"] = np.asarray(value)
-    return out
 
 
 def _assert_same(a: dict, b: dict) -> None:
@@ -39,7 +25,7 @@ def _assert_same(a: dict, b: dict) -> None:
 def uninterrupted(tmp_path_factory):
     store = str(tmp_path_factory.mktemp("vmap") / "grid.h5")
     run_grid(SPEC, store, executor="vmap", progress=False)
-    return _store_numbers(store)
+    return store_numbers(store)
 
 
 class Killed(KeyboardInterrupt):
@@ -74,7 +60,7 @@ def test_killed_group_resumes_from_its_last_epoch(uninterrupted, tmp_path, kille
                        on_epoch=lambda fh, epoch, *a: resumed.append(epoch))  # fmt: skip
     assert sorted(outcome["done"]) == names
     assert resumed == [1] * (2 - killed_cell)  # epoch 2 only, of the cells that lacked it
-    _assert_same(uninterrupted, _store_numbers(store))
+    _assert_same(uninterrupted, store_numbers(store))
 
 
 def test_small_memory_packs_more_groups_with_the_same_results(uninterrupted, tmp_path, capsys):
@@ -84,7 +70,7 @@ def test_small_memory_packs_more_groups_with_the_same_results(uninterrupted, tmp
     run_grid(SPEC, store, executor="vmap", progress=False, memory_bytes=1.5 * per_cell)
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("vmap:")]
     assert len(line) == 1 and "2 cells of seed 42 in 2 groups (1, 1)" in line[0], line
-    _assert_same(uninterrupted, _store_numbers(store))
+    _assert_same(uninterrupted, store_numbers(store))
 
 
 @pytest.mark.parametrize("n, most, sizes", [

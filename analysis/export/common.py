@@ -5,18 +5,24 @@ Each target format lives behind an optional extra (``pip install 'ei-sim[nwb]'``
 naming it. Outputs are written to a temporary file in the destination folder and renamed
 into place (:func:`atomic_output`), so a failed export leaves nothing behind and an existing
 file is replaced only with ``force``.
+
+The HDF5-based formats (NWB, NIX, netCDF) are built **in memory** where memory allows
+(:func:`fits_in_memory`) and written out with plain file writes (:func:`write_image`): the
+HDF5 library, which aborts or crashes the process when a disk fills under it, never writes
+to the disk, and a full disk is one line like any other write error. Exports too large for
+memory are written by their library to a temporary file after a check of the free space.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import tempfile
 
-from ei_sim.store.atomic import check_output_path
+from ei_sim.store.atomic import atomic_file, check_free_space, check_output_path, write_bytes
+from ei_sim.validate import available_memory_bytes
 
 TARGETS = ("nwb", "neo", "xarray")
+MEMORY_SHARE = 0.25  # an export is built in memory when it takes less of what is available
 MODULES_OF_TARGET = {
     "nwb": ("pynwb",),
     "neo": ("neo", "quantities"),
@@ -65,20 +71,28 @@ def check_output(out: str, source: str, force: bool) -> None:
         raise ValueError(f"{out} already exists; use --force to replace it or --out another path")
 
 
-@contextlib.contextmanager
 def atomic_output(out: str):
-    """Yield a temporary path beside ``out`` (same suffix) that replaces ``out`` on success;
-    on any error the temporary is removed and ``out`` is left as it was."""
-    folder = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-export-", suffix=os.path.splitext(out)[1], dir=folder)
-    os.close(fd)
-    os.unlink(tmp)  # the writers create the file themselves
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """A context manager yielding a temporary path beside ``out`` (same suffix) that replaces
+    ``out`` on success; on any error the temporary is removed and ``out`` is left as it was
+    (:func:`ei_sim.store.atomic.atomic_file`: the output's lock is held meanwhile)."""
+    return atomic_file(out)
+
+
+def fits_in_memory(estimated_bytes: float) -> bool:
+    """Whether an export of about ``estimated_bytes`` may be built in memory."""
+    return estimated_bytes < MEMORY_SHARE * available_memory_bytes()
+
+
+def write_image(out: str, image) -> None:
+    """Write the bytes of an export built in memory to ``out`` atomically (one-line errors,
+    a full disk included; the free space is checked first)."""
+    write_bytes(out, image)
+
+
+def check_room(out: str, estimated_bytes: float) -> None:
+    """ValueError (one line) when the folder of ``out`` lacks the room an export written by
+    its library needs (about ``estimated_bytes``)."""
+    check_free_space(out, estimated_bytes)
 
 
 def neo_format(out: str) -> str:

@@ -20,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from ei_sim.analysis.export import metadata
-from ei_sim.analysis.export.common import atomic_output, neo_format, require
+from ei_sim.analysis.export.common import (
+    atomic_output,
+    check_room,
+    fits_in_memory,
+    neo_format,
+    require,
+    write_image,
+)
 from ei_sim.analysis.export.reader import Recording
 
 
@@ -96,13 +103,61 @@ def neo_seconds(n_trains: int, out: str) -> str:
     return f"NIX takes about 7 ms per train on an idle core: {seconds} s or more"
 
 
+NIX_BYTES_PER_TRAIN = 24 << 10  # measured: about 20 kB per spike train in a NIX file
+
+
+def nix_bytes_estimate(rec: Recording, traces: bool = True) -> float:
+    """About how large the NIX file of ``rec`` is (NIX stores each spike train with its own
+    groups and metadata: about :data:`NIX_BYTES_PER_TRAIN` each)."""
+    n_trains = sum(e.n_cells for e in rec.populations) * len(rec.trial_info)
+    spikes = sum(len(e.times_ms) for e in rec.populations) * 8
+    trace_bytes = sum(t.values.nbytes for t in rec.traces) if traces else 0
+    return n_trains * NIX_BYTES_PER_TRAIN + 2.0 * (spikes + trace_bytes) + (2 << 20)
+
+
+def _nix_in_memory(nixio_module, block) -> bytes | None:
+    """The bytes of a NIX file of ``block`` built in memory (None when this nixio does not
+    let its file be opened so: its ``make_fapl`` hook is gone)."""
+    import nixio.file as nix_file
+
+    make_fapl = getattr(nix_file, "make_fapl", None)
+    if make_fapl is None:
+        return None
+
+    def in_memory():
+        fapl = make_fapl()
+        fapl.set_fapl_core(1 << 20, False)  # HDF5's core driver, never written to disk
+        return fapl
+
+    nix_file.make_fapl = in_memory
+    try:
+        io = nixio_module.NixIO("ei-sim-export.nix", mode="ow")
+    finally:
+        nix_file.make_fapl = make_fapl
+    try:
+        io.write_block(block)
+        h5 = io.nix_file._h5file
+        h5.flush()
+        return h5.id.get_file_image()
+    finally:
+        io.close()
+
+
 def write_neo(rec: Recording, out: str, traces: bool = True) -> None:
-    """Write ``rec`` at ``out`` with neo's NIX (``.nix``) or pickle (``.pkl``) writer."""
+    """Write ``rec`` at ``out`` with neo's NIX (``.nix``) or pickle (``.pkl``) writer
+    (atomically; a NIX file is built in memory when it fits,
+    :mod:`ei_sim.analysis.export.common`)."""
     fmt = neo_format(out)
     block = build_block(rec, traces)
     if fmt == "nix":
         nixio = require("neo.io.nixio", "neo")
         require("nixio", "neo")
+        estimate = nix_bytes_estimate(rec, traces)
+        image = _nix_in_memory(nixio, block) if fits_in_memory(estimate) else None
+        if image is not None:
+            write_image(out, image)
+            return
+        check_room(out, estimate)
         with atomic_output(out) as tmp:
             with nixio.NixIO(tmp, mode="ow") as io:
                 io.write_block(block)

@@ -23,7 +23,13 @@ from __future__ import annotations
 import json
 
 from ei_sim.analysis.export import metadata
-from ei_sim.analysis.export.common import atomic_output, require
+from ei_sim.analysis.export.common import (
+    atomic_output,
+    check_room,
+    fits_in_memory,
+    require,
+    write_image,
+)
 from ei_sim.analysis.export.reader import Recording
 
 MODULE = "network"
@@ -110,9 +116,34 @@ def build_nwbfile(rec: Recording, traces: bool = True):
     return nwbfile
 
 
+def nwb_bytes_estimate(rec: Recording, traces: bool = True) -> float:
+    """About how large the NWB file of ``rec`` is (spike times as float64, one row of
+    metadata per cell, the traces as stored, and a fixed overhead)."""
+    spikes = sum(len(e.times_ms) for e in rec.populations) * 16
+    cells = sum(e.n_cells for e in rec.populations) * 256
+    trace_bytes = sum(t.values.nbytes for t in rec.traces) if traces else 0
+    return 2.0 * (spikes + cells + trace_bytes) + (2 << 20)
+
+
 def write_nwb(rec: Recording, out: str, traces: bool = True) -> None:
-    """Write ``rec`` as an NWB file at ``out`` (atomically)."""
+    """Write ``rec`` as an NWB file at ``out`` (atomically; built in memory when it fits,
+    :mod:`ei_sim.analysis.export.common`)."""
     pynwb = require("pynwb", "nwb")
     nwbfile = build_nwbfile(rec, traces)
+    estimate = nwb_bytes_estimate(rec, traces)
+    if fits_in_memory(estimate):
+        from ei_sim.store.atomic import h5_image, memory_h5
+
+        fh = memory_h5(out + ".in-memory")
+        try:
+            with pynwb.NWBHDF5IO(mode="w", file=fh) as io:
+                io.write(nwbfile)
+                image = h5_image(fh)
+        finally:
+            if fh.id.valid:
+                fh.close()
+        write_image(out, image)
+        return
+    check_room(out, estimate)
     with atomic_output(out) as tmp, pynwb.NWBHDF5IO(tmp, "w") as io:
         io.write(nwbfile)

@@ -25,7 +25,9 @@ import h5py
 import numpy as np
 
 from ei_sim.store.attrs import read_attrs
+from ei_sim.store.checksum import Damaged, ensure_sound
 from ei_sim.store.kinds import kind_of, open_kind
+from ei_sim.store.paths import run_path
 from ei_sim.sweeps import store as sweeps_store
 
 SPIKE_KINDS = ("simulate", "run")
@@ -73,7 +75,7 @@ class Recording(NamedTuple):
 
 def resolve(path: str) -> str:
     """The HDF5 file behind ``path`` (a run directory gives its ``run.h5``)."""
-    return os.path.join(path, "run.h5") if os.path.isdir(path) else path
+    return run_path(path) if os.path.isdir(path) else path
 
 
 def _kind_of(fh) -> str | None:
@@ -169,6 +171,8 @@ def _read_run(fh, path: str) -> Recording:
 
     try:
         snapshots = read_snapshots(fh)
+    except Damaged:
+        raise
     except ValueError:
         raise ValueError(f"{path}: {NO_SNAPSHOTS}") from None
     first = snapshots[0]
@@ -199,10 +203,16 @@ def read_recording(path: str) -> Recording:
     file = resolve(path)
     with _open(path) as fh:
         kind = _kind_of(fh)
-        if kind == "simulate":
-            return _read_simulate(fh, file)
-        if kind == "run":
-            return _read_run(fh, file)
+        try:
+            if kind == "simulate":
+                ensure_sound(fh, file)
+                return _read_simulate(fh, file)
+            if kind == "run":
+                ensure_sound(fh, file)  # its last epoch (each snapshot is checked as read)
+                return _read_run(fh, file)
+        except (KeyError, OSError, RuntimeError) as err:  # damaged beyond its checksum
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise Damaged(file, "", f"unreadable: {reason}") from None
     raise ValueError(f"{path}: kind {kind!r} holds no spike trains; give a simulate file or a run")
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ei_sim.analysis.export.common import atomic_output, require
+from ei_sim.analysis.export.common import atomic_output, require, write_image
 from ei_sim.analysis.export.reader import read_grid, read_sweep
 
 CELL_VARIABLES = {
@@ -167,7 +167,15 @@ def sweep_dataset(path: str):
 
 
 def write_netcdf(dataset, out: str) -> None:
-    """Write ``dataset`` as netCDF-4 through h5netcdf at ``out`` (atomically)."""
+    """Write ``dataset`` as netCDF-4 through h5netcdf at ``out`` (atomically; built in memory,
+    :mod:`ei_sim.analysis.export.common`, where this xarray can)."""
     require("h5netcdf", "xarray")
+    try:
+        image = dataset.to_netcdf(engine="h5netcdf")  # the file's bytes, built in memory
+    except (TypeError, ValueError, NotImplementedError):
+        image = None  # an xarray that writes netCDF-4 to files only
+    if image is not None:
+        write_image(out, image)
+        return
     with atomic_output(out) as tmp:
         dataset.to_netcdf(tmp, engine="h5netcdf")

@@ -1,4 +1,18 @@
-"""The grid and diagonal reproductions (nb036): trainings on the Dask grid executor."""
+"""The grid and diagonal reproductions (nb036): trainings on the grid executor.
+
+* ``grid``: one training per (W_EI, W_IE) in {0, 0.25, 0.5, 1, 2}^2, budget 0.2, seed 42,
+  W_in 0.6; accuracy of the best epoch, E and I rates of the last epoch (as the lab
+  reported), labels by :func:`ei_sim.analysis.basins.label_cells` with a trend flag
+  (:mod:`ei_sim.analysis.trends`), the agreement with the lab's labels, each cell's path in
+  (E rate, I rate) over the epochs.
+* ``diagonal``: W_IE = 2 W_EI for W_EI in {0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2},
+  seeds 42-44, W_in 0.6.
+
+The grid stage keeps every cell's summary and per-epoch metrics in the reproduction store (the
+numbers of a results file; weights stay in the grid store and the cells' runs), and the tables
+are made from them at the plan's epoch count: a grid continued to more epochs for another plan
+is read up to this plan's epochs.
+"""
 
 from __future__ import annotations
 
@@ -6,149 +20,281 @@ import os
 
 import numpy as np
 
+from ei_sim.analysis.reproduce.experiment import Experiment, Result, Verdict, not_yet_run
+from ei_sim.analysis.reproduce.plans import DIAGONAL_VALUES, GRID_VALUES, Plan
 from ei_sim.analysis.reproduce.table import Row
 
 # W_in of the grid: the lab's text gives 0.6 (between COBA's 0.3 and PING's 1.2); its stored
 # grid runner passed PING's 1.2. 0.6 is taken: the lab's no-loop cell (0, 0) equals its
 # diagonal's seed-42 W_EI = 0 cell (76.75 %, E 2.2 Hz), which was trained at 0.6.
 GRID_W_IN = 0.6
+CELL_METRICS = ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "gamma_peak_Hz",
+                "epoch_wall_s")  # fmt: skip
+BASINS_CLAIM = ("two basins: a PING corner (strong W_EI, I active, E held low) and a "
+                "stretched-COBA corner (a loop whose I stays silent)")  # fmt: skip
+DIAGONAL_CLAIM = ("the diagonal's two-step climb: accuracy rises 0.5 -> 0.6 -> 0.75 with I "
+                  "recruited between W_EI 0.6 and 0.75")  # fmt: skip
 
 
-def _grid_common(camp, plan, w_ei, w_ie, seeds, w_in, diagonal, name, executor, scheduler, workers):
-    from ei_sim.analysis.basins import label_cells
+def grid_spec(plan, setting: str, diagonal: bool):
+    """The grid the ``grid`` (``diagonal=False``) or ``diagonal`` experiment trains."""
     from ei_sim.analysis.reproduce.stages import build_model
-    from ei_sim.sweeps.grid import GridSpec, run_grid
-    from ei_sim.sweeps.store import read_cells
+    from ei_sim.sweeps.grid import GridSpec
     from ei_sim.training.config import TrainConfig
 
-    model = build_model("ping", camp.setting, plan.tier, plan.n_e, plan.t_ms, w_in_mean=w_in)
+    model = build_model("ping", setting, plan.tier, plan.n_e, plan.t_ms, w_in_mean=GRID_W_IN)
     train = TrainConfig.for_tier(plan.tier, budget=0.2, epochs=plan.epochs,
                                  n_samples=plan.samples)  # fmt: skip
-    spec = GridSpec(
-        model=model, train=train, w_ei=tuple(w_ei), w_ie=tuple(w_ie), seeds=tuple(seeds),
+    return GridSpec(
+        model=model, train=train, w_ei=tuple(plan.values),
+        w_ie=() if diagonal else tuple(plan.values),
+        seeds=tuple(plan.seeds) if diagonal else (42,),
         diagonal_ratio=2.0 if diagonal else None,
     )  # fmt: skip
-    path = os.path.join(camp.out_dir, f"{name}.grid.h5")
-
-    def label(a, b, e, i):
-        return str(label_cells([e], [i], [a], [b])[0])
-
-    def compute():
-        run_grid(spec, path, executor, scheduler, workers, progress=camp.progress, label_fn=label)
-        return {"grid_store": path}, {}
-
-    camp.stage(f"grid__{name}", compute)
-    return read_cells(path), path
 
 
-def _grid_figures(camp, path, name) -> list[str]:
-    """The lab's grid figures: the basin map and E rate against accuracy (coloured by I)."""
-    from ei_sim.analysis.basins import analyze_grid, plot_grid_map, plot_rate_accuracy, read_grid
-
-    result = analyze_grid(read_grid(path))
-    names = []
-    for stem, plot in (("basins", plot_grid_map), ("e_rate_vs_accuracy", plot_rate_accuracy)):
-        names.append(f"{name}_{stem}.png")
-        plot(result, os.path.join(camp.out_dir, names[-1]))
-    return names
+def grid_store(out_dir: str, store_path: str) -> str:
+    """The grid store of an experiment whose reproduction store is ``store_path``: shared by
+    every epoch count (its name carries none)."""
+    stem = os.path.splitext(os.path.basename(store_path))[0]
+    stem = stem.rsplit("_", 1)[0] if stem.endswith("ep") else stem
+    return os.path.join(out_dir, f"{stem}.grid.h5")
 
 
-def grid(camp, plan, executor="dask", scheduler=None, workers=None):
-    from ei_sim.analysis.basins import label_rule
-    from ei_sim.sweeps.store import cell_name
-
-    name = os.path.splitext(os.path.basename(camp.store_path))[0]
-    cells, path = _grid_common(
-        camp,
-        plan,
-        plan.values,
-        plan.values,
-        (42,),
-        GRID_W_IN,
-        False,
-        name,
-        executor,
-        scheduler,
-        workers,
-    )
-    by_name = {c["name"]: c for c in cells}
-    metrics = _cell_metrics(path)
-    rows, counts = [], {}
-    for a in plan.values:
-        for b in plan.values:
-            cell = by_name[cell_name(a, b, 42)]
-            m = metrics[cell["name"]]
-            counts[cell["label"]] = counts.get(cell["label"], 0) + 1
-            k, q = f"grid.{a:g}.{b:g}.", f"W_EI {a:g}, W_IE {b:g}: "
-            rows += [
-                Row(
-                    q + "best accuracy",
-                    k + "best_accuracy",
-                    100 * float(cell["best_accuracy"]),
-                    "%",
-                    f"label {cell['label']}",
-                ),
-                Row(
-                    q + "final accuracy",
-                    k + "final_accuracy",
-                    100 * float(cell["final_accuracy"]),
-                    "%",
-                ),
-                Row(q + "E rate, last epoch", k + "rate_e", float(m["test_rate_e_Hz"][-1]), "Hz"),
-                Row(q + "I rate, last epoch", k + "rate_i", float(m["test_rate_i_Hz"][-1]), "Hz"),
-            ]
-    regions = ", ".join(f"{k}: {v} cells" for k, v in sorted(counts.items()))
-    return (
-        rows,
-        _grid_figures(camp, path, name),
-        [
-            f"labels ({label_rule()}): {regions}",
-            "lab (stored data): no-loop band = the W_EI = 0 row and W_IE = 0 column; "
-            "5 cells with I > 0 (PING); the rest stretched-COBA",
-        ],
-    )
-
-
-def _cell_metrics(path) -> dict:
+def grid_stage(camp, plan, diagonal: bool) -> dict:
+    """Train (or continue) the experiment's grid to ``plan.epochs`` and store every cell's
+    numbers: arrays ``w_ei, w_ie, seed`` (C,) and ``<metric>`` (C, E) for
+    :data:`CELL_METRICS`. ``camp.grid_options``: where the cells train (the keywords of
+    :func:`ei_sim.sweeps.grid.run_grid`: executor, scheduler, n_workers, slurm,
+    worker_timeout_s)."""
+    from ei_sim.analysis.basins import label_cells
+    from ei_sim.sweeps.grid import run_grid
     from ei_sim.sweeps.store import read_grid
 
-    return {cell["name"]: cell["metrics"] for cell in read_grid(path)["cells"]}
+    path = grid_store(camp.out_dir, camp.store_path)
+    spec = grid_spec(plan, camp.setting, diagonal)
 
+    def compute():
+        def label(a, b, e, i):
+            return str(label_cells([e], [i], [a], [b])[0])
 
-def diagonal(camp, plan, executor="dask", scheduler=None, workers=None):
-    from ei_sim.sweeps.store import cell_name
-
-    name = os.path.splitext(os.path.basename(camp.store_path))[0]
-    cells, path = _grid_common(
-        camp, plan, plan.values, (), plan.seeds, 0.6, True, name, executor, scheduler, workers
-    )
-    by_name = {c["name"]: c for c in cells}
-    metrics = _cell_metrics(path)
-    rows = []
-    for a in plan.values:
-        group = [by_name[cell_name(a, 2.0 * a, s)] for s in plan.seeds]
-        acc = np.array([100 * float(c["best_accuracy"]) for c in group])
-        e = np.array([float(metrics[c["name"]]["test_rate_e_Hz"][-1]) for c in group])
-        i = np.array([float(metrics[c["name"]]["test_rate_i_Hz"][-1]) for c in group])
-        k, q = f"diagonal.{a:g}.", f"W_EI {a:g}: "
-        labels = ", ".join(str(c["label"]) for c in group)
-        rows += [
-            Row(
-                q + "accuracy, mean over seeds", k + "accuracy_mean", float(acc.mean()), "%", labels
-            ),
-            Row(
-                q + "accuracy, sd (ddof 1)",
-                k + "accuracy_sd",
-                float(acc.std(ddof=1)) if len(acc) > 1 else None,
-                "%",
-            ),
-            Row(q + "E rate, mean (last epoch)", k + "rate_e_mean", float(e.mean()), "Hz"),
-            Row(
-                q + "I rate, mean (last epoch)",
-                k + "rate_i_mean",
-                float(i.mean()),
-                "Hz",
-                "per seed " + ", ".join(f"{x:.3g}" for x in i),
-            ),
+        run_grid(spec, path, progress=camp.progress, label_fn=label, **camp.grid_options)
+        wanted = set(spec.cells())
+        cells = [
+            c
+            for c in read_grid(path)["cells"]
+            if (c["attrs"]["w_ei"], c["attrs"]["w_ie"], c["attrs"]["seed"]) in wanted
         ]
-    return rows, _grid_figures(camp, path, name), []
+        arrays = {k: np.array([c["attrs"][k] for c in cells], float)
+                  for k in ("w_ei", "w_ie", "seed")}  # fmt: skip
+        for metric in CELL_METRICS:
+            arrays[metric] = np.array([c["metrics"][metric][: plan.epochs] for c in cells])
+        return {"grid_store": path, "epochs": plan.epochs, "cells": len(cells)}, arrays
+
+    name = os.path.splitext(os.path.basename(path))[0].removesuffix(".grid")
+    return camp.stage(f"grid__{name}", compute)
+
+
+def cell_view(st: dict, k: int) -> dict:
+    """Cell ``k`` of a grid stage: best accuracy (%, ties: the first epoch), final accuracy,
+    last-epoch rates (the lab's report), the I-rate history and its trend."""
+    from ei_sim.analysis.trends import trend
+
+    acc = np.asarray(st["test_accuracy"][k], float)
+    b = int(np.argmax(acc))
+    i_hist = np.asarray(st["test_rate_i_Hz"][k], float)
+    return {
+        "w_ei": float(st["w_ei"][k]), "w_ie": float(st["w_ie"][k]), "seed": int(st["seed"][k]),
+        "best_accuracy": 100 * float(acc[b]), "final_accuracy": 100 * float(acc[-1]),
+        "rate_e_Hz": float(st["test_rate_e_Hz"][k][-1]), "rate_i_Hz": float(i_hist[-1]),
+        "i_history": i_hist, "e_history": np.asarray(st["test_rate_e_Hz"][k], float),
+        "trend": trend(i_hist), "epochs": int(acc.size),
+    }  # fmt: skip
+
+
+def labelled(cells: list[dict]) -> list[dict]:
+    """Cells with their basin label (last-epoch rates) and the label with its trend flag."""
+    from ei_sim.analysis.basins import label_cells
+
+    labels = label_cells([c["rate_e_Hz"] for c in cells], [c["rate_i_Hz"] for c in cells],
+                         [c["w_ei"] for c in cells], [c["w_ie"] for c in cells])  # fmt: skip
+    for c, lab in zip(cells, labels, strict=True):
+        c["label"] = str(lab)
+        c["shown_label"] = c["label"] + ("" if c["trend"] is None else f" (I {c['trend']})")
+    return cells
+
+
+def lab_label(reference, a: float, b: float) -> str | None:
+    """The lab's label of a grid cell from its stored rates, by the same rule."""
+    from ei_sim.analysis.basins import label_cells
+
+    e, i = (reference.get(f"grid.{a:g}.{b:g}.{q}") for q in ("rate_e", "rate_i"))
+    if e is None or i is None:
+        return None
+    return str(label_cells([e.value], [i.value], [a], [b])[0])
+
+
+def run_grid_experiment(camp, plan: Plan) -> Result:
+    from ei_sim.analysis.basins import label_rule
+    from ei_sim.analysis.reproduce.figures import plot_grid_comparison
+
+    st = grid_stage(camp, plan, diagonal=False)
+    cells = labelled([cell_view(st, k) for k in range(len(st["w_ei"]))])
+    by_pair = {(c["w_ei"], c["w_ie"]): c for c in cells}
+    rows, counts = [], {}
+    agree, compared = 0, 0
+    for a in plan.values:
+        for b in plan.values:
+            c = by_pair[(a, b)]
+            counts[c["label"]] = counts.get(c["label"], 0) + 1
+            theirs = lab_label(camp.reference, a, b) if camp.reference else None
+            if theirs is not None:
+                compared += 1
+                agree += theirs == c["label"]
+            k, q = f"grid.{a:g}.{b:g}.", f"W_EI {a:g}, W_IE {b:g}: "
+            label_note = f"label {c['shown_label']}" + (f" (lab: {theirs})" if theirs else "")
+            rows += [
+                Row(q + "best accuracy", k + "best_accuracy", c["best_accuracy"], "%",
+                    label_note),
+                Row(q + "final accuracy", k + "final_accuracy", c["final_accuracy"], "%"),
+                Row(q + "E rate, last epoch", k + "rate_e", c["rate_e_Hz"], "Hz"),
+                Row(q + "I rate, last epoch", k + "rate_i", c["rate_i_Hz"], "Hz",
+                    "" if c["trend"] is None else f"I still {c['trend']} over the last epochs"),
+            ]  # fmt: skip
+    epochs = cells[0]["epochs"]
+    regions = ", ".join(f"{k}: {v} cells" for k, v in sorted(counts.items()))
+    statements = [
+        f"Grid cells trained {epochs} epochs (the lab's: {EXP_GRID.lab_epochs}).",
+        f"labels ({label_rule()}; from the last epoch's rates, as the lab's): {regions}",
+    ]
+    if compared:
+        statements.append(f"label agreement with the lab's stored cells: {agree} of {compared}")
+    trending = [c for c in cells if c["trend"]]
+    if trending:
+        statements.append("cells whose I rate still trends over the last epochs: " + ", ".join(
+            f"({c['w_ei']:g}, {c['w_ie']:g}) I {c['trend']}" for c in trending))  # fmt: skip
+    figures = [plot_grid_comparison(camp, cells, plan.values)]
+    return Result(tuple(rows), tuple(figures), tuple(statements),
+                  (basins_verdict(cells, agree, compared, epochs),))  # fmt: skip
+
+
+def basins_verdict(cells, agree: int, compared: int, epochs: int) -> Verdict:
+    """Reproduced: both corners hold (W_EI = 2 with W_IE > 0 all PING; W_EI in {0.25, 0.5}
+    with W_IE > 0 all stretched-COBA) and at least 23 of 25 labels agree with the lab's;
+    partly: both corners present (at least one cell each) or labels still trending; not
+    reproduced: a corner missing."""
+    ping = [c for c in cells if c["w_ei"] == 2.0 and c["w_ie"] > 0]
+    stretched = [c for c in cells if c["w_ei"] in (0.25, 0.5) and c["w_ie"] > 0]
+    n_ping = sum(c["label"] == "PING" for c in ping)
+    n_str = sum(c["label"] == "stretched-COBA" for c in stretched)
+    moving = [c for c in ping + stretched if c["trend"]]
+    evidence = (f"PING corner {n_ping}/{len(ping)} cells PING, stretched-COBA corner "
+                f"{n_str}/{len(stretched)} cells with silent I; {agree}/{compared} labels as "
+                f"the lab's" + (f"; {len(moving)} corner cells still trending" if moving
+                                else ""))  # fmt: skip
+    if n_ping == len(ping) and n_str == len(stretched) and agree >= 23 and not moving:
+        status = "reproduced"
+    elif n_ping > 0 and n_str > 0:
+        status = "partly"
+    else:
+        status = "not reproduced"
+    return Verdict(BASINS_CLAIM, status, evidence, epochs)
+
+
+def run_diagonal_experiment(camp, plan: Plan) -> Result:
+    from ei_sim.analysis.reproduce.figures import plot_diagonal
+
+    st = grid_stage(camp, plan, diagonal=True)
+    cells = labelled([cell_view(st, k) for k in range(len(st["w_ei"]))])
+    seeds = sorted({c["seed"] for c in cells})
+    rows, points = [], []
+    for a in plan.values:
+        group = [c for c in cells if c["w_ei"] == a]
+        if not group:
+            continue
+        acc = np.array([c["best_accuracy"] for c in group])
+        e = np.array([c["rate_e_Hz"] for c in group])
+        i = np.array([c["rate_i_Hz"] for c in group])
+        points.append((a, acc, e, i))
+        k, q = f"diagonal.{a:g}.", f"W_EI {a:g}: "
+        labels = ", ".join(c["shown_label"] for c in group)
+        sd = float(acc.std(ddof=1)) if len(acc) > 1 else None
+        rows += [
+            Row(q + f"accuracy, mean over seeds {seeds}", k + "accuracy_mean",
+                float(acc.mean()), "%", labels),
+            Row(q + "accuracy, sd (ddof 1)", k + "accuracy_sd", sd, "%"),
+            Row(q + "E rate, mean (last epoch)", k + "rate_e_mean", float(e.mean()), "Hz"),
+            Row(q + "I rate, mean (last epoch)", k + "rate_i_mean", float(i.mean()), "Hz",
+                "per seed " + ", ".join(f"{x:.3g}" for x in i)),
+        ]  # fmt: skip
+    epochs = cells[0]["epochs"]
+    statements = [
+        f"Diagonal cells trained {epochs} epochs (the lab's: "
+        f"{EXP_DIAGONAL.lab_epochs}); seeds {seeds} (the lab's: 42, 43, 44)."
+    ]
+    figures = [plot_diagonal(camp, points, camp.reference)]
+    return Result(tuple(rows), tuple(figures), tuple(statements),
+                  (diagonal_verdict(points, epochs, seeds),))  # fmt: skip
+
+
+def diagonal_verdict(points, epochs: int, seeds) -> Verdict:
+    """Reproduced: the mean I rate is under 0.5 Hz up to W_EI 0.6 and over it from 0.75 on,
+    and the mean accuracy rises from 0.5 to 0.6 and from 0.6 to 0.75; partly: the I
+    recruitment within one grid point of that interval, or only one of the two steps."""
+    by = {a: (acc.mean(), i.mean()) for a, acc, _, i in points}
+    if not all(a in by for a in (0.5, 0.6, 0.75)):
+        return Verdict(DIAGONAL_CLAIM, "not yet run", "the points 0.5, 0.6, 0.75 are missing")
+    recruited = [a for a, (_, i) in sorted(by.items()) if i > 0.5]
+    onset = recruited[0] if recruited else None
+    steps = (by[0.6][0] > by[0.5][0], by[0.75][0] > by[0.6][0])
+    evidence = (f"I first above 0.5 Hz at W_EI {onset}" if onset is not None else
+                "I never above 0.5 Hz") + (
+        f"; accuracy {by[0.5][0]:.1f} -> {by[0.6][0]:.1f} -> {by[0.75][0]:.1f} % at W_EI "
+        f"0.5, 0.6, 0.75 (mean of seeds {list(seeds)})")  # fmt: skip
+    values = sorted(by)
+    if onset == 0.75 and all(steps):
+        status = "reproduced"
+    elif onset is not None and abs(values.index(onset) - values.index(0.75)) <= 1 and any(steps):
+        status = "partly"
+    else:
+        status = "not reproduced"
+    return Verdict(DIAGONAL_CLAIM, status, evidence, epochs)
+
+
+EXP_GRID = Experiment(
+    name="grid",
+    title="nb036: the 5 x 5 (W_EI, W_IE) training grid",
+    plans={
+        "full": Plan(epochs=100, values=GRID_VALUES),
+        "quick": Plan(
+            tier="tiny",
+            epochs=4,
+            values=GRID_VALUES,
+            reduced="tiny tier (64 E cells, 100 ms trials, 400 samples), 4 epochs "
+            "instead of the medium tier at 100",
+        ),
+    },  # fmt: skip
+    run=run_grid_experiment,
+    claims=(BASINS_CLAIM,),
+    grid=True,
+)
+EXP_DIAGONAL = Experiment(
+    name="diagonal",
+    title="nb036: the diagonal slice W_IE = 2 W_EI, three seeds",
+    plans={
+        "full": Plan(epochs=100, values=DIAGONAL_VALUES, seeds=(42, 43, 44)),
+        "quick": Plan(
+            tier="tiny",
+            epochs=4,
+            values=DIAGONAL_VALUES,
+            seeds=(42, 43, 44),
+            reduced="tiny tier (64 E cells, 100 ms trials, 400 samples), 4 epochs "
+            "instead of the medium tier at 100",
+        ),
+    },  # fmt: skip
+    run=run_diagonal_experiment,
+    claims=(DIAGONAL_CLAIM,),
+    grid=True,
+)
+EXPERIMENTS = (EXP_GRID, EXP_DIAGONAL)
+__all__ = ["EXPERIMENTS", "grid_stage", "not_yet_run"]

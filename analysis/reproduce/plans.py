@@ -1,5 +1,6 @@
-"""What each experiment runs at each scale: ``full`` is the lab's recipe, ``quick`` a reduced
-version for a 2-core laptop (well under an hour) whose table says what it reduced."""
+"""What an experiment runs at a scale (:class:`Plan`): ``full`` is the lab's recipe, ``quick``
+a miniature for a 2-core laptop (well under an hour) whose table says what it reduced. Each
+experiment holds its plans (:class:`~ei_sim.analysis.reproduce.experiment.Experiment`)."""
 
 from __future__ import annotations
 
@@ -31,68 +32,26 @@ class Plan:
     reduced: str = ""  # what a quick plan leaves out, in words ("" for the lab's recipe)
 
     def attrs(self) -> dict:
-        return {f"plan.{k}": repr(v) for k, v in dataclasses.asdict(self).items() if k != "reduced"}
+        """What must match for a reproduction store to be continued: every field but the
+        words (``reduced``) and the epoch count (the store's name carries it)."""
+        return {f"plan.{k}": repr(v) for k, v in dataclasses.asdict(self).items()
+                if k not in ("reduced", "epochs")}  # fmt: skip
 
 
-PLANS = {
-    "budgets": {
-        "full": Plan(epochs=100),
-        "quick": Plan(
-            epochs=3,
-            budgets=("off", "0.2"),
-            reduced="3 epochs instead of 100; budgets off and 0.2 only",
-        ),
-    },
-    "coupling": {
-        "full": Plan(epochs=30),
-        "quick": Plan(epochs=5, reduced="a 5-epoch baseline instead of 30 epochs"),
-    },
-    "grid": {
-        "full": Plan(epochs=100),
-        "quick": Plan(
-            tier="tiny",
-            epochs=4,
-            reduced="tiny tier (64 E cells, 100 ms trials, "
-            "400 samples), 4 epochs instead of the medium tier at 100",
-        ),
-    },
-    "diagonal": {
-        "full": Plan(epochs=100, values=DIAGONAL_VALUES, seeds=(42, 43, 44)),
-        "quick": Plan(
-            tier="tiny",
-            epochs=4,
-            values=DIAGONAL_VALUES,
-            seeds=(42, 43, 44),
-            reduced="tiny tier (64 E cells, 100 ms trials, 400 samples), 4 epochs "
-            "instead of the medium tier at 100",
-        ),
-    },
-    "meanfield": {
-        "full": Plan(epochs=100, seeds=(42, 43, 44)),
-        "quick": Plan(
-            epochs=2,
-            reduced="spiking networks trained 2 epochs with one seed "
-            "instead of 100 epochs with three",
-        ),
-    },
-}
-
-
-def get_plan(experiment: str, scale: str, tier=None, epochs=None) -> Plan:
-    """The plan of ``experiment`` at ``scale`` with optional tier / epoch overrides."""
-    if experiment not in PLANS:
-        raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(PLANS)}")
-    if scale not in PLANS[experiment]:
-        raise ValueError(f"unknown scale {scale!r}; choose quick or full")
-    plan = PLANS[experiment][scale]
+def get_plan(experiment, scale: str, tier=None, epochs=None) -> Plan:
+    """The plan of ``experiment`` (an :class:`~ei_sim.analysis.reproduce.experiment.Experiment`)
+    at ``scale``, with optional tier / epoch overrides (said in ``reduced``)."""
+    if scale not in experiment.plans:
+        raise ValueError(f"unknown scale {scale!r}; choose {' or '.join(experiment.plans)}")
+    plan = experiment.plans[scale]
     notes = []
     if tier is not None and tier != plan.tier:
         notes.append(f"tier {tier} (override)")
         plan = dataclasses.replace(plan, tier=tier)
     if epochs is not None and epochs != plan.epochs:
-        if epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {epochs}")
-        notes.append(f"{epochs} epochs (override)")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"--epochs must be an integer >= 1, got {epochs}")
+        notes.append(f"{epochs} epochs (the lab's: {plan.epochs})")
         plan = dataclasses.replace(plan, epochs=epochs)
     if notes:
         plan = dataclasses.replace(plan, reduced="; ".join(filter(None, [plan.reduced, *notes])))

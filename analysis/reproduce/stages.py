@@ -9,6 +9,7 @@ are shared between experiments in the same ``--out`` folder.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import jax
@@ -30,6 +31,9 @@ class Campaign:
     progress: bool = True
     done: set = field(default_factory=set)
     log: list = field(default_factory=list)
+    grid_options: dict = field(default_factory=dict)  # executor, scheduler, workers
+    quick: bool = False  # a miniature: no per-number comparison with the lab
+    reference: object = None  # the lab's numbers (ei_sim.analysis.reproduce.reference)
 
     def say(self, text: str) -> None:
         self.log.append(text)
@@ -45,23 +49,32 @@ class Campaign:
             attrs, arrays = compute()
             rstore.save_stage(self.store_path, name, attrs, arrays)
             self.done.add(name)
-        return rstore.load_stages(self.store_path)[name]
+        return rstore.load_stage(self.store_path, name)
 
 
-def run_name(model: str, budget, seed: int, setting: str, tier: str, epochs: int, **extra) -> str:
-    """Directory name of a training run; encodes everything that makes runs differ."""
-    parts = [
-        model,
-        "off" if budget is None else f"{budget:g}",
-        f"seed{seed}",
-        setting,
-        tier,
-        f"{epochs}ep",
-    ]
+def run_name(model: str, budget, seed: int, setting: str, tier: str, **extra) -> str:
+    """Directory name of a training run; encodes everything that makes runs differ but the
+    epoch count (a run is continued to more epochs in place)."""
+    parts = [model, "off" if budget is None else f"{budget:g}", f"seed{seed}", setting, tier]
     parts += [
         f"{k}{v:g}" if isinstance(v, float | int) else f"{k}{v}" for k, v in sorted(extra.items())
     ]
     return "_".join(parts)
+
+
+def run_dir_of(runs_root: str, name: str) -> str:
+    """The run directory of ``name``; a run of an earlier release, whose name carried its
+    epochs (``..._<tier>_30ep_...``), is renamed to it (the one with the most epochs)."""
+    path = os.path.join(runs_root, name)
+    if os.path.exists(path) or not os.path.isdir(runs_root):
+        return path
+    tier_end = name.split("_")[4]
+    head, _, tail = name.partition(f"_{tier_end}")
+    pattern = re.compile(re.escape(f"{head}_{tier_end}_") + r"(\d+)ep" + re.escape(tail) + "$")
+    old = [(int(m.group(1)), d) for d in os.listdir(runs_root) if (m := pattern.match(d))]
+    if old:
+        os.rename(os.path.join(runs_root, max(old)[1]), path)
+    return path
 
 
 def build_model(model: str, setting: str, tier: str, n_e=None, t_ms=None, **changes):
@@ -72,13 +85,15 @@ def build_model(model: str, setting: str, tier: str, n_e=None, t_ms=None, **chan
 
 
 def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) -> dict:
-    """Train (or resume) one run; stored: best/final accuracy (%), best epoch, rates of the best
-    and the last epoch, the best epoch's gamma, and the per-epoch metrics."""
+    """Train (or continue, or resume) one run to ``plan.epochs``; stored: best/final accuracy
+    (%), best epoch, rates of the best and the last epoch, the best epoch's gamma, and the
+    per-epoch metrics, all of the first ``plan.epochs`` epochs (a run trained longer for
+    another plan is read up to them)."""
     from ei_sim.training.config import TrainConfig
-    from ei_sim.training.spiking import train
+    from ei_sim.training.spiking import discard_damaged_run, train
 
-    name = run_name(model, budget, seed, camp.setting, plan.tier, plan.epochs, **changes)
-    run_dir = os.path.join(camp.out_dir, "runs", name)
+    name = run_name(model, budget, seed, camp.setting, plan.tier, **changes)
+    run_dir = run_dir_of(os.path.join(camp.out_dir, "runs"), name)
 
     def compute():
         net = build_model(model, camp.setting, plan.tier, plan.n_e, plan.t_ms, **changes)
@@ -86,24 +101,39 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
             plan.tier, budget=budget, epochs=plan.epochs, seed=seed, n_samples=plan.samples
         )
         os.makedirs(run_dir, exist_ok=True)
+        discard_damaged_run(run_dir, camp.say)  # a damaged run trains again, never resumes
         result = train(net, cfg, run_dir, resume=True, progress=camp.progress)
-        m, b = result.metrics, result.best_epoch - 1
-        attrs = {
-            "run_dir": run_dir,
-            "best_accuracy": 100 * result.best_accuracy,
-            "final_accuracy": 100 * result.final_accuracy,
-            "best_epoch": result.best_epoch,
-            "epochs": len(m["test_accuracy"]),
-            "best_rate_e_Hz": float(m["test_rate_e_Hz"][b]),
-            "best_rate_i_Hz": float(m["test_rate_i_Hz"][b]),
-            "final_rate_e_Hz": float(m["test_rate_e_Hz"][-1]),
-            "final_rate_i_Hz": float(m["test_rate_i_Hz"][-1]),
-            "best_gamma_Hz": float(m["gamma_peak_Hz"][b]),
-        }
-        keep = ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "gamma_peak_Hz")
-        return attrs, {k: np.asarray(m[k], float) for k in keep}
+        attrs, arrays = run_summary(result.metrics, plan.epochs)
+        attrs["run_dir"] = run_dir
+        attrs["trained_epochs"] = len(result.metrics["test_accuracy"])
+        return attrs, arrays
 
     return camp.stage(f"train__{name}", compute)
+
+
+KEPT_METRICS = ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "ref_rate_e_Hz",
+                "ref_rate_i_Hz", "gamma_peak_Hz", "gamma_significance", "epoch_wall_s")  # fmt: skip
+
+
+def run_summary(metrics: dict, epochs: int) -> tuple[dict, dict]:
+    """A run's numbers over its first ``epochs`` epochs: best (ties: the first) and final
+    accuracy in %, the best epoch, E and I rates at the best and the last epoch, the best
+    epoch's gamma, and the per-epoch series kept in results (:data:`KEPT_METRICS`)."""
+    m = {k: np.asarray(metrics[k], float)[:epochs] for k in KEPT_METRICS if k in metrics}
+    acc = m["test_accuracy"]
+    b = int(np.argmax(acc))
+    attrs = {
+        "best_accuracy": 100 * float(acc[b]), "final_accuracy": 100 * float(acc[-1]),
+        "best_epoch": b + 1, "epochs": int(acc.size),
+        "best_rate_e_Hz": float(m["test_rate_e_Hz"][b]),
+        "best_rate_i_Hz": float(m["test_rate_i_Hz"][b]),
+        "final_rate_e_Hz": float(m["test_rate_e_Hz"][-1]),
+        "final_rate_i_Hz": float(m["test_rate_i_Hz"][-1]),
+        "final_ref_rate_e_Hz": float(m["ref_rate_e_Hz"][-1]) if "ref_rate_e_Hz" in m else None,
+        "best_gamma_Hz": float(m["gamma_peak_Hz"][b]),
+        "wall_s": float(np.nansum(m.get("epoch_wall_s", np.zeros(0)))),
+    }  # fmt: skip
+    return attrs, m
 
 
 def gamma_stage(camp: Campaign, trained: dict, n_trials: int = EVAL_TRIALS) -> dict:

@@ -5,7 +5,8 @@ it), ``experiment``, ``scale``, ``setting`` and the plan's settings (``plan.*``)
 one group ``stages/<name>`` per finished stage with its numbers as attributes and arrays as
 datasets. Each finished stage is added atomically (copy, add, rename:
 :mod:`ei_sim.store.parts`), so a run killed at any moment keeps every finished stage and a
-rerun recomputes none of them.
+rerun recomputes none of them. Each stage carries its checksum: a rerun recomputes a damaged
+stage (named in one line), :func:`load_stage` refuses one.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from __future__ import annotations
 import numpy as np
 
 from ei_sim.store.attrs import read_attrs, write_attrs
+from ei_sim.store.checksum import ATTR as CHECKSUM
 from ei_sim.store.kinds import Kind, open_kind, register_kind
-from ei_sim.store.parts import adding_part
+from ei_sim.store.parts import adding_part, read_part
 from ei_sim.store.parts import open_or_create as open_or_create_parts
 
-KIND = register_kind(
-    Kind("reproduce", "a reproduction store", 1, "make one with ei-sim reproduce")
-).name
 STAGES = "stages"
+KIND = register_kind(
+    Kind("reproduce", "a reproduction store", 1, "make one with ei-sim reproduce",
+         requires=(STAGES,), parts=STAGES)
+).name
 
 
 def open_or_create(path: str, meta: dict, force: bool = False) -> set[str]:
@@ -38,14 +41,23 @@ def save_stage(path: str, name: str, attrs: dict, arrays: dict | None = None) ->
             group.create_dataset(key, data=np.asarray(value))
 
 
-def load_stages(path: str) -> dict:
-    """``{stage: {"attrs": {...}, **arrays}}`` of every finished stage."""
-    out = {}
+def _entry(group) -> dict:
+    attrs = {k: (None if v == "none" else v) for k, v in read_attrs(group).items()
+             if k != CHECKSUM}  # fmt: skip
+    return {"attrs": attrs, **{k: np.asarray(group[k][()]) for k in group}}
+
+
+def load_stage(path: str, name: str) -> dict:
+    """``{"attrs": {...}, **arrays}`` of one finished stage; ValueError (one line) when the
+    store lacks it or it is damaged."""
     with open_kind(path, KIND) as fh:
-        for name, group in fh[STAGES].items():
-            entry = {
-                "attrs": {k: (None if v == "none" else v) for k, v in read_attrs(group).items()}
-            }
-            entry.update({k: np.asarray(group[k][()]) for k in group})
-            out[name] = entry
-    return out
+        if STAGES not in fh or name not in fh[STAGES]:
+            raise ValueError(f"{path} holds no stage {name!r}")
+        return _entry(read_part(fh, path, STAGES, name))
+
+
+def load_stages(path: str) -> dict:
+    """``{stage: {"attrs": {...}, **arrays}}`` of every finished stage (one line naming a
+    damaged one)."""
+    with open_kind(path, KIND) as fh:
+        return {name: _entry(read_part(fh, path, STAGES, name)) for name in fh[STAGES]}

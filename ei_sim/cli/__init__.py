@@ -1,12 +1,14 @@
 """Command-line interface: ``ei-sim <command> ...``, one module per command.
 
 ``simulate``, ``train`` (and ``eval``), ``grid``, ``sweep``, ``rate``, ``analyze`` (and
-``meanfield``, ``report``), ``video``, ``export`` and ``reproduce`` each have a module here
-with ``register(subparsers) -> {command: handler}``; :mod:`ei_sim.cli.checks` holds the
-validation every handler runs before any work.
+``meanfield``, ``report``), ``video``, ``export``, ``reproduce`` and ``verify`` each have a
+module here with ``register(subparsers) -> {command: handler}``; :mod:`ei_sim.cli.checks`
+holds the validation every handler runs before any work, :mod:`ei_sim.cli.locks` the locks
+of each command's outputs (one writer per output).
 
-Every user error (bad flag values, missing files, unknown models) ends in one line on stderr
-and exit status 2; nothing half-written is left behind (all stores are written atomically).
+Every user error (bad flag values, missing files, unknown models, an output another command
+is writing, a damaged file, a full disk) ends in one line on stderr and exit status 2;
+nothing half-written is left behind (all files are written atomically).
 """
 
 from __future__ import annotations
@@ -53,14 +55,16 @@ def _register_all(sub) -> dict:
         rate,
         reproduce,
         simulate,
+        study,
         sweep,
         train,
+        verify,
         video,
     )
 
     handlers = {}
     for module in (simulate, train, grid, sweep, rate, analyze, video, export, reproduce,
-                   params_cmd):  # fmt: skip
+                   params_cmd, study, verify):  # fmt: skip
         handlers.update(module.register(sub))
     return handlers
 
@@ -86,8 +90,10 @@ def build_parser(command: str | None = None):
 def main(argv=None) -> int:
     from_console, argv = argv is None, sys.argv[1:] if argv is None else list(argv)
     from ei_sim.cli.interrupts import exit_after_interrupt, guard_interrupts
+    from ei_sim.cli.locks import identify
 
     guard_interrupts()
+    identify(argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
     try:
         parser, handlers = build_parser(command)
@@ -121,9 +127,14 @@ def _exit_now(code: int) -> None:
 
 def one_line(err: BaseException) -> str:
     """An error as one line for the user: its first line, and the command-line way out the
-    core names in Python terms (``cli_hint``), if any."""
+    core names in Python terms (``cli_hint``), if any; a damaged file's line says how to
+    learn more."""
+    from ei_sim.store.checksum import Damaged
+
     text = str(err).strip()
     message = text.splitlines()[0] if text else type(err).__name__
+    if isinstance(err, Damaged):
+        message += f"; ei-sim verify {err.path} lists every damaged part"
     hint = getattr(err, "cli_hint", None)
     return f"{message}; {hint}" if hint else message
 
@@ -137,6 +148,14 @@ def _run(handlers, args) -> int:
         return handlers[args.command](args)
     except (UserError, ValueError, OSError) as err:
         print(f"ei-sim {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as err:  # HDF5's errors of a full disk, where no writer caught them
+        from ei_sim.store.atomic import is_disk_full
+
+        if not is_disk_full(err):
+            raise
+        print(f"ei-sim {args.command}: error: no space left on device ({one_line(err)[:120]})",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"ei-sim {args.command}: interrupted", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from ei_sim.cli.locks import holds, report_outputs
+
 
 def _existing(path: str) -> str:
     if not os.path.isfile(path):
@@ -59,6 +61,8 @@ def cmd_analyze(args) -> int:
 
 
 def _add_meanfield(sub) -> None:
+    from ei_sim.cli import options
+
     description = (
         "Four-variable rate model of the PING loop (E, I, g_e, g_i; Siegert gains): predictions "
         "(predict) and the comparison "
@@ -71,33 +75,72 @@ def _add_meanfield(sub) -> None:
     pr = what.add_parser("predict", help="fixed points, Hopf point, frequencies, cliff alpha")
     pr.add_argument("--criticality", action="store_true",
                     help="also classify the Hopf (integrates the ODE, ~10 s)")  # fmt: skip
-    ck = what.add_parser("check", help="run matching spiking simulations (about a minute)")
+    ck = what.add_parser(
+        "check",
+        help="run matching spiking simulations (about a minute), "
+        "or check a trained run against its own mean field",
+    )
+    ck.add_argument("run_dir", nargs="?", default=None, metavar="RUN_DIR", help="a trained run: "
+                    "the mean field with its own couplings and drive predicts its recruitment "
+                    "cliff and oscillation onset, beside its W_in scale sweep")  # fmt: skip
     ck.add_argument("--t-ms", type=float, default=300.0, help="trial length, at least 200 ms "
                     "(default 300 ms)")  # fmt: skip
-    ck.add_argument("--seed", type=int, default=0)
-    ck.add_argument("--setting", default="canonical", help="canonical or lab (refractory "
-                    "1.2 / 0.6 ms, as the reference code ran)")  # fmt: skip
+    ck.add_argument("--seed", type=int, default=0, help="seed of the networks (default 0)")
+    options.add_setting(ck)
+    for q in (pr, ck):
+        q.add_argument(
+            "--set",
+            dest="assignments",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="set a parameter of the rate model, e.g. "
+            "--set tau_gaba_ms=6 --set sigma_V_mV=3 --set cell_e.t_ref_ms=1.2",
+        )
 
 
 def cmd_meanfield(args) -> int:
     from ei_sim.cli.checks import check_meanfield
 
     check_meanfield(args)
+    params = meanfield_params(args.assignments)
+    if args.action == "check" and args.run_dir is not None:
+        from ei_sim.analysis.meanfield_check import check_run, format_table
+
+        out = check_run(args.run_dir, progress=True)
+        p = out["params"]
+        print(
+            f"{args.run_dir}: W_EI {p.w_ei_uS:.3g} uS, W_IE {p.w_ie_uS:.3g} uS (summed), "
+            f"drive {out['drive_nA']:.3g} nA at W_in scale 1, tau_GABA {p.tau_gaba_ms:g} ms"
+        )
+        print(format_table(out["rows"]))
+        return 0
     if args.action == "check":
         from ei_sim.analysis.meanfield_check import check, format_table
 
-        print(format_table(check(t_ms=args.t_ms, seed=args.seed, setting=args.setting)))
+        setting = args.setting or "canonical"
+        rows = check(t_ms=args.t_ms, seed=args.seed, setting=setting, params=params)
+        print(format_table(rows))
         return 0
-    print(predict_text(args.criticality))
+    print(predict_text(args.criticality, params))
     return 0
 
 
-def predict_text(criticality: bool = False) -> str:
+def meanfield_params(assignments):
+    """The rate model's parameters with ``--set`` applied."""
+    from ei_sim.analysis import meanfield as mf
+    from ei_sim.cli import params as P
+
+    sets = [P.parse_assignment(text) for text in assignments]
+    return P.apply({"model": mf.MeanFieldParams()}, sets)["model"]
+
+
+def predict_text(criticality: bool = False, p=None) -> str:
     import numpy as np
 
     from ei_sim.analysis import meanfield as mf
 
-    p = mf.MeanFieldParams()
+    p = mf.MeanFieldParams() if p is None else p
     br = mf.fixed_point_branch(np.linspace(0.0, 4.0, 9), p)
     lines = ["I_ext (nA)  E (Hz)  I (Hz)  max Re (1/ms)  freq (Hz)"]
     for k in range(len(br["i_ext_nA"])):
@@ -150,6 +193,7 @@ def report_output(path: str) -> str:
     return os.path.splitext(path)[0] + ".html"
 
 
+@holds(report_outputs)
 def cmd_report(args) -> int:
     from ei_sim.analysis.report import write_report
     from ei_sim.cli.checks import check_report

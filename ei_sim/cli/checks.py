@@ -161,7 +161,9 @@ def check_grid(args) -> None:
                        "use fewer workers")  # fmt: skip
     check_output_file("--out", args.out, "grid", replace=True, force=args.force,
                       command="ei-sim grid")  # fmt: skip
-    cells = args.out + ".cells"
+    from ei_sim.store.paths import cells_dir
+
+    cells = cells_dir(args.out)
     if os.path.exists(cells) and not os.path.isdir(cells):
         raise ValueError(f"--out {args.out}: {cells} (where the cells train) is a file")
 
@@ -238,6 +240,9 @@ def check_analyze(args) -> None:
 def check_meanfield(args) -> None:
     if args.action != "check":
         return
+    if args.run_dir is not None:
+        check_run_usable("RUN_DIR", args.run_dir)
+        return
     v.seed("--seed", args.seed)
     v.positive("--t-ms", args.t_ms, 60_000.0)
     if args.t_ms < MEANFIELD_MIN_T_MS:
@@ -262,7 +267,9 @@ def check_video(args) -> str:
     """``ei-sim video``: returns the file to read (a run directory gives its run.h5)."""
     path = args.path
     if os.path.isdir(path):
-        inner = os.path.join(path, "run.h5")
+        from ei_sim.store.paths import run_path
+
+        inner = run_path(path)
         if not os.path.isfile(inner):
             raise ValueError(f"PATH {path} is a folder without a run.h5; give a run file, its "
                              "run directory or a grid store")  # fmt: skip

@@ -9,6 +9,8 @@ status 2; the output is written atomically.
 
 from __future__ import annotations
 
+from ei_sim.cli.locks import export_outputs, holds
+
 
 def register(subparsers) -> dict:
     """Add the ``export`` command to ``subparsers``; returns {"export": handler}."""
@@ -33,6 +35,7 @@ def register(subparsers) -> dict:
     return {"export": cmd_export}
 
 
+@holds(export_outputs)
 def cmd_export(args) -> int:
     from ei_sim.analysis.export import export_file, file_kind
     from ei_sim.analysis.export.common import default_output

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
+from ei_sim.cli.locks import holds, store_outputs
+
 
 def _add_grid(sub) -> None:
     from ei_sim.cli import options
+    from ei_sim.cli.cluster import add_cluster_options
     from ei_sim.cli.train import add_training_options
 
     p = sub.add_parser(
@@ -48,6 +51,7 @@ def _add_grid(sub) -> None:
     p.add_argument(
         "--force", action="store_true", help="start a store made with other settings anew"
     )
+    add_cluster_options(p)
     p.set_defaults(model="ping", w_in_default=GRID_W_IN)
     add_training_options(p, budget="0.2", video_help="store a snapshot of the reference trial "
                          "after every epoch of every cell (render them with ei-sim video "
@@ -87,30 +91,52 @@ def grid_seeds(args) -> list[int]:
     return [42 if args.seed is None else args.seed]
 
 
+@holds(store_outputs)
 def cmd_grid(args) -> int:
     from ei_sim.cli.checks import check_grid, check_recipe
+    from ei_sim.cli.cluster import (
+        check_cluster_options,
+        print_dry_run,
+        slurm_jobs,
+        worker_timeout,
+    )
     from ei_sim.cli.train import video_hook
-    from ei_sim.sweeps.grid import run_grid
+    from ei_sim.sweeps.grid import CellLost, run_grid
     from ei_sim.sweeps.store import resumable_cells
     from ei_sim.training.loop import TrainingFailed
 
     check_grid(args)
+    check_cluster_options(args)
     spec = grid_spec(args)  # builds and checks the network and recipe of every cell
     check_recipe(spec.model, spec.train)
     resumable_cells(args.out, spec.settings(), args.force)  # before any worker starts
+    if args.dry_run:
+        print_dry_run(spec, args.out, slurm_jobs(args), args.force)
+        return 0
     from ei_sim.analysis.basins import label_cells
 
     def label(w_ei, w_ie, rate_e, rate_i):
         return str(label_cells([rate_e], [rate_i], [w_ei], [w_ie])[0])
 
     try:
-        outcome = run_grid(spec, args.out, args.executor, args.scheduler, args.workers,
-                           args.force, progress=not args.quiet, label_fn=label,
-                           on_epoch=video_hook() if args.video else None)  # fmt: skip
+        outcome = run_grid(
+            spec,
+            args.out,
+            args.executor,
+            args.scheduler,
+            args.workers,
+            args.force,
+            progress=not args.quiet,
+            label_fn=label,
+            on_epoch=video_hook() if args.video else None,
+            slurm=slurm_jobs(args),
+            worker_timeout_s=worker_timeout(args),
+        )
+        # fmt: skip
     except KeyboardInterrupt:
         print(grid_interrupted_line(args.out))
         return 130
-    except TrainingFailed as err:
+    except (TrainingFailed, CellLost) as err:
         print(f"ei-sim grid: error: a cell failed: {err}", file=sys.stderr)
         return 1
     if outcome["skipped"]:
@@ -121,12 +147,14 @@ def cmd_grid(args) -> int:
 
 def grid_interrupted_line(store: str) -> str:
     """What an interrupted grid kept: finished cells in the store, epochs in its cell runs."""
+    from ei_sim.store.paths import cells_dir
     from ei_sim.sweeps.store import read_cells
 
     n = len(read_cells(store)) if os.path.exists(store) else 0
     where = f"{n} finished cells are in {store}" if n else "no cell finished"
-    partial = os.path.isdir(store + ".cells") and os.listdir(store + ".cells")
-    more = f"; cells in training keep their completed epochs in {store}.cells" if partial else ""
+    cells = cells_dir(store)
+    partial = os.path.isdir(cells) and os.listdir(cells)
+    more = f"; cells in training keep their completed epochs in {cells}" if partial else ""
     return f"interrupted; {where}{more}; run the same command to resume"
 
 

@@ -15,6 +15,10 @@ Two things stood in the way of that:
   its caches then), flushes the standard streams and leaves with ``os._exit``. Every file
   is complete by then: results are written atomically inside ``with`` blocks that the
   interrupt has already unwound.
+* **Errors of a full disk in destructors.** h5py objects freed after a write failed on a
+  full disk report the failure again from their destructors ("Exception ignored in ...");
+  the command reports the full disk once, in its one line, so :func:`guard_interrupts`'s
+  hook drops those.
 * **Interrupts that Python swallowed.** Python runs the SIGINT handler at the next bytecode
   of the main thread. When that bytecode belongs to a garbage-collector callback (JAX
   registers one that frees XLA buffers), a weak-reference callback or a destructor, the
@@ -48,7 +52,15 @@ def _hook(unraisable) -> None:
         timer.daemon = True
         timer.start()
         return
+    if _disk_full(unraisable.exc_value):  # HDF5 objects freed after a write failed: the
+        return  # command reports the full disk in its one line
     _previous_hook[0](unraisable)
+
+
+def _disk_full(err) -> bool:
+    from ei_sim.store.atomic import is_disk_full
+
+    return err is not None and is_disk_full(err)
 
 
 def guard_interrupts() -> None:

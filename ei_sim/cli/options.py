@@ -38,6 +38,12 @@ def hidden_alias(p, flag: str, dest: str, **kwargs) -> None:
     p.add_argument(flag, dest=dest, help=argparse.SUPPRESS, **kwargs)
 
 
+def _literal(text: str) -> str:
+    """Help text taken from elsewhere (a preset's summary: "80 % E"), with its ``%`` kept
+    literal: argparse formats every help string with ``%``."""
+    return text.replace("%", "%%")
+
+
 def add_quiet(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     hidden_alias(p, "--no-progress", "quiet", action="store_true")
@@ -45,19 +51,31 @@ def add_quiet(p) -> None:
 
 def add_model(p, families: tuple = ("classifier",), default: str = "ping") -> None:
     """``--model`` (the presets of ``families``) and ``--setting``."""
-    from ei_sim.models import PRESETS, SETTINGS, names
+    from ei_sim.models import PRESETS, names
 
     choices = names(*families)
     listing = "; ".join(f"{n}: {PRESETS[n].summary}" for n in choices)
     p.add_argument("--model", default=None, choices=choices, metavar="NAME",
-                   help=f"preset (default {default}): {listing}")  # fmt: skip
+                   help=_literal(f"preset (default {default}): {listing}"))  # fmt: skip
     p.set_defaults(model_default=default)
-    takers = ", ".join(n for n in choices if PRESETS[n].settings)
-    if takers:
-        listing = "; ".join(f"{s.name}: {s.description}" for s in SETTINGS.values())
-        p.add_argument("--setting", default=None, choices=tuple(SETTINGS), metavar="NAME",
-                       help=f"named values applied to {takers} (default canonical): "
-                       f"{listing}")  # fmt: skip
+    if any(PRESETS[n].settings for n in choices):
+        add_setting(p)
+
+
+def add_setting(p, default: str = "canonical") -> None:
+    """``--setting``: a named set of network values (:mod:`ei_sim.models.settings`)."""
+    from ei_sim.models import PRESETS, SETTINGS
+
+    takers = ", ".join(n for n, preset in PRESETS.items() if preset.settings)
+    listing = "; ".join(f"{s.name}: {s.description}" for s in SETTINGS.values())
+    p.add_argument(
+        "--setting",
+        default=None,
+        choices=tuple(SETTINGS),
+        metavar="NAME",
+        help=_literal(f"named values applied to {takers} (default {default}): {listing}"),
+    )
+    p.set_defaults(setting_default=default)
 
 
 def add_parameters(p) -> None:
@@ -68,8 +86,8 @@ def add_parameters(p) -> None:
                    "with ei-sim params)")  # fmt: skip
     p.add_argument("--config", default=None, metavar="FILE.toml", help="parameters from a "
                    "TOML file: tables [model] and [train] with the keys of --set, and the "
-                   "command's options (model, setting, tier, seed, epochs, budget, out) at the "
-                   "top level; flags and --set override it")  # fmt: skip
+                   "command's options (preset, setting, tier, seed, epochs, budget, out) at "
+                   "the top level; flags and --set override it")  # fmt: skip
 
 
 def add_couplings(p) -> None:
@@ -161,7 +179,7 @@ def config_file(args) -> dict:
     data = P.read_config(path)
     for name in P.CONFIG_OPTIONS:
         if name in data and not isinstance(data[name], dict):
-            dest = name
+            dest = "model" if name == "preset" else name  # the preset is the --model option
             if hasattr(args, dest) and getattr(args, dest) is None:
                 setattr(args, dest, data[name])
     return data
@@ -210,7 +228,7 @@ def build_targets(args, *, recipe_cls=None, tiered: bool = True, recipe: bool = 
         from ei_sim.models import names
 
         raise ValueError(f"--model {name!r}: choose one of {', '.join(names(*family))}")
-    setting = getattr(args, "setting", None) or "canonical"
+    setting = chosen(args, "setting") or "canonical"
     targets = {"model": get_model(name, setting=setting)}
     tier = chosen(args, "tier")
     if tiered and tier is not None:

@@ -126,7 +126,9 @@ def check_run_dir(option: str, run_dir: str, resume: bool, command: str = "ei-si
         raise ValueError(f"{option} is empty; give a run directory")
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"{option} {run_dir} is a file; give a run directory")
-    run_file = os.path.join(run_dir, "run.h5")
+    from ei_sim.store.paths import run_path
+
+    run_file = run_path(run_dir)
     found = existing_kind(run_file)
     if found not in (None, "run"):
         raise ValueError(

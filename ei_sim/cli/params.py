@@ -39,7 +39,8 @@ NONE_WORDS = ("none", "off", "null")
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "0")
 # Top-level entries of a --config file that stand for a command option (argparse dest).
-CONFIG_OPTIONS = ("model", "setting", "tier", "seed", "epochs", "budget", "out")
+CONFIG_OPTIONS = ("preset", "setting", "tier", "seed", "epochs", "budget", "out")
+TARGETS = ("model", "train")  # the tables a config file may hold
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,19 +245,22 @@ def config_assignments(data: dict, path: str, targets: Iterable[str]) -> list[tu
     for section, table in data.items():
         if section in CONFIG_OPTIONS and not isinstance(table, dict):
             continue
+        if section in TARGETS and section not in targets and isinstance(table, dict):
+            continue  # e.g. a [train] table read by simulate: one file serves both commands
         if section not in targets or not isinstance(table, dict):
             raise ValueError(f"--config {path}: unknown entry {section!r}; this command takes "
                              f"tables {', '.join(f'[{t}]' for t in targets)} and the options "
                              f"{', '.join(CONFIG_OPTIONS)}")  # fmt: skip
-        for key, value in _flatten(table):
+        for key, value in flatten(table):
             out.append((f"{section}.{key}", value))
     return out
 
 
-def _flatten(table: dict, prefix: str = ""):
+def flatten(table: dict, prefix: str = ""):
+    """(dotted key, value) pairs of a nested table."""
     for key, value in table.items():
         if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{key}.")
+            yield from flatten(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
 

@@ -25,8 +25,23 @@ RATE_RECIPE_FLAGS = {
 }  # fmt: skip
 
 
+RATE_HELP = {
+    "steps_internal": "Euler steps K per input", "tau_e_ms": "E time constant in ms",
+    "tau_i_ms": "I time constant in ms", "dt_ms": "Euler step in ms",
+    "e_fraction": "E share of the units", "activation": "relu, softplus or sigmoid",
+    "spectral_weight": "weight of the spectral hinge, 0: off",
+    "rho_ee_target": "hinge target of rho(W_EE)", "rho_ii_target": "hinge target of rho(W_II)",
+    "ratio_weight": "weight of the E-I ratio term, 0: off",
+    "ratio_target": "E/I rate ratio target", "residual_weight": "weight of the fixed-point "
+    "residual, 0: off", "lds_every_steps": "LDS check every N steps",
+}  # fmt: skip
+
+from ei_sim.cli.locks import holds, store_outputs
+
+
 def _add_train(sub) -> None:
     from ei_sim.cli import options
+    from ei_sim.rate.network import WCConfig
     from ei_sim.rate.train import RateTrainConfig
 
     p = sub.add_parser("train", help="train the rate model on an MNIST tier",
@@ -34,22 +49,17 @@ def _add_train(sub) -> None:
                        "classifier (default tier tiny: 300 samples, 5 epochs). Any parameter "
                        "of the network or the recipe: --set KEY=VALUE (ei-sim params --model "
                        "wilson_cowan lists them).")  # fmt: skip
-    p.add_argument("--steps-internal", type=int, default=None, help="Euler steps K (25)")
-    p.add_argument("--tau-e-ms", type=float, default=None, help="E time constant (20 ms)")
-    p.add_argument("--tau-i-ms", type=float, default=None, help="I time constant (10 ms)")
-    p.add_argument("--dt-ms", type=float, default=None, help="Euler step (1 ms)")
-    p.add_argument("--e-fraction", type=float, default=None, help="E share of units (0.8)")
-    p.add_argument("--activation", default=None, help="relu (default), softplus or sigmoid")
+    model, recipe = WCConfig(), RateTrainConfig()
+    for flag, key in RATE_MODEL_FLAGS.items():
+        kind = type(getattr(model, key))
+        p.add_argument(flag, type=kind if kind is not str else None, default=None,
+                       help=f"{RATE_HELP[key]} (default {getattr(model, key)})")  # fmt: skip
     options.add_recipe(p, RateTrainConfig, tier="tiny", budget=None)
     p.add_argument("--no-dale", action="store_true", help="drop the Dale projection (ablation)")
-    p.add_argument("--spectral-weight", type=float, default=None, help="0 turns it off (1.0)")
-    p.add_argument("--rho-ee-target", type=float, default=None, help="hinge target (0.9)")
-    p.add_argument("--rho-ii-target", type=float, default=None, help="hinge target (9.0)")
-    p.add_argument("--ratio-weight", type=float, default=None, help="E-I ratio term (0: off)")
-    p.add_argument("--ratio-target", type=float, default=None, help="E/I rate target (0.5)")
-    p.add_argument("--residual-weight", type=float, default=None, help="fixed-point residual "
-                   "term (0: off)")  # fmt: skip
-    p.add_argument("--lds-every", type=int, default=None, help="LDS check every N steps (10)")
+    for flag, key in RATE_RECIPE_FLAGS.items():
+        kind = type(getattr(recipe, key))
+        p.add_argument(flag, type=kind, default=None,
+                       help=f"{RATE_HELP[key]} (default {getattr(recipe, key)})")  # fmt: skip
     options.add_parameters(p)
     p.add_argument("--out", default=None, help="run directory (writes OUT/run.h5; a path "
                    "ending in .h5 is the file itself); a rate-model run there is replaced, "
@@ -62,7 +72,9 @@ def rate_out_file(out: str | None) -> str | None:
     """The rate-model run file of ``--out``: a run directory's ``run.h5``, or the .h5 path."""
     if out is None:
         return None
-    return out if out.endswith(".h5") else os.path.join(out, "run.h5")
+    from ei_sim.store.paths import run_path
+
+    return out if out.endswith(".h5") else run_path(out)
 
 
 def _add_analyze(sub) -> None:
@@ -96,6 +108,7 @@ def handle(args: argparse.Namespace) -> int:
     raise ValueError(f"unknown rate subcommand {args.rate_command!r}; use train or analyze")
 
 
+@holds(store_outputs)
 def cmd_train(args) -> int:
     from ei_sim.cli import options
     from ei_sim.cli import params as P

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 
 def _add_reproduce(sub) -> None:
+    from ei_sim.cli import options
+    from ei_sim.cli.cluster import add_cluster_options
+
     p = sub.add_parser(
         "reproduce",
         help="rerun one of the reference lab's experiments beside its numbers",
@@ -14,20 +17,19 @@ def _add_reproduce(sub) -> None:
         "resumes with nothing recomputed.",
     )
     p.add_argument(
-        "experiment", metavar="NAME", help="budgets, coupling, grid, diagonal or meanfield"
+        "experiment",
+        metavar="NAME",
+        help="budgets, coupling, grid, diagonal or meanfield; "
+        "or 'summary': every claim's verdict from the shipped lab-scale results",
     )
     p.add_argument(
         "--scale",
         default="quick",
-        help="quick (reduced; well under an hour on a "
-        "2-core laptop) or full (the lab's recipe; a cluster or a long night)",
+        choices=("quick", "full"),
+        help="quick (default: a miniature, well under an hour on a 2-core laptop) or full "
+        "(the lab's recipe; a cluster or a long night)",
     )
-    p.add_argument(
-        "--setting",
-        default="lab",
-        help="lab (as the reference code ran; default) "
-        "or canonical (the recipe's nominal refractory periods)",
-    )
+    options.add_setting(p, default="lab")
     p.add_argument(
         "--out",
         default="runs/reproduce",
@@ -51,34 +53,53 @@ def _add_reproduce(sub) -> None:
         help="the lab's numbers (default: the shipped data/reference/pinglab.json)",
     )
     p.add_argument("--force", action="store_true", help="start a store made with another plan anew")
+    p.add_argument("--save-results", default=None, metavar="DIR", help="also write the "
+                   "results (numbers, no weights) as DIR/<experiment>/<scale>_<setting>_"
+                   "<epochs>ep.json, as the repository ships them in data/results")  # fmt: skip
+    p.add_argument("--no-shipped", action="store_true", help="do not start from the shipped "
+                   "results of the same plan (recompute every stage)")  # fmt: skip
+    add_cluster_options(p)
 
 
 def cmd_reproduce(args) -> int:
-    from ei_sim.analysis.reproduce.runner import EXPERIMENTS, reproduce
+    from ei_sim.analysis.reproduce.runner import NAMES, grid_of, reproduce, summary
+    from ei_sim.cli.cluster import (
+        check_cluster_options,
+        print_dry_run,
+        slurm_jobs,
+        worker_timeout,
+    )
     from ei_sim.sim.parallel import use_cpu_cores
 
-    if args.experiment not in EXPERIMENTS:
+    if args.experiment == "summary":
+        print(summary_text(summary(scale=args.scale if args.scale != "quick" else "full",
+                                   setting=args.setting or "lab")))  # fmt: skip
+        return 0
+    if args.experiment not in NAMES:
         raise ValueError(
-            f"unknown experiment {args.experiment!r}; choose one of {', '.join(EXPERIMENTS)}"
+            f"unknown experiment {args.experiment!r}; choose one of {', '.join(NAMES)} or summary"
         )
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    check_cluster_options(args)
+    if args.cluster == "slurm" and args.experiment not in ("grid", "diagonal"):
+        raise ValueError(f"--cluster slurm trains the cells of the grid and diagonal "
+                         f"experiments; {args.experiment} runs in this process")  # fmt: skip
+    if args.dry_run:
+        spec, path = grid_of(args.experiment, args.scale, args.out, args.setting or "lab",
+                             args.tier, args.epochs)  # fmt: skip
+        print_dry_run(spec, path, slurm_jobs(args), args.force)
+        return 0
     if args.experiment not in ("grid", "diagonal"):
         use_cpu_cores()  # trainings and sweeps split their batches over the cores
     try:
         out = reproduce(
-            args.experiment,
-            args.scale,
-            args.out,
-            args.setting,
-            args.tier,
-            args.epochs,
-            args.executor,
-            args.scheduler,
-            args.workers,
-            args.reference,
-            args.force,
-        )
+            args.experiment, args.scale, args.out, args.setting or "lab", args.tier,
+            args.epochs, args.executor, args.scheduler, args.workers, args.reference,
+            args.force, results_root=None if args.no_shipped else "shipped",
+            save_results=args.save_results, slurm=slurm_jobs(args),
+            worker_timeout_s=worker_timeout(args),
+        )  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted; finished stages are in {args.out}; run the same command to resume")
         return 130
@@ -86,6 +107,17 @@ def cmd_reproduce(args) -> int:
         print(fh.read())
     print(f"wrote {out['store']}, {out['markdown']}, {out['html']}")
     return 0
+
+
+def summary_text(rows) -> str:
+    """The verdict of every claim of every experiment, from the shipped results."""
+    lines = []
+    for name, epochs, verdicts in rows:
+        at = "not yet run" if epochs is None else f"{epochs} epochs"
+        lines.append(f"{name} ({at}):")
+        lines += [f"  - {v.claim}: {v.status}" + (f" ({v.evidence})" if v.evidence else "")
+                  for v in verdicts]  # fmt: skip
+    return "\n".join(lines)
 
 
 def register(sub) -> dict:

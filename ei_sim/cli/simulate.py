@@ -16,6 +16,8 @@ import signal
 import sys
 import time
 
+from ei_sim.cli.locks import holds, simulate_outputs
+
 CELLS_HELP = ("comma list of cells, E by default, 'i:' for I cells, ranges inclusive, "
               "'all' for a whole population: e.g. 0-9,100,i:0-4 or i:all")  # fmt: skip
 
@@ -175,13 +177,15 @@ def _terminate_as_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+@holds(simulate_outputs)
 def cmd_simulate(args) -> int:
     t_start = time.perf_counter()
     from ei_sim.cli.checks import check_simulate
     from ei_sim.data.mnist import embedded_pool, examples_of_class
     from ei_sim.sim.compile_cache import CompileCounter
     from ei_sim.sim.run import simulate_model, summary_line
-    from ei_sim.store.stream import check_destination, partial_path, run_to_file
+    from ei_sim.store.paths import partial_path
+    from ei_sim.store.stream import check_destination, run_to_file
 
     counter = CompileCounter()
     model = build_model(args)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from ei_sim.cli.locks import holds, sweep_outputs
+
 
 def _add_sweep(sub) -> None:
     from ei_sim.cli import options
@@ -22,10 +24,15 @@ def _add_sweep(sub) -> None:
         q.add_argument("--scales", default=None, help="W_in scales (default: 24 "
                        "from 0.05 to 3.00)")  # fmt: skip
         q.add_argument("--out", default=None, help="output folder (default: RUN_DIR)")
+        q.add_argument("--set", dest="assignments", action="append", default=[],
+                       metavar="KEY=VALUE", help="evaluate the trained weights in the run's "
+                       "network with a parameter changed, e.g. --set tau_gaba_ms=6 (model "
+                       "keys; ei-sim params lists them)")  # fmt: skip
     scale.add_argument("--video", action="store_true", help="render one frame per scale of "
                        "the reference trial (scale_sweep.mp4)")  # fmt: skip
 
 
+@holds(sweep_outputs)
 def cmd_sweep(args) -> int:
     from ei_sim.analysis.sweep_plots import plot_sweep
     from ei_sim.cli.checks import check_sweep
@@ -43,8 +50,9 @@ def cmd_sweep(args) -> int:
                 if v]  # fmt: skip
         if not jobs:
             raise ValueError("sweep coupling needs --w-ei-scale and/or --w-ie-scale")
+    model = swept_model(args)
     for target, couplings, stem in jobs:
-        result = sweep_scales(args.run_dir, scales, target, couplings)
+        result = sweep_scales(args.run_dir, scales, target, couplings, model=model)
         path = os.path.join(out_dir, f"{stem}.h5")
         write_sweep(path, result)
         plot_sweep(result, os.path.join(out_dir, f"{stem}.png"))
@@ -58,6 +66,19 @@ def cmd_sweep(args) -> int:
             accs = " ".join(f"{100 * a:.1f}" for a in result["accuracy"][ci])
             print(f"  coupling x{c:g}: accuracy % over scales: {accs}")
     return 0
+
+
+def swept_model(args):
+    """The run's network with the ``--set`` assignments applied (None without any)."""
+    if not args.assignments:
+        return None
+    from ei_sim.cli import params as P
+    from ei_sim.sim.model import model_from_attrs
+    from ei_sim.store.run import load_run
+
+    model = model_from_attrs(load_run(args.run_dir)[0])
+    sets = [P.parse_assignment(text) for text in args.assignments]
+    return P.apply({"model": model}, sets)["model"]
 
 
 def register(sub) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ei_sim.cli.locks import holds, train_outputs
+
 
 def add_training_options(p, *, budget: str = "off", tier: str = "medium",
                          video_help: str | None = None) -> None:  # fmt: skip
@@ -63,6 +65,7 @@ def video_hook():
     return snapshot_writer
 
 
+@holds(train_outputs)
 def cmd_train(args) -> int:
     from ei_sim.cli.checks import check_recipe, check_train, devices_note
     from ei_sim.sim.parallel import cpu_cores, parts_for, use_cpu_cores
@@ -98,7 +101,7 @@ def cmd_train(args) -> int:
     )
     if args.video:
         from ei_sim.analysis.video import render_run
-        from ei_sim.store.run import run_path
+        from ei_sim.store.paths import run_path
 
         info = render_run(run_path(args.out))
         print(f"video: {info.path} ({info.n_frames} frames)")
@@ -108,7 +111,7 @@ def cmd_train(args) -> int:
 def interrupted_line(run_dir: str) -> str:
     """What an interrupted training kept: its completed epochs, or nothing at all."""
     from ei_sim.store.attrs import read_attrs
-    from ei_sim.store.run import run_path
+    from ei_sim.store.paths import run_path
 
     if not os.path.exists(run_path(run_dir)):
         return "interrupted before the first epoch completed; nothing was kept"

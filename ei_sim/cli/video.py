@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ei_sim.cli.locks import holds, video_outputs
+
 
 def register(subparsers) -> dict:
     """Add the ``video`` command to ``subparsers``; returns {"video": handler}."""
@@ -44,6 +46,7 @@ def _render_grid(path: str, out_folder: str, fps: float, fmt: str) -> list:
     import h5py
 
     from ei_sim.analysis.video import cell_video_name, read_snapshots, render_snapshots
+    from ei_sim.store.checksum import Damaged
 
     if not os.path.isdir(out_folder):
         raise ValueError(f"output folder {out_folder} does not exist; create it first")
@@ -54,6 +57,8 @@ def _render_grid(path: str, out_folder: str, fps: float, fmt: str) -> list:
         for name, cell in fh["cells"].items():
             try:
                 snapshots = read_snapshots(cell)
+            except Damaged:
+                raise
             except ValueError:
                 skipped.append(name)
                 continue
@@ -68,6 +73,7 @@ def _render_grid(path: str, out_folder: str, fps: float, fmt: str) -> list:
     return infos
 
 
+@holds(video_outputs)
 def cmd_video(args) -> int:
     from ei_sim.analysis.video import check_video_args, render_run
     from ei_sim.cli.checks import check_video

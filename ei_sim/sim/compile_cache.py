@@ -64,12 +64,17 @@ class AtomicFileCache(_Base):
         target = self._path / f"{key}{_SUFFIX}"
         if target.exists():
             return
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self._path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self._path)
+        except OSError:  # a full or read-only cache folder: the program is just not cached
+            return
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(value)
             os.chmod(tmp, 0o644)  # as JAX's own entries (mkstemp makes them private)
             os.replace(tmp, target)
+        except OSError:  # a full disk: no entry rather than a failed command
+            pass
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -3,7 +3,7 @@
 Configuration (sizes, cell constants, time step, surrogate settings) is static under
 ``jax.jit``; the differentiable parameters (weights) live apart in
 :class:`ei_sim.sim.engine.Weights`.
-Every default is the canonical recipe's value (README, "The model"); variants are made with
+Every default is the canonical recipe's value (docs/model.md); variants are made with
 :func:`dataclasses.replace`, never by mutation. ``to_attrs`` flattens a config into
 HDF5-attribute-friendly ``{name: scalar}`` pairs.
 """

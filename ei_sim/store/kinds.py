@@ -53,25 +53,44 @@ def _legacy_run(fh) -> bool:
 class Kind:
     """One kind of ei-sim file: its name (the ``kind`` attribute), what it is in words, the
     version of its layout written today, how to make one, and, for kinds whose older files
-    lack the attribute, how such a file is recognised."""
+    lack the attribute, how such a file is recognised; what every file of the kind holds
+    (``requires``) and, for stores of finished parts, the group of the parts and what each
+    part holds (checked by :mod:`ei_sim.store.verify` and the readers)."""
 
     name: str
     noun: str  # "a grid store": used in every message about a file of this kind
     schema_version: int
     made_by: str  # the hint for a missing file, e.g. "train one with ei-sim train"
     recognise: Callable[[h5py.File], bool] | None = None  # a kind-less file of this kind
+    requires: tuple = ()  # groups or datasets every file of this kind holds
+    parts: str | None = None  # the group of a store built of finished parts ("cells")
+    part_requires: tuple = ()  # what each of those parts holds
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("run", "a training run", 1, "train one with ei-sim train", _legacy_run),
+    Kind("run", "a training run", 1, "train one with ei-sim train", _legacy_run,
+         requires=("metrics", "weights/best", "weights/last", "optimizer")),
     Kind("simulate", "a simulate file", 1, "make one with ei-sim simulate --out",
-         _legacy_simulate),
+         _legacy_simulate, requires=("spikes", "population")),
     Kind("brian2_reference", "a file of Brian2 reference spike trains", 1,
          "write one with data/make_golden.py"),
 )}  # fmt: skip
 ALIASES = {"train": "run"}  # kind values that older readers accepted for a kind
 UNKNOWN = "a file of unknown kind"
 FOREIGN = "an HDF5 file that ei-sim did not write"
+
+
+def missing_items(group, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` (paths of groups or datasets) that ``group`` does not hold."""
+    out = []
+    for name in names:
+        try:
+            present = name in group
+        except Exception:  # noqa: BLE001 - a damaged link reads as absent
+            present = False
+        if not present:
+            out.append(name)
+    return out
 
 
 def register_kind(kind: Kind) -> Kind:

@@ -10,6 +10,12 @@
 - ``/snapshots/epoch_NNNN``: per-epoch probe of the reference trial (``--video``; the
   layout of :mod:`ei_sim.store.snapshot`).
 
+The root carries the checksum of the file as of its last completed epoch (its attributes,
+metrics, weights and optimiser state; each snapshot has its own: :mod:`ei_sim.store.checksum`),
+verified by :func:`load_run`: a damaged run file, or one without a group that reading needs,
+is refused in one line naming it. Whoever writes a run holds its lock
+(:func:`holding_run`, ``RUN_DIR/run.h5.lock``), so two trainings never write one run.
+
 A run file without ``kind`` (written before the attribute existed) is recognised by its
 ``/weights`` group and ``model.*`` attributes and read as this layout.
 
@@ -19,6 +25,7 @@ comes back from its attributes through :func:`ei_sim.sim.model.model_from_attrs`
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import h5py
@@ -28,11 +35,14 @@ import numpy as np
 from ei_sim.sim.engine import Weights
 from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import read_attrs, write_attrs
-from ei_sim.store.kinds import open_kind
+from ei_sim.store.checksum import ATTR as CHECKSUM
+from ei_sim.store.checksum import ensure_sound, seal
+from ei_sim.store.kinds import missing_items, open_kind
+from ei_sim.store.lock import exclusive
+from ei_sim.store.paths import RUN_FILE, run_path
 from ei_sim.store.snapshot import SNAPSHOT_GROUP
 
 KIND = "run"
-RUN_FILE = "run.h5"
 METRICS = (
     "train_loss", "train_cross_entropy", "train_budget_penalty", "train_accuracy",
     "test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "ref_rate_e_Hz", "ref_rate_i_Hz",
@@ -61,17 +71,48 @@ FILE_ATTRS = ("kind", "schema_version")
 
 # Attributes added after files were written: a file without one holds this value.
 LEGACY_DEFAULTS = {"model.setting": "canonical"}
+# What reading a run needs: the weight groups and the blocks every network has
+NEEDED = ("metrics", "weights/best", "weights/last", "weights/best/w_in", "weights/best/w_out",
+          "weights/last/w_in", "weights/last/w_out")  # fmt: skip
+OPTIMIZER = "optimizer"
 
 
-def run_path(run_dir: str) -> str:
-    return os.path.join(run_dir, RUN_FILE)
+def _made_dirs(run_dir: str) -> list[str]:
+    """The folders ``os.makedirs(run_dir)`` will create, deepest first."""
+    made, path = [], os.path.abspath(run_dir)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        made.append(path)
+        path = os.path.dirname(path)
+    return made
+
+
+@contextlib.contextmanager
+def holding_run(run_dir: str):
+    """Make ``run_dir`` (when missing) and hold the lock on its run file
+    (:func:`ei_sim.store.lock.exclusive`; :class:`~ei_sim.store.lock.Busy` at once when
+    another process writes the run). On exit the lock is released and the folders this call
+    made are removed again if they stayed empty."""
+    made = _made_dirs(run_dir)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the run directory {run_dir}: {err.strerror}") from None
+    try:
+        with exclusive(run_path(run_dir)):
+            yield
+    finally:
+        for folder in made:  # deepest first; only those still empty
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
 
 
 def save_run(run_dir, attrs, metrics, best, last, opt_state, status, snapshot_writer=None):
     """Write the whole run file anew (atomically): the old file stays valid until the rename.
     The old file's snapshots are kept; ``snapshot_writer(fh)`` may add this epoch's."""
     path = run_path(run_dir)
-    with atomic_h5(path, kind=KIND) as fh:
+    with atomic_h5(path, kind=KIND, seal=True) as fh:
         write_attrs(fh, {k: v for k, v in attrs.items() if k not in FILE_ATTRS})
         fh.attrs["status"] = status
         for name in METRICS:
@@ -93,6 +134,9 @@ def _copy_snapshots(old_path: str, fh) -> None:
     with h5py.File(old_path, "r") as old:
         if SNAPSHOT_GROUP in old:
             old.copy(old[SNAPSHOT_GROUP], fh, SNAPSHOT_GROUP)
+    for group in fh[SNAPSHOT_GROUP].values() if SNAPSHOT_GROUP in fh else ():
+        if CHECKSUM not in group.attrs:  # written before checksums: a part of its own now
+            seal(group)
 
 
 def open_run(run_dir: str) -> h5py.File:
@@ -110,9 +154,27 @@ def open_run(run_dir: str) -> h5py.File:
     return fh
 
 
+def check_run_file(fh, path: str, optimizer: bool = False) -> None:
+    """ValueError (one line) naming what a run file lacks of what reading it needs (and the
+    optimiser state with ``optimizer``); :class:`~ei_sim.store.checksum.Damaged` when it does
+    not match its checksum."""
+    lacking = missing_items(fh, NEEDED)
+    if lacking:
+        raise ValueError(f"{path} is a training run without {lacking[0]} (incomplete or "
+                         "damaged); it cannot be read")  # fmt: skip
+    if optimizer and OPTIMIZER not in fh:
+        raise ValueError(f"{path} is a training run without {OPTIMIZER} (the optimiser state "
+                         "needed to continue training)")  # fmt: skip
+    ensure_sound(fh, path, "its last epoch")
+
+
 def load_run(run_dir: str, opt_template=None):
-    """Return (attrs, metrics, best Weights, last Weights, optimiser state or None)."""
+    """Return (attrs, metrics, best Weights, last Weights, optimiser state or None).
+    ValueError (one line) for a run without what this needs (the optimiser state too when
+    ``opt_template`` is given) or one that does not match its checksum."""
+    needs_optimizer = opt_template is not None and jax.tree.structure(opt_template).num_leaves > 0
     with open_run(run_dir) as fh:
+        check_run_file(fh, fh.filename, optimizer=needs_optimizer)
         attrs = read_attrs(fh)
         n = int(attrs.get("epochs_done", 0))
         metrics = {
@@ -121,8 +183,8 @@ def load_run(run_dir: str, opt_template=None):
         }  # a metric added after the file was written reads as NaN
         best, last = (_read_weights(fh[f"weights/{label}"]) for label in ("best", "last"))
         opt_state = None
-        if opt_template is not None and "optimizer" in fh:
-            group = fh["optimizer"]
+        if opt_template is not None:
+            group = fh[OPTIMIZER] if OPTIMIZER in fh else {}
             leaves = [np.asarray(group[k]) for k in sorted(group)]
             treedef = jax.tree.structure(opt_template)
             if treedef.num_leaves != len(leaves):

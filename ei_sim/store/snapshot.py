@@ -11,6 +11,8 @@ file or of a grid cell:
 - ``spikes_e/``, ``spikes_i/``: event lists ``step`` and ``cell`` (int32), with attributes
   ``n_steps`` and ``n_cells`` (a raster is never stored as a dense float array)
 - ``weights/<name>/counts`` and ``weights/<name>/bin_edges`` for w_in, w_out, w_ei, w_ie
+- the attribute ``checksum`` (:mod:`ei_sim.store.checksum`): each snapshot is a part of its
+  own, verified when it is read (a damaged one is refused in one line naming its epoch)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import numpy as np
 
 from ei_sim.store.attrs import read_attrs, write_attrs
+from ei_sim.store.checksum import Damaged, ensure_sound, seal
 
 SNAPSHOT_GROUP = "snapshots"
 WEIGHT_NAMES = ("w_in", "w_out", "w_ei", "w_ie")
@@ -111,9 +114,11 @@ def write_snapshot(h5_group, snapshot: Snapshot) -> None:
     for wname, (counts, edges) in snapshot.weight_hists.items():
         weights.create_dataset(f"{wname}/counts", data=np.asarray(counts))
         weights.create_dataset(f"{wname}/bin_edges", data=np.asarray(edges))
+    seal(group)
 
 
 def _read_snapshot(group) -> Snapshot:
+    ensure_sound(group, group.file.filename)
     fields = read_attrs(group)
     fields = {key: fields[key] for key in ATTR_FIELDS if key in fields}
     fields.update({key: group[key][()] for key in ARRAY_FIELDS})
@@ -136,4 +141,17 @@ def read_snapshots(h5_file_or_group) -> list[Snapshot]:
     group = h5_file_or_group.get(SNAPSHOT_GROUP)
     if group is None or len(group) == 0:
         raise ValueError(NO_SNAPSHOTS)
-    return sorted((_read_snapshot(group[name]) for name in group), key=lambda s: s.epoch)
+    return sorted((_read_checked(group, name) for name in group), key=lambda s: s.epoch)
+
+
+def _read_checked(group, name: str) -> Snapshot:
+    """One snapshot; :class:`~ei_sim.store.checksum.Damaged` (one line) when it does not
+    match its checksum or lacks a part (one written before checksums)."""
+    try:
+        return _read_snapshot(group[name])
+    except Damaged:
+        raise
+    except (KeyError, OSError, RuntimeError, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise Damaged(group.file.filename, f"{group.name.lstrip('/')}/{name}",
+                      f"unreadable: {reason}") from None

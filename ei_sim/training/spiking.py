@@ -22,6 +22,7 @@ from a global state, which is what makes resumption exact.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import NamedTuple
@@ -37,12 +38,15 @@ from ei_sim.sim.engine import Weights
 from ei_sim.sim.parallel import batch_mesh, replicate
 from ei_sim.store.atomic import remove_stale_temporaries
 from ei_sim.store.attrs import provenance
+from ei_sim.store.paths import run_path
 from ei_sim.store.run import (
     METRICS,
     VERDICT_METRICS,
+    check_run_file,
     config_differences,
+    holding_run,
     load_run,
-    run_path,
+    open_run,
     save_run,
 )
 from ei_sim.training.config import SPIKING_BLOCKS as BLOCKS
@@ -149,9 +153,12 @@ def train(
     is called inside each epoch's atomic write (used to store video snapshots); it runs after
     the epoch's numbers are computed, and an exception in it is reported, not fatal.
     Returns the best epoch's result. A run directory this call created is removed again
-    when it fails or is interrupted before its first epoch is stored.
+    when it fails or is interrupted before its first epoch is stored. The run is locked
+    while it trains (:func:`ei_sim.store.run.holding_run`): another process training the
+    same run is refused at once (:class:`ei_sim.store.lock.Busy`). ``resume`` refuses a run
+    file that fails its checksum or lacks its optimiser state, in one line.
     """
-    with _cleanup([run_dir]):
+    with _holding([run_dir]):
         return _train([model], cfg, [run_dir], resume, progress, on_epoch, split, False)[0]
 
 
@@ -173,9 +180,31 @@ def train_stacked(
         raise ValueError("stacked networks must share one network config (sizes, trial, dt)")
     if len(run_dirs) != len(models):
         raise ValueError(f"{len(models)} networks need {len(models)} run directories")
-    with _cleanup(run_dirs):
+    with _holding(run_dirs):
         return _train(list(models), cfg, list(run_dirs), resume, progress, on_epoch, split,
                       True, after_epoch)  # fmt: skip
+
+
+def discard_damaged_run(run_dir: str, log=None) -> str | None:
+    """Remove the run file of ``run_dir`` when it is damaged or incomplete (unreadable, fails
+    its checksum, or lacks what resuming needs), so that the run trains again from its start;
+    return why (None: no run file, or a sound one). For the runs a grid or a reproduction
+    keeps as its own working copies; ``log(line)`` (default: stderr) is told. A user's run
+    given to ``train(resume=True)`` is refused instead."""
+    path = run_path(run_dir)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open_run(run_dir) as fh:
+            check_run_file(fh, path, optimizer=True)
+        return None
+    except ValueError as err:
+        reason = str(err)
+    with holding_run(run_dir):
+        os.unlink(path)
+    line = f"note: {reason}; training it again from the start"
+    (log or (lambda text: print(text, file=sys.stderr)))(line)
+    return reason
 
 
 def epochs_done(run_dir: str) -> int:
@@ -189,37 +218,17 @@ def epochs_done(run_dir: str) -> int:
         return 0
 
 
-class _cleanup:
-    """Remove the run directories (and parents) this call creates if it fails or is
-    interrupted before storing anything in them; stale temporaries are removed first."""
-
-    def __init__(self, run_dirs):
-        self.made = [_made_dirs(d) for d in run_dirs]
+@contextlib.contextmanager
+def _holding(run_dirs):
+    """Hold every run directory (made when missing, locked: :func:`holding_run`; a run that
+    another process writes is refused at once) and remove the stale temporaries of killed
+    writes in it; on exit, folders this call made that stayed empty (a training that failed
+    or was interrupted before its first epoch was stored) are removed again."""
+    with contextlib.ExitStack() as stack:
         for d in run_dirs:
-            os.makedirs(d, exist_ok=True)
+            stack.enter_context(holding_run(d))
             remove_stale_temporaries(d)  # of a write that was killed: never resumed from
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if kind is not None:
-            for made in self.made:
-                for folder in made:  # deepest first; only those still empty
-                    try:
-                        os.rmdir(folder)
-                    except OSError:
-                        break
-        return False
-
-
-def _made_dirs(run_dir: str) -> list[str]:
-    """The folders ``os.makedirs(run_dir)`` will create, deepest first."""
-    made, path = [], os.path.abspath(run_dir)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        made.append(path)
-        path = os.path.dirname(path)
-    return made
+        yield
 
 
 def _stack(trees):
@@ -240,7 +249,8 @@ def _train(models, cfg, run_dirs, resume, progress, on_epoch, split, stacked, af
         exists = os.path.exists(run_path(run_dir))
         if exists and not resume:
             raise ValueError(
-                f"{run_dir} already holds a run; use --resume to continue it or another --out"
+                f"{run_dir} already holds a run; pass resume=True to continue it, or train into "
+                "another run directory"
             )
         attrs = run_attrs(model, cfg)
         starts.append(_resume(run_dir, attrs, cfg, fresh) if exists else fresh)
@@ -326,10 +336,13 @@ def _task(step, models, cfg, split, frozen, key, run_dirs, attrs, on_epoch, stac
 
 
 def _resume(run_dir, attrs, cfg, fresh: Progress) -> Progress:
+    with open_run(run_dir) as fh:  # a failed run is named as such before it is read
+        status, reason = fh.attrs.get("status"), fh.attrs.get("failure", "non-finite weights")
+    if status in ("failed", b"failed"):
+        reason = reason.decode() if isinstance(reason, bytes) else reason
+        raise ValueError(f"{run_dir} is a failed run ({reason}); train into another run "
+                         "directory")  # fmt: skip
     stored, metrics, best, last, restored_opt = _load_with_optimizer(run_dir, fresh.opt_state)
-    if stored.get("status") == "failed":
-        reason = stored.get("failure", "non-finite weights")
-        raise ValueError(f"{run_dir} is a failed run ({reason}); train into another --out")
     diffs = config_differences(stored, attrs)
     if diffs:
         raise ValueError(

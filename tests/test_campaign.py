@@ -1,0 +1,127 @@
+"""The lab-scale campaign's machinery (issue: run the grid, the diagonal and the budget table
+to the end): continuing a store to more epochs, stores of other settings, results as data,
+labels that say how settled they are, and the quick miniature."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from stores import store_numbers
+
+from ei_sim.analysis.reproduce import results as R
+from ei_sim.analysis.trends import settled_label, trend
+from ei_sim.cli import main
+from ei_sim.sweeps.grid import GridSpec, run_grid
+
+TINY = {"n_e": 16, "n_i": 4, "t_ms": 30.0}
+RECIPE = {"n_samples": 100, "batch_size": 20}
+
+
+def _spec(epochs):
+    return GridSpec.build((0.0, 1.0), (2.0,), tier="tiny", model=TINY,
+                          train={**RECIPE, "epochs": epochs})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_grid_continued_to_more_epochs_equals_one_trained_to_them(tmp_path):
+    longer, direct = str(tmp_path / "longer.h5"), str(tmp_path / "direct.h5")
+    run_grid(_spec(2), longer, executor="serial", progress=False)
+    outcome = run_grid(_spec(3), longer, executor="serial", progress=False)
+    assert sorted(outcome["done"]) == ["wei0__wie2__seed42", "wei1__wie2__seed42"]
+    run_grid(_spec(3), direct, executor="serial", progress=False)
+    a, b = store_numbers(longer), store_numbers(direct)
+    assert a.keys() == b.keys() and a["wei1__wie2__seed42/epochs"] == 3.0
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # the same command with fewer epochs has nothing left to do
+    assert run_grid(_spec(2), longer, executor="serial", progress=False)["done"] == []
+
+
+def test_a_grid_store_of_another_setting_is_refused_in_one_line(tmp_path, capsys):
+    store = tmp_path / "g.h5"
+    args = ["grid", "--tier", "tiny", "--w-ei", "1", "--w-ie", "2", "--epochs", "1",
+            "--samples", "60", "--batch-size", "12", "--n-e", "8", "--t-ms", "20",
+            "--executor", "serial", "--quiet", "--out", str(store)]  # fmt: skip
+    assert main(args) == 0
+    before = store.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--setting", "lab"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different settings" in err[0] and "--force" in err[0]
+    assert "grid.model.config.cell_e.t_ref_ms" in err[0]
+    assert store.read_bytes() == before
+    assert main([*args, "--set", "tau_gaba_ms=6"]) == 2  # any parameter is a setting
+    assert main([*args, "--epochs", "2"]) == 0  # the epoch count is not: continued
+
+
+def _write(tmp_path, **changes):
+    base = {"experiment": "grid", "scale": "full", "setting": "lab", "epochs": 30,
+            "plan_attrs": {"plan.tier": "'medium'"}, "stages": {"grid__x": {
+                "attrs": {"epochs": 30}, "w_ei": np.array([0.0, 2.0])}},
+            "rows": [], "verdicts": [], "statements": []}  # fmt: skip
+    base.update(changes)
+    path = R.results_path(str(tmp_path), "grid", "full", "lab", 30)
+    R.write_results(path, **base)
+    return path
+
+
+def test_results_round_trip_and_refusals(tmp_path):
+    path = _write(tmp_path)
+    data = R.read_results(path, experiment="grid", setting="lab",
+                          plan_attrs={"plan.tier": "'medium'"})  # fmt: skip
+    np.testing.assert_array_equal(data["stages"]["grid__x"]["arrays"]["w_ei"], [0.0, 2.0])
+    assert data["provenance"]["git_commit"] and data["provenance"]["machine"]
+    assert R.available(str(tmp_path), "grid", "full", "lab") == [30]
+    with pytest.raises(ValueError, match="another recipe"):
+        R.read_results(path, experiment="grid", setting="lab",
+                       plan_attrs={"plan.tier": "'tiny'"})  # fmt: skip
+    with pytest.raises(ValueError, match="not grid with canonical"):
+        R.read_results(path, experiment="grid", setting="canonical",
+                       plan_attrs={"plan.tier": "'medium'"})  # fmt: skip
+    doc = json.load(open(path))
+    doc["layout"] = R.LAYOUT + 1
+    json.dump(doc, open(path, "w"))
+    with pytest.raises(ValueError, match="layout"):
+        R.read_results(path, experiment="grid", setting="lab",
+                       plan_attrs={"plan.tier": "'medium'"})  # fmt: skip
+
+
+@pytest.mark.parametrize("history, expected", [
+    ([3.0, 2.0, 1.5, 1.0, 0.8], "falling"),
+    ([0.0, 0.0, 0.0, 0.0, 0.0], None),
+    ([20.1, 20.3, 19.9, 20.2, 20.0], None),  # noise around a level: settled
+    ([0.1, 0.5, 1.2, 2.0, 3.1], "rising"),
+    ([5.0, 4.0], None),  # too short to say
+    ([9.0, 9.0, 9.0, 0.30, 0.29, 0.28, 0.27, 0.26], None),  # settled after a fall: last 5 only
+])  # fmt: skip
+def test_trend_of_a_metric_history(history, expected):
+    assert trend(history) == expected
+    label = settled_label("PING", history)
+    assert label == ("PING" if expected is None else f"PING (I {expected})")
+
+
+def test_summary_says_not_yet_run_and_reads_shipped_verdicts(tmp_path, monkeypatch, capsys):
+    from ei_sim.analysis.reproduce.experiment import Verdict
+
+    monkeypatch.setenv(R.ENV_ROOT, str(tmp_path))
+    _write(tmp_path, verdicts=[Verdict("two basins", "partly", "evidence", 30)])
+    assert main(["reproduce", "summary"]) == 0
+    out = capsys.readouterr().out
+    assert "grid (30 epochs):" in out and "two basins: partly" in out
+    assert "budgets (not yet run):" in out and os.environ[R.ENV_ROOT] == str(tmp_path)
+
+
+def test_differences_beyond_the_seed_spread_are_explained_or_said_unexplained():
+    from ei_sim.analysis.reproduce.reference import load_reference
+    from ei_sim.analysis.reproduce.table import Row, compare
+
+    ref = load_reference()  # grid (2, 0.5): best accuracy 84.25 %, I 22.179 Hz
+    rows = [Row("acc", "grid.2.0.5.best_accuracy", 84.0, "%"),
+            Row("acc far", "grid.2.0.5.best_accuracy", 80.0, "%"),
+            Row("I far", "grid.2.0.5.rate_i", 30.0, "Hz")]  # fmt: skip
+    short = compare(rows, ref, epochs=30, lab_epochs=100)
+    assert short[0]["assessment"] == "within the seed spread"
+    assert "trained 30 of the lab's 100 epochs" in short[1]["assessment"]
+    full = compare(rows, ref, epochs=100, lab_epochs=100)
+    assert [r["assessment"] for r in full[1:]] == ["unexplained", "unexplained"]

@@ -1,0 +1,46 @@
+"""The install leaves one top-level name, ``ei_sim``: the repository's folders ``models/``,
+``sweeps/``, ``analysis/`` and the shipped data are inside it. Built as a wheel and installed
+into an empty folder, the package imports from there with its data (the editable install of
+the checkout is what the rest of the suite uses)."""
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_one_top_level_name_and_imports_from_a_clean_folder(tmp_path):
+    dist, target = tmp_path / "dist", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(dist), ROOT], check=True, timeout=300)  # fmt: skip
+    (wheel,) = dist.glob("ei_sim-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        tops = {name.split("/")[0] for name in zf.namelist()}
+        names = set(zf.namelist())
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"ei_sim"}, tops
+    for must in ("ei_sim/models/ping.py", "ei_sim/sweeps/grid.py", "ei_sim/analysis/report.py",
+                 "ei_sim/reference/pinglab.json", "ei_sim/sim/native/network.cc"):  # fmt: skip
+        assert must in names, must
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, timeout=300)  # fmt: skip
+    installed = {p for p in os.listdir(target) if not p.endswith(".dist-info")}
+    assert installed - {"bin"} == {"ei_sim"}, installed  # bin/: the ei-sim console script
+    probe = (
+        "import ei_sim, ei_sim.models, ei_sim.sweeps.grid, ei_sim.analysis.reproduce.runner\n"
+        "from importlib.resources import files\n"
+        "from ei_sim.models import PRESETS\n"
+        "print(ei_sim.__file__, ei_sim.models.__file__, ei_sim.sweeps.grid.__file__)\n"
+        "print(sorted(PRESETS))\n"
+        "print(files('ei_sim.reference').joinpath('pinglab.json').is_file())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = done.stdout.split("\n")
+    assert all(path.startswith(str(target)) for path in out[0].split()), out[0]
+    assert out[1] == "['coba', 'ping', 'va_coba', 'wilson_cowan']" and out[2] == "True"
