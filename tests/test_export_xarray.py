@@ -139,8 +139,8 @@ def test_existing_output_needs_force_and_failed_write_leaves_nothing(
         raise OSError("disk full")
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", broken)
-    _one_line_exit_2(["export", path, "--to", "xarray", "--out", str(out), "--force"], capsys,
-                     "disk full")  # fmt: skip
+    _one_line_exit_2(["export", path, "--to", "xarray", "--out", str(out), "--force", "--quiet"],
+                     capsys, "disk full")  # fmt: skip
     assert out.read_text() == "keep me" and os.listdir(tmp_path) == ["sweep.nc"]
     monkeypatch.undo()
     assert main(["export", path, "--to", "xarray", "--out", str(out), "--force"]) == 0

@@ -172,8 +172,7 @@ def test_run_opener_refuses_a_grid_store(tmp_path):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["eval", "{grid}"], "{grid} is a grid store, not a training run (kind='grid'"),
-    (["report", "{run}"], "{run} is a training run, not a simulate file, a grid store"),
-    (["report", "{rate}"], "{rate} is a rate-model run, not a simulate file"),
+    (["report", "{rate}"], "{rate} is a rate-model run, not a training run, a simulate file"),
     (["analyze", "basins", "{sweep}"], "{sweep} is a scale-sweep file, not a grid store"),
 ])  # fmt: skip
 def test_cli_refuses_another_kind_in_one_line_exit_2(argv, fragment, tmp_path, capsys):

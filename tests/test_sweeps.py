@@ -127,10 +127,12 @@ def test_grid_on_local_cluster_resumes_after_kill(tmp_path):
 @pytest.mark.slow
 def test_grid_refuses_other_settings_and_bad_scheduler(tmp_path, capsys):
     from ei_sim.cli import main
+    from ei_sim.sweeps.grid import SETTINGS_VERSION
     from ei_sim.sweeps.store import open_or_create
 
     store = tmp_path / "g.h5"
-    open_or_create(str(store), {"grid.w_ei": "(0.0, 1.0)"}, force=False)
+    open_or_create(str(store), {"grid.settings_version": SETTINGS_VERSION,
+                                "grid.w_ei": "(0.0, 1.0)"}, force=False)  # fmt: skip
     assert main(["grid", *GRID_ARGS, "--out", str(store), "--executor", "serial"]) == 2
     assert "different settings" in capsys.readouterr().err
     code = main(["grid", *GRID_ARGS, "--out", str(tmp_path / "x.h5"), "--scheduler",
