@@ -52,9 +52,9 @@ def setup(tier: str, epochs: int, n_samples: int | None):
 
     model = tier_model(get_model("ping"), tier)
     cfg = TrainConfig.for_tier(tier, epochs=epochs, n_samples=n_samples)
-    if n_samples is not None:
-        cfg = TrainConfig.for_tier(tier, epochs=epochs, n_samples=n_samples,
-                                   batch_size=min(cfg.resolved().batch_size, n_samples // 2))  # fmt: skip
+    if n_samples is not None:  # at least two batches
+        batch = min(cfg.resolved().batch_size, n_samples // 2)
+        cfg = TrainConfig.for_tier(tier, epochs=epochs, n_samples=n_samples, batch_size=batch)
     return model, cfg.resolved()
 
 
@@ -114,14 +114,18 @@ def main(argv=None) -> dict:
     tier = args.tier or ("tiny" if args.small else "medium")
     n = args.grid or (2 if args.small else 5)
     n_samples = 96 if args.small else None
-    result = {"bench": "gpu_check", "small": args.small,
-              "ei_sim_native": os.environ.get("EI_SIM_NATIVE", "(unset)"), **device_info()}  # fmt: skip
+    native = os.environ.get("EI_SIM_NATIVE", "(unset)")
+    result = {"bench": "gpu_check", "small": args.small, "ei_sim_native": native,
+              **device_info()}  # fmt: skip
     if result["on_cpu"]:
         print("gpu_check: JAX runs on the CPU here (no CUDA jaxlib or no GPU): the figures "
               "below are CPU figures", file=sys.stderr, flush=True)  # fmt: skip
     t0 = time.perf_counter()
-    for name, run in (("train", lambda: one_training(tier, args.epochs, n_samples)),
-                      ("grid_vmap", lambda: vmapped_grid(tier, args.epochs, n_samples, n))):  # fmt: skip
+    parts = (
+        ("train", lambda: one_training(tier, args.epochs, n_samples)),
+        ("grid_vmap", lambda: vmapped_grid(tier, args.epochs, n_samples, n)),
+    )
+    for name, run in parts:
         try:
             result[name] = run()
         except Exception as err:  # noqa: BLE001 - reported in the JSON, the other part still runs

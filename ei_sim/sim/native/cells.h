@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <type_traits>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -180,11 +181,11 @@ inline T SurrogateDerivative(T u, T slope) {
 
 // Cotangents of one cell's update inputs (V, g_exc, g_inh) from those of V' and s (equations
 // in population.cc). Masks are factors (branch-free, so that loops over cells vectorise).
+// `open`: 1 if the cell could fire in the step (its refractory count before it was <= 1), else 0.
 template <typename T, int32_t kSurrogate>
-inline void CellAdjoint(const Cell<T>& p, T slope, T inv_damping, T v, T g_exc, T g_inh,
-                        int32_t ref, T ct_v_new, T ct_s, T& ct_v, T& ct_g_exc, T& ct_g_inh) {
+inline void CellAdjointOpen(const Cell<T>& p, T slope, T inv_damping, T v, T g_exc, T g_inh,
+                            T open, T ct_v_new, T ct_s, T& ct_v, T& ct_g_exc, T& ct_g_inh) {
   const Relaxation<T> x = Relax<T>(p, v, g_exc, g_inh);
-  const T open = ref <= 1 ? T(1) : T(0);
   const T u = x.v1 - p.v_th;
   const T fired = u >= T(0) ? open : T(0);
   const T h = SurrogateDerivative<T, kSurrogate>(u, slope);
@@ -198,6 +199,13 @@ inline void CellAdjoint(const Cell<T>& p, T slope, T inv_damping, T v, T g_exc, 
   ct_v = ct_u - ct_dv * x.a;
 }
 
+template <typename T, int32_t kSurrogate>
+inline void CellAdjoint(const Cell<T>& p, T slope, T inv_damping, T v, T g_exc, T g_inh,
+                        int32_t ref, T ct_v_new, T ct_s, T& ct_v, T& ct_g_exc, T& ct_g_inh) {
+  CellAdjointOpen<T, kSurrogate>(p, slope, inv_damping, v, g_exc, g_inh, ref <= 1 ? T(1) : T(0),
+                                 ct_v_new, ct_s, ct_v, ct_g_exc, ct_g_inh);
+}
+
 template <typename T>
 Cell<T> MakeCell(double g_leak, double c, double e_leak, double e_exc, double e_inh, double dt,
                  double v_th, double v_reset, double v_floor, int32_t n_ref) {
@@ -205,6 +213,123 @@ Cell<T> MakeCell(double g_leak, double c, double e_leak, double e_exc, double e_
           T(v_floor), n_ref};
 }
 
+
+// What a recording step keeps of each cell for the adjoint (nullptr: not recording): V and the
+// conductances entering the cell update, and flags: bit 0 = open (refractory count <= 1 before
+// the step, the cell could fire), bit 1 = fired.
+template <typename T>
+struct CellRecord {
+  T* v = nullptr;
+  T* g_exc = nullptr;
+  T* g_inh = nullptr;
+  uint8_t* flags = nullptr;
+};
+
+enum : uint8_t { kOpen = 1, kFired = 2 };
+
+// One step of one population of one trial, fused into one pass over its cells:
+//   g_exc <- fma(g_exc, d_exc, in_exc) (+ drive), g_inh <- fma(g_inh, d_inh, in_inh)
+// (in_exc, in_inh, drive: the step's synaptic and input drive, reset to zero for the next
+// step; drive may be nullptr), then V, ref and the spike as population.cc's Forward. The
+// arithmetic is that of the engine's step (XLA:CPU fuses g d + x into one multiply-add; the
+// drive is a second addition), so the states equal the engine's with the native cell kernel.
+// Returns the number of cells that fired and lists them, increasing, in `list`. The caller
+// adds them to the spike counts.
+template <typename T, bool kDrive, bool kRecord>
+int64_t StepCellsImpl(const Cell<T>& p, T d_exc, T d_inh, T* __restrict__ v, T* __restrict__ ge,
+                      T* __restrict__ gi, int32_t* __restrict__ ref, T* __restrict__ s,
+                      T* __restrict__ in_exc, T* __restrict__ in_inh, T* __restrict__ drive,
+                      CellRecord<T> rec, int32_t* __restrict__ list, int64_t n) {
+  int64_t k = 0, listed = 0;
+#ifdef EI_SIM_NATIVE_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    const Cell8 p8(p);
+    const __m256 d_e = _mm256_set1_ps(d_exc), d_i = _mm256_set1_ps(d_inh);
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256i one = _mm256_set1_epi32(1);
+    for (; k + 8 <= n; k += 8) {
+      __m256 g_exc = _mm256_fmadd_ps(_mm256_loadu_ps(ge + k), d_e, _mm256_loadu_ps(in_exc + k));
+      if constexpr (kDrive) {
+        g_exc = _mm256_add_ps(g_exc, _mm256_loadu_ps(drive + k));
+        _mm256_storeu_ps(drive + k, zero);
+      }
+      const __m256 g_inh = _mm256_fmadd_ps(_mm256_loadu_ps(gi + k), d_i,
+                                           _mm256_loadu_ps(in_inh + k));
+      _mm256_storeu_ps(in_exc + k, zero);
+      _mm256_storeu_ps(in_inh + k, zero);
+      _mm256_storeu_ps(ge + k, g_exc);
+      _mm256_storeu_ps(gi + k, g_inh);
+      const __m256 v0 = _mm256_loadu_ps(v + k);
+      const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ref + k));
+      const Step8 out = SpikeAndReset8(p8, Membrane8(p8, v0, g_exc, g_inh), r0);
+      _mm256_storeu_ps(v + k, out.v);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ref + k), out.ref);
+      _mm256_storeu_ps(s + k, out.spike);
+      const int fired = _mm256_movemask_ps(out.fired);
+      if constexpr (kRecord) {
+        _mm256_storeu_ps(rec.v + k, v0);
+        _mm256_storeu_ps(rec.g_exc + k, g_exc);
+        _mm256_storeu_ps(rec.g_inh + k, g_inh);
+        const int open = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(
+            _mm256_add_epi32(one, one), r0)));  // ref <= 1
+        for (int j = 0; j < 8; ++j) {
+          rec.flags[k + j] = static_cast<uint8_t>(((open >> j) & 1) | (((fired >> j) & 1) << 1));
+        }
+      }
+      for (int mask = fired; mask != 0; mask &= mask - 1) {
+        list[listed++] = static_cast<int32_t>(k + __builtin_ctz(mask));
+      }
+    }
+  }
+#endif
+  const T v_th = p.v_th, v_reset = p.v_reset;
+  const int32_t n_ref = p.n_ref;
+  for (; k < n; ++k) {
+    T g_exc = std::fma(ge[k], d_exc, in_exc[k]);
+    if constexpr (kDrive) {
+      g_exc = g_exc + drive[k];
+      drive[k] = T(0);
+    }
+    const T g_inh = std::fma(gi[k], d_inh, in_inh[k]);
+    in_exc[k] = T(0);
+    in_inh[k] = T(0);
+    ge[k] = g_exc;
+    gi[k] = g_inh;
+    const T v0 = v[k];
+    const int32_t r0 = ref[k];
+    const Relaxation<T> r = Relax<T>(p, v0, g_exc, g_inh);
+    const int32_t left = r0 > 1 ? r0 - 1 : 0;
+    const bool fired = (r.v1 - v_th >= T(0)) & (left == 0);
+    v[k] = (fired | (left > 0)) ? v_reset : r.v1;
+    ref[k] = fired ? n_ref : left;
+    s[k] = fired ? T(1) : T(0);
+    if constexpr (kRecord) {
+      rec.v[k] = v0;
+      rec.g_exc[k] = g_exc;
+      rec.g_inh[k] = g_inh;
+      rec.flags[k] = static_cast<uint8_t>((r0 <= 1 ? kOpen : 0) | (fired ? kFired : 0));
+    }
+    if (fired) list[listed++] = static_cast<int32_t>(k);
+  }
+  return listed;
+}
+
+template <typename T>
+int64_t StepCells(const Cell<T>& p, T d_exc, T d_inh, T* v, T* ge, T* gi, int32_t* ref, T* s,
+                  T* in_exc, T* in_inh, T* drive, CellRecord<T> rec, int32_t* list, int64_t n) {
+  if (drive != nullptr) {
+    return rec.v != nullptr
+               ? StepCellsImpl<T, true, true>(p, d_exc, d_inh, v, ge, gi, ref, s, in_exc, in_inh,
+                                              drive, rec, list, n)
+               : StepCellsImpl<T, true, false>(p, d_exc, d_inh, v, ge, gi, ref, s, in_exc,
+                                               in_inh, drive, rec, list, n);
+  }
+  return rec.v != nullptr
+             ? StepCellsImpl<T, false, true>(p, d_exc, d_inh, v, ge, gi, ref, s, in_exc, in_inh,
+                                             drive, rec, list, n)
+             : StepCellsImpl<T, false, false>(p, d_exc, d_inh, v, ge, gi, ref, s, in_exc, in_inh,
+                                              drive, rec, list, n);
+}
 
 // Runs fn(begin, end) over [0, n) in chunks of `grain` items shared by the calling thread and
 // the helpers it schedules on XLA's CPU thread pool. The caller claims chunks too, so the call finishes even

@@ -26,7 +26,7 @@
 
 #include "cells.h"
 
-using namespace ei_sim_native;  // Cell, Relax, MakeCell
+using namespace ei_sim_native;  // Cell, MakeCell, StepCells
 
 extern "C" {
 
@@ -84,68 +84,10 @@ int32_t ei_sim_host_abi(void);
 
 namespace {
 
-// One population's update, fused with its conductance update: per cell
-//   g_exc <- fma(g_exc, d_exc, in_exc), g_inh <- fma(g_inh, d_inh, in_inh) (the inputs reset to
-//   zero for the next step), then V, ref and the spike as in population.cc. (The caller adds
-//   the spikes to the counts: count + 1 for each listed cell, count + 0 = count for the others.)
-template <typename T>
-int64_t Nonzero(const T* s, int64_t n, int32_t* list, int32_t first = 0);
-
-// Returns the number of cells that fired and lists them (increasing) in `list`.
-template <typename T>
-int64_t Cells(const Cell<T> p, T d_exc, T d_inh, T* __restrict__ v, T* __restrict__ ge,
-              T* __restrict__ gi, int32_t* __restrict__ ref, T* __restrict__ s,
-              T* __restrict__ in_exc, T* __restrict__ in_inh, int64_t n,
-              int32_t* __restrict__ list) {
-  const T v_th = p.v_th, v_reset = p.v_reset;
-  const int32_t n_ref = p.n_ref;
-  int64_t k = 0, listed = 0;
-#ifdef EI_SIM_NATIVE_AVX2
-  if constexpr (std::is_same_v<T, float>) {
-    const Cell8 p8(p);
-    const __m256 d_e = _mm256_set1_ps(d_exc), d_i = _mm256_set1_ps(d_inh);
-    const __m256 zero = _mm256_setzero_ps();
-    for (; k + 8 <= n; k += 8) {
-      const __m256 g_exc = _mm256_fmadd_ps(_mm256_loadu_ps(ge + k), d_e, _mm256_loadu_ps(in_exc + k));
-      const __m256 g_inh = _mm256_fmadd_ps(_mm256_loadu_ps(gi + k), d_i, _mm256_loadu_ps(in_inh + k));
-      _mm256_storeu_ps(in_exc + k, zero);
-      _mm256_storeu_ps(in_inh + k, zero);
-      _mm256_storeu_ps(ge + k, g_exc);
-      _mm256_storeu_ps(gi + k, g_inh);
-      const __m256 v1 = Membrane8(p8, _mm256_loadu_ps(v + k), g_exc, g_inh);
-      const Step8 out = SpikeAndReset8(p8, v1, _mm256_loadu_si256(reinterpret_cast<__m256i*>(ref + k)));
-      _mm256_storeu_ps(v + k, out.v);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(ref + k), out.ref);
-      _mm256_storeu_ps(s + k, out.spike);
-      for (int mask = _mm256_movemask_ps(out.fired); mask != 0; mask &= mask - 1) {
-        list[listed++] = static_cast<int32_t>(k + __builtin_ctz(mask));
-      }
-    }
-  }
-#endif
-  const int64_t tail = k;
-  for (; k < n; ++k) {
-    const T g_exc = std::fma(ge[k], d_exc, in_exc[k]);
-    const T g_inh = std::fma(gi[k], d_inh, in_inh[k]);
-    in_exc[k] = T(0);
-    in_inh[k] = T(0);
-    ge[k] = g_exc;
-    gi[k] = g_inh;
-    const Relaxation<T> r = Relax<T>(p, v[k], g_exc, g_inh);
-    const int32_t left = ref[k] > 1 ? ref[k] - 1 : 0;
-    const bool fired = (r.v1 - v_th >= T(0)) & (left == 0);
-    v[k] = (fired | (left > 0)) ? v_reset : r.v1;
-    ref[k] = fired ? n_ref : left;
-    const T spike = fired ? T(1) : T(0);
-    s[k] = spike;
-  }
-  return listed + Nonzero<T>(s + tail, n - tail, list + listed, static_cast<int32_t>(tail));
-}
-
 // Writes the indices (plus `first`) of the nonzero s[k] to list; returns how many. Runs of 32
 // silent cells cost one test of their OR-ed bit patterns (sign dropped: -0 is silent).
 template <typename T>
-int64_t Nonzero(const T* s, int64_t n, int32_t* list, int32_t first) {
+int64_t Nonzero(const T* s, int64_t n, int32_t* list, int32_t first = 0) {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   constexpr int64_t kRun = 32;
   int64_t count = 0, i = 0;
@@ -232,11 +174,12 @@ int64_t Run(EiSimHostRun* a) {
       }
       // 2-3. conductances and cells; the step's spikes (the next step's input and events)
       const int64_t n_e_spikes =
-          Cells<T>(cell_e, d_ampa, d_gaba, v_e + b * NE, ge_e + b * NE, gi_e + b * NE,
-                   a->ref_e + b * NE, s_e + b * NE, in_exc, in_inh, NE, list_e);
+          StepCells<T>(cell_e, d_ampa, d_gaba, v_e + b * NE, ge_e + b * NE, gi_e + b * NE,
+                       a->ref_e + b * NE, s_e + b * NE, in_exc, in_inh, nullptr, {}, list_e, NE);
       const int64_t n_i_spikes =
-          Cells<T>(cell_i, d_ampa, d_gaba, v_i + b * NI, ge_i + b * NI, gi_i + b * NI,
-                   a->ref_i + b * NI, s_i + b * NI, in_exc + NE, in_inh + NE, NI, list_i);
+          StepCells<T>(cell_i, d_ampa, d_gaba, v_i + b * NI, ge_i + b * NI, gi_i + b * NI,
+                       a->ref_i + b * NI, s_i + b * NI, in_exc + NE, in_inh + NE, nullptr, {},
+                       list_i, NI);
       listed[2 * g] = n_e_spikes;
       listed[2 * g + 1] = n_i_spikes;
       for (int64_t j = 0; j < n_e_spikes; ++j) {
