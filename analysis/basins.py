@@ -24,7 +24,6 @@ import warnings
 
 import numpy as np
 
-from ei_sim.analysis.figures import save_figure
 from ei_sim.sweeps import store as sweeps_store
 
 LABELS = ("no-loop", "stretched-COBA", "PING")

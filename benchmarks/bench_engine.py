@@ -1,19 +1,23 @@
 """Engine benchmarks, printed as JSON lines (run: python benchmarks/bench_engine.py).
 
-1. Vogels-Abbott COBA, 4,000 cells, ``--va-seconds`` of simulated time: ei-sim (native event
-   kernel on sparse blocks, the default; and the pure-JAX event path on dense blocks) against
-   Brian2 (cython) and BrainPy (its fastest settings here), each in its own process, in the
-   same run; wall times of the simulation loop (compilation excluded and reported apart), the
-   ratio to Brian2, and each mean rate.
+1. Vogels-Abbott COBA, 4,000 cells, ``--va-seconds`` of simulated time: ei-sim (the native
+   loop of ``ei-sim simulate``, :mod:`ei_sim.sim.hostrun`; the engine's scan with the native
+   event kernel on sparse blocks; and the pure-JAX event path on dense blocks) against Brian2
+   (cython) and BrainPy (its fastest settings here), each in its own process, in the same run;
+   wall times of the simulation loop (compilation excluded and reported apart), the ratio to
+   Brian2, and each mean rate.
 2. PING inference: ``--trials`` test trials of 200 ms at dt 0.1 ms in one batch; trials per
    second and the process's peak resident memory; native, pure-JAX event and dense recurrent
    propagation.
 
-``--whole-process 5,20,100``: instead, whole commands (:mod:`whole_process`):
-``ei-sim simulate --model va_coba --t-ms T --out FILE`` against the Brian2 script, warm caches,
-``--repeats`` alternating runs each, medians, with the start-up parts of ei-sim;
-``--memory 10,60,600``: peak memory of the ei-sim command against simulated time;
-``--baseline REV``: the 20 s command at an earlier commit too (a temporary git worktree).
+``--whole-process 20``: instead, whole commands (:mod:`whole_process`):
+``ei-sim simulate --model va_coba --t-ms T --out FILE`` against Brian2's C++ standalone mode
+(warm: each project built once before timing; exponential Euler as ei-sim, and forward Euler,
+its cheapest scheme), Brian2's Cython target and, with ``--baseline REV``, the same ei-sim
+command at an earlier commit (a temporary git worktree), all in one run, warm caches,
+``--repeats`` alternating runs each, medians of wall and processor time, the in-loop figures
+(ei-sim's ``--timings``, Brian2's own loop time) and the ratios;
+``--memory 10,60,600``: peak memory of the ei-sim command against simulated time.
 
 The peer scripts live in ``benchmarks/peers/``; a peer that is not installed is reported as
 skipped. Timings are noisy on a shared machine: compare ratios within one run.
@@ -54,6 +58,33 @@ def va_ei_sim(seconds: float, propagation: str, sparse: bool) -> dict:
         "sim_s": seconds, "first_wall_s": walls[0],
         "wall_s": walls[1], "rate_hz": spikes / 4000 / seconds,
     }  # fmt: skip
+
+
+def va_native_loop(seconds: float) -> dict:
+    """The native loop of ``ei-sim simulate`` (spike events decoded, nothing written)."""
+    import time as _time
+
+    from ei_sim.models.va_coba import va_coba
+    from ei_sim.sim import hostrun
+    from ei_sim.sim.monitors import Monitors
+    from ei_sim.sim.run import initial_conditions
+
+    model = va_coba(t_ms=seconds * 1000.0)
+    if not hostrun.applicable(model.config):
+        return {"sim": "ei-sim (native loop)", "skipped": "native loop unavailable"}
+    weights, state, _ = initial_conditions(model, 0)
+    walls, cpus, spikes = [], [], 0
+    for _ in range(2):
+        stats: dict = {}
+        t0 = _time.perf_counter()
+        spikes = 0
+        for _, chunk in hostrun.iter_chunks(weights, state, model.config, Monitors(),
+                                            stats=stats):  # fmt: skip
+            spikes += sum(len(ev.step) for ev in chunk.spikes.values())
+        walls.append(_time.perf_counter() - t0)
+        cpus.append(stats["loop_cpu_s"])
+    return {"sim": "ei-sim (native loop)", "sim_s": seconds, "first_wall_s": walls[0],
+            "wall_s": walls[1], "loop_cpu_s": cpus[1], "rate_hz": spikes / 4000 / seconds}
 
 
 def run_peer(script: str, args: list[str]) -> dict:
@@ -123,12 +154,11 @@ def _seconds(text: str) -> list[float]:
 def whole_process_modes(args) -> None:
     import whole_process as wp
 
-    if args.baseline:
-        for row in wp.baseline(args.baseline, 20.0, args.repeats):
-            print(json.dumps({"bench": "va_coba_whole_process_baseline", **row}))
     if args.whole_process:
-        for row in wp.compare(_seconds(args.whole_process), args.repeats, not args.skip_peers):
-            print(json.dumps({"bench": "va_coba_whole_process", **row}))
+        peers = () if args.skip_peers else tuple(p for p in args.brian2.split(",") if p)
+        rows = wp.compare(_seconds(args.whole_process), args.repeats, peers, args.baseline)
+        for row in rows:
+            print(json.dumps({"bench": "va_coba_whole_process", **row}), flush=True)
     if args.memory:
         for row in wp.memory(_seconds(args.memory)):
             print(json.dumps({"bench": "va_coba_peak_memory", **row}))
@@ -143,15 +173,19 @@ def main() -> None:
     parser.add_argument("--whole-process", metavar="SECONDS", default=None,
                         help="comma list of simulated seconds, e.g. 5,20,100")  # fmt: skip
     parser.add_argument("--memory", metavar="SECONDS", default=None, help="e.g. 10,60,600")
-    parser.add_argument("--baseline", metavar="REV", default=None)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="with --whole-process: ei-sim at this commit too")  # fmt: skip
+    parser.add_argument("--brian2", default="brian2-cpp,brian2-cpp-euler,brian2-cython",
+                        help="with --whole-process: the Brian2 settings to run")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    if args.whole_process or args.memory or args.baseline:
+    if args.whole_process or args.memory:
         sys.path.insert(0, HERE)
         whole_process_modes(args)
         return
     results = [
-        in_subprocess("va_ei_sim", args.va_seconds, "native", True),  # the default (auto)
+        in_subprocess("va_native_loop", args.va_seconds),  # ei-sim simulate's loop
+        in_subprocess("va_ei_sim", args.va_seconds, "native", True),  # the engine's scan
         in_subprocess("va_ei_sim", args.va_seconds, "events", False),  # pure JAX
     ]
     if not args.skip_peers:

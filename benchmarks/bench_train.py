@@ -4,7 +4,13 @@ Each configuration runs in its own process (so peak memory is its own):
 
 * ``floor``: the two dense cotangent products of exact BPTT alone, timed with numpy on every
   core: (B x N_I) @ (N_I x N_E) and (B x N_E) @ (N_E x N_I) per time step, 2,000 steps per
-  batch; ``floor_epoch_s`` is 6 batches. Every other row reports its ratio to it;
+  batch; ``floor_epoch_s`` is 6 batches, in the environment as it is (which may set
+  ``OPENBLAS_CORETYPE=Haswell``: OpenBLAS's AVX2 kernels). Every other row reports its ratio
+  to it;
+* ``floor-native``: the same with ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` removed from
+  that measurement's environment alone, so that OpenBLAS picks this CPU's own kernels (e.g.
+  AVX-512): the real matrix floor. Rows report their ratio to it too
+  (``*_ratio_to_native_floor``);
 * ``ei-sim``: the trainer's step: the fused path (:mod:`ei_sim.training.fused`: the network step as
 one
   native call per chunk of ``--chunk`` steps, its adjoint one native call per step plus XLA's
@@ -26,13 +32,18 @@ Reported: seconds per training step (compilation excluded), the forward-only tim
 batch (so the backward's share is visible), estimated seconds per medium epoch (6 steps of 256
 plus the 400-trial evaluation) and peak resident memory.
 
+``--previous DIR``: also the ``ei-sim`` row of the previous version, a checkout of it in
+``DIR`` (e.g. ``git worktree add DIR HEAD~1``) imported ahead of this one (``PYTHONPATH``), in
+the same run, right after it (``ei-sim-previous``; then a row ``ei-sim vs previous`` with
+``speedup_vs_previous``).
+
 ``--epochs``: also whole ``ei-sim train --tier medium`` processes, the fused path and the
 engine's (``EI_SIM_FUSED=0``), each run for 1 and for 3 epochs: a real epoch (evaluation and
 the file write included, compilation excluded) is the difference over 2, reported beside the
 floor measured in the same run (``ratio_to_floor``) with the process's peak memory.
 
     python benchmarks/bench_train.py [--batch 256] [--naive-batch 64] [--chunk 20]
-        [--epochs] [--only ei-sim,ei-sim-engine]
+        [--epochs] [--only ei-sim,ei-sim-engine] [--previous DIR]
 """
 
 from __future__ import annotations
@@ -138,17 +149,39 @@ def measure(kind: str, batch: int, chunk_fused: int = 20) -> dict:
     }  # fmt: skip
 
 
-def in_subprocess(kind: str, batch: int, chunk: int) -> dict:
-    call = (
-        f"b.measure_floor({batch})" if kind == "floor" else f"b.measure({kind!r}, {batch}, {chunk})"
-    )
+OPENBLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def native_blas_env(env: dict) -> dict:
+    """``env`` without the variables that make OpenBLAS use other kernels than this CPU's."""
+    return {k: v for k, v in env.items() if k not in OPENBLAS_TUNING}
+
+
+def in_subprocess(kind: str, batch: int, chunk: int, previous: str | None = None) -> dict:
+    """One row, measured in its own process: ``floor``, ``floor-native`` (OpenBLAS variables
+    removed), a trainer kind, or ``ei-sim-previous`` (the ``ei-sim`` row with ``previous``
+    ahead on the path)."""
+    env = dict(os.environ)
+    if kind.startswith("floor"):
+        call = f"b.measure_floor({batch})"
+        if kind == "floor-native":
+            env = native_blas_env(env)
+    elif kind == "ei-sim-previous":
+        call = f"b.measure('ei-sim', {batch}, {chunk})"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [previous, env.get("PYTHONPATH")]))
+    else:
+        call = f"b.measure({kind!r}, {batch}, {chunk})"
     code = f"import json, bench_train as b; print(json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=__file__.rsplit("/", 1)[0])  # fmt: skip
+                         cwd=__file__.rsplit("/", 1)[0], env=env)  # fmt: skip
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
         return {"bench": "train_step", "impl": kind, "batch": batch, "error": tail[:300]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    row["impl"] = kind
+    if kind == "floor":
+        row["openblas_env"] = {k: os.environ.get(k) for k in OPENBLAS_TUNING}
+    return row
 
 
 def train_process(epochs: int, fused: bool, chunk: int, out_dir: str) -> dict:
@@ -167,7 +200,9 @@ def train_process(epochs: int, fused: bool, chunk: int, out_dir: str) -> dict:
     return {"wall_s": wall, "peak_rss_mb": peak_mb, "log": proc.stdout.strip().splitlines()[-1]}
 
 
-def real_epochs(chunk: int, floor_epoch_s: float | None) -> list[dict]:
+def real_epochs(
+    chunk: int, floor_epoch_s: float | None, native_floor_epoch_s: float | None = None
+) -> list[dict]:
     """A real medium epoch on the fused path and on the engine's, from 1- and 3-epoch runs
     (the trainer's own ``checkpoint_every``)."""
     from ei_sim.training.config import TrainConfig
@@ -184,6 +219,9 @@ def real_epochs(chunk: int, floor_epoch_s: float | None) -> list[dict]:
                "floor_epoch_s": floor_epoch_s, "last_line": three["log"]}  # fmt: skip
         if floor_epoch_s:
             row["ratio_to_floor"] = epoch_s / floor_epoch_s
+        if native_floor_epoch_s:
+            row["native_floor_epoch_s"] = native_floor_epoch_s
+            row["ratio_to_native_floor"] = epoch_s / native_floor_epoch_s
         rows.append(row)
     return rows
 
@@ -198,18 +236,28 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=20, help="steps per fused chunk")
     parser.add_argument("--epochs", action="store_true", help="also real ei-sim train epochs")
     parser.add_argument("--only", default="", help="comma list of rows (default: all)")
+    parser.add_argument("--previous", default=None, help="checkout of the previous version")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
     floor = in_subprocess("floor", args.batch, args.chunk)
     print(json.dumps(floor), flush=True)
+    native_floor = in_subprocess("floor-native", args.batch, args.chunk)
+    print(json.dumps(native_floor), flush=True)
     floor_epoch = floor.get("floor_epoch_s")
-    ours = None
-    for kind in (*KINDS, "naive"):
-        if only and kind not in only:
+    native_floor_epoch = native_floor.get("floor_epoch_s")
+    ours = previous = None
+    kinds = (KINDS[0], *(("ei-sim-previous",) if args.previous else ()), *KINDS[1:], "naive")
+    for kind in kinds:
+        if only and kind not in only and kind != "ei-sim-previous":
             continue
-        row = in_subprocess(kind, args.naive_batch if kind == "naive" else args.batch, args.chunk)
+        batch = args.naive_batch if kind == "naive" else args.batch
+        row = in_subprocess(kind, batch, args.chunk, args.previous)
         if "est_medium_epoch_s" in row and floor_epoch:
             row["step_ratio_to_floor"] = row["step_s"] / floor["floor_step_s"]
+        if "est_medium_epoch_s" in row and native_floor_epoch:
+            row["step_ratio_to_native_floor"] = row["step_s"] / native_floor["floor_step_s"]
+        if kind == "ei-sim-previous":
+            previous = row
         if kind == "ei-sim":
             ours = row
         elif ours and "seconds_per_sample" in ours and "seconds_per_sample" in row:
@@ -217,8 +265,13 @@ def main() -> None:
                 row["seconds_per_sample"] / ours["seconds_per_sample"]
             )
         print(json.dumps(row), flush=True)
+    if ours and previous and "step_s" in ours and "step_s" in previous:
+        print(json.dumps({"bench": "train_step", "impl": "ei-sim vs previous",
+                          "step_s": ours["step_s"], "previous_step_s": previous["step_s"],
+                          "speedup_vs_previous": previous["step_s"] / ours["step_s"]}),
+              flush=True)  # fmt: skip
     if args.epochs:
-        for row in real_epochs(args.chunk, floor_epoch):
+        for row in real_epochs(args.chunk, floor_epoch, native_floor_epoch):
             print(json.dumps(row), flush=True)
 
 

@@ -11,6 +11,11 @@ synapses). The blocks are stored as
 :class:`ei_sim.sim.sparse.SparseBlock` when the native event kernel is available (``sparse=None``,
 the default; propagation then costs spikes x fan-out), else as dense arrays, which the pure-JAX
 event path handles faster. ``sparse=True/False`` forces either; the network is the same.
+
+Where the native kernels build, the preset's cells use the native cell kernel
+(``cell_kernel = "native"``): ``ei-sim simulate`` then runs the network in the native loop
+(:mod:`ei_sim.sim.hostrun`, no JAX import), whose spikes are the engine's with that kernel. The
+module imports no JAX: the keys' words are read with NumPy (a typed JAX key goes through JAX).
 """
 
 from __future__ import annotations
@@ -19,14 +24,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-import jax
 import numpy as np
 
-from ei_sim.sim import native
+from ei_sim.sim import hostrun, native
+from ei_sim.sim.blocks import bernoulli_sparse, host_dense
 from ei_sim.sim.config import CellParams, NetworkConfig
-from ei_sim.sim.engine import Accumulators, NetState, PopState, Weights
 from ei_sim.sim.model import Preset
-from ei_sim.sim.sparse import bernoulli_sparse, host_dense
+from ei_sim.sim.state import Accumulators, NetState, PopState, Weights, default_float
 
 VA_CELL = CellParams(c_nF=20.0, g_leak_uS=1.0, t_ref_ms=5.0)
 
@@ -57,7 +61,7 @@ class VACoba:
         """The four blocks, Bernoulli(p_connect) with weights w_e_uS (from E) and w_i_uS."""
         c = self.config
         words = _key_words(key)
-        sparse = native.available() if self.sparse is None else self.sparse
+        sparse = native.library() is not None if self.sparse is None else self.sparse
         store = (lambda b: b) if sparse else host_dense
 
         def block(index, shape, weight):
@@ -76,7 +80,7 @@ class VACoba:
         N(g_i0_mean, g_i0_std) per cell and trial; drawn with NumPy (no compiled program)."""
         c = self.config
         rng = np.random.default_rng(np.random.SeedSequence([*_key_words(key), 4]))
-        dtype = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless x64 is on
+        dtype = default_float()  # float32 unless JAX's x64 is on
         low, high = c.v_init_range_mV
 
         def population(n: int) -> PopState:
@@ -96,6 +100,10 @@ class VACoba:
 
 def _key_words(key) -> list[int]:
     """The 32-bit words of a JAX key (raw or typed), to seed NumPy generators."""
+    if getattr(key, "dtype", None) == np.uint32:  # a raw key: its words as they are
+        return np.asarray(key, np.uint32).ravel().tolist()
+    import jax
+
     return np.asarray(jax.random.key_data(key), np.uint32).ravel().tolist()
 
 
@@ -104,6 +112,7 @@ def va_coba(**changes) -> VACoba:
         name="va_coba", n_in=0, n_e=3200, n_i=800, n_out=0, cell_e=VA_CELL, cell_i=VA_CELL,
         e_leak_mV=-60.0, v_reset_mV=-60.0, v_th_mV=-50.0, e_exc_mV=0.0, e_inh_mV=-80.0,
         tau_ampa_ms=5.0, tau_gaba_ms=10.0, t_ms=1000.0,
+        cell_kernel="native" if hostrun.available() else "auto",
     )  # fmt: skip
     base = VACoba(name="va_coba", config=config)
     return base.replace(**changes) if changes else base

@@ -5,12 +5,20 @@ The network itself (its equations, parameters, readout and penalties) is
 :mod:`ei_sim.rate.network`; its trainer is :mod:`ei_sim.rate.train`.
 """
 
-from ei_sim.rate.network import WCConfig
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ei_sim.sim.model import Preset
+
+if TYPE_CHECKING:
+    from ei_sim.rate.network import WCConfig
 
 
 def wilson_cowan(**changes) -> WCConfig:
     """The rate model's default configuration with ``changes`` applied."""
+    from ei_sim.rate.network import WCConfig  # JAX: imported when the model is built
+
     return WCConfig(**changes)
 
 

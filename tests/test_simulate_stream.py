@@ -173,12 +173,13 @@ COUNT_SCRIPT = """
 import sys
 from ei_sim.cli import main
 sys.exit(main(["simulate", "--model", "va_coba", "--t-ms", "20", "--chunk-ms", "5",
-               "--no-progress", "--timings"]))
+               "--set", "cell_kernel=xla", "--no-progress", "--timings"]))
 """
 
 
 @pytest.mark.slow
 def test_a_second_identical_command_compiles_nothing(tmp_path):
+    # the engine's compiled loop (cell_kernel=xla: not the native loop, which compiles nothing)
     from ei_sim.sim import native
 
     (tmp_path / "cache").mkdir()

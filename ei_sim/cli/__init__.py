@@ -141,9 +141,10 @@ def one_line(err: BaseException) -> str:
 
 def _run(handlers, args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ei_sim.sim.compile_cache import enable
+    if args.command != "simulate":  # simulate turns it on when it compiles (not natively)
+        from ei_sim.sim.compile_cache import enable
 
-    enable()  # JAX's persistent compilation cache (EI_SIM_COMPILE_CACHE=0: off)
+        enable()  # JAX's persistent compilation cache (EI_SIM_COMPILE_CACHE=0: off)
     try:
         return handlers[args.command](args)
     except (UserError, ValueError, OSError) as err:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ei_sim.cli.locks import holds, store_outputs
+
 RATE_MODEL_FLAGS = {
     "--steps-internal": "steps_internal", "--tau-e-ms": "tau_e_ms", "--tau-i-ms": "tau_i_ms",
     "--dt-ms": "dt_ms", "--e-fraction": "e_fraction", "--activation": "activation",
@@ -35,8 +37,6 @@ RATE_HELP = {
     "ratio_target": "E/I rate ratio target", "residual_weight": "weight of the fixed-point "
     "residual, 0: off", "lds_every_steps": "LDS check every N steps",
 }  # fmt: skip
-
-from ei_sim.cli.locks import holds, store_outputs
 
 
 def _add_train(sub) -> None:

@@ -5,7 +5,8 @@ units. Initial weight statistics (drawn by :mod:`ei_sim.sim.init`): ``W_in`` mea
 (std 0.1x, 95 % sparse); ``W_EI`` mean ``ei_strength`` (std 0.1x); ``W_IE`` mean ``ei_ratio *
 ei_strength`` (std 0.1x); ``W_out`` Normal(5.1, 3.8) clipped at 0, times ``w_out_scale``;
 each block divided by its fan-in. ``w_ei_mean`` / ``w_ie_mean`` override ``ei_strength`` and
-``ei_ratio`` when given.
+``ei_ratio`` when given. JAX is imported when the weights or the state are drawn, not with the
+class (so that listing the presets needs no JAX).
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import jax
-
 from ei_sim.sim.config import NetworkConfig, from_attrs, to_attrs
-from ei_sim.sim.engine import Weights, init_state
-from ei_sim.sim.init import init_block
+from ei_sim.sim.state import Weights
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,10 @@ class EIClassifier:
         return dataclasses.replace(self, config=config, **own)
 
     def init_weights(self, key) -> Weights:
+        import jax
+
+        from ei_sim.sim.init import init_block
+
         c = self.config
         k_in, k_ei, k_ie, k_out = jax.random.split(key, 4)
         w_in = init_block(
@@ -80,6 +82,8 @@ class EIClassifier:
         return Weights(w_in=w_in, w_ei=w_ei, w_ie=w_ie, w_out=w_out)
 
     def init_state(self, key, batch: int):
+        from ei_sim.sim.engine import init_state
+
         return init_state(self.config, key, batch)
 
     def to_attrs(self) -> dict:

@@ -14,6 +14,9 @@ a later JAX, :func:`enable` falls back to JAX's file cache).
 
 :class:`CompileCounter` counts the programs a process needed and how many of them were
 actually compiled (the rest came from the cache), from JAX's monitoring events.
+
+The module imports JAX only in :func:`enable` and :class:`CompileCounter` (a command that
+needs no compiled program, such as a native ``ei-sim simulate`` run, starts without JAX).
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-
-import jax
 
 from ei_sim.sim import native
 
@@ -41,14 +42,9 @@ def disabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
 
 
-try:  # JAX's cache interface (private); a plain object with get/put serves the same
-    from jax._src.compilation_cache_interface import CacheInterface as _Base
-except ImportError:  # pragma: no cover
-    _Base = object
-
-
-class AtomicFileCache(_Base):
-    """A folder of compiled programs, one file per key, each written atomically."""
+class AtomicFileCache:
+    """A folder of compiled programs, one file per key, each written atomically (JAX's cache
+    interface, ``get`` and ``put``, which JAX calls on the object it is given)."""
 
     def __init__(self, path: Path):
         self._path = Path(path)
@@ -88,10 +84,11 @@ def _install(cache: AtomicFileCache) -> bool:
     """Make JAX use ``cache`` (its private hook); False if the hook is not where we expect."""
     try:
         from jax._src import compilation_cache as jax_cache
+        from jax._src.compilation_cache_interface import CacheInterface  # noqa: F401
     except ImportError:
         return False
     names = ("_cache", "_cache_initialized", "_cache_initialized_mutex")
-    if _Base is object or not all(hasattr(jax_cache, name) for name in names):
+    if not all(hasattr(jax_cache, name) for name in names):
         return False
     with jax_cache._cache_initialized_mutex:
         jax_cache._cache = cache
@@ -110,6 +107,8 @@ def enable() -> Path | None:
         return None
     if _enabled:
         return _enabled[0]
+    import jax
+
     if jax.config.jax_compilation_cache_dir:
         _enabled.append(Path(jax.config.jax_compilation_cache_dir))
         return _enabled[0]
@@ -138,6 +137,8 @@ class CompileCounter:
     HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
     def __init__(self):
+        import jax
+
         self.programs, self.cache_hits, self.seconds = 0, 0, 0.0
         jax.monitoring.register_event_duration_secs_listener(self._on_duration)
         jax.monitoring.register_event_listener(self._on_event)

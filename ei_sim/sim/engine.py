@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,50 +34,8 @@ from ei_sim.sim.config import CellParams, NetworkConfig
 from ei_sim.sim.propagate import input_drive, propagate, resolve_method
 from ei_sim.sim.sparse import SparseBlock, sparse_propagate
 from ei_sim.sim.sparse import hstack as sparse_hstack
+from ei_sim.sim.state import Accumulators, NetState, PopState, Weights
 from ei_sim.sim.surrogate import SURROGATE_FNS, damp_gradient
-
-
-class Weights(NamedTuple):
-    """Synaptic weights in uS per presynaptic spike (all >= 0), rows = presynaptic.
-
-    A recurrent block may be a dense array or a :class:`ei_sim.sim.sparse.SparseBlock`.
-
-    ``w_in`` (n_in, n_e), ``w_ee`` (n_e, n_e), ``w_ei`` (n_e, n_i), ``w_ie`` (n_i, n_e),
-    ``w_ii`` (n_i, n_i), ``w_out`` (n_e, n_out, dimensionless). ``None`` marks an absent block.
-    """
-
-    w_in: jax.Array | None = None
-    w_ee: jax.Array | None = None
-    w_ei: jax.Array | None = None
-    w_ie: jax.Array | None = None
-    w_ii: jax.Array | None = None
-    w_out: jax.Array | None = None
-
-
-class PopState(NamedTuple):
-    """State of one population, each field (B, n)."""
-
-    v_mV: jax.Array
-    g_exc_uS: jax.Array
-    g_inh_uS: jax.Array
-    refractory_steps: jax.Array
-    spikes: jax.Array
-
-
-class Accumulators(NamedTuple):
-    """Running sums over the trial: spike counts per cell, readout potential sum."""
-
-    count_e: jax.Array
-    count_i: jax.Array
-    out_v_sum: jax.Array
-
-
-class NetState(NamedTuple):
-    e: PopState
-    i: PopState
-    out_v: jax.Array
-    acc: Accumulators
-
 
 RECORDABLE = (
     "spikes_e", "spikes_i", "v_e", "v_i", "g_exc_e", "g_inh_e", "g_exc_i", "g_inh_i",

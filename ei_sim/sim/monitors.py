@@ -15,22 +15,21 @@ As Brian2's ``SpikeMonitor``, ``StateMonitor`` and ``PopulationRateMonitor``:
 A run is a sequence of chunks of ``chunk_steps`` steps; every chunk is the same compiled
 program (:func:`run_chunk`, the step count is an argument, so the last, shorter chunk needs
 no other program), so memory is bounded by one chunk's buffers whatever the length of the
-run. :mod:`ei_sim.sim.recorder` drives the chunks.
+run. :mod:`ei_sim.sim.recorder` drives the chunks. This module imports JAX only when a chunk
+is compiled (the monitors themselves and the host-side decoding need NumPy alone).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ei_sim.sim.config import NetworkConfig
-from ei_sim.sim.engine import NetState, Weights, step
+from ei_sim.sim.state import NetState, Weights
 
 POPULATIONS = ("e", "i")
 TRACE_VARIABLES = ("v_mV", "g_exc_uS", "g_inh_uS")
@@ -105,8 +104,10 @@ def n_words(n_cells: int) -> int:
     return -(-n_cells // WORD_BITS)
 
 
-def pack_spikes(spikes: jax.Array) -> jax.Array:
+def pack_spikes(spikes):
     """(B, N) 0/1 spikes -> (B, ceil(N/32)) uint32 words, bit ``j`` of word ``w`` = cell 32w+j."""
+    import jax.numpy as jnp
+
     batch, n = spikes.shape
     words = n_words(n)
     fired = (spikes > 0).astype(jnp.uint32)
@@ -121,6 +122,8 @@ def _population(state: NetState, name: str):
 
 def init_buffers(monitors: Monitors, state: NetState, chunk_steps: int) -> dict:
     """Zeroed per-chunk buffers: spike words (L, B, W) and traces (L / every, B, cells)."""
+    import jax.numpy as jnp
+
     buffers = {}
     for name in monitors.spikes:
         pop = _population(state, name)
@@ -136,6 +139,8 @@ def init_buffers(monitors: Monitors, state: NetState, chunk_steps: int) -> dict:
 
 def record_step(monitors: Monitors, buffers: dict, state: NetState, t) -> dict:
     """Write the state after step ``t`` (index within the chunk) into the chunk's buffers."""
+    import jax.numpy as jnp
+
     out = dict(buffers)
     for name in monitors.spikes:
         key = f"spikes.{name}"
@@ -150,26 +155,38 @@ def record_step(monitors: Monitors, buffers: dict, state: NetState, t) -> dict:
     return out
 
 
-@partial(jax.jit, static_argnames=("config", "monitors", "chunk_steps"))
 def run_chunk(
     weights: Weights, state: NetState, inputs, n_steps, config: NetworkConfig,
     monitors: Monitors, chunk_steps: int,
 ):  # fmt: skip
     """Advance ``state`` by ``n_steps <= chunk_steps`` steps of :func:`ei_sim.sim.engine.step`,
-    recording into fresh buffers; return ``(state, buffers)``.
+    recording into fresh buffers; return ``(state, buffers)`` (one compiled program per
+    ``config``, ``monitors`` and ``chunk_steps``).
 
     ``inputs``: None, or the chunk's input rows (leading axis ``chunk_steps``: event pairs
     ``(sample, channel)`` or a dense (L, B, n_in) array); rows past ``n_steps`` are unused.
     """
-    buffers = init_buffers(monitors, state, chunk_steps)
+    return _run_chunk_jit()(weights, state, inputs, n_steps, config, monitors, chunk_steps)
 
-    def body(t, carry):
-        state, buffers = carry
-        x = None if inputs is None else jax.tree.map(lambda a: a[t], inputs)
-        state, _ = step(weights, state, x, config)
-        return state, record_step(monitors, buffers, state, t)
 
-    return jax.lax.fori_loop(0, n_steps, body, (state, buffers))
+@functools.cache
+def _run_chunk_jit():
+    import jax
+
+    from ei_sim.sim.engine import step
+
+    def run_chunk(weights, state, inputs, n_steps, config, monitors, chunk_steps):
+        buffers = init_buffers(monitors, state, chunk_steps)
+
+        def body(t, carry):
+            state, buffers = carry
+            x = None if inputs is None else jax.tree.map(lambda a: a[t], inputs)
+            state, _ = step(weights, state, x, config)
+            return state, record_step(monitors, buffers, state, t)
+
+        return jax.lax.fori_loop(0, n_steps, body, (state, buffers))
+
+    return jax.jit(run_chunk, static_argnames=("config", "monitors", "chunk_steps"))
 
 
 class SpikeEvents(NamedTuple):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from ei_sim.sim.config import NetworkConfig
@@ -129,7 +128,7 @@ def iter_chunks(
     inputs = (
         None
         if inputs is None
-        else jax.tree.map(np.asarray, tuple(inputs) if isinstance(inputs, tuple) else inputs)
+        else tuple(map(np.asarray, inputs)) if isinstance(inputs, tuple) else np.asarray(inputs)
     )
     n_chunks = -(-n_steps // length)
 
@@ -180,4 +179,6 @@ def record(
         chunks.append(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
+    import jax
+
     return jax.block_until_ready(final), join(monitors, chunks, config.dt_ms)

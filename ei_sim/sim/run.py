@@ -7,22 +7,24 @@ The Python counterpart of ``ei-sim simulate``. A run goes in chunks with monitor
 with the length of the run beyond that (:func:`ei_sim.store.stream.run_to_file` streams the
 chunks into an HDF5 file).
 
-The key split takes one compiled program, weights and initial state one each (none for
-models that draw them on the host, ``init_on_host``), the run one.
+The key split is computed with NumPy (:mod:`ei_sim.sim.keys`); weights and initial state take
+one compiled program each (none for models that draw them on the host, ``init_on_host``), the
+run one. A network without input or readout runs in the native loop instead
+(:mod:`ei_sim.sim.hostrun`: no compiled program, and no JAX import when its weights are drawn
+on the host).
 """
 
 from __future__ import annotations
 
-import importlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import jax
 import numpy as np
 
 from ei_sim.data.encoding import InputEvents, poisson_events
+from ei_sim.sim import hostrun
+from ei_sim.sim.keys import split_seed
 from ei_sim.sim.monitors import Monitors, activity
 from ei_sim.sim.recorder import ChunkRecord, Recording, iter_chunks, join
 
@@ -57,18 +59,17 @@ class SimulationResult:
         return self._raster("i")
 
 
-_KEYS = jax.jit(lambda seed: jax.random.split(jax.random.PRNGKey(seed)))
-
-
 def initial_conditions(model, seed: int, images=None, encoder_seed=None):
     """``(weights, state, events)`` of a run: weights and state from ``seed``, input spikes
     (None without images) from ``encoder_seed`` (defaults to ``seed``)."""
     config = model.config
-    key_w, key_s = np.asarray(_KEYS(seed))  # host keys: no program to split them
+    key_w, key_s = split_seed(seed)  # host keys: no program to split them
     batch = 1 if images is None else len(images)
     if getattr(model, "init_on_host", False):
         weights, state = model.init_weights(key_w), model.init_state(key_s, batch)
     else:
+        import jax
+
         weights = jax.jit(model.init_weights)(key_w)
         state = jax.jit(model.init_state, static_argnums=1)(key_s, batch)
     events: InputEvents | None = None
@@ -87,7 +88,7 @@ def gamma_of_run(activity_e: np.ndarray, bin_ms: float, drop_ms: float,
     whole trial (after ``drop_ms``) up to ``segment_ms``; a longer run's PSD is the mean of
     those of consecutive ``segment_ms`` segments (0.1 Hz bins), a trailing part shorter than a
     segment left out, so memory and time stay bounded by a segment however long the run."""
-    from ei_sim.sim.spectrum import population_psd, spectral_peak  # scipy.signal: loaded in the run
+    from ei_sim.sim.spectrum import population_psd, spectral_peak
 
     x = activity_e[int(round(drop_ms / bin_ms)) :]
     seg = int(round(segment_ms / bin_ms))
@@ -179,12 +180,15 @@ def simulate_model(
     t0 = time.perf_counter()
     weights, state, events = initial_conditions(model, seed, images, encoder_seed)
     t1 = time.perf_counter()
-    threading.Thread(target=importlib.import_module, args=("ei_sim.sim.spectrum",),
-                     daemon=True).start()  # fmt: skip
     parts, totals, chunks = {pop: [] for pop in monitors.spikes}, {}, []
     window = VerdictWindow(config.n_steps, monitors.bin_steps, drop_ms, config.dt_ms)
-    for _, chunk in iter_chunks(weights, state, events, config, monitors, chunk_steps,
-                                config.n_steps):  # fmt: skip
+    stats: dict = {}
+    if hostrun.applicable(config, weights, state, events):
+        run = hostrun.iter_chunks(weights, state, config, monitors, chunk_steps, config.n_steps,
+                                  stats=stats)  # fmt: skip
+    else:
+        run = iter_chunks(weights, state, events, config, monitors, chunk_steps, config.n_steps)
+    for _, chunk in run:
         for pop in monitors.spikes:  # float32 activity per chunk: 4 bytes per bin and trial
             n = getattr(config, f"n_{pop}")
             parts[pop].append(activity(chunk.counts[pop], chunk.start_step, config.n_steps,
@@ -205,7 +209,8 @@ def simulate_model(
         result.verdict = window.verdict(batch, config.n_e)
     if keep:
         result.recording = join(monitors, chunks, config.dt_ms)
-    result.timings = {"init_s": t1 - t0, "run_s": t2 - t1, "summary_s": time.perf_counter() - t2}
+    result.timings = {"init_s": t1 - t0, "run_s": t2 - t1, "summary_s": time.perf_counter() - t2,
+                      **stats}  # fmt: skip
     return result
 
 

@@ -12,6 +12,7 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
 
 import numpy as np
 
@@ -30,13 +31,33 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def provenance(seed=None) -> dict:
+def jax_version() -> str:
+    """JAX's version, read from its ``version.py`` when JAX is not imported (no import)."""
+    jax = sys.modules.get("jax")
+    if jax is not None and hasattr(jax, "__version__"):
+        return jax.__version__
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("jax")
+    try:
+        folder = list(spec.submodule_search_locations)[0]
+        with open(os.path.join(folder, "version.py")) as fh:
+            found = re.search(r'^_version\s*(?::\s*str)?\s*=\s*"([^"]+)"', fh.read(), re.M)
+    except (AttributeError, IndexError, TypeError, OSError):
+        found = None
+    if found:
+        return found.group(1)
     import jax
 
+    return jax.__version__
+
+
+def provenance(seed=None) -> dict:
     return {
         "provenance.ei_sim_version": ei_sim.__version__,
         "provenance.git_commit": git_commit(),
-        "provenance.jax_version": jax.__version__,
+        "provenance.jax_version": jax_version(),
         "provenance.numpy_version": np.__version__,
         "provenance.python": platform.python_version(),
         "provenance.created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

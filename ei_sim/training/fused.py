@@ -8,8 +8,9 @@ many again in the checkpointed backward pass, plus the stacking of its stored st
   of ``L`` steps for the whole batch, each trial's state kept in cache across the chunk; only
   the chunk-start states are kept for the backward pass (memory O(T/L) states);
 * backward, chunk by chunk from the last: the chunk is rerun by the same call, which now also
-  records per step what the adjoint needs (V and ref before the cell update, the conductances
-  after the synaptic update, the E spikes); then, step by step from the last, one native call
+  records per step what the adjoint needs (V before the cell update, the conductances after
+  the synaptic update, and one byte of flags per cell: whether it could fire and whether it
+  fired); then, step by step from the last, one native call
   (``network_adjoint_step``) takes the readout, membrane, spike and conductance-decay adjoint
   of both populations, and XLA's matrix kernels the two dense products that carry the
   cotangents back through the loop (the same call adds the step's terms of the W_in and W_out
@@ -106,8 +107,9 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
     """Run ``L = sample.shape[0]`` steps natively; return ``(state after, stacks)``.
 
     ``blocks`` = (w_in, w_ee, w_ei, w_ie, w_ii, w_out), absent ones as (0, 0) arrays. With
-    ``record``, ``stacks`` = (V_E, g_exc_E, g_inh_E, ref_E, s_E, V_I, g_exc_I, g_inh_I, ref_I),
-    each (L, B, n) (see ``network.cc``); without it, arrays with no elements.
+    ``record``, ``stacks`` = (V_E, g_exc_E, g_inh_E, flags_E, V_I, g_exc_I, g_inh_I, flags_I),
+    each (L, B, n) (see ``network.cc``; flags uint8: bit 0 open, bit 1 fired); without it,
+    arrays with no elements.
     """
     native._require()
     leaves = jax.tree.leaves(state)
@@ -116,8 +118,8 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
     n_i = state.i.v_mV.shape[1]
     steps = sample.shape[0] if record else 0
     out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-    for n, kind in ((n_e, dtype), (n_e, dtype), (n_e, dtype), (n_e, np.int32), (n_e, dtype),
-                    (n_i, dtype), (n_i, dtype), (n_i, dtype), (n_i, np.int32)):  # fmt: skip
+    for n, kind in ((n_e, dtype), (n_e, dtype), (n_e, dtype), (n_e, np.uint8),
+                    (n_i, dtype), (n_i, dtype), (n_i, dtype), (n_i, np.uint8)):  # fmt: skip
         out.append(jax.ShapeDtypeStruct((steps, batch, n), kind))
     call = jax.ffi.ffi_call("ei_sim_network_forward", out, vmap_method="sequential")
     results = call(
@@ -131,15 +133,15 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
 def adjoint_step(t, stacks, carry, consts, w_out_t, grads, events, config, parallel: bool):
     """The native adjoint of step ``t`` of a recorded chunk (see ``network.cc``), with the
     step's terms added to the weight gradients ``grads`` = (dL/dW_in, dL/dW_out) in place."""
-    v_e, ge_e, gi_e, ref_e, s_e, v_i, ge_i, gi_i, ref_i = stacks
+    v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i = stacks
     out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*carry[:3], *carry[4:7], carry[8])]
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
     out += [jax.ShapeDtypeStruct(g.shape, g.dtype) for g in grads]
     call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential",
                             input_output_aliases={22: 8, 23: 9})  # fmt: skip
     return call(
-        jnp.asarray(t, np.int32), v_e, ge_e, gi_e, ref_e, v_i, ge_i, gi_i, ref_i,
-        *carry, *consts, w_out_t, *grads, s_e, events[0].astype(np.int32),
+        jnp.asarray(t, np.int32), v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i,
+        *carry, *consts, w_out_t, *grads, events[0].astype(np.int32),
         events[1].astype(np.int32), **network_attrs(config),
         surrogate=np.int32(native.SURROGATE_CODES[config.surrogate]),
         slope_per_mV=np.float64(config.surrogate_slope_per_mV),

@@ -18,6 +18,10 @@ key of sources, flags, jaxlib version and CPU model and features (so a cache sha
 different cluster nodes holds one build per kind of node). Set ``EI_SIM_NATIVE=0`` to disable
 them. When they cannot be built, :func:`available` returns False, :func:`unavailable_reason`
 says why, and the engine uses its pure-JAX paths (same results up to float rounding, slower).
+
+The same library holds the network loop of ``ei-sim simulate`` for networks without input
+(``host.cc``, plain C functions): :func:`library` loads it with ctypes without importing JAX
+(:mod:`ei_sim.sim.hostrun` calls it), so that such a run starts without JAX.
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
 
+if TYPE_CHECKING:
+    import jax
+
 SOURCES = tuple(
-    Path(__file__).with_name(name) for name in ("event_matmul.cc", "population.cc", "network.cc")
+    Path(__file__).with_name(name)
+    for name in ("event_matmul.cc", "population.cc", "network.cc", "host.cc")
 )
 HEADERS = tuple(Path(__file__).with_name(name) for name in ("float_types.h", "cells.h"))
 TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
@@ -80,14 +88,24 @@ def _cpu_fingerprint() -> str:
         return platform.processor() or platform.machine()
 
 
+def _jaxlib_dir() -> Path:
+    """jaxlib's folder (its FFI headers are in ``include/``), found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("jaxlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("jaxlib is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def library_path() -> Path:
     """The cached shared library for these sources, flags, jaxlib version and CPU."""
-    import jaxlib
-
     key = hashlib.sha256()
     for source in (*SOURCES, *HEADERS):
         key.update(source.read_bytes())
-    for part in (jaxlib.__version__, platform.machine(), _cpu_fingerprint(), " ".join(FLAGS)):
+    version = _jaxlib_dir() / "version.py"  # the jaxlib version, as text (no import)
+    key.update(version.read_bytes() if version.exists() else b"")
+    for part in (platform.machine(), _cpu_fingerprint(), " ".join(FLAGS)):
         key.update(part.encode())
     return cache_dir() / f"ei_sim_native-{key.hexdigest()[:16]}.so"
 
@@ -106,7 +124,8 @@ def build() -> Path:
     portable = tuple(f for f in FLAGS if f != "-march=native")
     try:
         for flags in (FLAGS, portable):
-            cmd = [compiler, *flags, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o", tmp]
+            include = _jaxlib_dir() / "include"
+            cmd = [compiler, *flags, f"-I{include}", *map(str, SOURCES), "-o", tmp]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode == 0:
                 break
@@ -120,16 +139,37 @@ def build() -> Path:
     return path
 
 
+def disabled() -> bool:
+    """True when ``EI_SIM_NATIVE`` is 0/false/no/off."""
+    return os.environ.get("EI_SIM_NATIVE", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """Build (once) and load the library with ctypes, without JAX; None (with a reason) if
+    that fails or the kernels are disabled."""
+    if disabled():
+        _reason.append("disabled by EI_SIM_NATIVE")
+        return None
+    try:
+        return ctypes.cdll.LoadLibrary(str(build()))
+    except (OSError, RuntimeError) as err:
+        _reason.append(str(err))
+        return None
+
+
 @functools.cache
 def available() -> bool:
-    """Build (once), load and register the kernel; False (with a reason) if that fails."""
-    if os.environ.get("EI_SIM_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        _reason.append("disabled by EI_SIM_NATIVE")
+    """Build (once), load and register the kernels with JAX; False (with a reason) if that
+    fails."""
+    library_ = library()
+    if library_ is None:
         return False
+    import jax
+
     try:
-        library = ctypes.cdll.LoadLibrary(str(build()))
         for target, symbol in TARGETS.items():
-            handler = getattr(library, symbol)
+            handler = getattr(library_, symbol)
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(handler), platform="cpu")
     except (OSError, RuntimeError, AttributeError) as err:
         _reason.append(str(err))
@@ -149,6 +189,8 @@ def _require() -> None:
 
 def event_matmul(spikes: jax.Array, w: jax.Array) -> jax.Array:
     """``spikes @ w`` by the native kernel: spikes (..., B, n_pre), w (..., n_pre, n_post)."""
+    import jax
+
     _require()
     dtype = jax.numpy.result_type(spikes, w)
     out = jax.ShapeDtypeStruct(spikes.shape[:-1] + w.shape[-1:], dtype)
@@ -158,6 +200,8 @@ def event_matmul(spikes: jax.Array, w: jax.Array) -> jax.Array:
 
 def event_outer(spikes: jax.Array, ct: jax.Array) -> jax.Array:
     """``spikes^T @ ct`` by the native kernel: spikes (..., B, n_pre), ct (..., B, n_post)."""
+    import jax
+
     _require()
     dtype = jax.numpy.result_type(spikes, ct)
     lead = np.broadcast_shapes(spikes.shape[:-2], ct.shape[:-2])
@@ -172,6 +216,8 @@ def sparse_event_matmul(spikes, indptr, cols, data, n_post: int) -> jax.Array:
     spikes (..., B, n_pre); indptr (n_pre + 1,) and cols (nnz,) int32; data (..., nnz).
     Work is proportional to the number of spikes times the fan-out.
     """
+    import jax
+
     _require()
     dtype = jax.numpy.result_type(spikes, data)
     out = jax.ShapeDtypeStruct(spikes.shape[:-1] + (n_post,), dtype)
@@ -199,6 +245,8 @@ def population_forward(v_mV, g_exc, g_inh, refractory_steps, cell, config):
 
     ``v_mV``, ``g_exc``, ``g_inh`` float32/float64 of one shape, ``refractory_steps`` int32.
     """
+    import jax
+
     _require()
     out = (jax.ShapeDtypeStruct(v_mV.shape, v_mV.dtype),
            jax.ShapeDtypeStruct(v_mV.shape, np.int32),
@@ -215,6 +263,8 @@ def population_adjoint(v_mV, g_exc, g_inh, refractory_steps, ct_v_new, ct_spikes
     From the step's inputs and the cotangents of ``v'`` and ``spikes`` (the surrogate, its
     slope and the gradient damping come from ``config``).
     """
+    import jax
+
     _require()
     dtype = v_mV.dtype
     out = tuple(jax.ShapeDtypeStruct(v_mV.shape, dtype) for _ in range(3))

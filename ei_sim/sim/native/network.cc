@@ -123,6 +123,32 @@ inline void ForEachSpike(const T* s, int64_t n, Fn fn) {
   }
 }
 
+// Calls fn(k, 1) for every cell k whose recorded flags say it fired; runs of 8 silent cells
+// cost one test.
+template <typename T, typename Fn>
+inline void ForEachFired(const uint8_t* flags, int64_t n, Fn fn) {
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    uint64_t word;
+    std::memcpy(&word, flags + k, 8);
+    if ((word & 0x0202020202020202ull) == 0) continue;
+    for (int64_t j = k; j < k + 8; ++j) {
+      if (flags[j] & kFired) fn(j, T(1));
+    }
+  }
+  for (; k < n; ++k) {
+    if (flags[k] & kFired) fn(k, T(1));
+  }
+}
+
+// Lists the nonzero s[k] (k increasing); returns how many.
+template <typename T>
+int64_t ListSpikes(const T* s, int64_t n, int32_t* list) {
+  int64_t count = 0;
+  ForEachSpike(s, n, [&](int64_t k, T) { list[count++] = static_cast<int32_t>(k); });
+  return count;
+}
+
 // A population's state rows for one trial (pointers into (B, n) arrays).
 template <typename T>
 struct PopRows {
@@ -130,62 +156,19 @@ struct PopRows {
   int32_t* ref;
 };
 
-// The cell update of one trial's population in place (V, ref, s); counts += spikes.
-template <typename T>
-void CellsForward(const Cell<T> p, T* __restrict__ v, const T* __restrict__ ge,
-                  const T* __restrict__ gi, int32_t* __restrict__ ref, T* __restrict__ s,
-                  T* __restrict__ count, int64_t n) {
-  const T v_th = p.v_th, v_reset = p.v_reset;
-  const int32_t n_ref = p.n_ref;
-  for (int64_t k = 0; k < n; ++k) {
-    const Relaxation<T> r = Relax<T>(p, v[k], ge[k], gi[k]);
-    const int32_t left = ref[k] > 1 ? ref[k] - 1 : 0;
-    const bool fired = (r.v1 - v_th >= T(0)) & (left == 0);
-    v[k] = (fired | (left > 0)) ? v_reset : r.v1;
-    ref[k] = fired ? n_ref : left;
-    const T spike = fired ? T(1) : T(0);
-    s[k] = spike;
-    count[k] = count[k] + spike;
-  }
-}
-
-// The same, first recording V and ref before and g after the synaptic update, when asked, and
-// the spikes after.
-template <typename T>
-void UpdateCells(const Cell<T>& p, PopRows<T> x, T* count, int64_t n, T* rec_v, T* rec_g_exc,
-                 T* rec_g_inh, int32_t* rec_ref, T* rec_s) {
-  if (rec_v != nullptr) {
-    std::memcpy(rec_v, x.v, sizeof(T) * n);
-    std::memcpy(rec_g_exc, x.g_exc, sizeof(T) * n);
-    std::memcpy(rec_g_inh, x.g_inh, sizeof(T) * n);
-    std::memcpy(rec_ref, x.ref, sizeof(int32_t) * n);
-  }
-  CellsForward<T>(p, x.v, x.g_exc, x.g_inh, x.ref, x.s, count, n);
-  if (rec_s != nullptr) std::memcpy(rec_s, x.s, sizeof(T) * n);
-}
-
-// g <- g d + rec (rec: the step's recurrent input, absent: nullptr).
-template <typename T>
-void Decay(T* __restrict__ g, const T* __restrict__ rec, T d, int64_t n) {
-  if (rec == nullptr) {
-    for (int64_t k = 0; k < n; ++k) g[k] = g[k] * d;
-  } else {
-    for (int64_t k = 0; k < n; ++k) g[k] = g[k] * d + rec[k];
-  }
-}
-
 // One trial's row of the cell adjoint; the conductance totals add the next step's, decayed.
 template <typename T, int32_t kSurrogate>
 void CellsAdjoint(const Cell<T> p, T slope, T inv_d, T d_exc, T d_inh, const T* __restrict__ v,
                   const T* __restrict__ ge, const T* __restrict__ gi,
-                  const int32_t* __restrict__ ref, const T* __restrict__ ct_v_new,
+                  const uint8_t* __restrict__ flags, const T* __restrict__ ct_v_new,
                   const T* __restrict__ ct_s, const T* __restrict__ ct_ge_next,
                   const T* __restrict__ ct_gi_next, T* __restrict__ ct_v, T* __restrict__ ct_ge,
                   T* __restrict__ ct_gi, int64_t n) {
   for (int64_t k = 0; k < n; ++k) {
     T cv, cge, cgi;
-    CellAdjoint<T, kSurrogate>(p, slope, inv_d, v[k], ge[k], gi[k], ref[k], ct_v_new[k], ct_s[k],
-                               cv, cge, cgi);
+    CellAdjointOpen<T, kSurrogate>(p, slope, inv_d, v[k], ge[k], gi[k],
+                                   (flags[k] & kOpen) ? T(1) : T(0), ct_v_new[k], ct_s[k], cv,
+                                   cge, cgi);
     ct_v[k] = cv;
     ct_ge[k] = cge + d_exc * ct_ge_next[k];
     ct_gi[k] = cgi + d_inh * ct_gi_next[k];
@@ -254,9 +237,10 @@ struct Layout {
 //   0 v_E  1 g_exc_E  2 g_inh_E  3 ref_E  4 s_E  5 v_I  6 g_exc_I  7 g_inh_I  8 ref_I  9 s_I
 //   10 out_v  11 count_E  12 count_I  13 out_sum  14 W_in  15 W_EE  16 W_EI  17 W_IE  18 W_II
 //   19 W_out  20 sample (L, K)  21 channel (L, K)      (an absent W block has no elements)
-// Results 14..22 (recorded per step when record = 1, else with no elements):
-//   14 V_E  15 g_exc_E  16 g_inh_E  17 ref_E  18 s_E(after)  19 V_I  20 g_exc_I  21 g_inh_I
-//   22 ref_I
+// Results 14..21 (recorded per step when record = 1, else with no elements):
+//   14 V_E  15 g_exc_E  16 g_inh_E  17 flags_E (uint8)  18 V_I  19 g_exc_I  20 g_inh_I
+//   21 flags_I (uint8)      (V before the cell update, the conductances entering it, and
+//   the flags of cells.h's CellRecord: bit 0 open, bit 1 fired)
 template <typename T>
 ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
                         const ffi::Dictionary& attrs, ffi::ThreadPool& pool) {
@@ -266,7 +250,7 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   std::vector<ffi::AnyBuffer> in;
   std::vector<void*> out;
   if (ffi::Error err = Operands(args, 22, in); err.failure()) return err;
-  if (ffi::Error err = Results(rets, 23, out); err.failure()) return err;
+  if (ffi::Error err = Results(rets, 22, out); err.failure()) return err;
   auto vd = in[0].dimensions();
   auto id = in[5].dimensions();
   auto win = in[14].dimensions();
@@ -293,22 +277,26 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
       GroupEvents(static_cast<const int32_t*>(in[20].untyped_data()),
                   static_cast<const int32_t*>(in[21].untyped_data()), d.steps, d.k, B, d.n_in);
   const EventIndex* ev_index = &events;
-  T* o[23];
-  for (int r = 0; r < 23; ++r) o[r] = static_cast<T*>(out[r]);
+  T* o[22];
+  for (int r = 0; r < 22; ++r) o[r] = static_cast<T*>(out[r]);
   int32_t* ref_e = static_cast<int32_t*>(out[3]);
   int32_t* ref_i = static_cast<int32_t*>(out[8]);
-  int32_t* rec_ref_e = static_cast<int32_t*>(out[17]);
-  int32_t* rec_ref_i = static_cast<int32_t*>(out[22]);
+  uint8_t* rec_flags_e = static_cast<uint8_t*>(out[17]);
+  uint8_t* rec_flags_i = static_cast<uint8_t*>(out[21]);
   const Net<T>* n = &net;
 
   auto trials = [=](int64_t lo, int64_t hi) {
-    std::vector<T> scratch(2 * NE + 2 * NI + NE + NO);
-    T* rec_ee = scratch.data();
-    T* rec_ie = rec_ee + NE;
-    T* rec_ei = rec_ie + NE;
-    T* rec_ii = rec_ei + NI;
-    T* drive_in = rec_ii + NI;
-    T* drive_out = drive_in + NE;
+    // the step's inputs, zero between steps (the cell pass reads and clears them)
+    std::vector<T> scratch(3 * NE + 2 * NI + NO, T(0));
+    T* in_exc_e = scratch.data();  // from E spikes (W_EE)
+    T* in_inh_e = in_exc_e + NE;   // from I spikes (W_IE)
+    T* drive_in = in_inh_e + NE;   // input events (W_in)
+    T* in_exc_i = drive_in + NE;   // W_EI
+    T* in_inh_i = in_exc_i + NI;   // W_II
+    T* drive_out = in_inh_i + NI;
+    std::vector<int32_t> lists(NE + NI);
+    int32_t* list_e = lists.data();
+    int32_t* list_i = list_e + NE;
     for (int64_t b = lo; b < hi; ++b) {
       PopRows<T> e{o[0] + b * NE, o[1] + b * NE, o[2] + b * NE, o[4] + b * NE, ref_e + b * NE};
       PopRows<T> i{o[5] + b * NI, o[6] + b * NI, o[7] + b * NI, o[9] + b * NI, ref_i + b * NI};
@@ -316,57 +304,48 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
       T* count_e = o[11] + b * NE;
       T* count_i = o[12] + b * NI;
       T* out_sum = o[13] + b * NO;
+      int64_t n_e = ListSpikes(e.s, NE, list_e), n_i = ListSpikes(i.s, NI, list_i);
       for (int64_t t = 0; t < d.steps; ++t) {
-        // 1. conductances: decay, then the previous step's spikes, then the input events
-        if (d.has_ee) std::fill(rec_ee, rec_ee + NE, T(0));
-        if (d.has_ei) std::fill(rec_ei, rec_ei + NI, T(0));
-        if (d.has_ee || d.has_ei) {
-          ForEachSpike(e.s, NE, [&](int64_t pre, T value) {
-            if (d.has_ee) AddRow(rec_ee, w_ee + pre * NE, value, NE);
-            if (d.has_ei) AddRow(rec_ei, w_ei + pre * NI, value, NI);
-          });
+        // 1. the previous step's spikes (in increasing order, weighted by their value) and
+        // this step's input events
+        for (int64_t j = 0; j < n_e; ++j) {
+          const int64_t pre = list_e[j];
+          if (d.has_ee) AddRow(in_exc_e, w_ee + pre * NE, e.s[pre], NE);
+          if (d.has_ei) AddRow(in_exc_i, w_ei + pre * NI, e.s[pre], NI);
         }
-        if (d.has_ie) std::fill(rec_ie, rec_ie + NE, T(0));
-        if (d.has_ii) std::fill(rec_ii, rec_ii + NI, T(0));
-        if (d.has_ie || d.has_ii) {
-          ForEachSpike(i.s, NI, [&](int64_t pre, T value) {
-            if (d.has_ie) AddRow(rec_ie, w_ie + pre * NE, value, NE);
-            if (d.has_ii) AddRow(rec_ii, w_ii + pre * NI, value, NI);
-          });
+        for (int64_t j = 0; j < n_i; ++j) {
+          const int64_t pre = list_i[j];
+          if (d.has_ie) AddRow(in_inh_e, w_ie + pre * NE, i.s[pre], NE);
+          if (d.has_ii) AddRow(in_inh_i, w_ii + pre * NI, i.s[pre], NI);
         }
-        Decay<T>(e.g_exc, d.has_ee ? rec_ee : nullptr, n->d_ampa, NE);
-        Decay<T>(e.g_inh, d.has_ie ? rec_ie : nullptr, n->d_gaba, NE);
-        Decay<T>(i.g_exc, d.has_ei ? rec_ei : nullptr, n->d_ampa, NI);
-        Decay<T>(i.g_inh, d.has_ii ? rec_ii : nullptr, n->d_gaba, NI);
         const int64_t* start = ev_index->start.data() + t * (B + 1);
-        if (start[b + 1] > start[b]) {
-          std::fill(drive_in, drive_in + NE, T(0));
-          for (int64_t j = start[b]; j < start[b + 1]; ++j) {
-            AddRow(drive_in, w_in + int64_t(ev_index->channel[j]) * NE, T(1), NE);
-          }
-          Decay<T>(e.g_exc, drive_in, T(1), NE);  // g + drive (times 1: exact)
+        const bool driven = start[b + 1] > start[b];
+        for (int64_t j = start[b]; j < start[b + 1]; ++j) {
+          AddRow(drive_in, w_in + int64_t(ev_index->channel[j]) * NE, T(1), NE);
         }
-        // 2-3. cell updates (recording what the adjoint needs)
-        const int64_t re = (t * B + b) * NE, ri = (t * B + b) * NI;
+        // 2-3. conductances and cells, recording what the adjoint needs
+        CellRecord<T> rec_e, rec_i;
         if (d.record) {
-          UpdateCells<T>(n->e, e, count_e, NE, o[14] + re, o[15] + re, o[16] + re,
-                         rec_ref_e + re, o[18] + re);
-          UpdateCells<T>(n->i, i, count_i, NI, o[19] + ri, o[20] + ri, o[21] + ri,
-                         rec_ref_i + ri, nullptr);
-        } else {
-          UpdateCells<T>(n->e, e, count_e, NE, nullptr, nullptr, nullptr, nullptr, nullptr);
-          UpdateCells<T>(n->i, i, count_i, NI, nullptr, nullptr, nullptr, nullptr, nullptr);
+          const int64_t re = (t * B + b) * NE, ri = (t * B + b) * NI;
+          rec_e = {o[14] + re, o[15] + re, o[16] + re, rec_flags_e + re};
+          rec_i = {o[18] + ri, o[19] + ri, o[20] + ri, rec_flags_i + ri};
         }
+        n_e = StepCells<T>(n->e, n->d_ampa, n->d_gaba, e.v, e.g_exc, e.g_inh, e.ref, e.s,
+                           in_exc_e, in_inh_e, driven ? drive_in : nullptr, rec_e, list_e, NE);
+        n_i = StepCells<T>(n->i, n->d_ampa, n->d_gaba, i.v, i.g_exc, i.g_inh, i.ref, i.s,
+                           in_exc_i, in_inh_i, nullptr, rec_i, list_i, NI);
+        for (int64_t j = 0; j < n_e; ++j) count_e[list_e[j]] += T(1);
+        for (int64_t j = 0; j < n_i; ++j) count_i[list_i[j]] += T(1);
         // 4. readout
-        std::fill(drive_out, drive_out + NO, T(0));
-        ForEachSpike(e.s, NE, [&](int64_t pre, T value) {
-          AddRow(drive_out, w_out + pre * NO, value, NO);
-        });
+        for (int64_t j = 0; j < n_e; ++j) {
+          AddRow(drive_out, w_out + int64_t(list_e[j]) * NO, T(1), NO);
+        }
         for (int64_t c = 0; c < NO; ++c) {
           const T u = n->beta * out_v[c] + n->kappa * drive_out[c];
           const T fired = u >= n->theta ? T(1) : T(0);
           out_sum[c] = out_sum[c] + u;
           out_v[c] = u - fired * n->theta;
+          drive_out[c] = T(0);
         }
       }
     }
@@ -377,8 +356,8 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
 
 ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                               ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 22 || rets.size() != 23) {
-    return ffi::Error::InvalidArgument("network_forward: 22 operands and 23 results expected");
+  if (args.size() != 22 || rets.size() != 22) {
+    return ffi::Error::InvalidArgument("network_forward: 22 operands and 22 results expected");
   }
   auto first = args.get<ffi::AnyBuffer>(0);
   if (!first.has_value()) return first.error();
@@ -389,11 +368,11 @@ ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
 
 // Arguments of network_adjoint_step (stacks (L, B, n) as recorded by network_forward):
 //   0 t (int32 scalar: the step within the chunk)
-//   1 V_E  2 g_exc_E  3 g_inh_E  4 ref_E  5 V_I  6 g_exc_I  7 g_inh_I  8 ref_I   (stacks)
+//   1 V_E  2 g_exc_E  3 g_inh_E  4 flags_E  5 V_I  6 g_exc_I  7 g_inh_I  8 flags_I  (stacks)
 //   9 lambda_V_E  10 Lambda_g_exc_E(next)  11 Lambda_g_inh_E(next)  12 lambda_s_E(products)
 //   13 lambda_V_I 14 Lambda_g_exc_I(next)  15 Lambda_g_inh_I(next)  16 lambda_s_I(products)
 //   17 lambda_out_v  18 c_count_E  19 c_count_I  20 c_sum  21 W_out^T (n_out, n_E)
-//   22 dL/dW_in so far  23 dL/dW_out so far  24 s_E (stack)  25 sample (L, K)  26 channel
+//   22 dL/dW_in so far  23 dL/dW_out so far  24 sample (L, K)  25 channel
 // Results: 0 lambda_V_E(prev)  1 Lambda_g_exc_E  2 Lambda_g_inh_E  3 lambda_V_I(prev)
 //   4 Lambda_g_exc_I  5 Lambda_g_inh_I  6 lambda_out_v(prev)  7 lambda_u (B, n_out)
 //   8 dL/dW_in  9 dL/dW_out (with this step's terms)
@@ -410,7 +389,7 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   const T slope = T(*slope_attr), inv_d = T(1) / T(*damping_attr);
   std::vector<ffi::AnyBuffer> in;
   std::vector<void*> data;
-  if (ffi::Error err = Operands(args, 27, in); err.failure()) return err;
+  if (ffi::Error err = Operands(args, 26, in); err.failure()) return err;
   if (ffi::Error err = Results(rets, 10, data); err.failure()) return err;
   std::vector<T*> o;
   for (void* d : data) o.push_back(static_cast<T*>(d));
@@ -426,9 +405,10 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   auto ptr = [&](int a) { return static_cast<const T*>(in[a].untyped_data()); };
   auto iptr = [&](int a) { return static_cast<const int32_t*>(in[a].untyped_data()); };
   const T *v_e = ptr(1) + t * B * NE, *ge_e = ptr(2) + t * B * NE, *gi_e = ptr(3) + t * B * NE;
-  const int32_t* ref_e = iptr(4) + t * B * NE;
+  auto fptr = [&](int a) { return static_cast<const uint8_t*>(in[a].untyped_data()); };
+  const uint8_t* flags_e = fptr(4) + t * B * NE;
   const T *v_i = ptr(5) + t * B * NI, *ge_i = ptr(6) + t * B * NI, *gi_i = ptr(7) + t * B * NI;
-  const int32_t* ref_i = iptr(8) + t * B * NI;
+  const uint8_t* flags_i = fptr(8) + t * B * NI;
   const T *lv_e = ptr(9), *lge_e = ptr(10), *lgi_e = ptr(11), *ls_e = ptr(12);
   const T *lv_i = ptr(13), *lge_i = ptr(14), *lgi_i = ptr(15), *ls_i = ptr(16);
   const T *lout = ptr(17), *c_count_e = ptr(18), *c_count_i = ptr(19), *c_sum = ptr(20);
@@ -448,11 +428,11 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
       for (int64_t k = 0; k < NE; ++k) ct_s[k] = ls_e[be + k] + c_count_e[be + k];
       for (int64_t c = 0; c < NO; ++c) AddRow(ct_s.data(), w_out_t + c * NE, n->kappa * lu[c], NE);
       CellsAdjoint<T, kSurrogate>(n->e, slope, inv_d, n->d_ampa, n->d_gaba, v_e + be, ge_e + be,
-                                  gi_e + be, ref_e + be, lv_e + be, ct_s.data(), lge_e + be,
+                                  gi_e + be, flags_e + be, lv_e + be, ct_s.data(), lge_e + be,
                                   lgi_e + be, r[0] + be, r[1] + be, r[2] + be, NE);
       for (int64_t k = 0; k < NI; ++k) ct_s_i[k] = ls_i[bi + k] + c_count_i[bi + k];
       CellsAdjoint<T, kSurrogate>(n->i, slope, inv_d, n->d_ampa, n->d_gaba, v_i + bi, ge_i + bi,
-                                  gi_i + bi, ref_i + bi, lv_i + bi, ct_s_i.data(), lge_i + bi,
+                                  gi_i + bi, flags_i + bi, lv_i + bi, ct_s_i.data(), lge_i + bi,
                                   lgi_i + bi, r[3] + bi, r[4] + bi, r[5] + bi, NI);
     }
   };
@@ -462,7 +442,7 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   //   dL/dW_in[c] += Lambda_g_exc_E[b] per input event (b, c);  dL/dW_out[e] += kappa
   //   lambda_u[b] per E spike (b, e) of the step.
   auto gi = in[22].dimensions();
-  auto ev = in[25].dimensions();
+  auto ev = in[24].dimensions();
   if (gi.size() != 2 || ev.size() != 2 || ev[0] != L) {
     return ffi::Error::InvalidArgument("network_adjoint_step: W_in gradient 2-d, events (L, K)");
   }
@@ -471,9 +451,8 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   T* gw_out = o[9];
   if (gw_in != ptr(22)) std::memcpy(gw_in, ptr(22), sizeof(T) * NIN * NE);
   if (gw_out != ptr(23)) std::memcpy(gw_out, ptr(23), sizeof(T) * NE * NO);
-  const T* spikes = ptr(24) + t * B * NE;
-  const int32_t* sample = iptr(25) + t * K;
-  const int32_t* channel = iptr(26) + t * K;
+  const int32_t* sample = iptr(24) + t * K;
+  const int32_t* channel = iptr(25) + t * K;
   for (int64_t j = 0; j < K; ++j) {
     const int32_t b = sample[j], c = channel[j];
     if (b < 0 || b >= B || c < 0 || c >= NIN) continue;  // padding
@@ -481,7 +460,8 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   }
   for (int64_t b = 0; b < B; ++b) {
     const T* lu = o[7] + b * NO;
-    ForEachSpike(spikes + b * NE, NE, [&](int64_t e, T value) {
+    const uint8_t* fired = flags_e + b * NE;
+    ForEachFired<T>(fired, NE, [&](int64_t e, T value) {
       AddRow(gw_out + e * NO, lu, net.kappa * value, NO);
     });
   }
@@ -490,8 +470,8 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
 
 ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                                   ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 27 || rets.size() != 10) {
-    return ffi::Error::InvalidArgument("network_adjoint_step: 27 operands and 10 results expected");
+  if (args.size() != 26 || rets.size() != 10) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: 26 operands and 10 results expected");
   }
   auto probe = args.get<ffi::AnyBuffer>(1);
   if (!probe.has_value()) return probe.error();
