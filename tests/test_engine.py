@@ -333,3 +333,39 @@ def test_native_cell_update_float32_matches_xla_and_passes_nan():
     v_nan, ref_open = v.at[0, 0].set(jnp.nan), ref.at[0, 0].set(0)
     nan_out = native.population_forward(v_nan, g_exc, g_inh, ref_open, cfg.cell_e, cfg)
     assert bool(jnp.isnan(nan_out[0][0, 0])) and not bool(jnp.isnan(nan_out[0][0, 1]))
+
+
+def test_native_build_runs_once_for_processes_that_start_together(tmp_path, monkeypatch):
+    """Two builders on an empty cache (the Dask workers of a grid on a new machine): one
+    compiles, the other waits on the lock and takes its library; a failed compilation says
+    the compiler's last line."""
+    import threading
+    import time
+
+    from ei_sim.sim import native
+
+    monkeypatch.setenv("EI_SIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_compiler", lambda: "c++")
+    calls = []
+
+    def fake_compile(compiler, flags, work, out):
+        calls.append(flags)
+        time.sleep(0.3)  # long enough for the other builder to find the lock taken
+        out.write_bytes(b"library")
+        return None
+
+    monkeypatch.setattr(native, "_compile", fake_compile)
+    paths = []
+    threads = [threading.Thread(target=lambda: paths.append(native.build())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(paths) == 2 and paths[0] == paths[1]
+    assert paths[0].read_bytes() == b"library"
+    assert [p.name for p in tmp_path.joinpath("native").iterdir() if p.name.startswith(".build")] == []
+
+    paths[0].unlink()
+    monkeypatch.setattr(native, "_compile", lambda *a: "error: no such flag")
+    with pytest.raises(RuntimeError, match="no such flag"):
+        native.build()

@@ -26,6 +26,7 @@ The same library holds the network loop of ``ei-sim simulate`` for networks with
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -111,7 +112,12 @@ def library_path() -> Path:
 
 
 def build() -> Path:
-    """Compile the kernels into the cache (atomically) unless they are there; return the path."""
+    """Compile the kernels into the cache (atomically) unless they are there; return the path.
+
+    One process builds, the others wait for it: an exclusive ``flock`` on
+    ``<library>.lock`` is held while building (the Dask workers of a grid starting on an
+    empty cache build once, not once each). The sources are compiled in parallel, one
+    compiler per source file, then linked."""
     path = library_path()
     if path.exists():
         return path
@@ -119,24 +125,55 @@ def build() -> Path:
     if compiler is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
-    os.close(fd)
-    portable = tuple(f for f in FLAGS if f != "-march=native")
-    try:
-        for flags in (FLAGS, portable):
-            include = _jaxlib_dir() / "include"
-            cmd = [compiler, *flags, f"-I{include}", *map(str, SOURCES), "-o", tmp]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode == 0:
-                break
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise RuntimeError(f"compiling the native kernels failed: {last}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _build_lock(path):
+        if path.exists():  # built by the process that held the lock
+            return path
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as work:
+            tmp = Path(work) / path.name
+            portable = tuple(f for f in FLAGS if f != "-march=native")
+            for flags in (FLAGS, portable):
+                error = _compile(compiler, flags, Path(work), tmp)
+                if error is None:
+                    break
+            if error is not None:
+                raise RuntimeError(f"compiling the native kernels failed: {error}")
+            os.replace(tmp, path)
     return path
+
+
+def _compile(compiler: str, flags, work: Path, out: Path) -> str | None:
+    """Compile :data:`SOURCES` with ``flags`` (each source by its own compiler process, all at
+    once) and link them into ``out``; the compiler's last error line, or None."""
+    include = f"-I{_jaxlib_dir() / 'include'}"
+    objects = [work / f"{src.stem}.o" for src in SOURCES]
+    procs = [subprocess.Popen([compiler, *flags, include, "-c", str(src), "-o", str(obj)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for src, obj in zip(SOURCES, objects, strict=True)]  # fmt: skip
+    errors = [proc.communicate()[1] for proc in procs]
+    for proc, err in zip(procs, errors, strict=True):
+        if proc.returncode != 0:
+            return (err.strip().splitlines() or ["unknown error"])[-1]
+    link = subprocess.run([compiler, *flags, *map(str, objects), "-o", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    if link.returncode != 0:
+        return (link.stderr.strip().splitlines() or ["unknown error"])[-1]
+    return None
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """Hold an exclusive ``flock`` on ``<path>.lock`` (no lock where flock is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: every process builds for itself, as before
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock
+            pass
+        yield
 
 
 def disabled() -> bool:
