@@ -390,6 +390,16 @@ class SlurmWatch(WorkerWatch):
         pending = len(jobs) - len(running)
         return f"jobs {pending} pending, {len(running)} running; workers {len(workers)}"
 
+    def final_notes(self) -> None:
+        """Before the cluster closes: one last ``squeue``, so that a job that left the queue
+        while the last cells finished is still reported (:attr:`notes`)."""
+        now = self.clock()
+        states = squeue_states(self.noticed)
+        if states is None:
+            return
+        self.states, self.squeue_at = states, now
+        self._replace_ended(dict(self.cluster.workers), self._connected_jobs(self.workers()), now)
+
     def _my_states(self):
         ids = {j.job_id for j in dict(self.cluster.workers).values() if j.job_id}
         return [state for job_id, state in self.states.items() if job_id in ids]

@@ -514,6 +514,12 @@ def _run_on_dask(client, spec, todo, cell_root, finish, running=None, on_epoch=N
                     sum(epochs_done(d) for _, d in futures.values()))  # fmt: skip
         if not done:
             _wait_for_one(futures)
+    final = getattr(watch, "final_notes", None)  # a SLURM job that left as the grid ended
+    if final is not None:
+        final()
+    for line in watch.notes:
+        log(line)
+    watch.notes.clear()
 
 
 def _wait_for_one(futures) -> None:
