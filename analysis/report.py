@@ -40,6 +40,7 @@ from ei_sim.analysis import basins, cliff
 from ei_sim.analysis import figures as F
 from ei_sim.store.atomic import write_text
 from ei_sim.store.kinds import file_kind as _file_kind
+from ei_sim.store.verify import resolve  # a run directory stands for its run.h5
 
 REPORT_KINDS = ("run", "simulate", "grid", *cliff.SWEEP_KINDS)
 RASTER_CELLS = 400  # at most this many cells per raster (evenly spaced over the population)
@@ -93,15 +94,6 @@ def file_kind(path: str) -> str:
     )
 
 
-def resolve(path: str) -> str:
-    """The file behind ``path``: a run directory gives its ``run.h5``."""
-    if os.path.isdir(path):
-        inner = os.path.join(path, "run.h5")
-        if not os.path.isfile(inner):
-            raise ValueError(f"{path} is a folder without a run.h5; give a run directory or "
-                             "a run, simulate, grid or sweep file")  # fmt: skip
-        return inner
-    return path
 
 
 # ---------------------------------------------------------------- HTML pieces
