@@ -11,7 +11,9 @@ of waiting forever.
 
 **SLURM.** :class:`SlurmWatch` also keeps the jobs: a job that left the queue without a
 live worker (scancel, walltime, node failure, a refused submission) is replaced, and when
-fewer cells remain than workers, pending and then idle jobs are cancelled. It reads
+fewer cells remain than workers, pending and then idle jobs are cancelled (never one whose
+worker has just left: squeue is read at once, and that job is reported and replaced when
+it leaves the queue). It reads
 ``squeue`` for the states of its jobs (the progress bar shows them) and for the reason a
 job is pending, which :class:`NoWorkers` quotes. A cell whose worker died is rerun by Dask
 on another worker; it resumes from its last completed epoch in its run directory
@@ -42,6 +44,8 @@ DEFAULT_WORKER_TIMEOUT_S = 300.0  # how long a grid waits for a first (or any) D
 SQUEUE_EVERY_S = 5.0  # how often the SLURM watch reads squeue
 RESUBMIT_EVERY_S = 10.0  # at most one round of replacement jobs this often
 SQUEUE_TIMEOUT_S = 20.0
+LOST_GRACE_S = 60.0  # a job whose worker left is not cancelled as spare for this long
+FINAL_SQUEUE_TRIES = 20  # squeue reads (0.5 s apart) as the grid ends, for a job still listed
 ALLOWED_FAILURES = 10  # worker deaths a cell survives on SLURM (walltime kills included)
 JOB_NAME = "ei-sim"  # the SLURM job name when the Dask configuration keeps its default
 JOB_WORKER_BYTES = validate.GIB  # a worker process with JAX and its programs (0.8 GiB, tiny)
@@ -357,6 +361,7 @@ class SlurmWatch(WorkerWatch):
         self.submit_error: str | None = None
         self.ended_unjoined = 0  # jobs that left the queue before their worker joined
         self.joined: dict[str, float] = {}  # job name -> when its first worker joined
+        self.lost: dict[str, float] = {}  # job name -> when its joined workers were seen gone
 
     def workers(self) -> dict:
         return dict(dict(self.cluster.scheduler_info).get("workers", {}))
@@ -371,7 +376,11 @@ class SlurmWatch(WorkerWatch):
         for job in jobs.values():
             if job.job_id and job.job_id not in self.noticed:
                 self.noticed[job.job_id] = now
-        if now - self.squeue_at >= SQUEUE_EVERY_S:
+        self._note_lost(jobs, connected, now)
+        # a job whose worker left: squeue every second until it has left the queue
+        lost = any(t > self.squeue_at or jobs[n].job_id in self.states
+                   for n, t in self.lost.items())  # fmt: skip
+        if now - self.squeue_at >= (1.0 if lost else SQUEUE_EVERY_S):
             states = squeue_states(self.noticed)
             if states is not None:
                 self.states, self.squeue_at = states, now
@@ -390,15 +399,31 @@ class SlurmWatch(WorkerWatch):
         pending = len(jobs) - len(running)
         return f"jobs {pending} pending, {len(running)} running; workers {len(workers)}"
 
-    def final_notes(self) -> None:
-        """Before the cluster closes: one last ``squeue``, so that a job that left the queue
-        while the last cells finished is still reported (:attr:`notes`)."""
-        now = self.clock()
-        states = squeue_states(self.noticed)
-        if states is None:
-            return
-        self.states, self.squeue_at = states, now
-        self._replace_ended(dict(self.cluster.workers), self._connected_jobs(self.workers()), now)
+    def final_notes(self, pause_s: float = 0.5) -> None:
+        """Before the cluster closes: read ``squeue`` again, so that a job that left the
+        queue while the last cells finished is still reported (:attr:`notes`). A job whose
+        worker left but that squeue still lists (completing) is waited for, at most
+        :data:`FINAL_SQUEUE_TRIES` reads ``pause_s`` apart."""
+        connected = self._connected_jobs(self.workers())
+        for attempt in range(FINAL_SQUEUE_TRIES):
+            states = squeue_states(self.noticed)
+            if states is None:
+                return
+            self.states, self.squeue_at = states, self.clock()
+            jobs = dict(self.cluster.workers)
+            self._note_lost(jobs, connected, self.squeue_at)
+            if not any(jobs[n].job_id in states for n in self.lost):
+                break
+            time.sleep(pause_s)
+        self._replace_ended(dict(self.cluster.workers), connected, self.squeue_at)
+
+    def _note_lost(self, jobs: dict, connected: set[str], now: float) -> None:
+        """Keep :attr:`lost`: the jobs still held whose workers had joined and are gone."""
+        for name in set(self.joined) - connected:
+            if name in jobs:
+                self.lost.setdefault(name, now)
+        for name in [n for n in self.lost if n in connected or n not in jobs]:
+            del self.lost[name]
 
     def _my_states(self):
         ids = {j.job_id for j in dict(self.cluster.workers).values() if j.job_id}
@@ -449,11 +474,16 @@ class SlurmWatch(WorkerWatch):
             self.cluster.scale(jobs=max(target, len(specs)))
             self.rescaled_at = now
         elif len(specs) > target:
-            spare = [n for n in specs if n not in connected]
-            if not cells_waiting and len(spare) < len(specs) - target:
+            # a job whose worker has just left is about to leave the queue: it is counted as
+            # gone, and left for _replace_ended to report, not cancelled here unseen
+            held = {n for n in specs if n not in connected
+                    and now - self.lost.get(n, -math.inf) < LOST_GRACE_S}  # fmt: skip
+            excess = len(specs) - len(held) - target
+            spare = [n for n in specs if n not in connected and n not in held]
+            if not cells_waiting and len(spare) < excess:
                 idle = self._idle_jobs(connected, cells_left)
                 spare += sorted(idle, key=lambda n: -self.joined.get(n, now))
-            drop = spare[: len(specs) - target]
+            drop = spare[: max(0, excess)]
             if drop:
                 self.cluster.sync(self.cluster.scale_down, drop)
 

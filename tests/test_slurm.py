@@ -260,6 +260,88 @@ def test_importing_dask_jobqueue_keeps_ctrl_c():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+class _Job:
+    def __init__(self, job_id):
+        self.job_id = job_id
+
+
+class _FakeSlurm:
+    """The parts of a dask-jobqueue ``SLURMCluster`` that :class:`SlurmWatch` reads, with jobs
+    by name (``worker_spec``/``workers``) and connected workers named after their jobs."""
+
+    def __init__(self, jobs: dict[str, str]):
+        self.worker_spec = dict.fromkeys(jobs)
+        self.workers = {name: _Job(job_id) for name, job_id in jobs.items()}
+        self.connected = set(jobs)
+        self.cancelled: list[str] = []
+
+    @property
+    def scheduler_info(self):
+        return {"workers": {f"tcp://{n}": {"name": n, "nthreads": 1} for n in self.connected}}
+
+    def scale(self, jobs):  # pragma: no cover - not reached in these tests
+        raise AssertionError("no job should be submitted")
+
+    def scale_down(self, names):
+        for name in names:
+            self.cancelled.append(name)
+            self.worker_spec.pop(name, None)
+            self.workers.pop(name, None)
+
+    def sync(self, fn, *args):
+        return fn(*args)
+
+
+class _FakeClient:
+    def processing(self):
+        return {}
+
+
+def test_a_job_whose_worker_left_is_reported_not_cancelled_unseen(monkeypatch):
+    """Regression (CI, one run in three): a cancelled job's worker is gone while squeue still
+    lists the job (completing), and fewer cells are left than jobs. The watch must not cancel
+    that job as spare without a word: it reads squeue at once, waits for the job to leave the
+    queue, and reports it; the grid's last read (``final_notes``) does the same."""
+    from ei_sim.sweeps import cluster as cl
+
+    listed = {"1": ("RUNNING", "None"), "2": ("COMPLETING", "None")}
+    reads = []
+
+    def squeue(ids, user=None):
+        reads.append(sorted(listed))
+        return dict(listed)
+
+    monkeypatch.setattr(cl, "squeue_states", squeue)
+    now = [0.0]
+    fake = _FakeSlurm({"a": "1", "b": "2"})
+    watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
+    watch.poll(cells_left=2)
+    assert set(watch.joined) == {"a", "b"}
+    watch.notes.clear()  # "first worker joined"
+    now[0] = 6.0
+    fake.connected = {"a"}  # b's worker is gone; squeue still lists b, completing
+    watch.poll(cells_left=1)  # one cell left: one job is enough
+    assert fake.cancelled == [] and not watch.notes  # b is neither cancelled nor reported yet
+    del listed["2"]  # b leaves the queue
+    now[0] = 7.5  # under SQUEUE_EVERY_S since the last read: read anyway, b is lost
+    watch.poll(cells_left=1)
+    assert fake.cancelled == ["b"]
+    assert [x for x in watch.notes if "job 2 left the queue" in x], watch.notes
+
+    # the same loss as the grid ends: final_notes waits for squeue to drop the job
+    listed.update({"3": ("RUNNING", "None"), "4": ("COMPLETING", "None")})
+    fake = _FakeSlurm({"c": "3", "d": "4"})
+    watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
+    watch.poll(cells_left=2)
+    fake.connected = {"c"}
+    now[0] = 9.0
+    answers = iter([{"3": listed["3"], "4": listed["4"]}, {"3": listed["3"]}])
+    monkeypatch.setattr(cl, "squeue_states", lambda ids, user=None: next(answers))
+    watch.final_notes(pause_s=0)
+    assert fake.cancelled == ["d"]
+    assert [x for x in watch.notes if "job 4 left the queue" in x], watch.notes
+
+
 @pytest.fixture
 def bare_scheduler():
     """A ``dask scheduler`` with no worker; its address."""
