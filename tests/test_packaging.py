@@ -37,6 +37,9 @@ def test_the_wheel_holds_one_top_level_name_and_imports_from_a_clean_folder(tmp_
         "print(ei_sim.__file__, ei_sim.models.__file__, ei_sim.sweeps.grid.__file__)\n"
         "print(sorted(PRESETS))\n"
         "print(files('ei_sim.reference').joinpath('pinglab.json').is_file())\n"
+        "from ei_sim.analysis.reproduce.reference import DEFAULT_PATH, load_reference\n"
+        "from ei_sim.analysis.reproduce.results import shipped_root\n"
+        "print(DEFAULT_PATH, len(load_reference().entries) > 100, shipped_root())\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
@@ -44,3 +47,6 @@ def test_the_wheel_holds_one_top_level_name_and_imports_from_a_clean_folder(tmp_
     out = done.stdout.split("\n")
     assert all(path.startswith(str(target)) for path in out[0].split()), out[0]
     assert out[1] == "['coba', 'ping', 'va_coba', 'wilson_cowan']" and out[2] == "True"
+    reference, loaded, results = out[3].split()  # ei-sim reproduce finds the lab's numbers
+    assert reference.startswith(str(target)) and loaded == "True", out[3]
+    assert results.startswith(str(target)) and os.path.isdir(results), out[3]

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
+from importlib.resources import files
 from typing import NamedTuple
 
-DEFAULT_PATH = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "data",
-    "reference",
-    "pinglab.json",
-)
+# the shipped file, through the package (data/reference/ is installed as ei_sim.reference)
+DEFAULT_PATH = str(files("ei_sim.reference").joinpath("pinglab.json"))
 
 
 class Entry(NamedTuple):
