@@ -250,3 +250,30 @@ def test_kind_less_simulate_file_and_old_named_schema_are_read(tmp_path):
     save_stage(store, "sweep", {"n": 1})  # the next stage stamps today's version
     with h5py.File(store, "r") as fh:
         assert fh.attrs["schema_version"] == 1 and set(fh["stages"]) == {"baseline", "sweep"}
+
+
+def test_provenance_commit_says_when_the_tree_had_changes(tmp_path):
+    """``provenance.git_commit``: the commit, ``+dirty`` when tracked files differ from it
+    (a run trained from modified code must not claim the commit's code), "unknown" outside a
+    checkout."""
+    import subprocess
+
+    from ei_sim.store.attrs import git_commit
+
+    def git(*args):
+        who = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+        subprocess.run(["git", "-C", str(tmp_path), *who, *args], check=True,
+                       capture_output=True)  # fmt: skip
+
+    assert git_commit(str(tmp_path)) == "unknown"
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "one")
+    sha = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], check=True,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    assert git_commit(str(tmp_path)) == sha
+    (tmp_path / "notes.txt").write_text("untracked\n")  # untracked files are not the code
+    assert git_commit(str(tmp_path)) == sha
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert git_commit(str(tmp_path)) == sha + "+dirty"

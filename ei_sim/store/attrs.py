@@ -19,16 +19,24 @@ import numpy as np
 import ei_sim
 
 
-def git_commit() -> str:
-    """Commit of the ei-sim source tree, or "unknown" outside a git checkout."""
-    here = os.path.dirname(os.path.abspath(ei_sim.__file__))
+def git_commit(folder: str | None = None) -> str:
+    """Commit of the ei-sim source tree (or of the checkout holding ``folder``), with
+    ``+dirty`` appended when tracked files differ from it; "unknown" outside a git checkout."""
+    here = folder or os.path.dirname(os.path.abspath(ei_sim.__file__))
+
+    def git(*args):
+        return subprocess.run(["git", "-C", here, *args], capture_output=True, text=True,
+                              timeout=5)  # fmt: skip
+
     try:
-        out = subprocess.run(
-            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        out = git("rev-parse", "HEAD")
+        if out.returncode != 0:
+            return "unknown"
+        changed = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+    dirty = changed.returncode == 0 and changed.stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def jax_version() -> str:
