@@ -684,18 +684,24 @@ def grid_body(path: str, log) -> str:
     from ei_sim.analysis.sweep_plots import cell_verdict, grid_heatmap_figures
     from ei_sim.store.attrs import read_attrs
     from ei_sim.store.kinds import open_kind
-    from ei_sim.sweeps.store import read_cells
+    from ei_sim.sweeps.store import read_cells, unfinished_cells
 
-    result = basins.analyze_grid(basins.read_grid(path))
     cells = read_cells(path)
     with open_kind(path, "grid") as fh:
         attrs = read_attrs(fh)
+    pending = unfinished_cells(path)
+    if not cells:
+        body = cards([("0", "cells finished"), (f"{len(pending)}", "cells to train")])
+        body += unfinished_section(pending)
+        return body + parameters_section(attrs, ("grid.",), "Grid settings")
+    result = basins.analyze_grid(basins.read_grid(path))
     t = result["table"]
     acc = 100 * t["best_accuracy"]
     by_name = {c["name"]: cell_verdict(c) for c in cells}
     stored = np.array([by_name[name] != "no verdict stored" for name in t["name"]])
     body = cards([
-        (f"{len(cells)}", "cells"),
+        (f"{len(cells)}" + (f" of {len(cells) + len(pending)}" if pending else ""),
+         "cells finished" if pending else "cells"),
         (f"{len(set(t['w_ei']))} x {len(set(t['w_ie']))}", "W_EI x W_IE values"),
         (f"{np.nanmin(acc):.1f}-{np.nanmax(acc):.1f} %", "best accuracy range"),
         (", ".join(f"{s['label']} {s['n']}" for s in result["summary"]), "basins"),
@@ -740,9 +746,34 @@ def grid_body(path: str, log) -> str:
         f"with the labels with adjusted Rand index {esc(fmt(ari, 3))} (1: the same "
         f"partition; 0: chance).</p><pre>{esc(basins.format_basins(result))}</pre>"
     )
+    body += unfinished_section(pending)
     body += ABOUT_VERDICT
     body += parameters_section(attrs, ("grid.",), "Grid settings")
     return body
+
+
+def unfinished_section(pending: list[dict]) -> str:
+    """The cells the grid names but does not hold yet, with how far each run has got (read
+    from the cells' run files when the report is made); "" when every cell is finished."""
+    if not pending:
+        return ""
+    rows = []
+    for c in pending:
+        of = f" of {c['epochs']}" if c["epochs"] else ""
+        rows.append({"cell": c["name"], "W_EI (uS)": c["w_ei"], "W_IE (uS)": c["w_ie"],
+                     "seed": c["seed"],
+                     "epochs": f"{c['epochs_done']}{of}" if c["epochs_done"] else "not started",
+                     "best acc so far (%)": 100 * c["best_accuracy"],
+                     "E, last epoch (Hz)": c["rate_e_Hz"],
+                     "I, last epoch (Hz)": c["rate_i_Hz"]})  # fmt: skip
+    started = sum(c["epochs_done"] > 0 for c in pending)
+    return (
+        f"<h2>Cells not finished</h2><p>{len(pending)} cells of this grid are not in the store "
+        f"yet; {started} of them have stored epochs in their run files (read when this "
+        "report was made; the figures and tables above hold the finished cells only).</p>"
+        + table(rows, ("W_EI (uS)", "W_IE (uS)", "seed", "best acc so far (%)",
+                       "E, last epoch (Hz)", "I, last epoch (Hz)"))  # fmt: skip
+    )
 
 
 # ---------------------------------------------------------------- sweeps

@@ -23,8 +23,10 @@ root carries its checksum, verified by :func:`read_sweep`.
 
 from __future__ import annotations
 
+import ast
 import functools
 import glob
+import math
 import os
 
 import h5py
@@ -193,6 +195,63 @@ def read_grid(path: str, metrics: bool = True) -> dict:
                 cell["metrics"] = {k: np.asarray(values[k][()], float) for k in values}
             cells.append(cell)
         return {"attrs": read_attrs(fh), "cells": cells}
+
+
+def planned_cells(attrs: dict) -> list[tuple[float, float, int]]:
+    """The ``(w_ei, w_ie, seed)`` cells that a grid store's settings (its root attributes)
+    name, seed by seed as :meth:`ei_sim.sweeps.grid.GridSpec.cells` orders them; [] when the
+    store does not say (an earlier release's)."""
+    try:
+        w_ei = [float(v) for v in ast.literal_eval(str(attrs["grid.w_ei"]))]
+        w_ie = [float(v) for v in ast.literal_eval(str(attrs["grid.w_ie"]))]
+        seeds = [int(v) for v in ast.literal_eval(str(attrs["grid.seeds"]))]
+    except (KeyError, ValueError, SyntaxError, TypeError):
+        return []
+    ratio = str(attrs.get("grid.diagonal_ratio", "none"))
+    if ratio != "none":
+        pairs = [(a, float(ratio) * a) for a in w_ei]
+    else:
+        pairs = [(a, b) for a in w_ei for b in w_ie]
+    return [(a, b, s) for s in seeds for a, b in pairs]
+
+
+def unfinished_cells(path: str) -> list[dict]:
+    """The cells a grid store names but does not hold yet, each with how far its run has got:
+    ``name``, ``w_ei``, ``w_ie``, ``seed``, ``epochs_done`` (0: not started), ``epochs`` (the
+    run's target, else the store's; None when neither says) and, once an epoch is stored, from the
+    run file's per-epoch test metrics: ``best_accuracy`` so far and the last epoch's
+    ``rate_e_Hz`` and ``rate_i_Hz``. Reads the run files only, so it can run while a campaign
+    trains; a run file that cannot be read now counts as not started."""
+    data = read_grid(path, metrics=False)
+    attrs, done = data["attrs"], {c["name"] for c in data["cells"]}
+    target = attrs.get("grid.train.epochs")
+    try:
+        target = int(target) if target is not None else None
+    except (TypeError, ValueError):
+        target = None
+    out = []
+    for w_ei, w_ie, seed in planned_cells(attrs):
+        name = cell_name(w_ei, w_ie, seed)
+        if name in done:
+            continue
+        cell = {"name": name, "w_ei": w_ei, "w_ie": w_ie, "seed": seed, "epochs_done": 0,
+                "epochs": target, "best_accuracy": math.nan, "rate_e_Hz": math.nan,
+                "rate_i_Hz": math.nan}  # fmt: skip
+        try:
+            with h5py.File(run_path(os.path.join(cells_dir(path), name)), "r") as fh:
+                n = int(fh.attrs.get("epochs_done", 0))
+                if "train.epochs" in fh.attrs:  # the run's own target
+                    cell["epochs"] = int(fh.attrs["train.epochs"])
+                if n and "metrics" in fh:
+                    m = fh["metrics"]
+                    acc = np.asarray(m["test_accuracy"][:n], float)
+                    cell.update(epochs_done=n, best_accuracy=float(np.nanmax(acc)),
+                                rate_e_Hz=float(m["test_rate_e_Hz"][n - 1]),
+                                rate_i_Hz=float(m["test_rate_i_Hz"][n - 1]))  # fmt: skip
+        except (OSError, KeyError, ValueError, IndexError):
+            pass
+        out.append(cell)
+    return out
 
 
 def write_sweep(path: str, result: dict) -> None:

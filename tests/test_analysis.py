@@ -220,6 +220,48 @@ def test_basin_labels_and_unsupervised_check(tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
 
+def test_grid_report_shows_the_cells_still_training(tmp_path):
+    """A grid whose campaign is under way: the report names the cells not in the store yet,
+    with the epochs, best accuracy and last rates their run files hold; a store with no
+    finished cell yet gets a page too."""
+    import shutil
+
+    from golden_files import GRID_2X2
+
+    from ei_sim.sweeps.store import open_or_create, planned_cells, unfinished_cells
+
+    store = tmp_path / "grid.h5"
+    shutil.copy(GRID_2X2, store)
+    with h5py.File(store, "r+") as fh:  # the same grid with a third W_IE, 3 epochs per cell
+        fh.attrs["grid.w_ie"], fh.attrs["grid.train.epochs"] = "(0.0, 4.0, 8.0)", "3"
+        settings = {k: v for k, v in fh.attrs.items() if k.startswith("grid.")}
+    assert planned_cells(settings) == [(0.0, 0.0, 42), (0.0, 4.0, 42), (0.0, 8.0, 42),
+                                       (2.0, 0.0, 42), (2.0, 4.0, 42), (2.0, 8.0, 42)]
+    run_dir = tmp_path / "grid.h5.cells" / "wei2__wie8__seed42"
+    run_dir.mkdir(parents=True)
+    with h5py.File(run_dir / "run.h5", "w") as fh:  # two of three epochs stored
+        fh.attrs["epochs_done"] = 2
+        for key, values in {"test_accuracy": [0.5, 0.625, 0.0], "test_rate_e_Hz": [3.0, 4.5, 0],
+                            "test_rate_i_Hz": [10.0, 12.5, 0.0]}.items():  # fmt: skip
+            fh.create_dataset(f"metrics/{key}", data=np.array(values))
+    pending = {c["name"]: c for c in unfinished_cells(str(store))}
+    assert sorted(pending) == ["wei0__wie8__seed42", "wei2__wie8__seed42"]
+    assert pending["wei0__wie8__seed42"]["epochs_done"] == 0
+    started = pending["wei2__wie8__seed42"]
+    assert (started["epochs_done"], started["epochs"], started["best_accuracy"],
+            started["rate_e_Hz"], started["rate_i_Hz"]) == (2, 3, 0.625, 4.5, 12.5)
+    assert write_report(str(store), str(tmp_path / "grid.html")) == "grid"
+    page = (tmp_path / "grid.html").read_text()
+    assert "Cells not finished" in page and "4 of 6" in page and "2 of 3" in page
+    assert "not started" in page and "62.5" in page
+
+    empty = tmp_path / "empty.h5"  # a campaign's store before its first cell finished
+    open_or_create(str(empty), settings, force=False)
+    assert len(unfinished_cells(str(empty))) == 6
+    assert write_report(str(empty), str(tmp_path / "empty.html")) == "grid"
+    assert "6 cells of this grid are not in the store" in (tmp_path / "empty.html").read_text()
+
+
 # ---------------------------------------------------------------- gamma
 def _oscillating_raster(freq_Hz=40.0, p_fire=0.3, t_ms=500.0, dt_ms=0.1, n_e=200, n_i=50, b=4):
     """I cells volley at ``freq_Hz``; each E cell fires once per cycle with prob ``p_fire``."""
