@@ -699,8 +699,9 @@ def grid_body(path: str, log) -> str:
     acc = 100 * t["best_accuracy"]
     by_name = {c["name"]: cell_verdict(c) for c in cells}
     stored = np.array([by_name[name] != "no verdict stored" for name in t["name"]])
+    n_all = len({c["name"] for c in cells} | {c["name"] for c in pending})
     body = cards([
-        (f"{len(cells)}" + (f" of {len(cells) + len(pending)}" if pending else ""),
+        (f"{n_all - len(pending)} of {n_all}" if pending else f"{len(cells)}",
          "cells finished" if pending else "cells"),
         (f"{len(set(t['w_ei']))} x {len(set(t['w_ie']))}", "W_EI x W_IE values"),
         (f"{np.nanmin(acc):.1f}-{np.nanmax(acc):.1f} %", "best accuracy range"),
@@ -769,8 +770,9 @@ def unfinished_section(pending: list[dict]) -> str:
     started = sum(c["epochs_done"] > 0 for c in pending)
     return (
         f"<h2>Cells not finished</h2><p>{len(pending)} cells of this grid are not in the store "
-        f"yet; {started} of them have stored epochs in their run files (read when this "
-        "report was made; the figures and tables above hold the finished cells only).</p>"
+        f"yet, or are being continued to more epochs; {started} of them have stored epochs "
+        "in their run files (read when this report was made; the figures and tables above "
+        "hold the cells in the store, as stored).</p>"
         + table(rows, ("W_EI (uS)", "W_IE (uS)", "seed", "best acc so far (%)",
                        "E, last epoch (Hz)", "I, last epoch (Hz)"))  # fmt: skip
     )

@@ -11,9 +11,10 @@ of waiting forever.
 
 **SLURM.** :class:`SlurmWatch` also keeps the jobs: a job that left the queue without a
 live worker (scancel, walltime, node failure, a refused submission) is replaced, and when
-fewer cells remain than workers, pending and then idle jobs are cancelled (never one whose
-worker has just left: squeue is read at once, and that job is reported and replaced when
-it leaves the queue). It reads
+fewer cells remain than workers, pending and then idle jobs are cancelled (a job whose
+worker has just left is not: squeue is read at every poll for a while, and the job is
+reported and replaced when it leaves the queue; one still running without its worker after
+:data:`LOST_GRACE_S` is cancelled with a note). It reads
 ``squeue`` for the states of its jobs (the progress bar shows them) and for the reason a
 job is pending, which :class:`NoWorkers` quotes. A cell whose worker died is rerun by Dask
 on another worker; it resumes from its last completed epoch in its run directory
@@ -44,7 +45,8 @@ DEFAULT_WORKER_TIMEOUT_S = 300.0  # how long a grid waits for a first (or any) D
 SQUEUE_EVERY_S = 5.0  # how often the SLURM watch reads squeue
 RESUBMIT_EVERY_S = 10.0  # at most one round of replacement jobs this often
 SQUEUE_TIMEOUT_S = 20.0
-LOST_GRACE_S = 60.0  # a job whose worker left is not cancelled as spare for this long
+LOST_GRACE_S = 60.0  # a job whose worker left: squeue read at every poll, not cancelled
+# as spare, for this long (and for as long as squeue says it is completing)
 FINAL_SQUEUE_TRIES = 20  # squeue reads (0.5 s apart) as the grid ends, for a job still listed
 ALLOWED_FAILURES = 10  # worker deaths a cell survives on SLURM (walltime kills included)
 JOB_NAME = "ei-sim"  # the SLURM job name when the Dask configuration keeps its default
@@ -377,8 +379,10 @@ class SlurmWatch(WorkerWatch):
             if job.job_id and job.job_id not in self.noticed:
                 self.noticed[job.job_id] = now
         self._note_lost(jobs, connected, now)
-        # a job whose worker left: squeue every second until it has left the queue
-        lost = any(t > self.squeue_at or jobs[n].job_id in self.states
+        # a job whose worker has just left: squeue at every poll (at most once a second) until
+        # the job has left the queue, for at most LOST_GRACE_S
+        lost = any(t > self.squeue_at or (jobs[n].job_id in self.states
+                                           and now - t < LOST_GRACE_S)
                    for n, t in self.lost.items())  # fmt: skip
         if now - self.squeue_at >= (1.0 if lost else SQUEUE_EVERY_S):
             states = squeue_states(self.noticed)
@@ -405,17 +409,28 @@ class SlurmWatch(WorkerWatch):
         worker left but that squeue still lists (completing) is waited for, at most
         :data:`FINAL_SQUEUE_TRIES` reads ``pause_s`` apart."""
         connected = self._connected_jobs(self.workers())
-        for attempt in range(FINAL_SQUEUE_TRIES):
+        read = False
+        for tries_left in reversed(range(FINAL_SQUEUE_TRIES)):
             states = squeue_states(self.noticed)
             if states is None:
-                return
-            self.states, self.squeue_at = states, self.clock()
+                break  # squeue did not answer: the last good read (if any) is used
+            self.states, self.squeue_at, read = states, self.clock(), True
             jobs = dict(self.cluster.workers)
             self._note_lost(jobs, connected, self.squeue_at)
-            if not any(jobs[n].job_id in states for n in self.lost):
+            if not tries_left or not any(jobs[n].job_id in states for n in self.lost):
                 break
             time.sleep(pause_s)
-        self._replace_ended(dict(self.cluster.workers), connected, self.squeue_at)
+        if read:
+            self._replace_ended(dict(self.cluster.workers), connected, self.squeue_at)
+
+    def _held(self, name: str, now: float) -> bool:
+        """Whether the job ``name``, whose worker left, is kept (not cancelled as spare):
+        for :data:`LOST_GRACE_S`, and while squeue says it is completing."""
+        if name not in self.lost:
+            return False
+        job = dict(self.cluster.workers).get(name)
+        completing = job is not None and self.states.get(job.job_id, ("",))[0] == "COMPLETING"
+        return completing or now - self.lost[name] < LOST_GRACE_S
 
     def _note_lost(self, jobs: dict, connected: set[str], now: float) -> None:
         """Keep :attr:`lost`: the jobs still held whose workers had joined and are gone."""
@@ -476,14 +491,18 @@ class SlurmWatch(WorkerWatch):
         elif len(specs) > target:
             # a job whose worker has just left is about to leave the queue: it is counted as
             # gone, and left for _replace_ended to report, not cancelled here unseen
-            held = {n for n in specs if n not in connected
-                    and now - self.lost.get(n, -math.inf) < LOST_GRACE_S}  # fmt: skip
+            held = {n for n in specs if n not in connected and self._held(n, now)}
             excess = len(specs) - len(held) - target
             spare = [n for n in specs if n not in connected and n not in held]
             if not cells_waiting and len(spare) < excess:
                 idle = self._idle_jobs(connected, cells_left)
                 spare += sorted(idle, key=lambda n: -self.joined.get(n, now))
             drop = spare[: max(0, excess)]
+            workers = dict(self.cluster.workers)
+            for name in drop:
+                if name in self.lost and name in workers:  # still running, its worker gone
+                    self.notes.append(f"slurm: job {workers[name].job_id} has had no worker "
+                                      f"for {now - self.lost[name]:.0f} s; cancelled")  # fmt: skip
             if drop:
                 self.cluster.sync(self.cluster.scale_down, drop)
 

@@ -216,41 +216,51 @@ def planned_cells(attrs: dict) -> list[tuple[float, float, int]]:
 
 
 def unfinished_cells(path: str) -> list[dict]:
-    """The cells a grid store names but does not hold yet, each with how far its run has got:
-    ``name``, ``w_ei``, ``w_ie``, ``seed``, ``epochs_done`` (0: not started), ``epochs`` (the
-    run's target, else the store's; None when neither says) and, once an epoch is stored, from the
-    run file's per-epoch test metrics: ``best_accuracy`` so far and the last epoch's
-    ``rate_e_Hz`` and ``rate_i_Hz``. Reads the run files only, so it can run while a campaign
-    trains; a run file that cannot be read now counts as not started."""
+    """The cells a grid store names but does not hold yet, or holds with fewer epochs than
+    their run is being continued to, each with how far its run has got: ``name``, ``w_ei``,
+    ``w_ie``, ``seed``, ``epochs_done`` (0: not started), ``epochs`` (the run's target; for a
+    cell not started, the store's where an earlier release wrote it, else None) and, once an
+    epoch is stored, from the run file's per-epoch test metrics: ``best_accuracy`` so far and
+    the last epoch's ``rate_e_Hz`` and ``rate_i_Hz``. Reads the run files only (written
+    whole, then renamed), so it can run while a campaign trains; a run file that cannot be
+    read counts as not started."""
     data = read_grid(path, metrics=False)
-    attrs, done = data["attrs"], {c["name"] for c in data["cells"]}
-    target = attrs.get("grid.train.epochs")
+    attrs = data["attrs"]
+    stored = cell_epochs(path, [c["name"] for c in data["cells"]])
     try:
-        target = int(target) if target is not None else None
-    except (TypeError, ValueError):
+        target = int(attrs["grid.train.epochs"])  # stores of earlier releases
+    except (KeyError, TypeError, ValueError):
         target = None
     out = []
     for w_ei, w_ie, seed in planned_cells(attrs):
         name = cell_name(w_ei, w_ie, seed)
-        if name in done:
-            continue
         cell = {"name": name, "w_ei": w_ei, "w_ie": w_ie, "seed": seed, "epochs_done": 0,
                 "epochs": target, "best_accuracy": math.nan, "rate_e_Hz": math.nan,
                 "rate_i_Hz": math.nan}  # fmt: skip
-        try:
-            with h5py.File(run_path(os.path.join(cells_dir(path), name)), "r") as fh:
-                n = int(fh.attrs.get("epochs_done", 0))
-                if "train.epochs" in fh.attrs:  # the run's own target
-                    cell["epochs"] = int(fh.attrs["train.epochs"])
-                if n and "metrics" in fh:
-                    m = fh["metrics"]
-                    acc = np.asarray(m["test_accuracy"][:n], float)
-                    cell.update(epochs_done=n, best_accuracy=float(np.nanmax(acc)),
-                                rate_e_Hz=float(m["test_rate_e_Hz"][n - 1]),
-                                rate_i_Hz=float(m["test_rate_i_Hz"][n - 1]))  # fmt: skip
-        except (OSError, KeyError, ValueError, IndexError):
-            pass
-        out.append(cell)
+        run = _run_progress(run_path(os.path.join(cells_dir(path), name)))
+        if name in stored and not run.get("epochs", 0) > stored[name]:
+            continue  # finished (a stored cell counts unless its run is being continued)
+        out.append({**cell, **run})
+    return out
+
+
+def _run_progress(run_file: str) -> dict:
+    """From a cell's run file: its target ``epochs``, ``epochs_done`` and the metrics of
+    :func:`unfinished_cells`; {} when there is none or it cannot be read."""
+    out = {}
+    try:
+        with h5py.File(run_file, "r") as fh:
+            if "train.epochs" in fh.attrs:
+                out["epochs"] = int(fh.attrs["train.epochs"])
+            n = int(fh.attrs.get("epochs_done", 0))
+            if n and "metrics" in fh:
+                m = fh["metrics"]
+                acc = np.asarray(m["test_accuracy"][:n], float)
+                out.update(epochs_done=n, best_accuracy=float(np.nanmax(acc)),
+                           rate_e_Hz=float(m["test_rate_e_Hz"][n - 1]),
+                           rate_i_Hz=float(m["test_rate_i_Hz"][n - 1]))  # fmt: skip
+    except (OSError, KeyError, ValueError, IndexError, TypeError):
+        return {}
     return out
 
 

@@ -244,20 +244,27 @@ def test_grid_report_shows_the_cells_still_training(tmp_path):
         for key, values in {"test_accuracy": [0.5, 0.625, 0.0], "test_rate_e_Hz": [3.0, 4.5, 0],
                             "test_rate_i_Hz": [10.0, 12.5, 0.0]}.items():  # fmt: skip
             fh.create_dataset(f"metrics/{key}", data=np.array(values))
+    continued = tmp_path / "grid.h5.cells" / "wei0__wie0__seed42"  # stored with 1 epoch,
+    continued.mkdir()  # now continued to 3 (its run file says so)
+    with h5py.File(continued / "run.h5", "w") as fh:
+        fh.attrs["epochs_done"], fh.attrs["train.epochs"] = 1, 3
+        for key in ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz"):
+            fh.create_dataset(f"metrics/{key}", data=np.array([0.25, 0.0, 0.0]))
     pending = {c["name"]: c for c in unfinished_cells(str(store))}
-    assert sorted(pending) == ["wei0__wie8__seed42", "wei2__wie8__seed42"]
+    assert sorted(pending) == ["wei0__wie0__seed42", "wei0__wie8__seed42", "wei2__wie8__seed42"]
+    assert pending["wei0__wie0__seed42"]["epochs_done"] == 1
     assert pending["wei0__wie8__seed42"]["epochs_done"] == 0
     started = pending["wei2__wie8__seed42"]
     assert (started["epochs_done"], started["epochs"], started["best_accuracy"],
             started["rate_e_Hz"], started["rate_i_Hz"]) == (2, 3, 0.625, 4.5, 12.5)
     assert write_report(str(store), str(tmp_path / "grid.html")) == "grid"
     page = (tmp_path / "grid.html").read_text()
-    assert "Cells not finished" in page and "4 of 6" in page and "2 of 3" in page
+    assert "Cells not finished" in page and "3 of 6" in page and "2 of 3" in page
     assert "not started" in page and "62.5" in page
 
     empty = tmp_path / "empty.h5"  # a campaign's store before its first cell finished
     open_or_create(str(empty), settings, force=False)
-    assert len(unfinished_cells(str(empty))) == 6
+    assert len(unfinished_cells(str(empty))) == 6  # (its cells folder is another one)
     assert write_report(str(empty), str(tmp_path / "empty.html")) == "grid"
     assert "6 cells of this grid are not in the store" in (tmp_path / "empty.html").read_text()
 

@@ -300,8 +300,10 @@ class _FakeClient:
 def test_a_job_whose_worker_left_is_reported_not_cancelled_unseen(monkeypatch):
     """Regression (CI, one run in three): a cancelled job's worker is gone while squeue still
     lists the job (completing), and fewer cells are left than jobs. The watch must not cancel
-    that job as spare without a word: it reads squeue at once, waits for the job to leave the
-    queue, and reports it; the grid's last read (``final_notes``) does the same."""
+    that job as spare without a word: it reads squeue at once (and at every poll while the
+    job is listed), waits for the job to leave the queue, and reports it; the grid's last
+    read (``final_notes``) does the same. A job kept running without its worker is cancelled
+    after LOST_GRACE_S, with a note; one that stays completing is not."""
     from ei_sim.sweeps import cluster as cl
 
     listed = {"1": ("RUNNING", "None"), "2": ("COMPLETING", "None")}
@@ -316,17 +318,42 @@ def test_a_job_whose_worker_left_is_reported_not_cancelled_unseen(monkeypatch):
     fake = _FakeSlurm({"a": "1", "b": "2"})
     watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
     watch.poll(cells_left=2)
-    assert set(watch.joined) == {"a", "b"}
+    assert set(watch.joined) == {"a", "b"} and len(reads) == 1
     watch.notes.clear()  # "first worker joined"
-    now[0] = 6.0
+    now[0] = 2.0  # under SQUEUE_EVERY_S since the last read
     fake.connected = {"a"}  # b's worker is gone; squeue still lists b, completing
     watch.poll(cells_left=1)  # one cell left: one job is enough
+    assert len(reads) == 2  # read at once
     assert fake.cancelled == [] and not watch.notes  # b is neither cancelled nor reported yet
+    now[0] = 3.5
+    watch.poll(cells_left=1)
+    assert len(reads) == 3 and fake.cancelled == []  # read again while b is listed
+    now[0] = 100.0  # completing for longer than LOST_GRACE_S: still kept, still unreported
+    watch.poll(cells_left=1)
+    assert fake.cancelled == [] and not watch.notes
     del listed["2"]  # b leaves the queue
-    now[0] = 7.5  # under SQUEUE_EVERY_S since the last read: read anyway, b is lost
+    now[0] = 100.0 + cl.SQUEUE_EVERY_S  # past the grace period: squeue at its usual pace
     watch.poll(cells_left=1)
     assert fake.cancelled == ["b"]
     assert [x for x in watch.notes if "job 2 left the queue" in x], watch.notes
+
+    # a job that SLURM keeps running after its worker vanished (a hung worker)
+    listed.update({"5": ("RUNNING", "None"), "6": ("RUNNING", "None")})
+    fake = _FakeSlurm({"e": "5", "f": "6"})
+    watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
+    watch.poll(cells_left=2)
+    fake.connected = {"e"}
+    now[0] += 2
+    watch.poll(cells_left=1)
+    assert fake.cancelled == []  # within the grace period
+    before = len(reads)
+    now[0] += cl.LOST_GRACE_S + 10
+    watch.poll(cells_left=1)
+    now[0] += 2
+    watch.poll(cells_left=1)
+    assert len(reads) == before + 1  # past the grace period: squeue only every few seconds
+    assert fake.cancelled == ["f"]
+    assert [x for x in watch.notes if "job 6 has had no worker" in x], watch.notes
 
     # the same loss as the grid ends: final_notes waits for squeue to drop the job
     listed.update({"3": ("RUNNING", "None"), "4": ("COMPLETING", "None")})
@@ -334,8 +361,8 @@ def test_a_job_whose_worker_left_is_reported_not_cancelled_unseen(monkeypatch):
     watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
     watch.poll(cells_left=2)
     fake.connected = {"c"}
-    now[0] = 9.0
-    answers = iter([{"3": listed["3"], "4": listed["4"]}, {"3": listed["3"]}])
+    now[0] += 2
+    answers = iter([{"3": listed["3"], "4": listed["4"]}, {"3": listed["3"]}, None])
     monkeypatch.setattr(cl, "squeue_states", lambda ids, user=None: next(answers))
     watch.final_notes(pause_s=0)
     assert fake.cancelled == ["d"]

@@ -252,7 +252,7 @@ def test_kind_less_simulate_file_and_old_named_schema_are_read(tmp_path):
         assert fh.attrs["schema_version"] == 1 and set(fh["stages"]) == {"baseline", "sweep"}
 
 
-def test_provenance_commit_says_when_the_tree_had_changes(tmp_path):
+def test_provenance_commit_says_when_the_tree_had_changes(tmp_path, monkeypatch):
     """``provenance.git_commit``: the commit, ``+dirty`` when tracked files differ from it
     (a run trained from modified code must not claim the commit's code), "unknown" outside a
     checkout."""
@@ -265,6 +265,7 @@ def test_provenance_commit_says_when_the_tree_had_changes(tmp_path):
         subprocess.run(["git", "-C", str(tmp_path), *who, *args], check=True,
                        capture_output=True)  # fmt: skip
 
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no checkout above
     assert git_commit(str(tmp_path)) == "unknown"
     git("init", "-q")
     (tmp_path / "a.py").write_text("x = 1\n")
@@ -277,3 +278,7 @@ def test_provenance_commit_says_when_the_tree_had_changes(tmp_path):
     assert git_commit(str(tmp_path)) == sha
     (tmp_path / "a.py").write_text("x = 2\n")
     assert git_commit(str(tmp_path)) == sha + "+dirty"
+    from ei_sim.store import attrs
+
+    first = git_commit()  # the source tree's: worked out once per process
+    assert git_commit() == first and attrs._source_commit.cache_info().misses <= 1

@@ -9,6 +9,7 @@ NumPy and Python versions, the creation time (UTC) and the seed.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 import subprocess
@@ -21,22 +22,38 @@ import ei_sim
 
 def git_commit(folder: str | None = None) -> str:
     """Commit of the ei-sim source tree (or of the checkout holding ``folder``), with
-    ``+dirty`` appended when tracked files differ from it; "unknown" outside a git checkout."""
-    here = folder or os.path.dirname(os.path.abspath(ei_sim.__file__))
+    ``+dirty`` appended when tracked files differ from it (``+unchecked`` when git could not
+    say in time); "unknown" outside a git checkout. The source tree's is worked out once per
+    process, so a run's stamp names the code it imported, whatever is edited meanwhile."""
+    if folder is None:
+        return _source_commit()
+    return _commit_of(folder)
 
-    def git(*args):
-        return subprocess.run(["git", "-C", here, *args], capture_output=True, text=True,
-                              timeout=5)  # fmt: skip
+
+@functools.cache
+def _source_commit() -> str:
+    return _commit_of(os.path.dirname(os.path.abspath(ei_sim.__file__)))
+
+
+def _commit_of(folder: str) -> str:
+    def git(*args):  # --no-optional-locks: never take .git/index.lock from the user's git
+        return subprocess.run(["git", "--no-optional-locks", "-C", folder, *args],
+                              capture_output=True, text=True, timeout=5)  # fmt: skip
 
     try:
         out = git("rev-parse", "HEAD")
-        if out.returncode != 0:
-            return "unknown"
-        changed = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    dirty = changed.returncode == 0 and changed.stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
+    if out.returncode != 0:
+        return "unknown"
+    sha = out.stdout.strip()
+    try:
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return sha + "+unchecked"
+    if changed.returncode != 0:
+        return sha + "+unchecked"
+    return sha + ("+dirty" if changed.stdout.strip() else "")
 
 
 def jax_version() -> str:
