@@ -113,15 +113,20 @@ def _number(value) -> float:
         return float("nan")
 
 
-def analyze_grid(table: dict, i_active_Hz=0.5, e_elevated_Hz=4.0) -> dict:
-    """Labels, per-label summary and the unsupervised check of a cell table."""
+def analyze_grid(table: dict, i_active_Hz=0.5, e_elevated_Hz=4.0, check: bool = True) -> dict:
+    """Labels, per-label summary and the unsupervised check of a cell table (``check=False``:
+    no check, ``result["check"]["ari"]`` None; for figures that do not show it, without
+    loading scikit-learn)."""
     labels = label_cells(table["rate_e_Hz"], table["rate_i_Hz"], table["w_ei"], table["w_ie"],
                          i_active_Hz, e_elevated_Hz)  # fmt: skip
     acc = table["best_accuracy"]
     ok = np.isfinite(acc) & np.isfinite(table["rate_e_Hz"]) & np.isfinite(table["rate_i_Hz"])
-    check = unsupervised_check(
-        table["rate_e_Hz"][ok], table["rate_i_Hz"][ok], acc[ok], labels[ok].tolist()
-    )
+    if check:
+        check = unsupervised_check(
+            table["rate_e_Hz"][ok], table["rate_i_Hz"][ok], acc[ok], labels[ok].tolist()
+        )
+    else:
+        check = {"ari": None, "clusters": None, "n_components": None}
     summary = []
     for lab in LABELS:
         m = labels == lab

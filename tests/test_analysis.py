@@ -423,3 +423,23 @@ def test_report_of_a_run_directory_and_its_file(tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "folder without a run.h5" in err
+
+
+def test_grid_figures_need_no_scikit_learn():
+    """``analyze_grid(..., check=False)`` (what ``ei-sim grid`` draws its figures from) gives
+    the same labels and summary without the mixture check and without importing scikit-learn
+    (seconds of a quick start's grid)."""
+    import subprocess
+    import sys
+
+    from golden_files import GRID_2X2
+
+    code = ("import sys\n"
+            "from ei_sim.analysis import basins\n"
+            f"r = basins.analyze_grid(basins.read_grid({GRID_2X2!r}), check=False)\n"
+            "assert 'sklearn' not in sys.modules\n"
+            "print(list(r['labels']), r['check']['ari'])\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    full = basins.analyze_grid(basins.read_grid(GRID_2X2))
+    assert done.stdout.strip() == f"{list(full['labels'])} None"
