@@ -1,6 +1,7 @@
-// Shared by ei-sim's native cell kernels (population.cc, network.cc): the constants of one
-// population's membrane and spike update, its exponential-Euler terms, the per-cell adjoint and
-// a parallel loop over XLA's CPU thread pool. The equations are stated in population.cc.
+// Shared by ei-sim's native cell kernels (population.cc, network.cc, host.cc): the constants of
+// one population's membrane and spike update, its exponential-Euler terms, the per-cell adjoint,
+// a parallel loop over XLA's CPU thread pool, and the scan for a population's nonzero spikes
+// (also event_matmul.cc). The equations are stated in population.cc.
 #ifndef EI_SIM_NATIVE_CELLS_H_
 #define EI_SIM_NATIVE_CELLS_H_
 
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <type_traits>
@@ -364,6 +366,32 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t n, Fn fn, int64_t grain = 16384)
   for (int64_t h = 0; h < helpers; ++h) pool.Schedule([work] { work(); });
   work();
   while (shared->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
+}
+
+// Calls fn(i, s[i]) for every nonzero s[i], i < n. Runs of 32 silent cells are skipped with
+// one branch: their bit patterns (sign dropped, so -0 counts as 0) are OR-ed, which the compiler
+// vectorises; spikes are sparse, so in the event products this scan, not the row additions, is
+// most of the work.
+template <typename T, typename Fn>
+inline void ForEachNonzero(const T* s, int64_t n, Fn fn) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr int64_t kRun = 32;
+  int64_t i = 0;
+  for (; i + kRun <= n; i += kRun) {
+    Bits any = 0;
+    for (int64_t j = 0; j < kRun; ++j) {
+      Bits bits;
+      std::memcpy(&bits, s + i + j, sizeof(Bits));
+      any |= bits << 1;
+    }
+    if (any == 0) continue;
+    for (int64_t j = i; j < i + kRun; ++j) {
+      if (s[j] != T(0)) fn(j, s[j]);
+    }
+  }
+  for (; i < n; ++i) {
+    if (s[i] != T(0)) fn(i, s[i]);
+  }
 }
 
 }  // namespace ei_sim_native

@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "cells.h"  // ForEachNonzero
 #include "float_types.h"
 
 namespace ffi = xla::ffi;
+using ei_sim_native::ForEachNonzero;
 using ei_sim_native::WithFloatType;
 
 namespace {
@@ -49,31 +51,6 @@ bool ForEachGroup(const Dims& a, const Dims& b, int64_t lead, Body body) {
     }
   }
   return true;
-}
-
-// Calls fn(i, s[i]) for every nonzero s[i], i < n. Runs of 32 silent cells are skipped with
-// one branch: their bit patterns (sign dropped, so -0 counts as 0) are OR-ed, which the compiler
-// vectorises; spikes are sparse, so this scan, not the row additions, is most of the work.
-template <typename T, typename Fn>
-inline void ForEachNonzero(const T* s, int64_t n, Fn fn) {
-  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  constexpr int64_t kRun = 32;
-  int64_t i = 0;
-  for (; i + kRun <= n; i += kRun) {
-    Bits any = 0;
-    for (int64_t j = 0; j < kRun; ++j) {
-      Bits bits;
-      std::memcpy(&bits, s + i + j, sizeof(Bits));
-      any |= bits << 1;
-    }
-    if (any == 0) continue;
-    for (int64_t j = i; j < i + kRun; ++j) {
-      if (s[j] != T(0)) fn(j, s[j]);
-    }
-  }
-  for (; i < n; ++i) {
-    if (s[i] != T(0)) fn(i, s[i]);
-  }
 }
 
 template <typename T>

@@ -26,7 +26,7 @@
 
 #include "cells.h"
 
-using namespace ei_sim_native;  // Cell, MakeCell, StepCells
+using namespace ei_sim_native;  // Cell, MakeCell, StepCells, ForEachNonzero
 
 extern "C" {
 
@@ -84,28 +84,11 @@ int32_t ei_sim_host_abi(void);
 
 namespace {
 
-// Writes the indices (plus `first`) of the nonzero s[k] to list; returns how many. Runs of 32
-// silent cells cost one test of their OR-ed bit patterns (sign dropped: -0 is silent).
+// Writes the indices (plus `first`) of the nonzero s[k] to list; returns how many.
 template <typename T>
 int64_t Nonzero(const T* s, int64_t n, int32_t* list, int32_t first = 0) {
-  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  constexpr int64_t kRun = 32;
-  int64_t count = 0, i = 0;
-  for (; i + kRun <= n; i += kRun) {
-    Bits any = 0;
-    for (int64_t j = 0; j < kRun; ++j) {
-      Bits bits;
-      std::memcpy(&bits, s + i + j, sizeof(Bits));
-      any |= bits << 1;
-    }
-    if (any == 0) continue;
-    for (int64_t j = i; j < i + kRun; ++j) {
-      if (s[j] != T(0)) list[count++] = first + static_cast<int32_t>(j);
-    }
-  }
-  for (; i < n; ++i) {
-    if (s[i] != T(0)) list[count++] = first + static_cast<int32_t>(i);
-  }
+  int64_t count = 0;
+  ForEachNonzero(s, n, [&](int64_t k, T) { list[count++] = first + static_cast<int32_t>(k); });
   return count;
 }
 
