@@ -315,13 +315,20 @@ def test_a_job_whose_worker_left_is_reported_not_cancelled_unseen(monkeypatch):
 
     monkeypatch.setattr(cl, "squeue_states", squeue)
     now = [0.0]
-    fake = _FakeSlurm({"a": "1", "b": "2"})
-    watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
-    watch.poll(cells_left=2)
-    assert set(watch.joined) == {"a", "b"} and len(reads) == 1
-    watch.notes.clear()  # "first worker joined"
-    now[0] = 2.0  # under SQUEUE_EVERY_S since the last read
-    fake.connected = {"a"}  # b's worker is gone; squeue still lists b, completing
+
+    def two_jobs_one_lost(jobs: dict[str, str], kept: str):
+        """Two jobs whose workers joined; then only ``kept``'s worker is left, 2 s later."""
+        fake = _FakeSlurm(jobs)
+        watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
+        watch.poll(cells_left=2)
+        assert set(watch.joined) == set(jobs)
+        watch.notes.clear()  # "first worker joined"
+        fake.connected = {kept}
+        now[0] += 2  # under SQUEUE_EVERY_S since the last read
+        return fake, watch
+
+    fake, watch = two_jobs_one_lost({"a": "1", "b": "2"}, "a")  # b's worker is gone; squeue
+    assert len(reads) == 1  # still lists b, completing
     watch.poll(cells_left=1)  # one cell left: one job is enough
     assert len(reads) == 2  # read at once
     assert fake.cancelled == [] and not watch.notes  # b is neither cancelled nor reported yet
@@ -339,11 +346,7 @@ def test_a_job_whose_worker_left_is_reported_not_cancelled_unseen(monkeypatch):
 
     # a job that SLURM keeps running after its worker vanished (a hung worker)
     listed.update({"5": ("RUNNING", "None"), "6": ("RUNNING", "None")})
-    fake = _FakeSlurm({"e": "5", "f": "6"})
-    watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
-    watch.poll(cells_left=2)
-    fake.connected = {"e"}
-    now[0] += 2
+    fake, watch = two_jobs_one_lost({"e": "5", "f": "6"}, "e")
     watch.poll(cells_left=1)
     assert fake.cancelled == []  # within the grace period
     before = len(reads)
@@ -357,11 +360,7 @@ def test_a_job_whose_worker_left_is_reported_not_cancelled_unseen(monkeypatch):
 
     # the same loss as the grid ends: final_notes waits for squeue to drop the job
     listed.update({"3": ("RUNNING", "None"), "4": ("COMPLETING", "None")})
-    fake = _FakeSlurm({"c": "3", "d": "4"})
-    watch = cl.SlurmWatch(_FakeClient(), fake, max_jobs=2, clock=lambda: now[0])
-    watch.poll(cells_left=2)
-    fake.connected = {"c"}
-    now[0] += 2
+    fake, watch = two_jobs_one_lost({"c": "3", "d": "4"}, "c")
     answers = iter([{"3": listed["3"], "4": listed["4"]}, {"3": listed["3"]}, None])
     monkeypatch.setattr(cl, "squeue_states", lambda ids, user=None: next(answers))
     watch.final_notes(pause_s=0)
