@@ -121,13 +121,23 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
     for n, kind in ((n_e, dtype), (n_e, dtype), (n_e, dtype), (n_e, np.uint8),
                     (n_i, dtype), (n_i, dtype), (n_i, dtype), (n_i, np.uint8)):  # fmt: skip
         out.append(jax.ShapeDtypeStruct((steps, batch, n), kind))
-    call = jax.ffi.ffi_call("ei_sim_network_forward", out, vmap_method="sequential")
+    # the state after the chunk is written over the state before it (network.cc works in place)
+    aliases = {k: k for k in range(len(leaves))}
+    call = jax.ffi.ffi_call("ei_sim_network_forward", out, vmap_method="sequential",
+                            input_output_aliases=aliases)  # fmt: skip
     results = call(
         *leaves, *blocks, sample.astype(np.int32), channel.astype(np.int32),
         **network_attrs(config), record=np.int32(record), parallel=np.int32(parallel),
     )  # fmt: skip
     new_state = jax.tree.unflatten(jax.tree.structure(state), results[: len(leaves)])
     return new_state, tuple(results[len(leaves) :])
+
+
+# network_adjoint_step's results written in place of its operands: the carried cotangents
+# (lambda_V, Lambda_g_exc, Lambda_g_inh of each population, lambda_out_v; operands 9-11, 13-15,
+# 17 -> results 0-6) and the weight gradients (22, 23 -> 8, 9). Without them XLA copies the
+# carry into the loop's buffers every step (about 2 MB per step and device at batch 128).
+ADJOINT_ALIASES = {9: 0, 10: 1, 11: 2, 13: 3, 14: 4, 15: 5, 17: 6, 22: 8, 23: 9}
 
 
 def adjoint_step(t, stacks, carry, consts, w_out_t, grads, events, config, parallel: bool):
@@ -138,7 +148,7 @@ def adjoint_step(t, stacks, carry, consts, w_out_t, grads, events, config, paral
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
     out += [jax.ShapeDtypeStruct(g.shape, g.dtype) for g in grads]
     call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential",
-                            input_output_aliases={22: 8, 23: 9})  # fmt: skip
+                            input_output_aliases=ADJOINT_ALIASES)
     return call(
         jnp.asarray(t, np.int32), v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i,
         *carry, *consts, w_out_t, *grads, events[0].astype(np.int32),

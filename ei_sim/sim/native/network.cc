@@ -157,21 +157,26 @@ struct PopRows {
 };
 
 // One trial's row of the cell adjoint; the conductance totals add the next step's, decayed.
+// In place: ct_v may be ct_v_new, ct_ge ct_ge_next and ct_gi ct_gi_next (the call's results
+// alias its operands, so that XLA keeps the backward pass's carry in one set of buffers
+// instead of copying it every step). Each cell's inputs are read before its outputs are
+// written and no cell reads another's, so the loop carries no dependence (ivdep).
 template <typename T, int32_t kSurrogate>
 void CellsAdjoint(const Cell<T> p, T slope, T inv_d, T d_exc, T d_inh, const T* __restrict__ v,
                   const T* __restrict__ ge, const T* __restrict__ gi,
-                  const uint8_t* __restrict__ flags, const T* __restrict__ ct_v_new,
-                  const T* __restrict__ ct_s, const T* __restrict__ ct_ge_next,
-                  const T* __restrict__ ct_gi_next, T* __restrict__ ct_v, T* __restrict__ ct_ge,
-                  T* __restrict__ ct_gi, int64_t n) {
+                  const uint8_t* __restrict__ flags, const T* ct_v_new,
+                  const T* __restrict__ ct_s, const T* ct_ge_next, const T* ct_gi_next, T* ct_v,
+                  T* ct_ge, T* ct_gi, int64_t n) {
+#pragma GCC ivdep
   for (int64_t k = 0; k < n; ++k) {
     T cv, cge, cgi;
     CellAdjointOpen<T, kSurrogate>(p, slope, inv_d, v[k], ge[k], gi[k],
                                    (flags[k] & kOpen) ? T(1) : T(0), ct_v_new[k], ct_s[k], cv,
                                    cge, cgi);
+    const T ge_next = ct_ge_next[k], gi_next = ct_gi_next[k];
     ct_v[k] = cv;
-    ct_ge[k] = cge + d_exc * ct_ge_next[k];
-    ct_gi[k] = cgi + d_inh * ct_gi_next[k];
+    ct_ge[k] = cge + d_exc * ge_next;
+    ct_gi[k] = cgi + d_inh * gi_next;
   }
 }
 
