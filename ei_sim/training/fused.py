@@ -135,14 +135,17 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
 
 # network_adjoint_step's results written in place of its operands: the carried cotangents
 # (lambda_V, Lambda_g_exc, Lambda_g_inh of each population, lambda_out_v; operands 9-11, 13-15,
-# 17 -> results 0-6) and the weight gradients (22, 23 -> 8, 9). Without them XLA copies the
+# 17 -> results 0-6) and the weight gradients (24, 25 -> 8, 9). Without them XLA copies the
 # carry into the loop's buffers every step (about 2 MB per step and device at batch 128).
-ADJOINT_ALIASES = {9: 0, 10: 1, 11: 2, 13: 3, 14: 4, 15: 5, 17: 6, 22: 8, 23: 9}
+ADJOINT_ALIASES = {9: 0, 10: 1, 11: 2, 13: 3, 14: 4, 15: 5, 17: 6, 24: 8, 25: 9}
 
 
-def adjoint_step(t, stacks, carry, consts, w_out_t, grads, events, config, parallel: bool):
+def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, parallel: bool):
     """The native adjoint of step ``t`` of a recorded chunk (see ``network.cc``), with the
-    step's terms added to the weight gradients ``grads`` = (dL/dW_in, dL/dW_out) in place."""
+    step's terms added to the weight gradients ``grads`` = (dL/dW_in, dL/dW_out) in place.
+
+    ``readout`` = (q_sum, q_final, (alpha, gamma)): the readout's share of the E spikes'
+    cotangent is ``alpha q_sum + gamma q_final`` (:func:`readout_rows`)."""
     v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i = stacks
     out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*carry[:3], *carry[4:7], carry[8])]
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
@@ -151,12 +154,25 @@ def adjoint_step(t, stacks, carry, consts, w_out_t, grads, events, config, paral
                             input_output_aliases=ADJOINT_ALIASES)
     return call(
         jnp.asarray(t, np.int32), v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i,
-        *carry, *consts, w_out_t, *grads, events[0].astype(np.int32),
+        *carry, *consts, *readout, *grads, events[0].astype(np.int32),
         events[1].astype(np.int32), **network_attrs(config),
         surrogate=np.int32(native.SURROGATE_CODES[config.surrogate]),
         slope_per_mV=np.float64(config.surrogate_slope_per_mV),
         damping=np.float64(config.grad_damping), parallel=np.int32(parallel),
     )  # fmt: skip
+
+
+def readout_rows(w_out, c_sum, ct_out_v_end, config):
+    """``(q_sum, q_final)`` = kappa (c_sum, lambda_out_v(end)) W_out^T, each (B, n_E).
+
+    The readout u = beta out_v + kappa s_E W_out is linear and its reset carries no gradient,
+    so at n steps before the end lambda_u = alpha_n c_sum + gamma_n lambda_out_v(end), with
+    alpha_n = 1 + beta + ... + beta^n and gamma_n = beta^n, and its share of the E spikes'
+    cotangent, kappa lambda_u W_out^T, is alpha_n q_sum + gamma_n q_final.
+    """
+    beta = math.exp(-config.dt_ms / config.tau_out_ms)
+    kappa = (1.0 - beta) / config.dt_ms
+    return kappa * jnp.dot(c_sum, w_out.T), kappa * jnp.dot(ct_out_v_end, w_out.T)
 
 
 def _split_chunks(x, chunk: int):
@@ -218,7 +234,8 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
     d_gaba = math.exp(-config.dt_ms / config.tau_gaba_ms)
     ct = jax.tree.map(_dense_ct, ct_final, state0, is_leaf=lambda x: isinstance(x, SymbolicZero))
     consts = tuple(ct.acc)
-    w_out_t = w_out.T
+    q_sum, q_final = readout_rows(w_out, consts[2], ct.out_v, config)
+    beta = math.exp(-config.dt_ms / config.tau_out_ms)
 
     def products(lam, w_a, w_b):
         """lam_a @ w_a^T + lam_b @ w_b^T over the present blocks."""
@@ -233,17 +250,20 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
         _, stacks = forward_chunk(start, blocks, sample_c, channel_c, config, True, parallel)
 
         def step_back(state, t):
-            carry, grads = state
+            carry, (g_in, g_out, ag) = state
             *lam, lu, g_in, g_out = adjoint_step(
-                t, stacks, carry, consts, w_out_t, grads, (sample_c, channel_c), config, parallel
-            )
+                t, stacks, carry, consts, (q_sum, q_final, ag), (g_in, g_out),
+                (sample_c, channel_c), config, parallel,
+            )  # fmt: skip
+            # alpha_{n+1} = 1 + beta alpha_n, gamma_{n+1} = beta gamma_n
+            ag = jnp.stack([1 + beta * ag[0], beta * ag[1]])
             lv_e, lge_e, lgi_e, lv_i, lge_i, lgi_i, lout = lam
             ls_e = products((lge_i, lge_e), w_ei, w_ee)
             ls_i = products((lgi_e, lgi_i), w_ie, w_ii)
             ls_e = jnp.zeros_like(lv_e) if ls_e is None else ls_e
             ls_i = jnp.zeros_like(lv_i) if ls_i is None else ls_i
             new = (lv_e, lge_e, lgi_e, ls_e, lv_i, lge_i, lgi_i, ls_i, lout)
-            return (new, (g_in, g_out)), None
+            return (new, (g_in, g_out, ag)), None
 
         steps = jnp.arange(sample_c.shape[0], dtype=np.int32)
         (carry, grads), _ = jax.lax.scan(step_back, (carry, grads), steps, reverse=True)
@@ -255,7 +275,8 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
         ct.e.v_mV, ct.e.g_exc_uS / d_ampa, ct.e.g_inh_uS / d_gaba, ct.e.spikes,
         ct.i.v_mV, ct.i.g_exc_uS / d_ampa, ct.i.g_inh_uS / d_gaba, ct.i.spikes, ct.out_v,
     )  # fmt: skip
-    grads = (jnp.zeros_like(w_in), jnp.zeros_like(w_out))
+    # (dL/dW_in, dL/dW_out, (alpha, gamma) of the last step: n = 0)
+    grads = (jnp.zeros_like(w_in), jnp.zeros_like(w_out), jnp.ones((2,), w_out.dtype))
     head_s, tail_s = _split_chunks(sample, chunk)
     head_c, tail_c = _split_chunks(channel, chunk)
     if tail_s.shape[0]:

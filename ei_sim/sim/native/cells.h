@@ -27,6 +27,26 @@ namespace ffi = xla::ffi;
 
 // Constants of one population's update, in the compute type (converted once per call, so
 // that the loops hold them in registers; dt/C precomputed: no division per cell).
+enum Surrogate : int32_t { kFastSigmoid = 0, kArctan = 1 };
+
+// Flags a recording step keeps per cell (CellRecord): the cell could fire in the step (its
+// refractory count before it was <= 1), it fired, its V1 (the relaxed membrane before the
+// spike and reset) lay above V_floor.
+enum : uint8_t { kOpen = 1, kFired = 2, kAbove = 4 };
+
+// kSpread[m]: byte j is bit j of m (eight lane masks to eight flag bytes in one store).
+struct SpreadTable {
+  uint64_t word[256];
+  constexpr SpreadTable() : word() {
+    for (int m = 0; m < 256; ++m) {
+      uint64_t w = 0;
+      for (int j = 0; j < 8; ++j) w |= static_cast<uint64_t>((m >> j) & 1) << (8 * j);
+      word[m] = w;
+    }
+  }
+};
+inline constexpr SpreadTable kSpread{};
+
 template <typename T>
 struct Cell {
   T g_leak, dt_over_c, e_leak, e_exc, e_inh, v_th, v_reset, v_floor;
@@ -164,9 +184,63 @@ inline Step8 SpikeAndReset8(const Cell8& p, __m256 v1, __m256i ref) {
   out.fired = fired;
   return out;
 }
-#endif  // __AVX2__ && __FMA__
 
-enum Surrogate : int32_t { kFastSigmoid = 0, kArctan = 1 };
+// The cell adjoint of 8 float32 cells (CellAdjointOpen below, for 8 lanes; equations in
+// population.cc). Whether a cell fired and whether its V1 lay above the floor are the forward
+// pass's own records (`fired`, `above`: all bits set in the lanes where the flag holds), not
+// recomputed, so the masks are exact; the gradient terms differ from the scalar code's by
+// float rounding only (one reciprocal of g_tot instead of two divisions, FMA contractions).
+struct Adjoint8 {
+  __m256 ct_v, ct_g_exc, ct_g_inh;
+};
+
+template <int32_t kSurrogate>
+inline Adjoint8 CellAdjoint8(const Cell8& p, __m256 dt_over_c, __m256 slope, __m256 inv_damping,
+                             __m256 v, __m256 g_exc, __m256 g_inh, __m256 open, __m256 fired,
+                             __m256 above, __m256 ct_v_new, __m256 ct_s) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 g_tot = _mm256_add_ps(_mm256_add_ps(p.g_leak, g_exc), g_inh);
+  const __m256 inv_g = _mm256_div_ps(one, g_tot);
+  const __m256 num = _mm256_fmadd_ps(g_inh, p.e_inh, _mm256_fmadd_ps(g_exc, p.e_exc,
+                                                                     p.g_leak_e_leak));
+  const __m256 v_inf = _mm256_mul_ps(num, inv_g);
+  const __m256 y = Expm1x8(_mm256_mul_ps(g_tot, p.neg_dt_over_c));  // y = -a
+  const __m256 v1 = _mm256_max_ps(p.v_floor, _mm256_fnmadd_ps(_mm256_sub_ps(v_inf, v), y, v));
+  const __m256 u = _mm256_sub_ps(v1, p.v_th);
+  __m256 h;  // the surrogate derivative H'(u)
+  if constexpr (kSurrogate == kFastSigmoid) {  // fast sigmoid: slope / (1 + slope |u|)^2
+    const __m256 q = _mm256_fmadd_ps(slope, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), u), one);
+    h = _mm256_div_ps(slope, _mm256_mul_ps(q, q));
+  } else {  // arctan: slope / (1 + (pi/2 slope u)^2)
+    const __m256 q = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(static_cast<float>(0.5 * M_PI)),
+                                                 slope), u);
+    h = _mm256_div_ps(slope, _mm256_fmadd_ps(q, q, one));
+  }
+  // ct_V1 = ct_V' [open, not fired] + ct_s H'(u) [open], then zero where V1 sat on the floor
+  const __m256 through = _mm256_andnot_ps(fired, open);
+  const __m256 ct_v1 = _mm256_add_ps(_mm256_and_ps(ct_v_new, through),
+                                     _mm256_and_ps(_mm256_mul_ps(ct_s, h), open));
+  const __m256 ct_u = _mm256_and_ps(ct_v1, above);
+  const __m256 ct_dv = _mm256_mul_ps(ct_u, inv_damping);
+  // common = (V_inf - V) dt/C (1 - a) = (V_inf - V) dt/C (1 + y);  a = -y
+  const __m256 common = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(v_inf, v), dt_over_c),
+                                      _mm256_add_ps(one, y));
+  const __m256 a_over_g = _mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), y), inv_g);
+  Adjoint8 out;
+  out.ct_g_exc = _mm256_mul_ps(ct_dv, _mm256_fmadd_ps(a_over_g, _mm256_sub_ps(p.e_exc, v_inf),
+                                                      common));
+  out.ct_g_inh = _mm256_mul_ps(ct_dv, _mm256_fmadd_ps(a_over_g, _mm256_sub_ps(p.e_inh, v_inf),
+                                                      common));
+  out.ct_v = _mm256_fmadd_ps(ct_dv, y, ct_u);  // ct_u - ct_dv a
+  return out;
+}
+
+// One flag of 8 cells (their flag bytes widened to 32-bit lanes) as a lane mask.
+inline __m256 FlagMask8(__m256i wide, uint8_t bit) {
+  const __m256i b = _mm256_set1_epi32(bit);
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(wide, b), b));
+}
+#endif  // __AVX2__ && __FMA__
 
 // The surrogate derivative H'(u) at u = V1 - V_th: fast sigmoid slope / (1 + slope |u|)^2,
 // arctan slope / (1 + (pi/2 slope u)^2).
@@ -217,8 +291,7 @@ Cell<T> MakeCell(double g_leak, double c, double e_leak, double e_exc, double e_
 
 
 // What a recording step keeps of each cell for the adjoint (nullptr: not recording): V and the
-// conductances entering the cell update, and flags: bit 0 = open (refractory count <= 1 before
-// the step, the cell could fire), bit 1 = fired.
+// conductances entering the cell update, and flags (kOpen, kFired, kAbove).
 template <typename T>
 struct CellRecord {
   T* v = nullptr;
@@ -226,8 +299,6 @@ struct CellRecord {
   T* g_inh = nullptr;
   uint8_t* flags = nullptr;
 };
-
-enum : uint8_t { kOpen = 1, kFired = 2 };
 
 // One step of one population of one trial, fused into one pass over its cells:
 //   g_exc <- fma(g_exc, d_exc, in_exc) (+ drive), g_inh <- fma(g_inh, d_inh, in_inh)
@@ -263,7 +334,8 @@ int64_t StepCellsImpl(const Cell<T>& p, T d_exc, T d_inh, T* __restrict__ v, T* 
       _mm256_storeu_ps(gi + k, g_inh);
       const __m256 v0 = _mm256_loadu_ps(v + k);
       const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ref + k));
-      const Step8 out = SpikeAndReset8(p8, Membrane8(p8, v0, g_exc, g_inh), r0);
+      const __m256 v1 = Membrane8(p8, v0, g_exc, g_inh);
+      const Step8 out = SpikeAndReset8(p8, v1, r0);
       _mm256_storeu_ps(v + k, out.v);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(ref + k), out.ref);
       _mm256_storeu_ps(s + k, out.spike);
@@ -274,9 +346,10 @@ int64_t StepCellsImpl(const Cell<T>& p, T d_exc, T d_inh, T* __restrict__ v, T* 
         _mm256_storeu_ps(rec.g_inh + k, g_inh);
         const int open = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(
             _mm256_add_epi32(one, one), r0)));  // ref <= 1
-        for (int j = 0; j < 8; ++j) {
-          rec.flags[k + j] = static_cast<uint8_t>(((open >> j) & 1) | (((fired >> j) & 1) << 1));
-        }
+        const int above = _mm256_movemask_ps(_mm256_cmp_ps(v1, p8.v_floor, _CMP_GT_OQ));
+        const uint64_t word = kSpread.word[open] | (kSpread.word[fired] << 1) |
+                              (kSpread.word[above] << 2);
+        std::memcpy(rec.flags + k, &word, sizeof(word));
       }
       for (int mask = fired; mask != 0; mask &= mask - 1) {
         list[listed++] = static_cast<int32_t>(k + __builtin_ctz(mask));
@@ -309,7 +382,8 @@ int64_t StepCellsImpl(const Cell<T>& p, T d_exc, T d_inh, T* __restrict__ v, T* 
       rec.v[k] = v0;
       rec.g_exc[k] = g_exc;
       rec.g_inh[k] = g_inh;
-      rec.flags[k] = static_cast<uint8_t>((r0 <= 1 ? kOpen : 0) | (fired ? kFired : 0));
+      rec.flags[k] = static_cast<uint8_t>((r0 <= 1 ? kOpen : 0) | (fired ? kFired : 0) |
+                                          (r.v1 > p.v_floor ? kAbove : 0));
     }
     if (fired) list[listed++] = static_cast<int32_t>(k);
   }

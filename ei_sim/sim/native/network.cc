@@ -19,6 +19,7 @@
 // cotangents of the trial's outputs c_count_E, c_count_I, c_sum:
 //   lambda_u   = lambda_out_v + c_sum,   lambda_out_v(prev) = beta lambda_u
 //   lambda_s_E = lambda_s_E(from the next step's products) + c_count_E + kappa lambda_u W_out^T
+//                (the last term from two precomputed rows, see the operands below)
 //   lambda_s_I = lambda_s_I(from the next step's products) + c_count_I
 //   the cell adjoint of each population (cells.h) gives lambda_V(prev) and the cell's share
 //   of the conductance cotangents; the totals over the step are
@@ -156,22 +157,57 @@ struct PopRows {
   int32_t* ref;
 };
 
-// One trial's row of the cell adjoint; the conductance totals add the next step's, decayed.
-// In place: ct_v may be ct_v_new, ct_ge ct_ge_next and ct_gi ct_gi_next (the call's results
-// alias its operands, so that XLA keeps the backward pass's carry in one set of buffers
-// instead of copying it every step). Each cell's inputs are read before its outputs are
-// written and no cell reads another's, so the loop carries no dependence (ivdep).
+// One trial's row of the cell adjoint, with the spikes' cotangents formed on the way:
+//   ct_s = lambda_s(products) + c_count + alpha q_sum + gamma q_final
+// (q_*: the readout's share, see AdjointTyped; nullptr for the I population), and the
+// conductance totals adding the next step's, decayed. In place: ct_v may be ct_v_new, ct_ge
+// ct_ge_next and ct_gi ct_gi_next (the call's results alias its operands, so that XLA keeps
+// the backward pass's carry in one set of buffers instead of copying it every step). Each
+// cell's inputs are read before its outputs are written and no cell reads another's, so the
+// loop carries no dependence (ivdep).
 template <typename T, int32_t kSurrogate>
 void CellsAdjoint(const Cell<T> p, T slope, T inv_d, T d_exc, T d_inh, const T* __restrict__ v,
                   const T* __restrict__ ge, const T* __restrict__ gi,
                   const uint8_t* __restrict__ flags, const T* ct_v_new,
-                  const T* __restrict__ ct_s, const T* ct_ge_next, const T* ct_gi_next, T* ct_v,
-                  T* ct_ge, T* ct_gi, int64_t n) {
+                  const T* __restrict__ ls, const T* __restrict__ c_count,
+                  const T* __restrict__ q_sum, const T* __restrict__ q_final, T alpha, T gamma,
+                  const T* ct_ge_next, const T* ct_gi_next, T* ct_v, T* ct_ge, T* ct_gi,
+                  int64_t n) {
+  int64_t k = 0;
+#ifdef EI_SIM_NATIVE_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    const Cell8 p8(p);
+    const __m256 dt_over_c = _mm256_set1_ps(p.dt_over_c), slope8 = _mm256_set1_ps(slope),
+                 inv_d8 = _mm256_set1_ps(inv_d), d_e = _mm256_set1_ps(d_exc),
+                 d_i = _mm256_set1_ps(d_inh), alpha8 = _mm256_set1_ps(alpha),
+                 gamma8 = _mm256_set1_ps(gamma);
+    for (; k + 8 <= n; k += 8) {
+      __m256 ct_s = _mm256_add_ps(_mm256_loadu_ps(ls + k), _mm256_loadu_ps(c_count + k));
+      if (q_sum != nullptr) {
+        ct_s = _mm256_fmadd_ps(alpha8, _mm256_loadu_ps(q_sum + k), ct_s);
+        ct_s = _mm256_fmadd_ps(gamma8, _mm256_loadu_ps(q_final + k), ct_s);
+      }
+      const __m256i wide =
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(flags + k)));
+      const Adjoint8 a = CellAdjoint8<kSurrogate>(
+          p8, dt_over_c, slope8, inv_d8, _mm256_loadu_ps(v + k), _mm256_loadu_ps(ge + k),
+          _mm256_loadu_ps(gi + k), FlagMask8(wide, kOpen), FlagMask8(wide, kFired),
+          FlagMask8(wide, kAbove), _mm256_loadu_ps(ct_v_new + k), ct_s);
+      const __m256 ge_next = _mm256_loadu_ps(ct_ge_next + k);
+      const __m256 gi_next = _mm256_loadu_ps(ct_gi_next + k);
+      _mm256_storeu_ps(ct_v + k, a.ct_v);
+      _mm256_storeu_ps(ct_ge + k, _mm256_fmadd_ps(d_e, ge_next, a.ct_g_exc));
+      _mm256_storeu_ps(ct_gi + k, _mm256_fmadd_ps(d_i, gi_next, a.ct_g_inh));
+    }
+  }
+#endif
 #pragma GCC ivdep
-  for (int64_t k = 0; k < n; ++k) {
+  for (; k < n; ++k) {
+    T ct_s = ls[k] + c_count[k];
+    if (q_sum != nullptr) ct_s = ct_s + alpha * q_sum[k] + gamma * q_final[k];
     T cv, cge, cgi;
     CellAdjointOpen<T, kSurrogate>(p, slope, inv_d, v[k], ge[k], gi[k],
-                                   (flags[k] & kOpen) ? T(1) : T(0), ct_v_new[k], ct_s[k], cv,
+                                   (flags[k] & kOpen) ? T(1) : T(0), ct_v_new[k], ct_s, cv,
                                    cge, cgi);
     const T ge_next = ct_ge_next[k], gi_next = ct_gi_next[k];
     ct_v[k] = cv;
@@ -376,8 +412,14 @@ ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
 //   1 V_E  2 g_exc_E  3 g_inh_E  4 flags_E  5 V_I  6 g_exc_I  7 g_inh_I  8 flags_I  (stacks)
 //   9 lambda_V_E  10 Lambda_g_exc_E(next)  11 Lambda_g_inh_E(next)  12 lambda_s_E(products)
 //   13 lambda_V_I 14 Lambda_g_exc_I(next)  15 Lambda_g_inh_I(next)  16 lambda_s_I(products)
-//   17 lambda_out_v  18 c_count_E  19 c_count_I  20 c_sum  21 W_out^T (n_out, n_E)
-//   22 dL/dW_in so far  23 dL/dW_out so far  24 sample (L, K)  25 channel
+//   17 lambda_out_v  18 c_count_E  19 c_count_I  20 c_sum
+//   21 q_sum = kappa c_sum W_out^T  22 q_final = kappa lambda_out_v(end) W_out^T  (B, n_E)
+//   23 (alpha, gamma) (2,): this step's lambda_u = alpha c_sum + gamma lambda_out_v(end)
+//   24 dL/dW_in so far  25 dL/dW_out so far  26 sample (L, K)  27 channel
+// The readout is linear and its reset carries no gradient, so lambda_u of the step n steps
+// before the end is alpha_n c_sum + gamma_n lambda_out_v(end), alpha_n = 1 + beta + ... +
+// beta^n, gamma_n = beta^n: its share of lambda_s_E, kappa lambda_u W_out^T, is alpha q_sum +
+// gamma q_final (two multiply-adds per cell instead of n_out).
 // Results: 0 lambda_V_E(prev)  1 Lambda_g_exc_E  2 Lambda_g_inh_E  3 lambda_V_I(prev)
 //   4 Lambda_g_exc_I  5 Lambda_g_inh_I  6 lambda_out_v(prev)  7 lambda_u (B, n_out)
 //   8 dL/dW_in  9 dL/dW_out (with this step's terms)
@@ -394,17 +436,19 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   const T slope = T(*slope_attr), inv_d = T(1) / T(*damping_attr);
   std::vector<ffi::AnyBuffer> in;
   std::vector<void*> data;
-  if (ffi::Error err = Operands(args, 26, in); err.failure()) return err;
+  if (ffi::Error err = Operands(args, 28, in); err.failure()) return err;
   if (ffi::Error err = Results(rets, 10, data); err.failure()) return err;
   std::vector<T*> o;
   for (void* d : data) o.push_back(static_cast<T*>(d));
   auto sd = in[1].dimensions();
   auto si = in[5].dimensions();
-  auto wt = in[21].dimensions();
-  if (sd.size() != 3 || si.size() != 3 || wt.size() != 2) {
-    return ffi::Error::InvalidArgument("network_adjoint_step: stacks (L, B, n), W_out^T 2-d");
+  auto cs = in[20].dimensions();
+  if (sd.size() != 3 || si.size() != 3 || cs.size() != 2 || in[21].element_count() != sd[1] * sd[2] ||
+      in[22].element_count() != sd[1] * sd[2]) {
+    return ffi::Error::InvalidArgument(
+        "network_adjoint_step: stacks (L, B, n), c_sum (B, n_out), q_sum and q_final (B, n_E)");
   }
-  const int64_t L = sd[0], B = sd[1], NE = sd[2], NI = si[2], NO = wt[0];
+  const int64_t L = sd[0], B = sd[1], NE = sd[2], NI = si[2], NO = cs[1];
   const int64_t t = *static_cast<const int32_t*>(in[0].untyped_data());
   if (t < 0 || t >= L) return ffi::Error::InvalidArgument("network_adjoint_step: t out of range");
   auto ptr = [&](int a) { return static_cast<const T*>(in[a].untyped_data()); };
@@ -417,12 +461,15 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   const T *lv_e = ptr(9), *lge_e = ptr(10), *lgi_e = ptr(11), *ls_e = ptr(12);
   const T *lv_i = ptr(13), *lge_i = ptr(14), *lgi_i = ptr(15), *ls_i = ptr(16);
   const T *lout = ptr(17), *c_count_e = ptr(18), *c_count_i = ptr(19), *c_sum = ptr(20);
-  const T* w_out_t = ptr(21);
+  const T *q_sum = ptr(21), *q_final = ptr(22);
+  if (in[23].element_count() != 2) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: (alpha, gamma) expected");
+  }
+  const T alpha = ptr(23)[0], gamma = ptr(23)[1];
   const Net<T>* n = &net;
   const std::vector<T*> r(o);
 
   auto trials = [=](int64_t lo, int64_t hi) {
-    std::vector<T> ct_s(NE), ct_s_i(NI);
     for (int64_t b = lo; b < hi; ++b) {
       const int64_t be = b * NE, bi = b * NI, bo = b * NO;
       T* lu = r[7] + bo;
@@ -430,34 +477,33 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
         lu[c] = lout[bo + c] + c_sum[bo + c];
         r[6][bo + c] = n->beta * lu[c];
       }
-      for (int64_t k = 0; k < NE; ++k) ct_s[k] = ls_e[be + k] + c_count_e[be + k];
-      for (int64_t c = 0; c < NO; ++c) AddRow(ct_s.data(), w_out_t + c * NE, n->kappa * lu[c], NE);
       CellsAdjoint<T, kSurrogate>(n->e, slope, inv_d, n->d_ampa, n->d_gaba, v_e + be, ge_e + be,
-                                  gi_e + be, flags_e + be, lv_e + be, ct_s.data(), lge_e + be,
+                                  gi_e + be, flags_e + be, lv_e + be, ls_e + be, c_count_e + be,
+                                  q_sum + be, q_final + be, alpha, gamma, lge_e + be,
                                   lgi_e + be, r[0] + be, r[1] + be, r[2] + be, NE);
-      for (int64_t k = 0; k < NI; ++k) ct_s_i[k] = ls_i[bi + k] + c_count_i[bi + k];
       CellsAdjoint<T, kSurrogate>(n->i, slope, inv_d, n->d_ampa, n->d_gaba, v_i + bi, ge_i + bi,
-                                  gi_i + bi, flags_i + bi, lv_i + bi, ct_s_i.data(), lge_i + bi,
-                                  lgi_i + bi, r[3] + bi, r[4] + bi, r[5] + bi, NI);
+                                  gi_i + bi, flags_i + bi, lv_i + bi, ls_i + bi, c_count_i + bi,
+                                  nullptr, nullptr, T(0), T(0), lge_i + bi, lgi_i + bi,
+                                  r[3] + bi, r[4] + bi, r[5] + bi, NI);
     }
   };
   OverTrials(attrs, pool, B, /*grain=*/16, trials);
-  // The weight gradients of the step, accumulated in place (results 8, 9 alias operands 22,
-  // 23 when XLA can; otherwise they start as copies):
+  // The weight gradients of the step, accumulated in place (results 8, 9 alias operands 24,
+  // 25 when XLA can; otherwise they start as copies):
   //   dL/dW_in[c] += Lambda_g_exc_E[b] per input event (b, c);  dL/dW_out[e] += kappa
   //   lambda_u[b] per E spike (b, e) of the step.
-  auto gi = in[22].dimensions();
-  auto ev = in[24].dimensions();
+  auto gi = in[24].dimensions();
+  auto ev = in[26].dimensions();
   if (gi.size() != 2 || ev.size() != 2 || ev[0] != L) {
     return ffi::Error::InvalidArgument("network_adjoint_step: W_in gradient 2-d, events (L, K)");
   }
   const int64_t NIN = gi[0], K = ev[1];
   T* gw_in = o[8];
   T* gw_out = o[9];
-  if (gw_in != ptr(22)) std::memcpy(gw_in, ptr(22), sizeof(T) * NIN * NE);
-  if (gw_out != ptr(23)) std::memcpy(gw_out, ptr(23), sizeof(T) * NE * NO);
-  const int32_t* sample = iptr(24) + t * K;
-  const int32_t* channel = iptr(25) + t * K;
+  if (gw_in != ptr(24)) std::memcpy(gw_in, ptr(24), sizeof(T) * NIN * NE);
+  if (gw_out != ptr(25)) std::memcpy(gw_out, ptr(25), sizeof(T) * NE * NO);
+  const int32_t* sample = iptr(26) + t * K;
+  const int32_t* channel = iptr(27) + t * K;
   for (int64_t j = 0; j < K; ++j) {
     const int32_t b = sample[j], c = channel[j];
     if (b < 0 || b >= B || c < 0 || c >= NIN) continue;  // padding
@@ -475,8 +521,8 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
 
 ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                                   ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 26 || rets.size() != 10) {
-    return ffi::Error::InvalidArgument("network_adjoint_step: 26 operands and 10 results expected");
+  if (args.size() != 28 || rets.size() != 10) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: 28 operands and 10 results expected");
   }
   auto probe = args.get<ffi::AnyBuffer>(1);
   if (!probe.has_value()) return probe.error();
