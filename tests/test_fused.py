@@ -140,6 +140,33 @@ def test_fused_refuses_recurrent_gradients():
 
 
 @pytest.mark.slow
+def loss_with_final_state(final):
+    """loss_of plus terms of the final readout and membrane state, so that the readout's
+    share of the cotangent enters from both ends (c_sum and lambda_out_v at the end)."""
+    return (loss_of(final) + 0.3 * jnp.sum(jnp.cos(final.out_v)) + 0.01 * jnp.sum(final.e.v_mV)
+            + 0.02 * jnp.sum(final.i.g_inh_uS))  # fmt: skip
+
+
+@pytest.mark.parametrize("surrogate", ["fast_sigmoid", "arctan"])
+@pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-10), (jnp.float32, 1e-4)])
+def test_fused_gradient_with_final_state_loss(surrogate, dtype, tol):
+    """Both surrogates in float64 (the scalar adjoint) and float32 (the 8-cell AVX2 adjoint
+    where the CPU has it; n_e = 44 also runs the scalar tail), with a loss of the final
+    readout and membrane state: the fused gradient equals the engine's."""
+    with jax.enable_x64(dtype == jnp.float64):
+        config, w, state0, events = network(n_e=44, n_i=12, loop=True, dense_all=False,
+                                            dtype=dtype, surrogate=surrogate)  # fmt: skip
+        ref = simulate(w, state0, events, config)[0]
+        assert float(ref.acc.count_e.sum()) > 20 and float(ref.acc.count_i.sum()) > 5
+        (l_ref, g_ref), (l_f, g_f) = (grads(p, w, state0, events, config, 7,
+                                            loss=loss_with_final_state)
+                                      for p in ("engine", "fused"))  # fmt: skip
+        assert float(l_f) == pytest.approx(float(l_ref), rel=tol)
+        for a, b in zip(g_f, g_ref, strict=True):
+            assert float(jnp.max(jnp.abs(b))) > 0
+            assert rel_err(a, b) < tol
+
+
 def test_fused_equals_engine_float32_medium_size():
     """The recipe's sizes in float32 (1,024 E, 256 I, 200 ms): same spikes, gradients equal to
     float rounding."""
