@@ -151,7 +151,7 @@ def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, paral
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
     out += [jax.ShapeDtypeStruct(g.shape, g.dtype) for g in grads]
     call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential",
-                            input_output_aliases=ADJOINT_ALIASES)
+                            input_output_aliases=ADJOINT_ALIASES)  # fmt: skip
     return call(
         jnp.asarray(t, np.int32), v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i,
         *carry, *consts, *readout, *grads, events[0].astype(np.int32),
