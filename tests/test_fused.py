@@ -217,3 +217,29 @@ def test_train_step_fused_equals_engine_with_split_batch():
     for k in trainable:
         np.testing.assert_allclose(t_f[k], t_e[k], rtol=1e-5, atol=1e-7)
         assert not np.array_equal(t_f[k], trainable[k])
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_evaluation_forward_equals_engine(split):
+    """The evaluation's forward pass on the fused path (run_with_rates, through make_eval_fn,
+    the batch split over the devices or not) gives the engine's logits, counts and per-step
+    population rates; with a trial that is not a whole number of chunks."""
+    from ei_sim.sim.parallel import batch_mesh, replicate
+    from ei_sim.training.objective import make_eval_fn
+
+    config, w, state0, events = network(dtype=jnp.float32, loop=True, dense_all=False)
+    assert fused.applicable(w, config, events)
+    final, rec = simulate(w, state0, events, config, record=("rate_e", "rate_i"))
+    got_final, got_rec = fused.run_with_rates(w, state0, events, config, chunk=20)
+    assert got_rec["rate_e"].shape == rec["rate_e"].shape == (config.n_steps, 6)
+    assert float(jnp.sum(rec["rate_i"])) > 0
+    for k in ("rate_e", "rate_i"):
+        np.testing.assert_allclose(got_rec[k], rec[k], rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(got_final.acc.count_e, final.acc.count_e)
+    mesh = batch_mesh(6) if split else None
+    logits, c_e, c_i, rec_eval = make_eval_fn(config, mesh)(replicate(w, mesh), state0, events)
+    np.testing.assert_allclose(logits, final.acc.out_v_sum / config.n_steps, rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_array_equal(c_e, final.acc.count_e)
+    np.testing.assert_array_equal(c_i, final.acc.count_i)
+    np.testing.assert_allclose(rec_eval["rate_e"], rec["rate_e"], rtol=1e-6, atol=0)

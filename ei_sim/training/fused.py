@@ -103,8 +103,11 @@ def _block(w, dtype):
     return jnp.zeros((0, 0), dtype) if w is None else w.astype(dtype)
 
 
-def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool, parallel: bool):
-    """Run ``L = sample.shape[0]`` steps natively; return ``(state after, stacks)``.
+def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool, parallel: bool,
+                  rates: bool = False):  # fmt: skip
+    """Run ``L = sample.shape[0]`` steps natively; return ``(state after, stacks)``, with
+    ``rates`` ``(state after, stacks, (rate_E, rate_I))``: each population's fraction of cells
+    that fired, per step, (L, B) each.
 
     ``blocks`` = (w_in, w_ee, w_ei, w_ie, w_ii, w_out), absent ones as (0, 0) arrays. With
     ``record``, ``stacks`` = (V_E, g_exc_E, g_inh_E, flags_E, V_I, g_exc_I, g_inh_I, flags_I),
@@ -121,6 +124,8 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
     for n, kind in ((n_e, dtype), (n_e, dtype), (n_e, dtype), (n_e, np.uint8),
                     (n_i, dtype), (n_i, dtype), (n_i, dtype), (n_i, np.uint8)):  # fmt: skip
         out.append(jax.ShapeDtypeStruct((steps, batch, n), kind))
+    rate_steps = sample.shape[0] if rates else 0
+    out += [jax.ShapeDtypeStruct((rate_steps, batch), dtype)] * 2
     # the state after the chunk is written over the state before it (network.cc works in place)
     aliases = {k: k for k in range(len(leaves))}
     call = jax.ffi.ffi_call("ei_sim_network_forward", out, vmap_method="sequential",
@@ -128,9 +133,13 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
     results = call(
         *leaves, *blocks, sample.astype(np.int32), channel.astype(np.int32),
         **network_attrs(config), record=np.int32(record), parallel=np.int32(parallel),
+        rates=np.int32(rates),
     )  # fmt: skip
     new_state = jax.tree.unflatten(jax.tree.structure(state), results[: len(leaves)])
-    return new_state, tuple(results[len(leaves) :])
+    stacks = tuple(results[len(leaves) : len(leaves) + 8])
+    if rates:
+        return new_state, stacks, tuple(results[len(leaves) + 8 :])
+    return new_state, stacks
 
 
 # network_adjoint_step's results written in place of its operands: the carried cotangents
@@ -173,6 +182,32 @@ def readout_rows(w_out, c_sum, ct_out_v_end, config):
     beta = math.exp(-config.dt_ms / config.tau_out_ms)
     kappa = (1.0 - beta) / config.dt_ms
     return kappa * jnp.dot(c_sum, w_out.T), kappa * jnp.dot(ct_out_v_end, w_out.T)
+
+
+def run_with_rates(weights: Weights, state0: NetState, events, config, chunk: int = 20,
+                   parallel: bool = True):  # fmt: skip
+    """The final state and each population's fraction of cells firing per step, ``(final,
+    {"rate_e": (T, B), "rate_i": (T, B)})``, of trials run on the fused path's forward pass
+    (not differentiable): equal to ``ei_sim.sim.engine.simulate(..., record=("rate_e",
+    "rate_i"))``, the evaluation's forward pass, at a fraction of its cost."""
+    sample, channel = (jnp.asarray(x, np.int32) for x in events)
+    dtype = state0.e.v_mV.dtype
+    blocks = tuple(_block(getattr(weights, k), dtype) for k in ("w_in", *RECURRENT, "w_out"))
+    head_s, tail_s = _split_chunks(sample, chunk)
+    head_c, tail_c = _split_chunks(channel, chunk)
+
+    def body(state, xs):
+        new, _, rates = forward_chunk(state, blocks, xs[0], xs[1], config, False, parallel, True)
+        return new, rates
+
+    state, (rate_e, rate_i) = jax.lax.scan(body, state0, (head_s, head_c))
+    batch = state0.e.v_mV.shape[0]
+    rate_e, rate_i = (r.reshape((-1, batch)) for r in (rate_e, rate_i))
+    if tail_s.shape[0]:
+        state, _, (te, ti) = forward_chunk(state, blocks, tail_s, tail_c, config, False,
+                                           parallel, True)  # fmt: skip
+        rate_e, rate_i = jnp.concatenate([rate_e, te]), jnp.concatenate([rate_i, ti])
+    return state, {"rate_e": rate_e, "rate_i": rate_i}
 
 
 def _split_chunks(x, chunk: int):

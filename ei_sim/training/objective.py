@@ -134,11 +134,26 @@ def make_train_step(optimizer, config, budget, strength, chunk, mesh=None, fused
 
 def make_eval_fn(config, mesh=None):
     """A jitted forward pass returning logits, per-trial spike counts and population rates;
-    ``mesh``: split the batch over its devices."""
+    ``mesh``: split the batch over its devices. It runs on the fused path's forward pass
+    (:func:`ei_sim.training.fused.run_with_rates`) where that applies (unless
+    ``EI_SIM_FUSED=0``), else on the engine; both give the same spikes."""
 
     def evaluate(weights, state0, events):
         record = ("rate_e", "rate_i")
-        if mesh is None:
+        if fused_path.applicable(weights, config, events):  # the same spikes, faster
+            if mesh is None:
+                final, rec = fused_path.run_with_rates(weights, state0, events, config)
+                acc = final.acc
+            else:
+
+                def part(w, s0, local_events):
+                    final, rec = fused_path.run_with_rates(w, s0, local_events, config,
+                                                           parallel=False)  # fmt: skip
+                    return final.acc, rec
+
+                specs = (PartitionSpec(AXIS), PartitionSpec(None, AXIS))
+                acc, rec = split_batch(part, weights, state0, events, mesh, specs)
+        elif mesh is None:
             final, rec = simulate(weights, state0, events, config, record=record)
             acc = final.acc
         else:

@@ -281,7 +281,10 @@ struct Layout {
 // Results 14..21 (recorded per step when record = 1, else with no elements):
 //   14 V_E  15 g_exc_E  16 g_inh_E  17 flags_E (uint8)  18 V_I  19 g_exc_I  20 g_inh_I
 //   21 flags_I (uint8)      (V before the cell update, the conductances entering it, and
-//   the flags of cells.h's CellRecord: bit 0 open, bit 1 fired)
+//   the flags of cells.h's CellRecord: kOpen, kFired, kAbove)
+// Results 22, 23 (per step when rates = 1, else with no elements): rate_E, rate_I (L, B), the
+//   fraction of each population's cells that fired in the step (the engine's "rate_e",
+//   "rate_i" records: the mean of the spike vector).
 template <typename T>
 ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
                         const ffi::Dictionary& attrs, ffi::ThreadPool& pool) {
@@ -291,7 +294,7 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   std::vector<ffi::AnyBuffer> in;
   std::vector<void*> out;
   if (ffi::Error err = Operands(args, 22, in); err.failure()) return err;
-  if (ffi::Error err = Results(rets, 22, out); err.failure()) return err;
+  if (ffi::Error err = Results(rets, 24, out); err.failure()) return err;
   auto vd = in[0].dimensions();
   auto id = in[5].dimensions();
   auto win = in[14].dimensions();
@@ -318,8 +321,9 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
       GroupEvents(static_cast<const int32_t*>(in[20].untyped_data()),
                   static_cast<const int32_t*>(in[21].untyped_data()), d.steps, d.k, B, d.n_in);
   const EventIndex* ev_index = &events;
-  T* o[22];
-  for (int r = 0; r < 22; ++r) o[r] = static_cast<T*>(out[r]);
+  T* o[24];
+  for (int r = 0; r < 24; ++r) o[r] = static_cast<T*>(out[r]);
+  const bool rates = IntAttr(attrs, "rates", 0) != 0;
   int32_t* ref_e = static_cast<int32_t*>(out[3]);
   int32_t* ref_i = static_cast<int32_t*>(out[8]);
   uint8_t* rec_flags_e = static_cast<uint8_t*>(out[17]);
@@ -377,6 +381,10 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
                            in_exc_i, in_inh_i, nullptr, rec_i, list_i, NI);
         for (int64_t j = 0; j < n_e; ++j) count_e[list_e[j]] += T(1);
         for (int64_t j = 0; j < n_i; ++j) count_i[list_i[j]] += T(1);
+        if (rates) {
+          o[22][t * B + b] = T(n_e) / T(NE);
+          o[23][t * B + b] = T(n_i) / T(NI);
+        }
         // 4. readout
         for (int64_t j = 0; j < n_e; ++j) {
           AddRow(drive_out, w_out + int64_t(list_e[j]) * NO, T(1), NO);
@@ -397,8 +405,8 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
 
 ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                               ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 22 || rets.size() != 22) {
-    return ffi::Error::InvalidArgument("network_forward: 22 operands and 22 results expected");
+  if (args.size() != 22 || rets.size() != 24) {
+    return ffi::Error::InvalidArgument("network_forward: 22 operands and 24 results expected");
   }
   auto first = args.get<ffi::AnyBuffer>(0);
   if (!first.has_value()) return first.error();
