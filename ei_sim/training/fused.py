@@ -193,20 +193,8 @@ def run_with_rates(weights: Weights, state0: NetState, events, config, chunk: in
     sample, channel = (jnp.asarray(x, np.int32) for x in events)
     dtype = state0.e.v_mV.dtype
     blocks = tuple(_block(getattr(weights, k), dtype) for k in ("w_in", *RECURRENT, "w_out"))
-    head_s, tail_s = _split_chunks(sample, chunk)
-    head_c, tail_c = _split_chunks(channel, chunk)
-
-    def body(state, xs):
-        new, _, rates = forward_chunk(state, blocks, xs[0], xs[1], config, False, parallel, True)
-        return new, rates
-
-    state, (rate_e, rate_i) = jax.lax.scan(body, state0, (head_s, head_c))
-    batch = state0.e.v_mV.shape[0]
-    rate_e, rate_i = (r.reshape((-1, batch)) for r in (rate_e, rate_i))
-    if tail_s.shape[0]:
-        state, _, (te, ti) = forward_chunk(state, blocks, tail_s, tail_c, config, False,
-                                           parallel, True)  # fmt: skip
-        rate_e, rate_i = jnp.concatenate([rate_e, te]), jnp.concatenate([rate_i, ti])
+    state, _, _, (rate_e, rate_i) = _run(state0, blocks, sample, channel, config, chunk,
+                                         parallel, False, rates=True)  # fmt: skip
     return state, {"rate_e": rate_e, "rate_i": rate_i}
 
 
@@ -217,20 +205,27 @@ def _split_chunks(x, chunk: int):
     return head, x[n_full * chunk :]
 
 
-def _run(state, blocks, sample, channel, config, chunk, parallel, keep_starts: bool):
-    """The whole trial, chunk by chunk; with ``keep_starts`` also the chunk-start states."""
+def _run(state, blocks, sample, channel, config, chunk, parallel, keep_starts: bool,
+         rates: bool = False):  # fmt: skip
+    """The whole trial, chunk by chunk: ``(final state, chunk-start states (with
+    ``keep_starts``), the last chunk's start, per-step rates (rate_E, rate_I), each (T, B),
+    with ``rates``)``."""
     head_s, tail_s = _split_chunks(sample, chunk)
     head_c, tail_c = _split_chunks(channel, chunk)
 
     def body(carry, xs):
-        new, _ = forward_chunk(carry, blocks, xs[0], xs[1], config, False, parallel)
-        return new, (carry if keep_starts else None)
+        new, _, *r = forward_chunk(carry, blocks, xs[0], xs[1], config, False, parallel, rates)
+        return new, (carry if keep_starts else None, r[0] if rates else None)
 
-    state, starts = jax.lax.scan(body, state, (head_s, head_c))
+    state, (starts, head_rates) = jax.lax.scan(body, state, (head_s, head_c))
     tail_start = state
+    parts = [tuple(x.reshape((-1,) + x.shape[2:]) for x in head_rates)] if rates else []
     if tail_s.shape[0]:
-        state, _ = forward_chunk(state, blocks, tail_s, tail_c, config, False, parallel)
-    return state, starts, tail_start
+        state, _, *r = forward_chunk(state, blocks, tail_s, tail_c, config, False, parallel,
+                                     rates)  # fmt: skip
+        parts += r
+    all_rates = tuple(jnp.concatenate(x) for x in zip(*parts, strict=True)) if rates else None
+    return state, starts, tail_start, all_rates
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
@@ -253,7 +248,8 @@ def _trial_fwd(weights, state0, sample, channel, config, chunk, parallel):
     sample, channel = sample.value, channel.value
     dtype = state0.e.v_mV.dtype
     blocks = tuple(_block(getattr(weights, k), dtype) for k in ("w_in", *RECURRENT, "w_out"))
-    final, starts, tail_start = _run(state0, blocks, sample, channel, config, chunk, parallel, True)
+    final, starts, tail_start, _ = _run(state0, blocks, sample, channel, config, chunk,
+                                        parallel, True)  # fmt: skip
     return final, (blocks, starts, tail_start, sample, channel, state0)
 
 
