@@ -139,7 +139,6 @@ def test_fused_refuses_recurrent_gradients():
         jax.grad(loss)(w.w_ei)
 
 
-@pytest.mark.slow
 def loss_with_final_state(final):
     """loss_of plus terms of the final readout and membrane state, so that the readout's
     share of the cotangent enters from both ends (c_sum and lambda_out_v at the end)."""
@@ -165,6 +164,32 @@ def test_fused_gradient_with_final_state_loss(surrogate, dtype, tol):
         for a, b in zip(g_f, g_ref, strict=True):
             assert float(jnp.max(jnp.abs(b))) > 0
             assert rel_err(a, b) < tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-10), (jnp.float32, 1e-4)])
+def test_fused_gradient_with_surrogate_readout_reset(dtype, tol):
+    """out_reset_gradient = "surrogate" (the reference lab's readout): the fused gradient
+    equals the engine's, with a readout that crosses its threshold often; and it differs from
+    the gradient with a detached reset (so the option reaches the fused backward pass)."""
+    with jax.enable_x64(dtype == jnp.float64):
+        config, w, state0, events = network(n_e=44, n_i=12, loop=True, dense_all=False,
+                                            dtype=dtype,
+                                            out_reset_gradient="surrogate")  # fmt: skip
+        assert fused.applicable(w, config, events)
+        ref, rec = simulate(w, state0, events, config, record=("out_v",))
+        crossed = float(jnp.mean(rec["out_v"] >= config.out_threshold))
+        assert 0.02 < crossed < 0.9, crossed
+        (l_ref, g_ref), (l_f, g_f) = (grads(p, w, state0, events, config, 7,
+                                            loss=loss_with_final_state)
+                                      for p in ("engine", "fused"))  # fmt: skip
+        assert float(l_f) == pytest.approx(float(l_ref), rel=tol)
+        for a, b in zip(g_f, g_ref, strict=True):
+            assert float(jnp.max(jnp.abs(b))) > 0
+            assert rel_err(a, b) < tol
+        detached = dataclasses.replace(config, out_reset_gradient="detached")
+        _, g_d = grads("fused", w, state0, events, detached, 7, loss=loss_with_final_state)
+        for a, b in zip(g_d, g_f, strict=True):
+            assert rel_err(a, b) > 100 * tol
 
 
 def test_fused_equals_engine_float32_medium_size():

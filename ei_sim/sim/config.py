@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 SURROGATES = ("fast_sigmoid", "arctan")
 PROPAGATIONS = ("auto", "native", "events", "dense")
 CELL_KERNELS = ("auto", "native", "xla")
+OUT_RESET_GRADIENTS = ("detached", "surrogate")
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,11 @@ class NetworkConfig:
     ``ei_sim.sim.engine.NATIVE_CELLS_MIN_SIZE`` cell-trials, where it is the faster one); the two
     agree to float rounding.
     ``n_in`` input channels project onto E only; ``n_out`` leaky readout units read E spikes
-    (``n_out = 0``: no readout). ``v_init_*`` bound the uniform initial voltage (defaults:
+    (``n_out = 0``: no readout). ``out_reset_gradient`` is what the readout's subtractive
+    reset passes back: ``"detached"`` (nothing: the reset uses the spike's value only) or
+    ``"surrogate"`` (the reset ``v - theta s_out`` with ``s_out = H(v - theta)`` carrying the
+    network's surrogate derivative at the same slope, per unit of v, as the reference lab's
+    readout does). ``v_init_*`` bound the uniform initial voltage (defaults:
     ``[e_leak_mV, v_th_mV]``).
     """
 
@@ -91,6 +96,7 @@ class NetworkConfig:
     r_max_Hz: float = 25.0
     tau_out_ms: float = 2.0
     out_threshold: float = 1.0
+    out_reset_gradient: str = "detached"
     surrogate: str = "fast_sigmoid"
     surrogate_slope_per_mV: float = 1.0
     grad_damping: float = 1000.0
@@ -110,6 +116,9 @@ class NetworkConfig:
             raise ValueError(f"cell_kernel must be one of {CELL_KERNELS}, got {self.cell_kernel!r}")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"unknown surrogate {self.surrogate!r}; choose one of {SURROGATES}")
+        if self.out_reset_gradient not in OUT_RESET_GRADIENTS:
+            raise ValueError(f"out_reset_gradient must be one of {OUT_RESET_GRADIENTS}, "
+                             f"got {self.out_reset_gradient!r}")  # fmt: skip
         if self.t_ms < self.dt_ms:
             raise ValueError(
                 f"trial length t_ms={self.t_ms} is shorter than one step dt_ms={self.dt_ms}"

@@ -245,13 +245,24 @@ def advance_population(pop: PopState, g_exc, g_inh, cell: CellParams, config) ->
 
 
 def readout(weights: Weights, out_v, spikes_e, config: NetworkConfig):
-    """Step 4: leaky readout driven by E spikes; returns (v before reset, v after reset)."""
+    """Step 4: leaky readout driven by E spikes; returns (v before reset, v after reset).
+
+        v = beta v_out + (1 - beta)/dt s_E W_out,   v_out <- v - theta s_out,   s_out = H(v - theta)
+
+    With ``config.out_reset_gradient == "detached"`` the reset passes no gradient
+    (d v_out / d v = 1); with ``"surrogate"``, s_out carries the network's surrogate
+    derivative H', so that d v_out / d v = 1 - theta H'(v - theta).
+    """
     if weights.w_out is None:
         return out_v, out_v
     beta = math.exp(-config.dt_ms / config.tau_out_ms)
     drive = _synaptic_input(spikes_e, weights.w_out, config)
     v = beta * out_v + (1.0 - beta) / config.dt_ms * drive
-    fired = jax.lax.stop_gradient((v >= config.out_threshold).astype(v.dtype))
+    if config.out_reset_gradient == "surrogate":
+        spike = SURROGATE_FNS[config.surrogate]
+        fired = spike(v - config.out_threshold, config.surrogate_slope_per_mV)
+    else:
+        fired = jax.lax.stop_gradient((v >= config.out_threshold).astype(v.dtype))
     return v, v - fired * config.out_threshold
 
 

@@ -110,9 +110,9 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
     that fired, per step, (L, B) each.
 
     ``blocks`` = (w_in, w_ee, w_ei, w_ie, w_ii, w_out), absent ones as (0, 0) arrays. With
-    ``record``, ``stacks`` = (V_E, g_exc_E, g_inh_E, flags_E, V_I, g_exc_I, g_inh_I, flags_I),
-    each (L, B, n) (see ``network.cc``; flags uint8: bit 0 open, bit 1 fired); without it,
-    arrays with no elements.
+    ``record``, ``stacks`` = (V_E, g_exc_E, g_inh_E, flags_E, V_I, g_exc_I, g_inh_I, flags_I,
+    u), the first eight (L, B, n) (see ``network.cc``; flags uint8: bit 0 open, bit 1 fired)
+    and u (L, B, n_out) the readout before its reset; without it, arrays with no elements.
     """
     native._require()
     leaves = jax.tree.leaves(state)
@@ -126,6 +126,7 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
         out.append(jax.ShapeDtypeStruct((steps, batch, n), kind))
     rate_steps = sample.shape[0] if rates else 0
     out += [jax.ShapeDtypeStruct((rate_steps, batch), dtype)] * 2
+    out.append(jax.ShapeDtypeStruct((steps, batch, state.out_v.shape[1]), dtype))
     # the state after the chunk is written over the state before it (network.cc works in place)
     aliases = {k: k for k in range(len(leaves))}
     call = jax.ffi.ffi_call("ei_sim_network_forward", out, vmap_method="sequential",
@@ -136,9 +137,10 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
         rates=np.int32(rates),
     )  # fmt: skip
     new_state = jax.tree.unflatten(jax.tree.structure(state), results[: len(leaves)])
-    stacks = tuple(results[len(leaves) : len(leaves) + 8])
+    n = len(leaves)
+    stacks = (*results[n : n + 8], results[n + 10])
     if rates:
-        return new_state, stacks, tuple(results[len(leaves) + 8 :])
+        return new_state, stacks, tuple(results[n + 8 : n + 10])
     return new_state, stacks
 
 
@@ -155,7 +157,7 @@ def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, paral
 
     ``readout`` = (q_sum, q_final, (alpha, gamma)): the readout's share of the E spikes'
     cotangent is ``alpha q_sum + gamma q_final`` (:func:`readout_rows`)."""
-    v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i = stacks
+    v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i = stacks[:8]
     out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*carry[:3], *carry[4:7], carry[8])]
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
     out += [jax.ShapeDtypeStruct(g.shape, g.dtype) for g in grads]
@@ -174,10 +176,12 @@ def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, paral
 def readout_rows(w_out, c_sum, ct_out_v_end, config):
     """``(q_sum, q_final)`` = kappa (c_sum, lambda_out_v(end)) W_out^T, each (B, n_E).
 
-    The readout u = beta out_v + kappa s_E W_out is linear and its reset carries no gradient,
-    so at n steps before the end lambda_u = alpha_n c_sum + gamma_n lambda_out_v(end), with
-    alpha_n = 1 + beta + ... + beta^n and gamma_n = beta^n, and its share of the E spikes'
-    cotangent, kappa lambda_u W_out^T, is alpha_n q_sum + gamma_n q_final.
+    The readout u = beta out_v + kappa s_E W_out is linear and, with a detached reset
+    (``out_reset_gradient`` "detached"), its reset carries no gradient, so at n steps before
+    the end lambda_u = alpha_n c_sum + gamma_n lambda_out_v(end), with alpha_n = 1 + beta +
+    ... + beta^n and gamma_n = beta^n, and its share of the E spikes' cotangent,
+    kappa lambda_u W_out^T, is alpha_n q_sum + gamma_n q_final. (With the surrogate reset the
+    backward pass forms that row step by step instead.)
     """
     beta = math.exp(-config.dt_ms / config.tau_out_ms)
     kappa = (1.0 - beta) / config.dt_ms
@@ -267,6 +271,7 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
     consts = tuple(ct.acc)
     q_sum, q_final = readout_rows(w_out, consts[2], ct.out_v, config)
     beta = math.exp(-config.dt_ms / config.tau_out_ms)
+    surrogate_reset = config.out_reset_gradient == "surrogate"
 
     def products(lam, w_a, w_b):
         """lam_a @ w_a^T + lam_b @ w_b^T over the present blocks."""
@@ -277,13 +282,26 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
                 total = term if total is None else total + term
         return total
 
+    def surrogate_readout(carry, u):
+        """The readout's terms when its reset passes the surrogate gradient (u: the step's
+        readout before the reset): lambda_out_v r, r = 1 - theta H'(u - theta), in the carry,
+        and the step's own row kappa lambda_u W_out^T, lambda_u = lambda_out_v r + c_sum."""
+        theta = config.out_threshold
+        h = SURROGATE_FNS[config.surrogate].derivative(u - theta, config.surrogate_slope_per_mV)
+        lout = carry[8] * (1 - theta * h)
+        row = (1.0 - beta) / config.dt_ms * jnp.dot(lout + consts[2], w_out.T)
+        return (*carry[:8], lout), (row, row, jnp.array([1, 0], row.dtype))
+
     def adjoint_chunk(carry, grads, start, sample_c, channel_c):
         _, stacks = forward_chunk(start, blocks, sample_c, channel_c, config, True, parallel)
 
         def step_back(state, t):
             carry, (g_in, g_out, ag) = state
+            readout = (q_sum, q_final, ag)
+            if surrogate_reset:
+                carry, readout = surrogate_readout(carry, stacks[8][t])
             *lam, lu, g_in, g_out = adjoint_step(
-                t, stacks, carry, consts, (q_sum, q_final, ag), (g_in, g_out),
+                t, stacks, carry, consts, readout, (g_in, g_out),
                 (sample_c, channel_c), config, parallel,
             )  # fmt: skip
             # alpha_{n+1} = 1 + beta alpha_n, gamma_{n+1} = beta gamma_n

@@ -20,6 +20,9 @@
 //   lambda_u   = lambda_out_v + c_sum,   lambda_out_v(prev) = beta lambda_u
 //   lambda_s_E = lambda_s_E(from the next step's products) + c_count_E + kappa lambda_u W_out^T
 //                (the last term from two precomputed rows, see the operands below)
+// (A readout reset that passes the surrogate gradient, d out_v / d u = 1 - theta H'(u -
+// theta), needs no other kernel: the caller passes lambda_out_v already multiplied by that
+// factor and the step's row kappa lambda_u W_out^T as q_sum with alpha = 1, gamma = 0.)
 //   lambda_s_I = lambda_s_I(from the next step's products) + c_count_I
 //   the cell adjoint of each population (cells.h) gives lambda_V(prev) and the cell's share
 //   of the conductance cotangents; the totals over the step are
@@ -285,6 +288,8 @@ struct Layout {
 // Results 22, 23 (per step when rates = 1, else with no elements): rate_E, rate_I (L, B), the
 //   fraction of each population's cells that fired in the step (the engine's "rate_e",
 //   "rate_i" records: the mean of the spike vector).
+// Result 24 (per step when record = 1, else with no elements): u (L, B, n_out), the readout
+//   before its reset (the adjoint of a reset that passes the surrogate gradient needs it).
 template <typename T>
 ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
                         const ffi::Dictionary& attrs, ffi::ThreadPool& pool) {
@@ -294,7 +299,7 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   std::vector<ffi::AnyBuffer> in;
   std::vector<void*> out;
   if (ffi::Error err = Operands(args, 22, in); err.failure()) return err;
-  if (ffi::Error err = Results(rets, 24, out); err.failure()) return err;
+  if (ffi::Error err = Results(rets, 25, out); err.failure()) return err;
   auto vd = in[0].dimensions();
   auto id = in[5].dimensions();
   auto win = in[14].dimensions();
@@ -321,8 +326,8 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
       GroupEvents(static_cast<const int32_t*>(in[20].untyped_data()),
                   static_cast<const int32_t*>(in[21].untyped_data()), d.steps, d.k, B, d.n_in);
   const EventIndex* ev_index = &events;
-  T* o[24];
-  for (int r = 0; r < 24; ++r) o[r] = static_cast<T*>(out[r]);
+  T* o[25];
+  for (int r = 0; r < 25; ++r) o[r] = static_cast<T*>(out[r]);
   const bool rates = IntAttr(attrs, "rates", 0) != 0;
   int32_t* ref_e = static_cast<int32_t*>(out[3]);
   int32_t* ref_i = static_cast<int32_t*>(out[8]);
@@ -389,8 +394,10 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
         for (int64_t j = 0; j < n_e; ++j) {
           AddRow(drive_out, w_out + int64_t(list_e[j]) * NO, T(1), NO);
         }
+        T* rec_u = d.record ? o[24] + (t * B + b) * NO : nullptr;
         for (int64_t c = 0; c < NO; ++c) {
           const T u = n->beta * out_v[c] + n->kappa * drive_out[c];
+          if (rec_u != nullptr) rec_u[c] = u;
           const T fired = u >= n->theta ? T(1) : T(0);
           out_sum[c] = out_sum[c] + u;
           out_v[c] = u - fired * n->theta;
@@ -405,8 +412,8 @@ ffi::Error ForwardTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
 
 ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                               ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 22 || rets.size() != 24) {
-    return ffi::Error::InvalidArgument("network_forward: 22 operands and 24 results expected");
+  if (args.size() != 22 || rets.size() != 25) {
+    return ffi::Error::InvalidArgument("network_forward: 22 operands and 25 results expected");
   }
   auto first = args.get<ffi::AnyBuffer>(0);
   if (!first.has_value()) return first.error();
