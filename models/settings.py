@@ -19,8 +19,17 @@ published results:
   ``src/cli/models.py`` and ``src/cli/config.py`` of that era). ``lab`` sets the initial
   range to [-65, -65] mV.
 
-Every other network value of the lab's code (cell constants, synaptic time constants, input
-rate, weight statistics, readout) equals the canonical one.
+- Its readout's subtractive reset **passed the surrogate gradient**: the reset subtracts the
+  fast-sigmoid spike of the readout unit (``COBANet._step_body`` in ``src/cli/models.py`` @
+  0b8d6e64), so backward d v_out / d v = 1 - theta H'(v - theta). ``lab`` sets
+  ``out_reset_gradient = "surrogate"`` (added 2026-12-07: with it ei-sim's COBA under the 0.2
+  budget and the grid's no-loop cell train to the lab's accuracies and rates; ei-sim's
+  canonical readout detaches the reset).
+
+The other network values of the lab's code (cell constants, synaptic time constants, input
+rate, weight statistics, the readout's forward equations) equal the canonical ones. One known
+difference is not in ``lab``: the lab's loop conductances add, then decay (g <- (g + s W) d),
+so its loop weights act as d times ei-sim's (W_EI x 0.951, W_IE x 0.989 at dt 0.1 ms).
 
 Recipe-level differences of the lab (which W_in its grid runner passed, which epoch its grid
 reported rates from, its gamma measure, its mean-field sigma convention) are not network
@@ -49,8 +58,10 @@ SETTINGS = {
     "lab": Setting(
         "lab",
         "how the reference lab's code ran at dt 0.1 ms: refractory 1.2 ms (E) / 0.6 ms (I), "
-        "every trial starting at rest (V = E_L)",
+        "every trial starting at rest (V = E_L), the readout's reset passing the surrogate "
+        "gradient",
         {
+            "out_reset_gradient": "surrogate",
             "cell_e": CellParams(CELL_E.c_nF, CELL_E.g_leak_uS, t_ref_ms=1.2),
             "cell_i": CellParams(CELL_I.c_nF, CELL_I.g_leak_uS, t_ref_ms=0.6),
             "v_init_low_mV": -65.0,

@@ -200,7 +200,7 @@ def _read_weights(group) -> Weights:
 
 def config_differences(stored: dict, requested: dict) -> list[str]:
     """Names of configuration attributes that differ (ignoring provenance and progress)."""
-    stored = {**LEGACY_DEFAULTS, **stored}
+    stored = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k in requested}, **stored}
     keys = {k for k in set(stored) | set(requested) if k.startswith(("model.", "train."))}
     diffs = []
     for key in sorted(keys - set(RESUMABLE_CHANGES)):
