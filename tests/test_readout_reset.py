@@ -15,8 +15,6 @@ from ei_sim.sim.config import NetworkConfig
 from ei_sim.sim.engine import Weights, init_state, readout, simulate
 from ei_sim.store.run import config_differences
 
-jax.config.update("jax_enable_x64", True)
-
 N_E, N_OUT, STEPS, BATCH = 12, 3, 60, 2
 
 
@@ -63,6 +61,11 @@ def hand_gradient(w_out, spikes, c, config, surrogate: bool):
 
 @pytest.mark.parametrize("mode", ["detached", "surrogate"])
 def test_readout_gradient_equals_the_hand_adjoint(mode):
+    with jax.enable_x64(True):
+        _check_readout_gradient(mode)
+
+
+def _check_readout_gradient(mode):
     config = NetworkConfig(n_in=4, n_e=N_E, n_i=4, n_out=N_OUT, out_reset_gradient=mode)
     rng = np.random.default_rng(1)
     w_out = rng.uniform(0, 0.6, (N_E, N_OUT))
@@ -80,6 +83,11 @@ def test_readout_gradient_equals_the_hand_adjoint(mode):
 def test_the_option_changes_gradients_not_spikes():
     """Whole network, engine path: the same final state (spikes, counts, logits) either way,
     different W_in gradients (the fused path's equality with it: tests/test_fused.py)."""
+    with jax.enable_x64(True):
+        _check_whole_network()
+
+
+def _check_whole_network():
     config = NetworkConfig(n_in=8, n_e=N_E, n_i=4, n_out=N_OUT, t_ms=15.0)
     keys = jax.random.split(jax.random.PRNGKey(0), 5)
     w = Weights(
