@@ -151,22 +151,28 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
 ADJOINT_ALIASES = {9: 0, 10: 1, 11: 2, 13: 3, 14: 4, 15: 5, 17: 6, 24: 8, 25: 9}
 
 
-def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, parallel: bool):
+def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, parallel: bool,
+                 reset=None):  # fmt: skip
     """The native adjoint of step ``t`` of a recorded chunk (see ``network.cc``), with the
     step's terms added to the weight gradients ``grads`` = (dL/dW_in, dL/dW_out) in place.
 
     ``readout`` = (q_sum, q_final, (alpha, gamma)): the readout's share of the E spikes'
-    cotangent is ``alpha q_sum + gamma q_final`` (:func:`readout_rows`)."""
+    cotangent is ``alpha q_sum + gamma q_final`` (:func:`readout_rows`). ``reset`` = (u,
+    W_out^T) for a readout reset that passes the surrogate gradient (u: the chunk's recorded
+    readout before its reset): the call then forms that share step by step and does not read
+    ``readout``'s rows."""
     v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i = stacks[:8]
     out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*carry[:3], *carry[4:7], carry[8])]
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
     out += [jax.ShapeDtypeStruct(g.shape, g.dtype) for g in grads]
     call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential",
                             input_output_aliases=ADJOINT_ALIASES)  # fmt: skip
+    empty = jnp.zeros((0,), carry[8].dtype)
     return call(
         jnp.asarray(t, np.int32), v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i,
         *carry, *consts, *readout, *grads, events[0].astype(np.int32),
-        events[1].astype(np.int32), **network_attrs(config),
+        events[1].astype(np.int32), *(reset if reset is not None else (empty, empty)),
+        **network_attrs(config),
         surrogate=np.int32(native.SURROGATE_CODES[config.surrogate]),
         slope_per_mV=np.float64(config.surrogate_slope_per_mV),
         damping=np.float64(config.grad_damping), parallel=np.int32(parallel),
@@ -282,27 +288,17 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
                 total = term if total is None else total + term
         return total
 
-    def surrogate_readout(carry, u):
-        """The readout's terms when its reset passes the surrogate gradient (u: the step's
-        readout before the reset): lambda_out_v r, r = 1 - theta H'(u - theta), in the carry,
-        and the step's own row kappa lambda_u W_out^T, lambda_u = lambda_out_v r + c_sum."""
-        theta = config.out_threshold
-        h = SURROGATE_FNS[config.surrogate].derivative(u - theta, config.surrogate_slope_per_mV)
-        lout = carry[8] * (1 - theta * h)
-        row = (1.0 - beta) / config.dt_ms * jnp.dot(lout + consts[2], w_out.T)
-        return (*carry[:8], lout), (row, row, jnp.array([1, 0], row.dtype))
+    w_out_t = jnp.asarray(w_out.T) if surrogate_reset else None
 
     def adjoint_chunk(carry, grads, start, sample_c, channel_c):
         _, stacks = forward_chunk(start, blocks, sample_c, channel_c, config, True, parallel)
 
         def step_back(state, t):
             carry, (g_in, g_out, ag) = state
-            readout = (q_sum, q_final, ag)
-            if surrogate_reset:
-                carry, readout = surrogate_readout(carry, stacks[8][t])
             *lam, lu, g_in, g_out = adjoint_step(
-                t, stacks, carry, consts, readout, (g_in, g_out),
+                t, stacks, carry, consts, (q_sum, q_final, ag), (g_in, g_out),
                 (sample_c, channel_c), config, parallel,
+                (stacks[8], w_out_t) if surrogate_reset else None,
             )  # fmt: skip
             # alpha_{n+1} = 1 + beta alpha_n, gamma_{n+1} = beta gamma_n
             ag = jnp.stack([1 + beta * ag[0], beta * ag[1]])

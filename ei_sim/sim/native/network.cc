@@ -20,9 +20,9 @@
 //   lambda_u   = lambda_out_v + c_sum,   lambda_out_v(prev) = beta lambda_u
 //   lambda_s_E = lambda_s_E(from the next step's products) + c_count_E + kappa lambda_u W_out^T
 //                (the last term from two precomputed rows, see the operands below)
-// (A readout reset that passes the surrogate gradient, d out_v / d u = 1 - theta H'(u -
-// theta), needs no other kernel: the caller passes lambda_out_v already multiplied by that
-// factor and the step's row kappa lambda_u W_out^T as q_sum with alpha = 1, gamma = 0.)
+// (With a readout reset that passes the surrogate gradient, d out_v / d u = 1 - theta H'(u -
+// theta), lambda_u = lambda_out_v (1 - theta H'(u - theta)) + c_sum and the last term is
+// formed step by step from the recorded u and W_out^T, operands 28 and 29.)
 //   lambda_s_I = lambda_s_I(from the next step's products) + c_count_I
 //   the cell adjoint of each population (cells.h) gives lambda_V(prev) and the cell's share
 //   of the conductance cotangents; the totals over the step are
@@ -35,6 +35,7 @@
 // It also adds the step's terms of the gradients of W_in and W_out, event-driven, in place:
 //   dL/dW_in[c]  += Lambda_g_exc_E[b]           for every input event (b, c) of the step
 //   dL/dW_out[e] += kappa lambda_u[b]           for every E spike (b, e) of the step
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -431,6 +432,10 @@ ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
 //   21 q_sum = kappa c_sum W_out^T  22 q_final = kappa lambda_out_v(end) W_out^T  (B, n_E)
 //   23 (alpha, gamma) (2,): this step's lambda_u = alpha c_sum + gamma lambda_out_v(end)
 //   24 dL/dW_in so far  25 dL/dW_out so far  26 sample (L, K)  27 channel
+//   28 u (L, B, n_out), the readout before its reset, and 29 W_out^T (n_out, n_E): given (not
+//   empty) for a readout reset that passes the surrogate gradient, d out_v / d u = 1 - theta
+//   H'(u - theta): then lambda_u = lambda_out_v (1 - theta H'(u - theta)) + c_sum, its share
+//   of lambda_s_E is kappa lambda_u W_out^T formed here, and q_sum, q_final are not read
 // The readout is linear and its reset carries no gradient, so lambda_u of the step n steps
 // before the end is alpha_n c_sum + gamma_n lambda_out_v(end), alpha_n = 1 + beta + ... +
 // beta^n, gamma_n = beta^n: its share of lambda_s_E, kappa lambda_u W_out^T, is alpha q_sum +
@@ -451,7 +456,7 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   const T slope = T(*slope_attr), inv_d = T(1) / T(*damping_attr);
   std::vector<ffi::AnyBuffer> in;
   std::vector<void*> data;
-  if (ffi::Error err = Operands(args, 28, in); err.failure()) return err;
+  if (ffi::Error err = Operands(args, 30, in); err.failure()) return err;
   if (ffi::Error err = Results(rets, 10, data); err.failure()) return err;
   std::vector<T*> o;
   for (void* d : data) o.push_back(static_cast<T*>(d));
@@ -481,21 +486,50 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
     return ffi::Error::InvalidArgument("network_adjoint_step: (alpha, gamma) expected");
   }
   const T alpha = ptr(23)[0], gamma = ptr(23)[1];
+  const bool surrogate_reset = in[28].element_count() > 0;
+  if (surrogate_reset && (in[28].element_count() != L * B * NO ||
+                          in[29].element_count() != NO * NE)) {
+    return ffi::Error::InvalidArgument(
+        "network_adjoint_step: u (L, B, n_out) and W_out^T (n_out, n_E) expected");
+  }
+  const T* u_t = surrogate_reset ? ptr(28) + t * B * NO : nullptr;
+  const T* w_out_t = surrogate_reset ? ptr(29) : nullptr;
   const Net<T>* n = &net;
   const std::vector<T*> r(o);
 
   auto trials = [=](int64_t lo, int64_t hi) {
+    std::vector<T> kappa_lu(NO), row(surrogate_reset ? NE : 0);
     for (int64_t b = lo; b < hi; ++b) {
       const int64_t be = b * NE, bi = b * NI, bo = b * NO;
       T* lu = r[7] + bo;
       for (int64_t c = 0; c < NO; ++c) {
-        lu[c] = lout[bo + c] + c_sum[bo + c];
+        T carried = lout[bo + c];
+        if (surrogate_reset) {
+          const T h = SurrogateDerivative<T, kSurrogate>(u_t[bo + c] - n->theta, slope);
+          carried = carried * (T(1) - n->theta * h);
+        }
+        lu[c] = carried + c_sum[bo + c];
         r[6][bo + c] = n->beta * lu[c];
+        kappa_lu[c] = n->kappa * lu[c];
+      }
+      const T *q_a = q_sum + be, *q_b = q_final + be;
+      T a = alpha, g = gamma;
+      if (surrogate_reset) {  // this step's row kappa lambda_u W_out^T, one class at a time
+        T* __restrict__ out = row.data();
+        std::fill(out, out + NE, T(0));
+        for (int64_t c = 0; c < NO; ++c) {
+          const T scale = kappa_lu[c];
+          const T* __restrict__ w = w_out_t + c * NE;
+          for (int64_t k = 0; k < NE; ++k) out[k] += scale * w[k];
+        }
+        q_a = q_b = out;
+        a = T(1);
+        g = T(0);
       }
       CellsAdjoint<T, kSurrogate>(n->e, slope, inv_d, n->d_ampa, n->d_gaba, v_e + be, ge_e + be,
                                   gi_e + be, flags_e + be, lv_e + be, ls_e + be, c_count_e + be,
-                                  q_sum + be, q_final + be, alpha, gamma, lge_e + be,
-                                  lgi_e + be, r[0] + be, r[1] + be, r[2] + be, NE);
+                                  q_a, q_b, a, g, lge_e + be, lgi_e + be, r[0] + be, r[1] + be,
+                                  r[2] + be, NE);
       CellsAdjoint<T, kSurrogate>(n->i, slope, inv_d, n->d_ampa, n->d_gaba, v_i + bi, ge_i + bi,
                                   gi_i + bi, flags_i + bi, lv_i + bi, ls_i + bi, c_count_i + bi,
                                   nullptr, nullptr, T(0), T(0), lge_i + bi, lgi_i + bi,
@@ -536,8 +570,8 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
 
 ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                                   ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 28 || rets.size() != 10) {
-    return ffi::Error::InvalidArgument("network_adjoint_step: 28 operands and 10 results expected");
+  if (args.size() != 30 || rets.size() != 10) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: 30 operands and 10 results expected");
   }
   auto probe = args.get<ffi::AnyBuffer>(1);
   if (!probe.has_value()) return probe.error();
