@@ -146,6 +146,19 @@ def loss_with_final_state(final):
             + 0.02 * jnp.sum(final.i.g_inh_uS))  # fmt: skip
 
 
+def assert_final_state_gradients_equal(w, state0, events, config, tol):
+    """The fused gradient of loss_with_final_state equals the engine's (loss and both weight
+    gradients to ``tol``, relative); returns the fused gradients."""
+    (l_ref, g_ref), (l_f, g_f) = (grads(p, w, state0, events, config, 7,
+                                        loss=loss_with_final_state)
+                                  for p in ("engine", "fused"))  # fmt: skip
+    assert float(l_f) == pytest.approx(float(l_ref), rel=tol)
+    for a, b in zip(g_f, g_ref, strict=True):
+        assert float(jnp.max(jnp.abs(b))) > 0
+        assert rel_err(a, b) < tol
+    return g_f
+
+
 @pytest.mark.parametrize("surrogate", ["fast_sigmoid", "arctan"])
 @pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-10), (jnp.float32, 1e-4)])
 def test_fused_gradient_with_final_state_loss(surrogate, dtype, tol):
@@ -157,13 +170,7 @@ def test_fused_gradient_with_final_state_loss(surrogate, dtype, tol):
                                             dtype=dtype, surrogate=surrogate)  # fmt: skip
         ref = simulate(w, state0, events, config)[0]
         assert float(ref.acc.count_e.sum()) > 20 and float(ref.acc.count_i.sum()) > 5
-        (l_ref, g_ref), (l_f, g_f) = (grads(p, w, state0, events, config, 7,
-                                            loss=loss_with_final_state)
-                                      for p in ("engine", "fused"))  # fmt: skip
-        assert float(l_f) == pytest.approx(float(l_ref), rel=tol)
-        for a, b in zip(g_f, g_ref, strict=True):
-            assert float(jnp.max(jnp.abs(b))) > 0
-            assert rel_err(a, b) < tol
+        assert_final_state_gradients_equal(w, state0, events, config, tol)
 
 
 @pytest.mark.parametrize("dtype, tol", [(jnp.float64, 1e-10), (jnp.float32, 1e-4)])
@@ -179,13 +186,7 @@ def test_fused_gradient_with_surrogate_readout_reset(dtype, tol):
         ref, rec = simulate(w, state0, events, config, record=("out_v",))
         crossed = float(jnp.mean(rec["out_v"] >= config.out_threshold))
         assert 0.02 < crossed < 0.9, crossed
-        (l_ref, g_ref), (l_f, g_f) = (grads(p, w, state0, events, config, 7,
-                                            loss=loss_with_final_state)
-                                      for p in ("engine", "fused"))  # fmt: skip
-        assert float(l_f) == pytest.approx(float(l_ref), rel=tol)
-        for a, b in zip(g_f, g_ref, strict=True):
-            assert float(jnp.max(jnp.abs(b))) > 0
-            assert rel_err(a, b) < tol
+        g_f = assert_final_state_gradients_equal(w, state0, events, config, tol)
         detached = dataclasses.replace(config, out_reset_gradient="detached")
         _, g_d = grads("fused", w, state0, events, detached, 7, loss=loss_with_final_state)
         for a, b in zip(g_d, g_f, strict=True):
