@@ -70,7 +70,6 @@ RESUMABLE_CHANGES = (
 FILE_ATTRS = ("kind", "schema_version")
 
 # Attributes added after files were written: a file without one holds this value.
-# what a run file written before an attribute existed ran with
 LEGACY_DEFAULTS = {"model.setting": "canonical", "model.config.out_reset_gradient": "detached"}
 # What reading a run needs: the weight groups and the blocks every network has
 NEEDED = ("metrics", "weights/best", "weights/last", "weights/best/w_in", "weights/best/w_out",
