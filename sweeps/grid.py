@@ -91,8 +91,7 @@ class GridSpec:
         network ``model`` changes (preset or config fields, e.g. ``{"n_e": 16}``) and the
         recipe ``train`` changes (e.g. ``{"epochs": 2}``)."""
         from ei_sim.models import get_model
-        from ei_sim.training.config import TrainConfig
-        from ei_sim.training.spiking import tier_model
+        from ei_sim.training.config import TrainConfig, tier_model
 
         net = tier_model(get_model(preset, setting=setting), tier)
         net = net.replace(**model) if model else net
@@ -147,7 +146,7 @@ def shared_keys(attrs: dict) -> list[str]:
 def shared_settings(model, train) -> dict:
     """The model's and recipe's attributes (as a run file stores them) that every cell of a
     grid shares, as ``grid.model.*`` / ``grid.train.*``."""
-    from ei_sim.training.spiking import run_attrs
+    from ei_sim.training.config import run_attrs
 
     attrs = run_attrs(model, train)
     return {f"grid.{k}": attrs[k] for k in shared_keys(attrs)}

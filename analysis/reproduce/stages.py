@@ -79,7 +79,7 @@ def run_dir_of(runs_root: str, name: str) -> str:
 
 def build_model(model: str, setting: str, tier: str, n_e=None, t_ms=None, **changes):
     from ei_sim.models import get_model
-    from ei_sim.training.spiking import tier_model
+    from ei_sim.training.config import tier_model
 
     return tier_model(get_model(model, setting=setting, **changes), tier, n_e, t_ms)
 

@@ -103,7 +103,7 @@ def cmd_grid(args) -> int:
     from ei_sim.cli.train import video_hook
     from ei_sim.sweeps.grid import CellLost, run_grid
     from ei_sim.sweeps.store import resumable_cells
-    from ei_sim.training.loop import TrainingFailed
+    from ei_sim.training.errors import TrainingFailed
 
     check_grid(args)
     check_cluster_options(args)

@@ -232,7 +232,7 @@ def build_targets(args, *, recipe_cls=None, tiered: bool = True, recipe: bool = 
     targets = {"model": get_model(name, setting=setting)}
     tier = chosen(args, "tier")
     if tiered and tier is not None:
-        from ei_sim.training.spiking import tier_model
+        from ei_sim.training.config import tier_model
 
         targets["model"] = tier_model(targets["model"], tier)
     if recipe:

@@ -69,7 +69,7 @@ def video_hook():
 def cmd_train(args) -> int:
     from ei_sim.cli.checks import check_recipe, check_train, devices_note
     from ei_sim.sim.parallel import cpu_cores, parts_for, use_cpu_cores
-    from ei_sim.training.loop import TrainingFailed
+    from ei_sim.training.errors import TrainingFailed
     from ei_sim.training.spiking import train
 
     check_train(args)

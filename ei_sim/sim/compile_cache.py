@@ -15,14 +15,19 @@ a later JAX, :func:`enable` falls back to JAX's file cache).
 :class:`CompileCounter` counts the programs a process needed and how many of them were
 actually compiled (the rest came from the cache), from JAX's monitoring events.
 
-The module imports JAX only in :func:`enable` and :class:`CompileCounter` (a command that
-needs no compiled program, such as a native ``ei-sim simulate`` run, starts without JAX).
+The module imports JAX only in :func:`enable` and :class:`CompileCounter`. Commands call
+:func:`enable_on_import`, which turns the cache on when JAX is first imported: a process
+that never compiles (a native ``ei-sim simulate`` run, the main process of a grid on Dask
+workers) starts without importing JAX.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.util
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -123,6 +128,44 @@ def enable() -> Path | None:
     _install(cache)
     _enabled.append(path)
     return path
+
+
+class _EnableAfterJaxImport(importlib.abc.MetaPathFinder):
+    """An import hook that runs :func:`enable` right after JAX's module has executed (the
+    first time anything imports ``jax``), then leaves ``sys.meta_path``. Looking JAX up
+    without importing it (``importlib.util.find_spec``) leaves the hook in place."""
+
+    def __init__(self):
+        self._looking = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "jax" or self._looking:
+            return None
+        self._looking = True
+        try:
+            spec = importlib.util.find_spec(name)  # the finders after this one
+        finally:
+            self._looking = False
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run_module, finder = spec.loader.exec_module, self
+
+        def exec_module(module):
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+            run_module(module)
+            enable()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def enable_on_import() -> None:
+    """:func:`enable` now if JAX is already imported, else when it first is."""
+    if "jax" in sys.modules:
+        enable()
+    elif not disabled() and not any(isinstance(f, _EnableAfterJaxImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _EnableAfterJaxImport())
 
 
 class CompileCounter:

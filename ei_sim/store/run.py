@@ -19,6 +19,9 @@ is refused in one line naming it. Whoever writes a run holds its lock
 A run file without ``kind`` (written before the attribute existed) is recognised by its
 ``/weights`` group and ``model.*`` attributes and read as this layout.
 
+JAX is imported by the functions that save or load weights and optimiser states, so that a
+process that only compares settings (a grid's main process) starts without it.
+
 The run layout stores and loads the network configuration and weights; the model of a run
 comes back from its attributes through :func:`ei_sim.sim.model.model_from_attrs`.
 """
@@ -29,10 +32,8 @@ import contextlib
 import os
 
 import h5py
-import jax
 import numpy as np
 
-from ei_sim.sim.engine import Weights
 from ei_sim.store.atomic import atomic_h5
 from ei_sim.store.attrs import read_attrs, write_attrs
 from ei_sim.store.checksum import ATTR as CHECKSUM
@@ -111,6 +112,8 @@ def holding_run(run_dir: str):
 def save_run(run_dir, attrs, metrics, best, last, opt_state, status, snapshot_writer=None):
     """Write the whole run file anew (atomically): the old file stays valid until the rename.
     The old file's snapshots are kept; ``snapshot_writer(fh)`` may add this epoch's."""
+    import jax
+
     path = run_path(run_dir)
     with atomic_h5(path, kind=KIND, seal=True) as fh:
         write_attrs(fh, {k: v for k, v in attrs.items() if k not in FILE_ATTRS})
@@ -172,6 +175,8 @@ def load_run(run_dir: str, opt_template=None):
     """Return (attrs, metrics, best Weights, last Weights, optimiser state or None).
     ValueError (one line) for a run without what this needs (the optimiser state too when
     ``opt_template`` is given) or one that does not match its checksum."""
+    import jax
+
     needs_optimizer = opt_template is not None and jax.tree.structure(opt_template).num_leaves > 0
     with open_run(run_dir) as fh:
         check_run_file(fh, fh.filename, optimizer=needs_optimizer)
@@ -193,7 +198,12 @@ def load_run(run_dir: str, opt_template=None):
     return attrs, metrics, best, last, opt_state
 
 
-def _read_weights(group) -> Weights:
+def _read_weights(group):
+    """The group's arrays as :class:`ei_sim.sim.engine.Weights` of JAX arrays."""
+    import jax
+
+    from ei_sim.sim.engine import Weights
+
     return Weights(**{name: jax.numpy.asarray(np.asarray(group[name])) for name in group})
 
 

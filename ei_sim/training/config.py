@@ -133,3 +133,22 @@ def config_attrs(cfg: Recipe, prefix: str = "train.") -> dict:
         out[prefix + f.name] = "none" if value is None else repr(value) if isinstance(
             value, tuple) else value  # fmt: skip
     return out
+
+
+def tier_model(model, tier: str, n_e: int | None = None, t_ms: float | None = None):
+    """Apply a tier's network size and trial length to a preset (N_I = N_E / 4); ``n_e`` and
+    ``t_ms`` override the tier's values."""
+    spec = TrainConfig.TIERS[tier]
+    n_e = spec["n_e"] if n_e is None else n_e
+    if n_e < 4:
+        raise ValueError(f"N_E must be >= 4 (N_I = N_E / 4), got {n_e}")
+    return model.replace(n_e=n_e, n_i=n_e // 4, t_ms=spec["t_ms"] if t_ms is None else t_ms)
+
+
+def run_attrs(model, cfg: TrainConfig) -> dict:
+    """A run file's attributes of its network (``model.*``) and recipe (``train.*``)."""
+    from ei_sim.sim.config import to_attrs
+
+    attrs = {**to_attrs(model, "model."), **config_attrs(cfg)}
+    attrs["train.budget"] = "off" if cfg.budget is None else cfg.budget
+    return attrs

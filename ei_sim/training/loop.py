@@ -33,9 +33,7 @@ from typing import Any
 import jax
 import numpy as np
 
-
-class TrainingFailed(RuntimeError):
-    """The weights became non-finite; the run file is marked ``status = "failed"``."""
+from ei_sim.training.errors import TrainingFailed
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ import numpy as np
 
 from ei_sim.data.encoding import pad_events, poisson_events, round_up
 from ei_sim.data.mnist import Split, load_pool, sample_and_split
-from ei_sim.sim.config import to_attrs
 from ei_sim.sim.engine import Weights
 from ei_sim.sim.parallel import batch_mesh, replicate
 from ei_sim.store.atomic import remove_stale_temporaries
@@ -50,7 +49,7 @@ from ei_sim.store.run import (
     save_run,
 )
 from ei_sim.training.config import SPIKING_BLOCKS as BLOCKS
-from ei_sim.training.config import TrainConfig, config_attrs
+from ei_sim.training.config import TrainConfig, run_attrs, tier_model
 from ei_sim.training.evaluate import evaluate, reference_trial
 from ei_sim.training.loop import Progress, Task, TrainingFailed, cell_of, fit, is_new_best
 from ei_sim.training.objective import assemble, make_train_step
@@ -73,16 +72,6 @@ def parse_budget(text) -> float | None:
     if text not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {text!r}")
     return None if text == "off" else float(text)
-
-
-def tier_model(model, tier: str, n_e: int | None = None, t_ms: float | None = None):
-    """Apply a tier's network size and trial length to a preset (N_I = N_E / 4); ``n_e`` and
-    ``t_ms`` override the tier's values."""
-    spec = TIERS[tier]
-    n_e = spec["n_e"] if n_e is None else n_e
-    if n_e < 4:
-        raise ValueError(f"N_E must be >= 4 (N_I = N_E / 4), got {n_e}")
-    return model.replace(n_e=n_e, n_i=n_e // 4, t_ms=spec["t_ms"] if t_ms is None else t_ms)
 
 
 def epoch_batches(split: Split, cfg: TrainConfig, config, epoch: int):
@@ -123,12 +112,6 @@ class TrainResult(NamedTuple):
     final_accuracy: float
     metrics: dict
     best_weights: Weights
-
-
-def run_attrs(model, cfg: TrainConfig) -> dict:
-    attrs = {**to_attrs(model, "model."), **config_attrs(cfg)}
-    attrs["train.budget"] = "off" if cfg.budget is None else cfg.budget
-    return attrs
 
 
 def split_weights(weights: Weights, trained):

@@ -65,11 +65,10 @@ _reason: list[str] = []
 
 
 def cache_dir() -> Path:
-    """Where built kernels are kept: ``$EI_SIM_CACHE_DIR`` or ``~/.cache/ei_sim``."""
-    root = os.environ.get("EI_SIM_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "ei_sim"
-    )
-    return Path(root) / "native"
+    """Where built kernels are kept: ``native`` in :func:`ei_sim.data.cache.cache_root`."""
+    from ei_sim.data.cache import cache_root
+
+    return Path(cache_root()) / "native"
 
 
 def _compiler() -> str | None:
