@@ -118,16 +118,23 @@ def test_a_warm_cache_needs_neither_scikit_learn_nor_mlxtends_parser(cache_dir):
 def test_every_command_is_registered_by_the_module_the_table_names():
     import argparse
     import importlib
+    import pathlib
 
+    import ei_sim.cli
     from ei_sim.cli import COMMAND_MODULES
 
+    folder = pathlib.Path(ei_sim.cli.__file__).parent
+    with_register = {p.stem for p in folder.glob("*.py") if "\ndef register(" in p.read_text()}
+    assert with_register == set(COMMAND_MODULES.values())
     for module in set(COMMAND_MODULES.values()):
         sub = argparse.ArgumentParser().add_subparsers()
         registered = importlib.import_module(f"ei_sim.cli.{module}").register(sub)
         assert set(registered) == {c for c, m in COMMAND_MODULES.items() if m == module}
 
 
-def test_a_grids_main_process_does_not_import_jax_and_workers_cache_programs(tmp_path):
+def test_a_grids_main_process_does_not_import_jax_and_a_later_import_enables_the_cache(
+    tmp_path,
+):
     env = {**os.environ, "EI_SIM_CACHE_DIR": str(tmp_path / "cache")}
     code = f"""
         import sys
@@ -142,3 +149,22 @@ def test_a_grids_main_process_does_not_import_jax_and_workers_cache_programs(tmp
     lines = _python(code, env).splitlines()
     assert lines[-2] == "0 False"
     assert lines[-1].startswith(str(tmp_path / "cache" / "xla"))
+
+
+def test_the_cache_turns_on_at_jaxs_first_import_however_it_is_imported(tmp_path):
+    env = {**os.environ, "EI_SIM_CACHE_DIR": str(tmp_path / "cache")}
+    code = """
+        import importlib.util, sys
+        from ei_sim.sim import compile_cache
+        compile_cache.enable_on_import()
+        assert importlib.util.find_spec("jax") is not None  # a lookup is not an import
+        assert "jax" not in sys.modules and not compile_cache._enabled
+        import jax.numpy as jnp  # a submodule first
+        print(jnp.ones(2).sum(), jnp.__name__)
+        import jax
+        print(jax.config.jax_compilation_cache_dir)
+        print(sum(type(f).__name__ == "_EnableAfterJaxImport" for f in sys.meta_path))
+    """
+    lines = _python(code, env).splitlines()
+    assert lines[-2].startswith(str(tmp_path / "cache" / "xla"))
+    assert lines[-1] == "0"  # the hook has left sys.meta_path

