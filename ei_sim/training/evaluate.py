@@ -74,15 +74,20 @@ def eval_trials(model, images, labels, seed: int, batch_size: int = 400):
 
 
 def evaluate(
-    weights: Weights, model, images, labels, seed: int, batch_size: int = 400, devices: int = 1
-):
+    weights: Weights, model, images, labels, seed: int, batch_size: int = 400, devices: int = 1,
+    trials=None,
+):  # fmt: skip
     """Accuracy, mean E/I rates (Hz) and the gamma peak of E activity over the test set.
 
     ``devices``: split each batch over this many devices (0: all that divide it); the result
-    does not depend on it beyond float rounding."""
+    does not depend on it beyond float rounding. ``trials``: the list of
+    ``eval_trials(model, images, labels, seed, batch_size)``, when the caller keeps it between
+    evaluations (a training run evaluates the same trials every epoch)."""
     config = model.config
     correct, count_e, count_i, activity = 0, [], [], []
-    for y, events, state0 in eval_trials(model, images, labels, seed, batch_size):
+    if trials is None:
+        trials = eval_trials(model, images, labels, seed, batch_size)
+    for y, events, state0 in trials:
         fn, mesh = _eval_fn(config, len(y), devices)
         logits, c_e, c_i, rec = fn(replicate(weights, mesh), state0, events)
         correct += int(np.sum(np.argmax(np.asarray(logits), -1) == y))

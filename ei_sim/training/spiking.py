@@ -50,7 +50,7 @@ from ei_sim.store.run import (
 )
 from ei_sim.training.config import SPIKING_BLOCKS as BLOCKS
 from ei_sim.training.config import TrainConfig, run_attrs, tier_model
-from ei_sim.training.evaluate import evaluate, reference_trial
+from ei_sim.training.evaluate import eval_trials, evaluate, reference_trial
 from ei_sim.training.loop import Progress, Task, TrainingFailed, cell_of, fit, is_new_best
 from ei_sim.training.objective import assemble, make_train_step
 from ei_sim.training.optim import adam_with_dale, with_skip_counters
@@ -290,8 +290,13 @@ def _task(step, models, cfg, split, frozen, key, run_dirs, attrs, on_epoch, stac
             return assemble(cell_of(trainable, c), cell_of(frozen, c))
         return jax.device_put(assemble(trainable, frozen), jax.devices()[0])
 
+    eval_sets = {}  # each cell's test trials, drawn once: the same every epoch
+
     def evaluate_cell(current, c):
-        ev = evaluate(current, models[c], split.x_test, split.y_test, cfg.seed, devices=devices)
+        if c not in eval_sets:
+            eval_sets[c] = list(eval_trials(models[c], split.x_test, split.y_test, cfg.seed))
+        ev = evaluate(current, models[c], split.x_test, split.y_test, cfg.seed, devices=devices,
+                      trials=eval_sets[c])  # fmt: skip
         ref = reference_trial(current, models[c], split.x_test[0], cfg.seed, cfg.ref_drop_ms)
         row = {"test_accuracy": ev.accuracy, "test_rate_e_Hz": ev.rate_e_Hz,
                "test_rate_i_Hz": ev.rate_i_Hz, "gamma_peak_Hz": ev.gamma_peak_Hz,
