@@ -42,8 +42,12 @@ engine's (``EI_SIM_FUSED=0``), each run for 1 and for 3 epochs: a real epoch (ev
 the file write included, compilation excluded) is the difference over 2, reported beside the
 floor measured in the same run (``ratio_to_floor``) with the process's peak memory.
 
-    python benchmarks/bench_train.py [--batch 256] [--naive-batch 64] [--chunk 20]
-        [--epochs] [--only ei-sim,ei-sim-engine] [--previous DIR]
+``--interleaved ROUNDS``: only the epoch's ratio to the floor, the floor (this CPU's kernels)
+and 3-epoch training processes alternately, each epoch against the floors measured just
+before and after it: on a shared machine the floor itself moves by 10-15 % between runs.
+
+    python benchmarks/bench_train.py [--batch 256] [--naive-batch 64] [--chunk 50]
+        [--epochs] [--only ei-sim,ei-sim-engine] [--previous DIR] [--interleaved ROUNDS]
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ def measure_floor(batch: int, n_e: int = 1024, n_i: int = 256, steps: int = 2000
             "floor_epoch_s": 6 * per_batch, "gflops": flop / per_batch / 1e9}  # fmt: skip
 
 
-def measure(kind: str, batch: int, chunk_fused: int = 20) -> dict:
+def measure(kind: str, batch: int, chunk_fused: int = 50) -> dict:
     import jax
     import numpy as np
 
@@ -160,14 +164,16 @@ def native_blas_env(env: dict) -> dict:
 def in_subprocess(kind: str, batch: int, chunk: int, previous: str | None = None) -> dict:
     """One row, measured in its own process: ``floor``, ``floor-native`` (OpenBLAS variables
     removed), a trainer kind, or ``ei-sim-previous`` (the ``ei-sim`` row with ``previous``
-    ahead on the path)."""
+    ahead on the path: a checkout with the links of a source tree, ``ei_sim/models`` ->
+    ``../models`` and so on, as ``[tool.setuptools.package-dir]`` maps them)."""
     env = dict(os.environ)
     if kind.startswith("floor"):
         call = f"b.measure_floor({batch})"
         if kind == "floor-native":
             env = native_blas_env(env)
-    elif kind == "ei-sim-previous":
-        call = f"b.measure('ei-sim', {batch}, {chunk})"
+    elif kind == "ei-sim-previous":  # at the previous version's own default chunk
+        default = "__import__('ei_sim.training.config').training.config.TrainConfig()"
+        call = f"b.measure('ei-sim', {batch}, {default}.checkpoint_every)"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [previous, env.get("PYTHONPATH")]))
     else:
         call = f"b.measure({kind!r}, {batch}, {chunk})"
@@ -226,6 +232,27 @@ def real_epochs(
     return rows
 
 
+def interleaved_ratios(rounds: int, batch: int) -> dict:
+    """The epoch's ratio to the floor on a noisy machine: ``rounds`` x (the floor, a 3-epoch
+    ``ei-sim train --tier medium`` process), then the floor once more. Each epoch after the
+    first (``epoch_wall_s`` of the run file: training and evaluation, not the file write) is
+    divided by the mean of the floors measured just before and after its process."""
+    import h5py
+    import numpy as np
+
+    floors, epochs, ratios = [in_subprocess("floor-native", batch, 0)["floor_epoch_s"]], [], []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            train_process(3, True, 0, os.path.join(tmp, "run"))
+            with h5py.File(os.path.join(tmp, "run", "run.h5"), "r") as fh:
+                walls = [float(x) for x in fh["metrics/epoch_wall_s"][1:]]
+        floors.append(in_subprocess("floor-native", batch, 0)["floor_epoch_s"])
+        epochs += walls
+        ratios += [w / ((floors[-2] + floors[-1]) / 2) for w in walls]
+    return {"bench": "train_epoch_interleaved", "rounds": rounds, "native_floor_epoch_s": floors,
+            "epoch_s": epochs, "ratios": ratios, "median_ratio": float(np.median(ratios))}
+
+
 KINDS = ("ei-sim", "ei-sim-engine", "ei-sim-1-device", "ei-sim-xla-cells", "ei-sim-dense")
 
 
@@ -233,11 +260,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--naive-batch", type=int, default=64)
-    parser.add_argument("--chunk", type=int, default=20, help="steps per fused chunk")
+    parser.add_argument("--chunk", type=int, default=50, help="steps per fused chunk "
+                        "(default: the trainer's checkpoint_every)")
     parser.add_argument("--epochs", action="store_true", help="also real ei-sim train epochs")
     parser.add_argument("--only", default="", help="comma list of rows (default: all)")
     parser.add_argument("--previous", default=None, help="checkout of the previous version")
+    parser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
+                        help="only the epoch's ratio to the floor, measured in ROUNDS rounds "
+                        "of floor and training alternately (a noisy machine)")
     args = parser.parse_args()
+    if args.interleaved:
+        print(json.dumps(interleaved_ratios(args.interleaved, args.batch)), flush=True)
+        return
     only = set(filter(None, args.only.split(",")))
     floor = in_subprocess("floor", args.batch, args.chunk)
     print(json.dumps(floor), flush=True)

@@ -106,7 +106,7 @@ class TrainConfig(Recipe):
     budget: float | None = None
     budget_strength: float = 1e-3
     trained: tuple = ("w_in", "w_out")
-    checkpoint_every: int = 20  # fastest for the fused path (benchmarks/bench_train.py)
+    checkpoint_every: int = 50  # fastest for the fused path (docs/benchmarks.md, Training)
     ref_drop_ms: float = 20.0
     devices: int = 0
 
