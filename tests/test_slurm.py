@@ -431,9 +431,13 @@ def test_slurm_grid_equals_serial(tmp_path, capsys, serial_store, job_name):
 
 
 def test_scancel_of_a_worker_job_mid_grid(tmp_path, capsys, serial_store, job_name):
-    """A job is cancelled while its cell has one of its two epochs done: the cell resumes on
+    """A job is killed while its cell has one of its two epochs done: the cell resumes on
     another worker from its completed epochs (never from the start), no cell that was
-    stored trains again, and every number equals the serial run's."""
+    stored trains again, and every number equals the serial run's.
+
+    A tiny epoch takes a fraction of a second, so the job is first frozen (SIGSTOP to all its
+    processes) and looked at again: only a cell still between its epochs is killed
+    (SIGKILL); otherwise the job goes on (SIGCONT) and the watcher waits for another cell."""
     from ei_sim.sweeps.grid import epochs_done
     from ei_sim.sweeps.store import read_cells
 
@@ -441,20 +445,32 @@ def test_scancel_of_a_worker_job_mid_grid(tmp_path, capsys, serial_store, job_na
     killed: dict = {}
     stop = threading.Event()
 
+    def finished():
+        return {m.group(1) for lines in _job_logs(store).values() for x in lines
+                if (m := FINISH.search(x))}  # fmt: skip
+
+    def between_epochs(cell):
+        return cell not in finished() and epochs_done(os.path.join(f"{store}.cells", cell)) == 1
+
+    def signal_job(job_id, name):
+        subprocess.run(["scancel", f"--signal={name}", "--full", job_id], check=True,
+                       timeout=30)  # fmt: skip
+
     def cancel_mid_cell():
         while not stop.is_set() and not killed:
-            logs = _job_logs(store)
-            finished = {m.group(1) for lines in logs.values() for x in lines
-                        if (m := FINISH.search(x))}  # fmt: skip
-            for job_id, lines in logs.items():
+            for job_id, lines in _job_logs(store).items():
                 started = [m.group(1) for x in lines if (m := START.search(x))]
-                if not started or started[-1] in finished:
+                if not started or not between_epochs(started[-1]):
                     continue
-                if epochs_done(os.path.join(f"{store}.cells", started[-1])) == 1:
-                    subprocess.run(["scancel", job_id], check=True, timeout=30)
-                    stored = {c["name"] for c in read_cells(store)} if store.exists() else set()
-                    killed.update(job=job_id, cell=started[-1], stored=stored)
-                    return
+                signal_job(job_id, "STOP")
+                time.sleep(0.5)  # the signal delivered: the worker's files no longer change
+                if not between_epochs(started[-1]):
+                    signal_job(job_id, "CONT")  # the cell finished first: another one
+                    continue
+                stored = {c["name"] for c in read_cells(store)} if store.exists() else set()
+                signal_job(job_id, "KILL")
+                killed.update(job=job_id, cell=started[-1], stored=stored)
+                return
             time.sleep(0.02)
 
     watcher = threading.Thread(target=cancel_mid_cell, daemon=True)
