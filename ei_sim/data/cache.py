@@ -53,20 +53,21 @@ def cached(name: str, key: str, compute: Callable[[], dict]) -> dict:
     except Exception:  # noqa: BLE001 (no entry, or a damaged one in any way: computed again)
         pass
     arrays = compute()
-    _write(path, arrays)
+    write_entry(path, lambda fh: np.savez(fh, **arrays))
     return arrays
 
 
-def _write(path: str, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` through a temporary file renamed into place (readers see
-    no entry or a whole one); give up silently where the folder cannot be written."""
+def write_entry(path: str, write: Callable) -> None:
+    """A cache entry: ``write(binary file)`` into a temporary file renamed to ``path`` (readers
+    see no entry or a whole one), readable by every user sharing the folder; where the
+    folder cannot be made or written (full, read-only) there is just no entry."""
     tmp = None
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=os.path.dirname(path))
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.chmod(tmp, 0o644)  # readable by every user sharing the folder, as the other caches
+            write(fh)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
         os.replace(tmp, path)
         tmp = None
     except OSError:

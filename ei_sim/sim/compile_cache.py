@@ -28,10 +28,10 @@ import importlib.abc
 import importlib.util
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
+from ei_sim.data.cache import write_entry
 from ei_sim.sim import native
 
 ENV_SWITCH = "EI_SIM_COMPILE_CACHE"
@@ -64,22 +64,8 @@ class AtomicFileCache:
 
     def put(self, key: str, value: bytes) -> None:
         target = self._path / f"{key}{_SUFFIX}"
-        if target.exists():
-            return
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self._path)
-        except OSError:  # a full or read-only cache folder: the program is just not cached
-            return
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(value)
-            os.chmod(tmp, 0o644)  # as JAX's own entries (mkstemp makes them private)
-            os.replace(tmp, target)
-        except OSError:  # a full disk: no entry rather than a failed command
-            pass
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        if not target.exists():  # a full or read-only folder: the program is just not cached
+            write_entry(str(target), lambda fh: fh.write(value))
 
     def clear(self) -> None:
         for entry in self._path.glob(f"*{_SUFFIX}"):
