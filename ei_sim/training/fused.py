@@ -12,9 +12,10 @@ many again in the checkpointed backward pass, plus the stacking of its stored st
   the synaptic update, and one byte of flags per cell: whether it could fire and whether it
   fired); then, step by step from the last, one native call
   (``network_adjoint_step``) takes the readout, membrane, spike and conductance-decay adjoint
-  of both populations, and XLA's matrix kernels the two dense products that carry the
-  cotangents back through the loop (the same call adds the step's terms of the W_in and W_out
-  gradients, from the input events and the E spikes, in place),
+  of both populations, adds the step's terms of the W_in and W_out gradients (from the input
+  events and the E spikes, in place) and forms the two dense products that carry the
+  cotangents back through the loop, with the recurrent blocks packed once per backward pass
+  (:func:`pack_block`, ``ei_sim/native/dense.h``),
 
       lambda_s_E(t-1) = Lambda_gexc_I(t) W_EI^T + Lambda_gexc_E(t) W_EE^T
       lambda_s_I(t-1) = Lambda_ginh_E(t) W_IE^T + Lambda_ginh_I(t) W_II^T
@@ -146,15 +147,33 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
 
 # network_adjoint_step's results written in place of its operands: the carried cotangents
 # (lambda_V, Lambda_g_exc, Lambda_g_inh of each population, lambda_out_v; operands 9-11, 13-15,
-# 17 -> results 0-6) and the weight gradients (24, 25 -> 8, 9). Without them XLA copies the
-# carry into the loop's buffers every step (about 2 MB per step and device at batch 128).
-ADJOINT_ALIASES = {9: 0, 10: 1, 11: 2, 13: 3, 14: 4, 15: 5, 17: 6, 24: 8, 25: 9}
+# 17 -> results 0-6), the weight gradients (24, 25 -> 8, 9) and the spikes' cotangents of the
+# previous step (12, 16 -> 10, 11). Without them XLA copies the carry into the loop's buffers
+# every step (about 2 MB per step and device at batch 128).
+ADJOINT_ALIASES = {9: 0, 10: 1, 11: 2, 13: 3, 14: 4, 15: 5, 17: 6, 24: 8, 25: 9, 12: 10, 16: 11}
+PANEL = 16  # rows of a block per packed panel (ei_sim/native/dense.h)
 
 
-def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, parallel: bool,
-                 reset=None):  # fmt: skip
+def pack_block(w, dtype):
+    """A recurrent block W (n_from, n_to) packed for the adjoint's products lambda W^T:
+    panels of 16 rows, ``P[p, k, q] = W[16 p + q, k]`` (rows past n_from zero), shape
+    (ceil(n_from / 16), n_to, 16); an absent block as an empty (0, 0, 16) array."""
+    if w is None or w.size == 0:
+        return jnp.zeros((0, 0, PANEL), dtype)
+    n_from, n_to = w.shape
+    panels = -(-n_from // PANEL)
+    padded = jnp.zeros((panels * PANEL, n_to), dtype).at[:n_from].set(w.astype(dtype))
+    return padded.reshape(panels, PANEL, n_to).transpose(0, 2, 1)
+
+
+def adjoint_step(t, stacks, carry, consts, readout, grads, events, packed, config,
+                 parallel: bool, reset=None):  # fmt: skip
     """The native adjoint of step ``t`` of a recorded chunk (see ``network.cc``), with the
-    step's terms added to the weight gradients ``grads`` = (dL/dW_in, dL/dW_out) in place.
+    step's terms added to the weight gradients ``grads`` = (dL/dW_in, dL/dW_out) in place;
+    ``packed``: the blocks (W_EI, W_EE, W_IE, W_II) as :func:`pack_block` gives them. Returns
+    the new carry's lambda_V, Lambda_g_exc, Lambda_g_inh of E then I, lambda_out_v, lambda_u,
+    the two gradients, and the spikes' cotangents of the previous step (lambda_s_E,
+    lambda_s_I).
 
     ``readout`` = (q_sum, q_final, (alpha, gamma)): the readout's share of the E spikes'
     cotangent is ``alpha q_sum + gamma q_final`` (:func:`readout_rows`). ``reset`` = (u,
@@ -165,6 +184,7 @@ def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, paral
     out = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in (*carry[:3], *carry[4:7], carry[8])]
     out.append(jax.ShapeDtypeStruct(carry[8].shape, carry[8].dtype))
     out += [jax.ShapeDtypeStruct(g.shape, g.dtype) for g in grads]
+    out += [jax.ShapeDtypeStruct(carry[k].shape, carry[k].dtype) for k in (3, 7)]
     call = jax.ffi.ffi_call("ei_sim_network_adjoint_step", out, vmap_method="sequential",
                             input_output_aliases=ADJOINT_ALIASES)  # fmt: skip
     empty = jnp.zeros((0,), carry[8].dtype)
@@ -172,7 +192,7 @@ def adjoint_step(t, stacks, carry, consts, readout, grads, events, config, paral
         jnp.asarray(t, np.int32), v_e, ge_e, gi_e, flags_e, v_i, ge_i, gi_i, flags_i,
         *carry, *consts, *readout, *grads, events[0].astype(np.int32),
         events[1].astype(np.int32), *(reset if reset is not None else (empty, empty)),
-        **network_attrs(config),
+        *packed, **network_attrs(config),
         surrogate=np.int32(native.SURROGATE_CODES[config.surrogate]),
         slope_per_mV=np.float64(config.surrogate_slope_per_mV),
         damping=np.float64(config.grad_damping), parallel=np.int32(parallel),
@@ -279,19 +299,9 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
     beta = math.exp(-config.dt_ms / config.tau_out_ms)
     surrogate_reset = config.out_reset_gradient == "surrogate"
 
-    # The blocks transposed once here, outside the loops: given W itself, the matrix kernel
-    # transposes it on every call (YNNPACK: 5 % of a training step's time).
-    wt_ee, wt_ei, wt_ie, wt_ii = (jnp.asarray(w.T) if w.size else None
-                                  for w in (w_ee, w_ei, w_ie, w_ii))  # fmt: skip
-
-    def products(lam, wt_a, wt_b):
-        """lam_a @ w_a^T + lam_b @ w_b^T over the present blocks (given as w^T)."""
-        total = None
-        for lam_x, wt in zip(lam, (wt_a, wt_b), strict=True):
-            if wt is not None:
-                term = jnp.dot(lam_x, wt)
-                total = term if total is None else total + term
-        return total
+    # The blocks packed once here, outside the loops: a general matrix kernel packs its
+    # constant operand again on every call (about a tenth of the products' time).
+    packed = tuple(pack_block(w, w_out.dtype) for w in (w_ei, w_ee, w_ie, w_ii))
 
     w_out_t = jnp.asarray(w_out.T) if surrogate_reset else None
 
@@ -300,18 +310,14 @@ def _trial_bwd(config, chunk, parallel, residuals, ct_final):
 
         def step_back(state, t):
             carry, (g_in, g_out, ag) = state
-            *lam, lu, g_in, g_out = adjoint_step(
+            *lam, lu, g_in, g_out, ls_e, ls_i = adjoint_step(
                 t, stacks, carry, consts, (q_sum, q_final, ag), (g_in, g_out),
-                (sample_c, channel_c), config, parallel,
+                (sample_c, channel_c), packed, config, parallel,
                 (stacks[8], w_out_t) if surrogate_reset else None,
             )  # fmt: skip
             # alpha_{n+1} = 1 + beta alpha_n, gamma_{n+1} = beta gamma_n
             ag = jnp.stack([1 + beta * ag[0], beta * ag[1]])
             lv_e, lge_e, lgi_e, lv_i, lge_i, lgi_i, lout = lam
-            ls_e = products((lge_i, lge_e), wt_ei, wt_ee)
-            ls_i = products((lgi_e, lgi_i), wt_ie, wt_ii)
-            ls_e = jnp.zeros_like(lv_e) if ls_e is None else ls_e
-            ls_i = jnp.zeros_like(lv_i) if ls_i is None else ls_i
             new = (lv_e, lge_e, lgi_e, ls_e, lv_i, lge_i, lgi_i, ls_i, lout)
             return (new, (g_in, g_out, ag)), None
 

@@ -47,7 +47,7 @@ SOURCES = tuple(
     Path(__file__).with_name(name)
     for name in ("event_matmul.cc", "population.cc", "network.cc", "host.cc")
 )
-HEADERS = tuple(Path(__file__).with_name(name) for name in ("float_types.h", "cells.h"))
+HEADERS = tuple(Path(__file__).with_name(name) for name in ("float_types.h", "cells.h", "dense.h"))
 TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
            "ei_sim_event_outer": "EiSimEventOuter",
            "ei_sim_sparse_event_matmul": "EiSimSparseEventMatmul",

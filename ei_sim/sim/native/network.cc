@@ -27,10 +27,10 @@
 //   the cell adjoint of each population (cells.h) gives lambda_V(prev) and the cell's share
 //   of the conductance cotangents; the totals over the step are
 //   Lambda_g = cell share + d_x Lambda_g(next step)            (d_x = d_ampa or d_gaba)
-// It returns the totals Lambda_g; the caller forms the spikes' cotangents of the previous
-// step with two dense products (lambda_s_E = Lambda_g_exc_I W_EI^T + Lambda_g_exc_E W_EE^T,
-// lambda_s_I = Lambda_g_inh_E W_IE^T + Lambda_g_inh_I W_II^T), which XLA's matrix kernels
-// run at the machine's peak.
+// It returns the totals Lambda_g and, from them, the spikes' cotangents of the previous step,
+// two dense products (lambda_s_E = Lambda_g_exc_I W_EI^T + Lambda_g_exc_E W_EE^T,
+// lambda_s_I = Lambda_g_inh_E W_IE^T + Lambda_g_inh_I W_II^T) with the blocks packed once per
+// backward pass by the caller (dense.h).
 //
 // It also adds the step's terms of the gradients of W_in and W_out, event-driven, in place:
 //   dL/dW_in[c]  += Lambda_g_exc_E[b]           for every input event (b, c) of the step
@@ -43,6 +43,7 @@
 
 #include "xla/ffi/api/ffi.h"
 #include "cells.h"
+#include "dense.h"
 #include "float_types.h"
 
 namespace ffi = xla::ffi;
@@ -456,8 +457,8 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   const T slope = T(*slope_attr), inv_d = T(1) / T(*damping_attr);
   std::vector<ffi::AnyBuffer> in;
   std::vector<void*> data;
-  if (ffi::Error err = Operands(args, 30, in); err.failure()) return err;
-  if (ffi::Error err = Results(rets, 10, data); err.failure()) return err;
+  if (ffi::Error err = Operands(args, 34, in); err.failure()) return err;
+  if (ffi::Error err = Results(rets, 12, data); err.failure()) return err;
   std::vector<T*> o;
   for (void* d : data) o.push_back(static_cast<T*>(d));
   auto sd = in[1].dimensions();
@@ -565,13 +566,38 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
       AddRow(gw_out + e * NO, lu, net.kappa * value, NO);
     });
   }
+  // The spikes' cotangents of the previous step, from this step's conductance totals
+  // (results 10, 11, in place of operands 12, 16, which the cell adjoint above has read):
+  //   lambda_s_E = Lambda_g_exc_I W_EI^T + Lambda_g_exc_E W_EE^T
+  //   lambda_s_I = Lambda_g_inh_E W_IE^T + Lambda_g_inh_I W_II^T
+  // each block packed once per backward pass (operands 30-33, dense.h; empty when absent).
+  int64_t k_of[4];
+  const int64_t n_of[4] = {NE, NE, NI, NI}, k_want[4] = {NI, NE, NE, NI};
+  for (int a = 0; a < 4; ++a) {
+    auto dims = in[30 + a].dimensions();
+    k_of[a] = in[30 + a].element_count() == 0 ? 0 : dims[1];
+    if (k_of[a] != 0 && (dims.size() != 3 || dims[2] != kPanel || k_of[a] != k_want[a] ||
+                         dims[0] != (n_of[a] + kPanel - 1) / kPanel)) {
+      return ffi::Error::InvalidArgument(
+          "network_adjoint_step: packed blocks (ceil(n_from / 16), n_to, 16) expected");
+    }
+  }
+  const T *p_ei = ptr(30), *p_ee = ptr(31), *p_ie = ptr(32), *p_ii = ptr(33);
+  const int64_t k_ei = k_of[0], k_ee = k_of[1], k_ie = k_of[2], k_ii = k_of[3];
+  auto products = [=](int64_t lo, int64_t hi) {
+    PackedProduct<T>(r[4], k_ei, p_ei, NE, r[10], lo, hi, false);
+    PackedProduct<T>(r[1], k_ee, p_ee, NE, r[10], lo, hi, k_ei != 0);
+    PackedProduct<T>(r[2], k_ie, p_ie, NI, r[11], lo, hi, false);
+    PackedProduct<T>(r[5], k_ii, p_ii, NI, r[11], lo, hi, k_ie != 0);
+  };
+  OverTrials(attrs, pool, B, /*grain=*/48, products);
   return ffi::Error::Success();
 }
 
 ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                                   ffi::Dictionary attrs, ffi::ThreadPool pool) {
-  if (args.size() != 30 || rets.size() != 10) {
-    return ffi::Error::InvalidArgument("network_adjoint_step: 30 operands and 10 results expected");
+  if (args.size() != 34 || rets.size() != 12) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: 34 operands and 12 results expected");
   }
   auto probe = args.get<ffi::AnyBuffer>(1);
   if (!probe.has_value()) return probe.error();
