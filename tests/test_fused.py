@@ -28,8 +28,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def network(seed=0, n_e=24, n_i=8, t_ms=23.7, loop=True, dense_all=True, dtype=jnp.float64,
-            **changes):  # fmt: skip
-    """A small spiking network with input events; every recurrent block present by default."""
+            batch=6, **changes):  # fmt: skip
+    """A small spiking network with input events (``batch`` trials); every recurrent block
+    present by default."""
     config = NetworkConfig(n_in=16, n_e=n_e, n_i=n_i, n_out=4, t_ms=t_ms, **changes)
     keys = jax.random.split(jax.random.PRNGKey(seed), 7)
     u = lambda k, shape, hi: jax.random.uniform(k, shape, dtype, 0, hi)  # noqa: E731
@@ -41,8 +42,8 @@ def network(seed=0, n_e=24, n_i=8, t_ms=23.7, loop=True, dense_all=True, dtype=j
         w_ii=u(keys[4], (n_i, n_i), 0.02) if dense_all else None,
         w_out=u(keys[5], (n_e, 4), 2.0),
     )
-    events = poisson_events(np.full((6, 16), 0.8), config.n_steps, 0.12, seed=seed)
-    state0 = init_state(config, keys[6], 6, dtype=dtype)
+    events = poisson_events(np.full((batch, 16), 0.8), config.n_steps, 0.12, seed=seed)
+    state0 = init_state(config, keys[6], batch, dtype=dtype)
     return config, w, state0, events
 
 
@@ -191,6 +192,32 @@ def test_fused_gradient_with_surrogate_readout_reset(dtype, tol):
         _, g_d = grads("fused", w, state0, events, detached, 7, loss=loss_with_final_state)
         for a, b in zip(g_d, g_f, strict=True):
             assert rel_err(a, b) > 100 * tol
+
+
+def test_pack_block_layout():
+    """A block packed for the adjoint's products: P[p, k, q] = W[16 p + q, k], rows past
+    n_from zero; an absent block empty."""
+    w = jnp.arange(37 * 5, dtype=jnp.float32).reshape(37, 5)
+    packed = np.asarray(fused.pack_block(w, jnp.float32))
+    assert packed.shape == (3, 5, 16)
+    for p in range(3):
+        for q in range(16):
+            row = 16 * p + q
+            expected = np.asarray(w[row]) if row < 37 else np.zeros(5, np.float32)
+            np.testing.assert_array_equal(packed[p, :, q], expected)
+    assert fused.pack_block(None, jnp.float32).shape == (0, 0, 16)
+
+
+def test_fused_products_at_awkward_sizes_float32():
+    """The adjoint's packed products in float32 (the AVX2 kernel where the CPU has it) at sizes
+    that use every edge of it: 11 trials (a block of 6 rows and one of 5), n_E = 40 (a partial
+    panel of 8), n_I = 300 (two slices of k for W_EI and W_II), every recurrent block present:
+    the fused gradient equals the engine's."""
+    config, w, state0, events = network(n_e=40, n_i=300, batch=11, dtype=jnp.float32,
+                                        t_ms=12.0)  # fmt: skip
+    ref = simulate(w, state0, events, config)[0]
+    assert float(ref.acc.count_e.sum()) > 10 and float(ref.acc.count_i.sum()) > 10
+    assert_final_state_gradients_equal(w, state0, events, config, 1e-4)
 
 
 def test_fused_equals_engine_float32_medium_size():

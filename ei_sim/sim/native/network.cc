@@ -437,13 +437,16 @@ ffi::Error NetworkForwardImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
 //   empty) for a readout reset that passes the surrogate gradient, d out_v / d u = 1 - theta
 //   H'(u - theta): then lambda_u = lambda_out_v (1 - theta H'(u - theta)) + c_sum, its share
 //   of lambda_s_E is kappa lambda_u W_out^T formed here, and q_sum, q_final are not read
+//   30 W_EI  31 W_EE  32 W_IE  33 W_II, each packed (dense.h: (ceil(n_from / 16), n_to, 16));
+//   an absent block empty
 // The readout is linear and its reset carries no gradient, so lambda_u of the step n steps
 // before the end is alpha_n c_sum + gamma_n lambda_out_v(end), alpha_n = 1 + beta + ... +
 // beta^n, gamma_n = beta^n: its share of lambda_s_E, kappa lambda_u W_out^T, is alpha q_sum +
 // gamma q_final (two multiply-adds per cell instead of n_out).
 // Results: 0 lambda_V_E(prev)  1 Lambda_g_exc_E  2 Lambda_g_inh_E  3 lambda_V_I(prev)
 //   4 Lambda_g_exc_I  5 Lambda_g_inh_I  6 lambda_out_v(prev)  7 lambda_u (B, n_out)
-//   8 dL/dW_in  9 dL/dW_out (with this step's terms)
+//   8 dL/dW_in  9 dL/dW_out (with this step's terms)  10 lambda_s_E(prev)  11 lambda_s_I(prev)
+//   (the products, written in place of operands 12 and 16 where XLA aliases them)
 template <typename T, int32_t kSurrogate>
 ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
                         const ffi::Dictionary& attrs, ffi::ThreadPool& pool) {
