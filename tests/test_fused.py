@@ -71,7 +71,8 @@ def rel_err(a, b):
 
 
 @pytest.mark.parametrize("surrogate", ["fast_sigmoid", "arctan"])
-@pytest.mark.parametrize("loop, dense_all", [(True, True), (True, False), (False, False)])
+@pytest.mark.parametrize("loop, dense_all",
+                         [(True, True), (True, False), (False, False), (False, True)])
 def test_fused_equals_engine_float64(surrogate, loop, dense_all):
     with jax.enable_x64(True):
         config, w, state0, events = network(loop=loop, dense_all=dense_all, surrogate=surrogate)
@@ -208,13 +209,15 @@ def test_pack_block_layout():
     assert fused.pack_block(None, jnp.float32).shape == (0, 0, 16)
 
 
-def test_fused_products_at_awkward_sizes_float32():
+@pytest.mark.parametrize("batch", [11, 49, 51, 52])
+def test_fused_products_at_awkward_sizes_float32(batch):
     """The adjoint's packed products in float32 (the AVX2 kernel where the CPU has it) at sizes
-    that use every edge of it: 11 trials (a block of 6 rows and one of 5), n_E = 40 (a partial
-    panel of 8), n_I = 300 (two slices of k for W_EI and W_II), every recurrent block present:
-    the fused gradient equals the engine's."""
-    config, w, state0, events = network(n_e=40, n_i=300, batch=11, dtype=jnp.float32,
-                                        t_ms=12.0)  # fmt: skip
+    that use every edge of it: batches whose rows end in blocks of 5, 1, 3 and 4 rows after
+    those of 6 (49-52 trials: two parts of the batch, 48 rows and the rest, on the call's
+    threads), n_E = 40 (a partial panel of 8), n_I = 300 (two slices of k for W_EI and W_II),
+    every recurrent block present: the fused gradient equals the engine's."""
+    config, w, state0, events = network(n_e=40, n_i=300, batch=batch, dtype=jnp.float32,
+                                        t_ms=12.0 if batch < 20 else 5.0)  # fmt: skip
     ref = simulate(w, state0, events, config)[0]
     assert float(ref.acc.count_e.sum()) > 10 and float(ref.acc.count_i.sum()) > 10
     assert_final_state_gradients_equal(w, state0, events, config, 1e-4)

@@ -4,7 +4,7 @@ The model is :func:`ei_sim.sim.engine.step`, unchanged; only the way a trial is 
 engine's path runs each of a trial's 2,000 steps as a few dozen small XLA kernels (and as
 many again in the checkpointed backward pass, plus the stacking of its stored states). Here:
 
-* forward: one native call (``network_forward`` in ``ei_sim/native/network.cc``) runs a chunk
+* forward: one native call (``network_forward`` in ``ei_sim/sim/native/network.cc``) runs a chunk
   of ``L`` steps for the whole batch, each trial's state kept in cache across the chunk; only
   the chunk-start states are kept for the backward pass (memory O(T/L) states);
 * backward, chunk by chunk from the last: the chunk is rerun by the same call, which now also
@@ -15,7 +15,7 @@ many again in the checkpointed backward pass, plus the stacking of its stored st
   of both populations, adds the step's terms of the W_in and W_out gradients (from the input
   events and the E spikes, in place) and forms the two dense products that carry the
   cotangents back through the loop, with the recurrent blocks packed once per backward pass
-  (:func:`pack_block`, ``ei_sim/native/dense.h``),
+  (:func:`pack_block`, ``ei_sim/sim/native/dense.h``),
 
       lambda_s_E(t-1) = Lambda_gexc_I(t) W_EI^T + Lambda_gexc_E(t) W_EE^T
       lambda_s_I(t-1) = Lambda_ginh_E(t) W_IE^T + Lambda_ginh_I(t) W_II^T
@@ -151,7 +151,7 @@ def forward_chunk(state: NetState, blocks, sample, channel, config, record: bool
 # previous step (12, 16 -> 10, 11). Without them XLA copies the carry into the loop's buffers
 # every step (about 2 MB per step and device at batch 128).
 ADJOINT_ALIASES = {9: 0, 10: 1, 11: 2, 13: 3, 14: 4, 15: 5, 17: 6, 24: 8, 25: 9, 12: 10, 16: 11}
-PANEL = 16  # rows of a block per packed panel (ei_sim/native/dense.h)
+PANEL = 16  # rows of a block per packed panel (ei_sim/sim/native/dense.h)
 
 
 def pack_block(w, dtype):

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -29,6 +28,17 @@ namespace ei_sim_native {
 
 constexpr int64_t kPanel = 16;    // outputs per panel (two AVX2 vectors)
 constexpr int64_t kKSlice = 256;  // K per pass over a panel
+
+// a b + c: fused (one rounding, as the AVX2 kernel) where the CPU has FMA; a multiply and an
+// add otherwise (std::fma would then be a library call per term; the rounding differs).
+template <typename T>
+inline T MulAdd(T a, T b, T c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
 
 // Outputs [r0, r1) x panel p of C (+)= A W^T over k in [k0, k1), generic (any T, any CPU):
 // the same order of summation as the AVX2 kernel (a slice's sum formed from zero, then added).
@@ -42,7 +52,7 @@ void PanelSliceScalar(const T* A, int64_t lda, const T* P, int64_t K, int64_t p,
     T acc[kPanel] = {};
     const T* a = A + r * lda;
     for (int64_t k = k0; k < k1; ++k) {
-      for (int64_t q = 0; q < kPanel; ++q) acc[q] = std::fma(a[k], panel[k * kPanel + q], acc[q]);
+      for (int64_t q = 0; q < kPanel; ++q) acc[q] = MulAdd(a[k], panel[k * kPanel + q], acc[q]);
     }
     T* out = C + r * ldc + p * kPanel;
     for (int64_t q = 0; q < cols; ++q) out[q] = add ? out[q] + acc[q] : acc[q];
@@ -117,6 +127,16 @@ inline void PanelSliceAvx2(const float* A, int64_t lda, const float* panel, int6
   if constexpr (MR > 4) put(4, c40, c41);
   if constexpr (MR > 5) put(5, c50, c51);
 }
+
+// The last 1-5 rows of a panel (the batch need not be a multiple of 6).
+inline void RowTail(int64_t rows, const float* A, int64_t lda, const float* panel, int64_t k0,
+                    int64_t k1, float* out, int64_t ldc, int64_t cols, bool add) {
+  using Kernel = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t,
+                          int64_t, bool);
+  static constexpr Kernel kTail[6] = {nullptr, PanelSliceAvx2<1>, PanelSliceAvx2<2>,
+                                      PanelSliceAvx2<3>, PanelSliceAvx2<4>, PanelSliceAvx2<5>};
+  if (rows > 0 && rows < 6) kTail[rows](A, lda, panel, k0, k1, out, ldc, cols, add);
+}
 #endif
 
 // Rows [r0, r1) of C (+)= A W^T, W packed as P (panels of 16 rows; see above). With add
@@ -144,14 +164,7 @@ void PackedProduct(const T* A, int64_t K, const T* P, int64_t N, T* C, int64_t r
         for (; r + 6 <= r1; r += 6) {
           PanelSliceAvx2<6>(A + r * K, K, panel, k0, k1, out + r * N, N, cols, add_slice);
         }
-        switch (r1 - r) {
-          case 5: PanelSliceAvx2<5>(A + r * K, K, panel, k0, k1, out + r * N, N, cols, add_slice); break;
-          case 4: PanelSliceAvx2<4>(A + r * K, K, panel, k0, k1, out + r * N, N, cols, add_slice); break;
-          case 3: PanelSliceAvx2<3>(A + r * K, K, panel, k0, k1, out + r * N, N, cols, add_slice); break;
-          case 2: PanelSliceAvx2<2>(A + r * K, K, panel, k0, k1, out + r * N, N, cols, add_slice); break;
-          case 1: PanelSliceAvx2<1>(A + r * K, K, panel, k0, k1, out + r * N, N, cols, add_slice); break;
-          default: break;
-        }
+        RowTail(r1 - r, A + r * K, K, panel, k0, k1, out + r * N, N, cols, add_slice);
         continue;
       }
 #endif

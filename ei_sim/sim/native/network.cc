@@ -496,6 +496,28 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
     return ffi::Error::InvalidArgument(
         "network_adjoint_step: u (L, B, n_out) and W_out^T (n_out, n_E) expected");
   }
+  // Every operand checked before any result is written (some results alias operands).
+  auto gi = in[24].dimensions();
+  auto ev = in[26].dimensions();
+  if (gi.size() != 2 || ev.size() != 2 || ev[0] != L) {
+    return ffi::Error::InvalidArgument("network_adjoint_step: W_in gradient 2-d, events (L, K)");
+  }
+  const int64_t NIN = gi[0], K = ev[1];
+  int64_t k_of[4];  // the packed blocks' n_to (0: absent)
+  const int64_t n_of[4] = {NE, NE, NI, NI}, k_want[4] = {NI, NE, NE, NI};
+  for (int a = 0; a < 4; ++a) {
+    auto dims = in[30 + a].dimensions();
+    k_of[a] = 0;
+    if (in[30 + a].element_count() == 0) continue;
+    if (dims.size() != 3 || in[30 + a].element_type() != in[1].element_type() ||
+        dims[2] != kPanel || dims[1] != k_want[a] ||
+        dims[0] != (n_of[a] + kPanel - 1) / kPanel) {
+      return ffi::Error::InvalidArgument(
+          "network_adjoint_step: packed blocks (ceil(n_from / 16), n_to, 16) of the stacks' "
+          "type expected");
+    }
+    k_of[a] = dims[1];
+  }
   const T* u_t = surrogate_reset ? ptr(28) + t * B * NO : nullptr;
   const T* w_out_t = surrogate_reset ? ptr(29) : nullptr;
   const Net<T>* n = &net;
@@ -545,12 +567,6 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   // 25 when XLA can; otherwise they start as copies):
   //   dL/dW_in[c] += Lambda_g_exc_E[b] per input event (b, c);  dL/dW_out[e] += kappa
   //   lambda_u[b] per E spike (b, e) of the step.
-  auto gi = in[24].dimensions();
-  auto ev = in[26].dimensions();
-  if (gi.size() != 2 || ev.size() != 2 || ev[0] != L) {
-    return ffi::Error::InvalidArgument("network_adjoint_step: W_in gradient 2-d, events (L, K)");
-  }
-  const int64_t NIN = gi[0], K = ev[1];
   T* gw_in = o[8];
   T* gw_out = o[9];
   if (gw_in != ptr(24)) std::memcpy(gw_in, ptr(24), sizeof(T) * NIN * NE);
@@ -574,17 +590,6 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
   //   lambda_s_E = Lambda_g_exc_I W_EI^T + Lambda_g_exc_E W_EE^T
   //   lambda_s_I = Lambda_g_inh_E W_IE^T + Lambda_g_inh_I W_II^T
   // each block packed once per backward pass (operands 30-33, dense.h; empty when absent).
-  int64_t k_of[4];
-  const int64_t n_of[4] = {NE, NE, NI, NI}, k_want[4] = {NI, NE, NE, NI};
-  for (int a = 0; a < 4; ++a) {
-    auto dims = in[30 + a].dimensions();
-    k_of[a] = in[30 + a].element_count() == 0 ? 0 : dims[1];
-    if (k_of[a] != 0 && (dims.size() != 3 || dims[2] != kPanel || k_of[a] != k_want[a] ||
-                         dims[0] != (n_of[a] + kPanel - 1) / kPanel)) {
-      return ffi::Error::InvalidArgument(
-          "network_adjoint_step: packed blocks (ceil(n_from / 16), n_to, 16) expected");
-    }
-  }
   const T *p_ei = ptr(30), *p_ee = ptr(31), *p_ie = ptr(32), *p_ii = ptr(33);
   const int64_t k_ei = k_of[0], k_ee = k_of[1], k_ie = k_of[2], k_ii = k_of[3];
   auto products = [=](int64_t lo, int64_t hi) {
@@ -593,7 +598,7 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
     PackedProduct<T>(r[2], k_ie, p_ie, NI, r[11], lo, hi, false);
     PackedProduct<T>(r[5], k_ii, p_ii, NI, r[11], lo, hi, k_ie != 0);
   };
-  OverTrials(attrs, pool, B, /*grain=*/48, products);
+  OverTrials(attrs, pool, B, /*grain=*/48, products);  // 48: a multiple of the kernel's 6 rows
   return ffi::Error::Success();
 }
 
