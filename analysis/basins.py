@@ -251,6 +251,50 @@ def rate_accuracy_figure(result: dict):
     return fig
 
 
+def trajectory_figure(finished: list[dict], pending: list[dict]):
+    """Each cell's path in (E rate, I rate) over its epochs (test-set means), the dot at its
+    last epoch: finished cells in their label's colour, cells still training dashed and grey
+    (hollow dot). Each item: ``name``, ``e_history``, ``i_history`` (Hz per epoch) and, for
+    finished cells, ``label``. Both axes are linear up to 0.1 Hz and logarithmic above, so a
+    silent I population (0 Hz) and one at 20 Hz are both seen."""
+    from ei_sim.analysis import figures as F
+
+    fig, ax = F.pyplot().subplots(figsize=(6.4, 4.6), constrained_layout=True)
+    for cell in finished:
+        e, i = np.asarray(cell["e_history"], float), np.asarray(cell["i_history"], float)
+        if e.size:
+            colour = COLOURS.get(cell.get("label"), "black")
+            ax.plot(e, i, "-", color=colour, lw=0.9, alpha=0.8)
+            ax.plot(e[-1:], i[-1:], "o", color=colour, ms=4)
+    for cell in pending:
+        e, i = np.asarray(cell["e_history"], float), np.asarray(cell["i_history"], float)
+        if e.size:
+            ax.plot(e, i, "--", color="0.45", lw=0.9)
+            ax.plot(e[-1:], i[-1:], "o", mfc="white", mec="0.3", ms=5)
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, StrMethodFormatter
+
+    ticks = [0, 0.05, 0.1, 0.2, 0.5, 1, 1.5, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50, 100, 200]
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_yscale("symlog", linthresh=0.1)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        axis.set_minor_locator(FixedLocator([]))
+    ax.set(xlabel="E rate (Hz, test set)", ylabel="I rate (Hz, test set)",
+           title="each cell over its epochs (dot: last epoch)")  # fmt: skip
+
+    handles = [Line2D([], [], color=COLOURS[lab], marker="o", label=lab) for lab in LABELS
+               if any(c.get("label") == lab for c in finished)]  # fmt: skip
+    if any(len(c["e_history"]) for c in pending):
+        handles.append(Line2D([], [], color="0.45", ls="--", marker="o", mfc="white",
+                              label="still training"))  # fmt: skip
+    if handles:
+        ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def plot_rate_accuracy(result: dict, path: str) -> str:
     """Write :func:`rate_accuracy_figure` at ``path``."""
     from ei_sim.analysis.figures import save_figure

@@ -733,6 +733,13 @@ def grid_body(path: str, log) -> str:
         "E rate vs accuracy",
         "Each cell one marker (shape: label; colour: I rate); x2 etc.: cells on the same point.",
     )
+    body += figure(
+        basins.trajectory_figure(_finished_histories(path, result), pending),
+        "cells over their epochs",
+        "Each cell's test-set E and I rates epoch by epoch, coloured by its label at the end; "
+        "a cell whose I rate is still falling through the rule's threshold is a basin "
+        "forming. Dashed: cells still training (from their run files).",
+    )
     rows = [{"cell": t["name"][k], "W_EI (uS)": t["w_ei"][k], "W_IE (uS)": t["w_ie"][k],
              "seed": int(t["seed"][k]), "best acc (%)": acc[k], "E (Hz)": t["rate_e_Hz"][k],
              "I (Hz)": t["rate_i_Hz"][k], "gamma (Hz)": t["gamma_peak_Hz"][k],
@@ -742,15 +749,34 @@ def grid_body(path: str, log) -> str:
         rows, ("W_EI (uS)", "W_IE (uS)", "seed", "best acc (%)", "E (Hz)", "I (Hz)",
                "gamma (Hz)"))  # fmt: skip
     ari = result["check"]["ari"]
+    check = (
+        "not made: it needs at least two labels, and twice as many cells as labels"
+        if ari is None
+        else f"a Gaussian mixture on (E rate, I rate, accuracy) agrees with the labels with "
+        f"adjusted Rand index {esc(fmt(ari, 3))} (1: the same partition; 0: chance)"
+    )
     body += (
-        f"<p>Unsupervised check: a Gaussian mixture on (E rate, I rate, accuracy) agrees "
-        f"with the labels with adjusted Rand index {esc(fmt(ari, 3))} (1: the same "
-        f"partition; 0: chance).</p><pre>{esc(basins.format_basins(result))}</pre>"
+        f"<p>Unsupervised check: {check}.</p><pre>{esc(basins.format_basins(result))}</pre>"
     )
     body += unfinished_section(pending)
     body += ABOUT_VERDICT
     body += parameters_section(attrs, ("grid.",), "Grid settings")
     return body
+
+
+def _finished_histories(path: str, result: dict) -> list[dict]:
+    """Per finished cell of a grid store: ``name``, ``label`` (from ``result``, the basins'
+    analysis) and its per-epoch test rates ``e_history``, ``i_history``."""
+    from ei_sim.sweeps.store import read_grid
+
+    labels = dict(zip(result["table"]["name"], result["labels"], strict=True))
+    out = []
+    for cell in read_grid(path)["cells"]:
+        m = cell["metrics"]
+        out.append({"name": cell["name"], "label": labels.get(cell["name"]),
+                    "e_history": m.get("test_rate_e_Hz", np.zeros(0)),
+                    "i_history": m.get("test_rate_i_Hz", np.zeros(0))})  # fmt: skip
+    return out
 
 
 def unfinished_section(pending: list[dict]) -> str:
@@ -770,7 +796,8 @@ def unfinished_section(pending: list[dict]) -> str:
     started = sum(c["epochs_done"] > 0 for c in pending)
     return (
         f"<h2>Cells not finished</h2><p>{len(pending)} cells of this grid are not in the store "
-        f"yet, or are being continued to more epochs; {started} of them have stored epochs "
+        f"yet, or are being continued to more epochs; {started} of them "
+        f"{'has' if started == 1 else 'have'} stored epochs "
         "in their run files (read when this report was made; the figures and tables above "
         "hold the cells in the store, as stored).</p>"
         + table(rows, ("W_EI (uS)", "W_IE (uS)", "seed", "best acc so far (%)",

@@ -220,8 +220,9 @@ def unfinished_cells(path: str) -> list[dict]:
     their run is being continued to, each with how far its run has got: ``name``, ``w_ei``,
     ``w_ie``, ``seed``, ``epochs_done`` (0: not started), ``epochs`` (the run's target; for a
     cell not started, the store's where an earlier release wrote it, else None) and, once an
-    epoch is stored, from the run file's per-epoch test metrics: ``best_accuracy`` so far and
-    the last epoch's ``rate_e_Hz`` and ``rate_i_Hz``. Reads the run files only (written
+    epoch is stored, from the run file's per-epoch test metrics: ``best_accuracy`` so far,
+    the last epoch's ``rate_e_Hz`` and ``rate_i_Hz``, and every epoch's, ``e_history`` and
+    ``i_history`` (lists, empty before the first epoch). Reads the run files only (written
     whole, then renamed), so it can run while a campaign trains; a run file that cannot be
     read counts as not started."""
     data = read_grid(path, metrics=False)
@@ -236,7 +237,7 @@ def unfinished_cells(path: str) -> list[dict]:
         name = cell_name(w_ei, w_ie, seed)
         cell = {"name": name, "w_ei": w_ei, "w_ie": w_ie, "seed": seed, "epochs_done": 0,
                 "epochs": target, "best_accuracy": math.nan, "rate_e_Hz": math.nan,
-                "rate_i_Hz": math.nan}  # fmt: skip
+                "rate_i_Hz": math.nan, "e_history": [], "i_history": []}  # fmt: skip
         run = _run_progress(run_path(os.path.join(cells_dir(path), name)))
         if name in stored and not run.get("epochs", 0) > stored[name]:
             continue  # finished (a stored cell counts unless its run is being continued)
@@ -256,9 +257,11 @@ def _run_progress(run_file: str) -> dict:
             if n and "metrics" in fh:
                 m = fh["metrics"]
                 acc = np.asarray(m["test_accuracy"][:n], float)
+                e = [float(x) for x in m["test_rate_e_Hz"][:n]]
+                i = [float(x) for x in m["test_rate_i_Hz"][:n]]
                 out.update(epochs_done=n, best_accuracy=float(np.nanmax(acc)),
-                           rate_e_Hz=float(m["test_rate_e_Hz"][n - 1]),
-                           rate_i_Hz=float(m["test_rate_i_Hz"][n - 1]))  # fmt: skip
+                           rate_e_Hz=e[-1], rate_i_Hz=i[-1], e_history=e,
+                           i_history=i)  # fmt: skip
     except (OSError, KeyError, ValueError, IndexError, TypeError):
         return {}
     return out

@@ -220,6 +220,25 @@ def test_basin_labels_and_unsupervised_check(tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
 
+def test_trajectory_figure_draws_finished_and_training_cells():
+    """Finished cells: a solid path in their label's colour ending in a dot; cells still
+    training: a dashed grey path; a cell without epochs: nothing."""
+    from matplotlib.colors import to_hex
+
+    fig = basins.trajectory_figure(
+        [{"name": "a", "label": "PING", "e_history": [1.0, 2.0], "i_history": [5.0, 10.0]}],
+        [{"name": "b", "e_history": [3.0, 3.5], "i_history": [0.0, 0.2]},
+         {"name": "c", "e_history": [], "i_history": []}],
+    )  # fmt: skip
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4  # a path and a dot per cell with epochs
+    solid = [ln for ln in lines if ln.get_linestyle() == "-"]
+    assert [list(ln.get_xdata()) for ln in solid] == [[1.0, 2.0]]
+    assert to_hex(solid[0].get_color()) == basins.COLOURS["PING"]
+    dashed = [ln for ln in lines if ln.get_linestyle() == "--"]
+    assert [list(ln.get_ydata()) for ln in dashed] == [[0.0, 0.2]]
+
+
 def test_grid_report_shows_the_cells_still_training(tmp_path):
     """A grid whose campaign is under way: the report names the cells not in the store yet,
     with the epochs, best accuracy and last rates their run files hold; a store with no
@@ -257,10 +276,13 @@ def test_grid_report_shows_the_cells_still_training(tmp_path):
     started = pending["wei2__wie8__seed42"]
     assert (started["epochs_done"], started["epochs"], started["best_accuracy"],
             started["rate_e_Hz"], started["rate_i_Hz"]) == (2, 3, 0.625, 4.5, 12.5)
+    assert (started["e_history"], started["i_history"]) == ([3.0, 4.5], [10.0, 12.5])
+    assert pending["wei0__wie8__seed42"]["e_history"] == []
     assert write_report(str(store), str(tmp_path / "grid.html")) == "grid"
     page = (tmp_path / "grid.html").read_text()
     assert "Cells not finished" in page and "3 of 6" in page and "2 of 3" in page
     assert "not started" in page and "62.5" in page
+    assert "2 of them have stored epochs" in page and "alt='cells over their epochs'" in page
 
     empty = tmp_path / "empty.h5"  # a campaign's store before its first cell finished
     open_or_create(str(empty), settings, force=False)
