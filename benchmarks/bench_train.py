@@ -11,6 +11,8 @@ Each configuration runs in its own process (so peak memory is its own):
   that measurement's environment alone, so that OpenBLAS picks this CPU's own kernels (e.g.
   AVX-512): the real matrix floor. Rows report their ratio to it too
   (``*_ratio_to_native_floor``);
+* ``products``: the same two products by the training's own kernel (``dense.h``: the
+  blocks packed once, the rows split over XLA's threads), what they cost inside a step;
 * ``ei-sim``: the trainer's step: the fused path (:mod:`ei_sim.training.fused`: the network step as
 one
   native call per chunk of ``--chunk`` steps, its adjoint one native call per step plus XLA's
@@ -84,6 +86,51 @@ def measure_floor(batch: int, n_e: int = 1024, n_i: int = 256, steps: int = 2000
     flop = 2 * 2 * batch * n_e * n_i * steps
     return {"bench": "train_step", "impl": "floor", "batch": batch, "floor_step_s": per_batch,
             "floor_epoch_s": 6 * per_batch, "gflops": flop / per_batch / 1e9}  # fmt: skip
+
+
+def measure_products(batch: int, n_e: int = 1024, n_i: int = 256, steps: int = 2000) -> dict:
+    """The floor's two products by the training's own kernel (``dense.h``, the blocks packed
+    once), on one device with the rows split over XLA's threads (median of 3): how much of a
+    step the products themselves take, beside the numpy floor."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ei_sim.sim.parallel import use_cpu_cores
+
+    use_cpu_cores(1)
+    from ei_sim.training import fused
+
+    rng = np.random.default_rng(0)
+    lam_i, lam_e = (jnp.asarray(rng.standard_normal(s, dtype=np.float32))
+                    for s in ((batch, n_i), (batch, n_e)))  # fmt: skip
+    w_ei, w_ie = (jnp.asarray(rng.standard_normal(s, dtype=np.float32))
+                  for s in ((n_e, n_i), (n_i, n_e)))  # fmt: skip
+    p_ei, p_ie = fused.pack_block(w_ei, jnp.float32), fused.pack_block(w_ie, jnp.float32)
+
+    @jax.jit
+    def run(lam_i, lam_e):
+        def body(t, carry):  # each step's operands touched, so that no product is hoisted
+            lam_i, lam_e, acc = carry
+            lam_i = lam_i.at[0, 0].set(t.astype(jnp.float32))
+            lam_e = lam_e.at[0, 0].set(t.astype(jnp.float32))
+            out_e = fused.packed_product(lam_i, p_ei, n_e)
+            out_i = fused.packed_product(lam_e, p_ie, n_i)
+            return lam_i, lam_e, acc + out_e[0, 0] + out_i[0, 0]
+
+        return jax.lax.fori_loop(0, steps, body, (lam_i, lam_e, jnp.float32(0)))[2]
+
+    jax.block_until_ready(run(lam_i, lam_e))
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(lam_i, lam_e))
+        times.append(time.perf_counter() - t0)
+    per_batch = float(np.median(times))
+    flop = 2 * 2 * batch * n_e * n_i * steps
+    return {"bench": "train_step", "impl": "products", "batch": batch,
+            "products_step_s": per_batch, "products_epoch_s": 6 * per_batch,
+            "gflops": flop / per_batch / 1e9}  # fmt: skip
 
 
 def measure(kind: str, batch: int, chunk_fused: int = 50) -> dict:
@@ -167,7 +214,9 @@ def in_subprocess(kind: str, batch: int, chunk: int, previous: str | None = None
     ahead on the path: a checkout with the links of a source tree, ``ei_sim/models`` ->
     ``../models`` and so on, as ``[tool.setuptools.package-dir]`` maps them)."""
     env = dict(os.environ)
-    if kind.startswith("floor"):
+    if kind == "products":
+        call = f"b.measure_products({batch})"
+    elif kind.startswith("floor"):
         call = f"b.measure_floor({batch})"
         if kind == "floor-native":
             env = native_blas_env(env)
@@ -279,6 +328,11 @@ def main() -> None:
     print(json.dumps(native_floor), flush=True)
     floor_epoch = floor.get("floor_epoch_s")
     native_floor_epoch = native_floor.get("floor_epoch_s")
+    if not only or "products" in only:
+        products = in_subprocess("products", args.batch, args.chunk)
+        if native_floor_epoch and "products_epoch_s" in products:
+            products["ratio_to_native_floor"] = products["products_epoch_s"] / native_floor_epoch
+        print(json.dumps(products), flush=True)
     ours = previous = None
     kinds = (KINDS[0], *(("ei-sim-previous",) if args.previous else ()), *KINDS[1:], "naive")
     for kind in kinds:

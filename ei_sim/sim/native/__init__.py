@@ -54,7 +54,8 @@ TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
            "ei_sim_population_forward": "EiSimPopulationForward",
            "ei_sim_population_adjoint": "EiSimPopulationAdjoint",
            "ei_sim_network_forward": "EiSimNetworkForward",
-           "ei_sim_network_adjoint_step": "EiSimNetworkAdjointStep"}  # fmt: skip
+           "ei_sim_network_adjoint_step": "EiSimNetworkAdjointStep",
+           "ei_sim_packed_product": "EiSimPackedProduct"}  # fmt: skip
 # -fno-math-errno / -fno-trapping-math only drop errno and FP-exception bookkeeping (results
 # are IEEE as written, NaN and inf propagate); they let the compiler vectorise the loops.
 # A compiler that rejects -march=native gets the same build without it.

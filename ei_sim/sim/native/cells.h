@@ -407,6 +407,13 @@ int64_t StepCells(const Cell<T>& p, T d_exc, T d_inh, T* v, T* ge, T* gi, int32_
                                               drive, rec, list, n);
 }
 
+// The number of threads of XLA's CPU pool. Asking the pool costs ~25 us per call: asked once
+// (the pool lives as long as the process's CPU client).
+inline int64_t PoolThreads(ffi::ThreadPool& pool) {
+  static const int64_t threads = pool.num_threads();
+  return threads;
+}
+
 // Runs fn(begin, end) over [0, n) in chunks of `grain` items shared by the calling thread and
 // the helpers it schedules on XLA's CPU thread pool. The caller claims chunks too, so the call finishes even
 // when every pool thread is busy (the helpers then find no chunk left and return at once);
@@ -419,9 +426,7 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t n, Fn fn, int64_t grain = 16384)
     fn(int64_t{0}, n);
     return;
   }
-  // Asking the pool its size costs ~25 us per call: ask once (the pool lives as long as the
-  // process's CPU client).
-  static const int64_t threads = pool.num_threads();
+  const int64_t threads = PoolThreads(pool);
   const int64_t helpers = std::min<int64_t>(threads, chunks) - 1;
   if (helpers <= 0) {
     fn(int64_t{0}, n);

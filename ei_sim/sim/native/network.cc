@@ -89,6 +89,15 @@ int32_t IntAttr(const ffi::Dictionary& attrs, const char* name, int32_t fallback
   return value.has_value() ? *value : fallback;
 }
 
+// Rows per part when a product's rows are split over the pool: one part per thread (each
+// part reads all of the packed block, so fewer parts read it fewer times), a multiple of the
+// kernel's 6 rows.
+int64_t ProductGrain(ffi::ThreadPool& pool, int64_t rows) {
+  const int64_t threads = std::max<int64_t>(1, PoolThreads(pool));
+  const int64_t per_thread = (rows + threads - 1) / threads;
+  return std::max<int64_t>(6, (per_thread + 5) / 6 * 6);
+}
+
 // fn(lo, hi) over the trials [0, B): split over XLA's threads unless the call says
 // parallel = 0 (the batch is already split over devices, one thread each).
 template <typename Fn>
@@ -598,7 +607,7 @@ ffi::Error AdjointTyped(ffi::RemainingArgs args, ffi::RemainingRets rets,
     PackedProduct<T>(r[2], k_ie, p_ie, NI, r[11], lo, hi, false);
     PackedProduct<T>(r[5], k_ii, p_ii, NI, r[11], lo, hi, k_ie != 0);
   };
-  OverTrials(attrs, pool, B, /*grain=*/48, products);  // 48: a multiple of the kernel's 6 rows
+  OverTrials(attrs, pool, B, ProductGrain(pool, B), products);
   return ffi::Error::Success();
 }
 
@@ -620,7 +629,48 @@ ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets re
   });
 }
 
+// packed_product: C = A W^T alone, with W packed as network_adjoint_step takes it (dense.h);
+// operands A (M, K) and P (ceil(N / 16), K, 16), attribute n = N; result C (M, N). The rows
+// are split over the thread pool (attribute parallel) as in the adjoint. For tests and the
+// training benchmark (the products' share of a step, against the numpy floor).
+ffi::Error PackedProductImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
+                             ffi::Dictionary attrs, ffi::ThreadPool pool) {
+  std::vector<ffi::AnyBuffer> in;
+  std::vector<void*> data;
+  if (args.size() != 2 || rets.size() != 1) {
+    return ffi::Error::InvalidArgument("packed_product: 2 operands and 1 result expected");
+  }
+  if (ffi::Error err = Operands(args, 2, in); err.failure()) return err;
+  if (ffi::Error err = Results(rets, 1, data); err.failure()) return err;
+  auto a = in[0].dimensions();
+  auto p = in[1].dimensions();
+  const int64_t N = IntAttr(attrs, "n", -1);
+  if (a.size() != 2 || p.size() != 3 || p[2] != kPanel || p[1] != a[1] || N < 0 ||
+      p[0] != (N + kPanel - 1) / kPanel || in[0].element_type() != in[1].element_type()) {
+    return ffi::Error::InvalidArgument(
+        "packed_product: A (M, K) and packed W (ceil(n / 16), K, 16) of one type expected");
+  }
+  const int64_t M = a[0], K = a[1];
+  return WithFloatType(in[0].element_type(), "packed_product", [&](auto zero) {
+    using T = decltype(zero);
+    const T* A = static_cast<const T*>(in[0].untyped_data());
+    const T* P = static_cast<const T*>(in[1].untyped_data());
+    T* C = static_cast<T*>(data[0]);
+    OverTrials(attrs, pool, M, ProductGrain(pool, M), [=](int64_t lo, int64_t hi) {
+      PackedProduct<T>(A, K, P, N, C, lo, hi, false);
+    });
+    return ffi::Error::Success();
+  });
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimPackedProduct, PackedProductImpl,
+                              ffi::Ffi::Bind()
+                                  .RemainingArgs()
+                                  .RemainingRets()
+                                  .Attrs<ffi::Dictionary>()
+                                  .Ctx<ffi::ThreadPool>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(EiSimNetworkForward, NetworkForwardImpl,
                               ffi::Ffi::Bind()
