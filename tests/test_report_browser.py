@@ -248,8 +248,8 @@ SOURCES = {
     "simulate": (_simulate_file, "simulate", 3),  # rasters, rates, spectrum
     "simulate_4000": (lambda p: _simulate_file(p, t_ms=200.0, n_e=3200), "simulate", 3),
     "run": (_run_dir, "run", 4),  # learning, rates and gamma, reference rasters, its spectrum
-    "grid": (_grid_file, "grid", 6),  # basins, 4 heatmaps, scatter
-    "grid_old": (lambda p: _grid_file(p, verdicts=False), "grid", 6),
+    "grid": (_grid_file, "grid", 7),  # basins, 4 heatmaps, scatter, paths over the epochs
+    "grid_old": (lambda p: _grid_file(p, verdicts=False), "grid", 7),
     "coupling_sweep": (_sweep_file, "coupling_sweep", 1),
 }
 

@@ -216,6 +216,36 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # also when pytest runs in the background
 
 
+def test_a_swallowed_ctrl_c_is_raised_again():
+    """ei-sim's SIGINT handler raises KeyboardInterrupt as Python's does and notes it, so that
+    an interrupt some library caught and dropped is raised again by raise_if_interrupted;
+    without a Ctrl-C it does nothing."""
+    from ei_sim.cli import interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    interrupts._received.clear()
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        interrupts.note_interrupts()
+        assert signal.getsignal(signal.SIGINT) is interrupts._on_sigint
+        interrupts.raise_if_interrupted()  # no Ctrl-C yet: nothing
+        swallowed = False
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)  # the handler runs at the next bytecode
+        except KeyboardInterrupt:  # as a library that catches everything would
+            swallowed = True
+        assert swallowed
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_interrupted()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an ignored SIGINT stays ignored
+        interrupts.note_interrupts()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+        interrupts._received.clear()
+
+
 @pytest.mark.slow
 def test_ctrl_c_exits_130_every_time(tmp_path):
     """20 interrupts of a tiny training: half after its first epoch line, half at spread

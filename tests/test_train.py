@@ -87,6 +87,26 @@ def quick_run(tmp_path_factory):
     return model, cfg, train(model, cfg, run_dir, progress=False)
 
 
+def test_after_epoch_runs_once_each_epoch_is_written(tmp_path):
+    """``after_epoch(epochs_done)`` runs after each epoch's run file is written; an interrupt
+    raised there (ei-sim train's check for a dropped Ctrl-C) ends the run with that epoch
+    kept."""
+    model, cfg = quick(epochs=3)
+    calls = []
+
+    def after(done):
+        with h5py.File(os.path.join(tmp_path / "r", "run.h5")) as fh:
+            calls.append((done, int(fh.attrs["epochs_done"])))
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(model, cfg, str(tmp_path / "r"), progress=False, after_epoch=after)
+    assert calls == [(1, 1), (2, 2)]
+    with h5py.File(tmp_path / "r" / "run.h5") as fh:
+        assert fh.attrs["epochs_done"] == 2
+
+
 def test_dale_projection_and_frozen_weights(quick_run):
     model, cfg, result = quick_run
     init = model.init_weights(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0))

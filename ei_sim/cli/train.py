@@ -80,9 +80,13 @@ def cmd_train(args) -> int:
 
     used = parts_for(cfg.batch_size, len(jax.devices()), cfg.devices)
     devices_note(cfg.devices, cfg.batch_size, cpu_cores(), used)
+    from ei_sim.cli.interrupts import raise_if_interrupted
+
     try:
+        raise_if_interrupted()  # one a library swallowed while the command started
         result = train(model, cfg, args.out, resume=args.resume, progress=not args.quiet,
-                       on_epoch=video_hook() if args.video else None)  # fmt: skip
+                       on_epoch=video_hook() if args.video else None,
+                       after_epoch=lambda _done: raise_if_interrupted())  # fmt: skip
     except KeyboardInterrupt:
         print(interrupted_line(args.out))
         return 130

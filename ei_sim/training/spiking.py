@@ -129,12 +129,15 @@ def train(
     progress: bool = True,
     on_epoch=None,
     split: Split | None = None,
+    after_epoch=None,
 ) -> TrainResult:
     """Train ``model`` with recipe ``cfg`` into ``run_dir`` (created if missing).
 
     ``on_epoch(h5file, epoch, weights, metrics, reference_trial, (image, label))``, if given,
     is called inside each epoch's atomic write (used to store video snapshots); it runs after
     the epoch's numbers are computed, and an exception in it is reported, not fatal.
+    ``after_epoch(epochs_done)``, if given, runs once the epoch's run file is written (an
+    exception in it ends the training, as it would there).
     Returns the best epoch's result. A run directory this call created is removed again
     when it fails or is interrupted before its first epoch is stored. The run is locked
     while it trains (:func:`ei_sim.store.run.holding_run`): another process training the
@@ -142,7 +145,8 @@ def train(
     file that fails its checksum or lacks its optimiser state, in one line.
     """
     with _holding([run_dir]):
-        return _train([model], cfg, [run_dir], resume, progress, on_epoch, split, False)[0]
+        return _train([model], cfg, [run_dir], resume, progress, on_epoch, split, False,
+                      after_epoch)[0]  # fmt: skip
 
 
 def train_stacked(
