@@ -193,6 +193,7 @@ def test_a_swallowed_interrupt_is_delivered_again():
             time.sleep(5)
     finally:
         signal.signal(signal.SIGINT, previous)
+        interrupts._received.clear()  # the redelivered interrupt, noted by ei-sim's handler
 
 
 def _ei_sim() -> list[str]:

@@ -98,7 +98,9 @@ def raise_if_interrupted() -> None:
 
 def guard_interrupts() -> None:
     """Install the hook that re-delivers swallowed interrupts (once per process) and the
-    SIGINT handler that notes each interrupt (:func:`note_interrupts`)."""
+    SIGINT handler that notes each interrupt (:func:`note_interrupts`); a command starts with
+    no interrupt noted (an earlier command in the same process, e.g. a test's, had its own)."""
+    _received.clear()
     if not _previous_hook:
         _previous_hook.append(sys.unraisablehook)
         sys.unraisablehook = _hook
