@@ -4,9 +4,9 @@ The model is :func:`ei_sim.sim.engine.step`, unchanged; only the way a trial is 
 engine's path runs each of a trial's 2,000 steps as a few dozen small XLA kernels (and as
 many again in the checkpointed backward pass, plus the stacking of its stored states). Here:
 
-* forward: one native call (``network_forward`` in ``ei_sim/sim/native/network.cc``) runs a chunk
-  of ``L`` steps for the whole batch, each trial's state kept in cache across the chunk; only
-  the chunk-start states are kept for the backward pass (memory O(T/L) states);
+* forward: one native call (``network_forward`` in ``ei_sim/sim/native/network.cc``) runs a
+  chunk of ``L`` steps for the whole batch, each trial's state kept in cache across the chunk;
+  only the chunk-start states are kept for the backward pass (memory O(T/L) states);
 * backward, chunk by chunk from the last: the chunk is rerun by the same call, which now also
   records per step what the adjoint needs (V before the cell update, the conductances after
   the synaptic update, and one byte of flags per cell: whether it could fire and whether it
