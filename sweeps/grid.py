@@ -153,14 +153,16 @@ def shared_settings(model, train) -> dict:
 
 
 def train_cell(
-    spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: str, on_epoch=None
-) -> dict:
+    spec: GridSpec, w_ei: float, w_ie: float, seed: int, cell_dir: str, on_epoch=None,
+    after_epoch=None,
+) -> dict:  # fmt: skip
     """Train one cell (runs in a worker), or continue it from its run directory; returns what
     the store keeps of it.
 
     ``on_epoch`` is the trainer's per-epoch hook (:func:`ei_sim.training.spiking.train`), e.g.
     the video-snapshot writer the CLI passes for ``--video``; on Dask it must be picklable (a
-    module-level function is).
+    module-level function is). ``after_epoch(epochs_done)``: the trainer's hook after each
+    epoch's run file is written.
     """
     drop_closed_connections()  # a worker stopped with its grid: no tracebacks of the shutdown
     from ei_sim.sim.compile_cache import enable
@@ -178,7 +180,8 @@ def train_cell(
     log.info("cell %s: %d of %d epochs done; %s on %s (pid %d)", name, done, cfg.epochs,
              "training" if done < cfg.epochs else "reading its finished run", host,
              os.getpid())  # fmt: skip
-    result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=on_epoch)
+    result = train(model, cfg, cell_dir, resume=resume, progress=False, on_epoch=on_epoch,
+                   after_epoch=after_epoch)  # fmt: skip
     log.info("cell %s: finished on %s", name, host)
     m, b = result.metrics, result.best_epoch - 1
     summary = {
@@ -349,8 +352,14 @@ def run_grid(
     memory_bytes: float | None = None,
     slurm: SlurmJobs | None = None,
     worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
+    after_epoch=None,
 ) -> dict:
     """Train every unfinished cell; return {"done": [...], "skipped": [...]}.
+
+    ``after_epoch(n)``, if given, runs in this process after each epoch of the cells trained
+    here (the serial and vmap executors; not on Dask's workers; n: the cell's epochs done,
+    serially, or those of its vmapped group): the CLI checks there for a Ctrl-C that a
+    library swallowed (:mod:`ei_sim.cli.interrupts`).
 
     ``label_fn(w_ei, w_ie, rate_e_Hz, rate_i_Hz) -> str``, if given, labels each finished
     cell (stored as its ``label``); ``on_epoch`` is passed to every cell's training
@@ -382,7 +391,7 @@ def run_grid(
     created, had_cells = not os.path.exists(store), os.path.isdir(cells_dir(store))
     try:
         return _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch,
-                          tqdm, memory_bytes, watch)  # fmt: skip
+                          tqdm, memory_bytes, watch, after_epoch)  # fmt: skip
     except BaseException:
         if created and os.path.exists(store):
             _remove_stub(store)
@@ -400,7 +409,7 @@ def run_grid(
 
 
 def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch, tqdm,
-               memory_bytes=None, watch=None):  # fmt: skip
+               memory_bytes=None, watch=None, after_epoch=None):  # fmt: skip
     stored = open_or_create(store, spec.settings(), force)
     trained = cell_epochs(store, stored)
     done = {name for name in stored if trained[name] >= spec.epochs}  # fewer: continued
@@ -414,13 +423,14 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoc
                disable=not progress, postfix=f"cells {len(skipped)}/{len(cells)}")  # fmt: skip
     try:
         return _train_cells(spec, store, client, executor, label_fn, on_epoch, tqdm, memory_bytes,
-                            watch, bar, cells, todo, skipped, cell_root, epochs)  # fmt: skip
+                            watch, bar, cells, todo, skipped, cell_root, epochs,
+                            after_epoch)  # fmt: skip
     finally:
         bar.close()
 
 
 def _train_cells(spec, store, client, executor, label_fn, on_epoch, tqdm, memory_bytes, watch,
-                 bar, cells, todo, skipped, cell_root, epochs):  # fmt: skip
+                 bar, cells, todo, skipped, cell_root, epochs, after_epoch=None):  # fmt: skip
     finished = [len(skipped)]
     workers = [""]  # the cluster's state, as the last poll saw it
 
@@ -450,10 +460,17 @@ def _train_cells(spec, store, client, executor, label_fn, on_epoch, tqdm, memory
     if executor == "vmap":
         from ei_sim.sweeps.vmapped import run_vmapped
 
-        run_vmapped(spec, todo, cell_root, finish, running, on_epoch, memory_bytes, tqdm.write)
+        def running_here(epochs_done: int) -> None:
+            running(epochs_done)
+            if after_epoch is not None:
+                after_epoch(epochs_done)
+
+        run_vmapped(spec, todo, cell_root, finish, running_here, on_epoch, memory_bytes,
+                    tqdm.write)  # fmt: skip
     elif client is None:
         for a, b, s, name in todo:
-            finish(name, train_cell(spec, a, b, s, os.path.join(cell_root, name), on_epoch))
+            finish(name, train_cell(spec, a, b, s, os.path.join(cell_root, name), on_epoch,
+                                    after_epoch))  # fmt: skip
     else:
         watch = watch or WorkerWatch(client)
         _run_on_dask(client, spec, todo, cell_root, finish, running, on_epoch, watch, status,

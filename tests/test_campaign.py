@@ -38,6 +38,26 @@ def test_a_grid_continued_to_more_epochs_equals_one_trained_to_them(tmp_path):
     assert run_grid(_spec(2), longer, executor="serial", progress=False)["done"] == []
 
 
+def test_a_serial_grid_calls_after_epoch_and_an_interrupt_there_stops_it(tmp_path):
+    """run_grid's after_epoch runs after each epoch of a cell trained in this process (where
+    ei-sim grid checks for a Ctrl-C a library swallowed); an interrupt raised there stops the
+    grid with the epochs done kept, and the same grid then resumes from them."""
+    store = str(tmp_path / "g.h5")
+    calls = []
+
+    def stop_at_third(done):
+        calls.append(done)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(_spec(2), store, executor="serial", progress=False, after_epoch=stop_at_third)
+    assert calls == [1, 2, 1]  # the first cell's two epochs, the second cell's first
+    outcome = run_grid(_spec(2), store, executor="serial", progress=False)
+    assert outcome["done"] == ["wei1__wie2__seed42"] and outcome["skipped"] == [
+        "wei0__wie2__seed42"]
+
+
 def test_a_grid_store_of_another_setting_is_refused_in_one_line(tmp_path, capsys):
     store = tmp_path / "g.h5"
     args = ["grid", "--tier", "tiny", "--w-ei", "1", "--w-ie", "2", "--epochs", "1",

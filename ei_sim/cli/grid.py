@@ -118,7 +118,10 @@ def cmd_grid(args) -> int:
     def label(w_ei, w_ie, rate_e, rate_i):
         return str(label_cells([rate_e], [rate_i], [w_ei], [w_ie])[0])
 
+    from ei_sim.cli.interrupts import raise_if_interrupted
+
     try:
+        raise_if_interrupted()  # one a library swallowed while the command started
         outcome = run_grid(
             spec,
             args.out,
@@ -131,6 +134,7 @@ def cmd_grid(args) -> int:
             on_epoch=video_hook() if args.video else None,
             slurm=slurm_jobs(args),
             worker_timeout_s=worker_timeout(args),
+            after_epoch=lambda _done: raise_if_interrupted(),
         )
         # fmt: skip
     except KeyboardInterrupt:
