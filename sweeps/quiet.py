@@ -115,7 +115,9 @@ def quiet_after_interrupt(fn):
                 raise KeyboardInterrupt
 
         drop_closed_connections()
-        installed = previous is signal.default_int_handler
+        # Python's handler, or one that raises KeyboardInterrupt in its turn (ei-sim's CLI
+        # notes each interrupt first); an ignored or default SIGINT is left as it is
+        installed = callable(previous)
         if installed:
             signal.signal(signal.SIGINT, on_interrupt)
         try:

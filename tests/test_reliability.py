@@ -358,7 +358,7 @@ def test_a_grid_resume_recomputes_a_damaged_cell_and_keeps_its_neighbours(
                   "weights": {k: golden["weights"][k][()] for k in golden["weights"]}}  # fmt: skip
     trained = []
 
-    def fake_train_cell(spec, w_ei, w_ie, seed, cell_dir, on_epoch=None):
+    def fake_train_cell(spec, w_ei, w_ie, seed, cell_dir, on_epoch=None, after_epoch=None):
         trained.append((w_ei, w_ie, seed))
         return result
 
