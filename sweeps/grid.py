@@ -353,8 +353,14 @@ def run_grid(
     slurm: SlurmJobs | None = None,
     worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
     after_epoch=None,
+    skip=(),
+    on_stored=None,
 ) -> dict:
     """Train every unfinished cell; return {"done": [...], "skipped": [...]}.
+
+    ``skip``: names of cells not to train here (the caller holds their numbers elsewhere, as
+    a reproduction does with its cell records); they count as skipped. ``on_stored(name,
+    summary, metrics)``, if given, runs in this process after each cell is stored.
 
     ``after_epoch(n)``, if given, runs in this process after each epoch of the cells trained
     here (the serial and vmap executors; not on Dask's workers; n: the cell's epochs done,
@@ -375,7 +381,9 @@ def run_grid(
     validate.positive("--worker-timeout", worker_timeout_s)
     if slurm is not None and executor != "dask":
         raise ValueError(f"--cluster slurm runs the dask executor, not {executor}")
+    skip = frozenset(skip)
     todo = cells_to_train(spec, store, force) if executor == "dask" else None
+    todo = None if todo is None else [c for c in todo if c[3] not in skip]
     client = watch = None
     if todo:  # fail fast, before the store is touched; no workers when nothing is left
         t0 = time.perf_counter()
@@ -391,7 +399,7 @@ def run_grid(
     created, had_cells = not os.path.exists(store), os.path.isdir(cells_dir(store))
     try:
         return _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch,
-                          tqdm, memory_bytes, watch, after_epoch)  # fmt: skip
+                          tqdm, memory_bytes, watch, after_epoch, skip, on_stored)  # fmt: skip
     except BaseException:
         if created and os.path.exists(store):
             _remove_stub(store)
@@ -409,10 +417,12 @@ def run_grid(
 
 
 def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoch, tqdm,
-               memory_bytes=None, watch=None, after_epoch=None):  # fmt: skip
+               memory_bytes=None, watch=None, after_epoch=None, skip=frozenset(),
+               on_stored=None):  # fmt: skip
     stored = open_or_create(store, spec.settings(), force)
     trained = cell_epochs(store, stored)
     done = {name for name in stored if trained[name] >= spec.epochs}  # fewer: continued
+    done |= skip
     cells = [(a, b, s, cell_name(a, b, s)) for a, b, s in spec.cells()]
     todo = [c for c in cells if c[3] not in done]
     skipped = [c[3] for c in cells if c[3] in done]
@@ -424,13 +434,14 @@ def _run_cells(spec, store, client, executor, force, progress, label_fn, on_epoc
     try:
         return _train_cells(spec, store, client, executor, label_fn, on_epoch, tqdm, memory_bytes,
                             watch, bar, cells, todo, skipped, cell_root, epochs,
-                            after_epoch)  # fmt: skip
+                            after_epoch, on_stored)  # fmt: skip
     finally:
         bar.close()
 
 
 def _train_cells(spec, store, client, executor, label_fn, on_epoch, tqdm, memory_bytes, watch,
-                 bar, cells, todo, skipped, cell_root, epochs, after_epoch=None):  # fmt: skip
+                 bar, cells, todo, skipped, cell_root, epochs, after_epoch=None,
+                 on_stored=None):  # fmt: skip
     finished = [len(skipped)]
     workers = [""]  # the cluster's state, as the last poll saw it
 
@@ -449,6 +460,8 @@ def _train_cells(spec, store, client, executor, label_fn, on_epoch, tqdm, memory
                 summary["w_ei"], summary["w_ie"], summary["rate_e_Hz"], summary["rate_i_Hz"]
             )
         add_cell(store, name, summary, out["metrics"], out["weights"], summary["run_dir"])
+        if on_stored is not None:
+            on_stored(name, summary, out["metrics"])
         finished[0] += 1
         postfix()
         running(0)

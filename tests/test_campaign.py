@@ -2,6 +2,7 @@
 to the end): continuing a store to more epochs, stores of other settings, results as data,
 labels that say how settled they are, and the quick miniature."""
 
+import functools
 import json
 import os
 
@@ -145,3 +146,128 @@ def test_differences_beyond_the_seed_spread_are_explained_or_said_unexplained():
     assert "trained 30 of the lab's 100 epochs" in short[1]["assessment"]
     full = compare(rows, ref, epochs=100, lab_epochs=100)
     assert [r["assessment"] for r in full[1:]] == ["unexplained", "unexplained"]
+
+
+def _records_stage(tmp_path, sub, records, monkeypatch, trained):
+    """The grid stage of a 2 x 2 tiny grid in a fresh folder ``sub``, with ``records``; the
+    names of the cells it trains are appended to ``trained``."""
+    import ei_sim.sweeps.grid as G
+    from ei_sim.analysis.reproduce import store as rstore
+    from ei_sim.analysis.reproduce.grids import grid_stage
+    from ei_sim.analysis.reproduce.plans import Plan
+    from ei_sim.analysis.reproduce.stages import Campaign
+
+    real = getattr(G.train_cell, "real", G.train_cell)  # patched once per test
+
+    def counted(spec, w_ei, w_ie, seed, cell_dir, *args, **kwargs):
+        trained.append(os.path.basename(cell_dir))
+        return real(spec, w_ei, w_ie, seed, cell_dir, *args, **kwargs)
+
+    counted.real = real
+    monkeypatch.setattr(G, "train_cell", counted)
+    out = tmp_path / sub
+    out.mkdir()
+    path = str(out / "grid_quick_lab_1ep.h5")
+    rstore.open_or_create(path, {"experiment": "grid"}, False)
+    camp = Campaign(out_dir=str(out), store_path=path, setting="lab", progress=False,
+                    grid_options={"executor": "serial"}, cell_records=records)  # fmt: skip
+    plan = Plan(tier="tiny", epochs=1, n_e=8, t_ms=20.0, samples=60, values=(0.0, 1.0))
+    return grid_stage(camp, plan, diagonal=False), camp, plan
+
+
+@pytest.mark.slow
+def test_grid_cells_recorded_on_one_machine_are_not_trained_again_on_another(
+        tmp_path, monkeypatch):  # fmt: skip
+    """A campaign that outlives its machine: the cells a reproduction recorded (no weights)
+    are read back by a reproduction in another folder, which trains only the cells missing
+    from the records, and its grid stage equals the first one's to the bit."""
+    from ei_sim.analysis.reproduce.cell_records import CellRecords, read_cell_records
+
+    rec = str(tmp_path / "records.json")
+
+    def records(plan_attrs, read=True):
+        return CellRecords("grid", "quick", "lab", plan_attrs, read_path=rec if read else None,
+                           write_path=rec)  # fmt: skip
+
+    trained = []
+    first, camp, plan = _records_stage(tmp_path, "a", None, monkeypatch, trained)
+    assert len(trained) == 4 and first["attrs"]["cells_from_records"] == 0
+    # recorded as each cell is stored (--save-results)
+    trained.clear()
+    again, camp, plan = _records_stage(tmp_path, "b", records(plan.attrs(), read=False),
+                                       monkeypatch, trained)  # fmt: skip
+    saved = read_cell_records(rec, experiment="grid", setting="lab", plan_attrs=plan.attrs())
+    assert len(trained) == 4 and sorted(saved) == sorted(trained)
+    assert all(c["epochs"] == 1 and c["provenance"]["run_git_commit"] for c in saved.values())
+    # another machine: no grid store, no runs; one cell missing from the records
+    doc = json.load(open(rec))
+    del doc["cells"]["wei1__wie1__seed42"]
+    json.dump(doc, open(rec, "w"))
+    trained.clear()
+    third, camp, _ = _records_stage(tmp_path, "c", records(plan.attrs()), monkeypatch, trained)
+    assert trained == ["wei1__wie1__seed42"] and third["attrs"]["cells_from_records"] == 3
+    assert any("3 of 4 cells read from their records" in line for line in camp.log)
+    for stage in (again, third):
+        assert stage.keys() == first.keys()
+        for key in first:
+            if key not in ("attrs", "epoch_wall_s"):  # wall times differ run to run
+                np.testing.assert_array_equal(stage[key], first[key], err_msg=key)
+    # the missing cell is recorded in turn; records of another recipe are not used
+    assert len(read_cell_records(rec, experiment="grid", setting="lab",
+                                 plan_attrs=plan.attrs())) == 4  # fmt: skip
+    trained.clear()
+    other = {**plan.attrs(), "plan.samples": "61"}
+    _, camp, _ = _records_stage(tmp_path, "d", CellRecords("grid", "quick", "lab", other,
+                                                             read_path=rec),
+                                monkeypatch, trained)  # fmt: skip
+    assert len(trained) == 4
+    assert any(line.startswith("cell records not used:") and "another recipe" in line
+               and "plan.samples" in line for line in camp.log)  # fmt: skip
+
+
+def test_cell_records_keep_the_longer_record_and_refuse_another_layout(tmp_path):
+    from ei_sim.analysis.reproduce import cell_records as C
+
+    path = C.cells_path(str(tmp_path), "grid", "full", "lab")
+    attrs = {"plan.tier": "'medium'"}
+
+    def cell(n_epochs):
+        metrics = {"test_accuracy": np.linspace(0.1, 0.5, n_epochs), "epoch_wall_s": [1.0] * n_epochs}
+        return {"w_ei": 0.5, "w_ie": 2.0, "seed": 42, "metrics": metrics,
+                "provenance": {"run_git_commit": f"c{n_epochs}"}}  # fmt: skip
+
+    write = functools.partial(C.write_cell_records, path, experiment="grid", scale="full",
+                              setting="lab", plan_attrs=attrs)  # fmt: skip
+    write(cells={"x": cell(3)})
+    write(cells={"x": cell(2)})  # fewer epochs: the record is kept
+    got = C.read_cell_records(path, experiment="grid", setting="lab", plan_attrs=attrs)
+    assert got["x"]["epochs"] == 3 and got["x"]["provenance"]["run_git_commit"] == "c3"
+    np.testing.assert_array_equal(got["x"]["metrics"]["test_accuracy"], np.linspace(0.1, 0.5, 3))
+    write(cells={"x": cell(5)})
+    records = C.CellRecords("grid", "full", "lab", attrs, read_path=path)
+    assert records.finished(4, ["x", "y"])["x"]["metrics"]["test_accuracy"].size == 4
+    assert records.finished(6, ["x"]) == {}
+    assert R.available(str(tmp_path), "grid", "full", "lab") == []  # not a results file
+    doc = json.load(open(path))
+    doc["layout"] = C.LAYOUT + 1
+    json.dump(doc, open(path, "w"))
+    with pytest.raises(ValueError, match="layout"):
+        C.read_cell_records(path, experiment="grid", setting="lab", plan_attrs=attrs)
+    lines = []
+    assert records.finished(1, ["x"], lines.append) == {} and "not used" in lines[0]
+
+
+def test_the_shipped_cell_records_match_the_lab_grid_plan():
+    """The grid cells the campaign shipped are read by ``ei-sim reproduce grid --scale full``
+    (the same recipe), each with 30 epochs and the commit it trained with."""
+    from ei_sim.analysis.reproduce import cell_records as C
+    from ei_sim.analysis.reproduce.experiment import experiments
+    from ei_sim.analysis.reproduce.plans import get_plan
+
+    plan = get_plan(experiments()["grid"], "full", None, 30)
+    path = C.cells_path(R.shipped_root(), "grid", "full", "lab")
+    cells = C.read_cell_records(path, experiment="grid", setting="lab", plan_attrs=plan.attrs())
+    assert len(cells) >= 7
+    for cell in cells.values():
+        assert cell["epochs"] >= 30 and cell["provenance"]["run_git_commit"]
+        assert cell["metrics"]["test_accuracy"].shape == (cell["epochs"],)

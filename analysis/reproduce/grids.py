@@ -64,35 +64,68 @@ def grid_store(out_dir: str, store_path: str) -> str:
 def grid_stage(camp, plan, diagonal: bool) -> dict:
     """Train (or continue) the experiment's grid to ``plan.epochs`` and store every cell's
     numbers: arrays ``w_ei, w_ie, seed`` (C,) and ``<metric>`` (C, E) for
-    :data:`CELL_METRICS`. ``camp.grid_options``: where the cells train (the keywords of
-    :func:`ei_sim.sweeps.grid.run_grid`: executor, scheduler, n_workers, slurm,
-    worker_timeout_s)."""
+    :data:`CELL_METRICS`, cells sorted by name. ``camp.grid_options``: where the cells train
+    (the keywords of :func:`ei_sim.sweeps.grid.run_grid`: executor, scheduler, n_workers,
+    slurm, worker_timeout_s). ``camp.cell_records``
+    (:class:`~ei_sim.analysis.reproduce.cell_records.CellRecords`): a cell recorded with at
+    least ``plan.epochs`` epochs and not in the grid store is read from its record, not
+    trained; each cell stored is recorded when the reproduction saves its results."""
     from ei_sim.analysis.basins import label_cells
-    from ei_sim.sweeps.grid import run_grid
-    from ei_sim.sweeps.store import read_grid
+    from ei_sim.sweeps.grid import cells_to_train, run_grid
+    from ei_sim.sweeps.store import cell_name, read_grid
 
     path = grid_store(camp.out_dir, camp.store_path)
     spec = grid_spec(plan, camp.setting, diagonal)
+    records = camp.cell_records
 
     def compute():
         def label(a, b, e, i):
             return str(label_cells([e], [i], [a], [b])[0])
 
-        run_grid(spec, path, progress=camp.progress, label_fn=label, **camp.grid_options)
-        wanted = set(spec.cells())
-        cells = [
-            c
-            for c in read_grid(path)["cells"]
-            if (c["attrs"]["w_ei"], c["attrs"]["w_ie"], c["attrs"]["seed"]) in wanted
-        ]
-        arrays = {k: np.array([c["attrs"][k] for c in cells], float)
-                  for k in ("w_ei", "w_ie", "seed")}  # fmt: skip
+        def record(name, summary, metrics):
+            records.add({name: _record_of(summary, metrics)})
+
+        wanted = {cell_name(a, b, s): (a, b, s) for a, b, s in spec.cells()}
+        missing = {c[3] for c in cells_to_train(spec, path)}
+        recorded = records.finished(plan.epochs, sorted(missing), camp.say) if records else {}
+        if recorded:
+            commits = sorted({_commit_of(c["provenance"]) for c in recorded.values()})
+            camp.say(f"{len(recorded)} of {len(wanted)} cells read from their records "
+                     f"({records.read_path}; trained with {', '.join(commits)}), not trained "
+                     "again")  # fmt: skip
+        run_grid(spec, path, progress=camp.progress, label_fn=label, skip=set(recorded),
+                 on_stored=record if records else None, **camp.grid_options)  # fmt: skip
+        stored = {c["name"]: c for c in read_grid(path)["cells"] if c["name"] in wanted
+                  and c["name"] not in recorded}  # fmt: skip
+        if records:
+            records.add({n: _record_of(c["attrs"], c["metrics"]) for n, c in stored.items()})
+        cells = sorted([(n, c["metrics"]) for n, c in stored.items()]
+                       + [(n, c["metrics"]) for n, c in recorded.items()])  # fmt: skip
+        names = [n for n, _ in cells]
+        arrays = {k: np.array([wanted[n][i] for n in names], float)
+                  for i, k in enumerate(("w_ei", "w_ie", "seed"))}  # fmt: skip
         for metric in CELL_METRICS:
-            arrays[metric] = np.array([c["metrics"][metric][: plan.epochs] for c in cells])
-        return {"grid_store": path, "epochs": plan.epochs, "cells": len(cells)}, arrays
+            arrays[metric] = np.array([m[metric][: plan.epochs] for _, m in cells])
+        attrs = {"grid_store": path, "epochs": plan.epochs, "cells": len(cells),
+                 "cells_from_records": len(recorded)}  # fmt: skip
+        return attrs, arrays
 
     name = os.path.splitext(os.path.basename(path))[0].removesuffix(".grid")
     return camp.stage(f"grid__{name}", compute)
+
+
+def _record_of(summary: dict, metrics: dict) -> dict:
+    """A stored grid cell as a cell record (:mod:`~ei_sim.analysis.reproduce.cell_records`)."""
+    from ei_sim.analysis.reproduce.cell_records import cell_provenance
+
+    return {"w_ei": summary["w_ei"], "w_ie": summary["w_ie"], "seed": summary["seed"],
+            "metrics": {k: metrics[k] for k in CELL_METRICS if k in metrics},
+            "provenance": cell_provenance(summary.get("run_dir"))}  # fmt: skip
+
+
+def _commit_of(provenance: dict) -> str:
+    commit = provenance.get("run_git_commit") or provenance.get("recorded_by_commit") or "?"
+    return str(commit)[:10]
 
 
 def cell_view(st: dict, k: int) -> dict:

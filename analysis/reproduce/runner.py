@@ -13,7 +13,9 @@ at one scale under one setting (:mod:`ei_sim.models.settings`) into ``out_dir``:
   ``--epochs`` continues them from their last epoch.
 
 Before anything runs, the stages of a matching shipped results file
-(:mod:`~ei_sim.analysis.reproduce.results`) are taken as finished. Killed at any moment, the
+(:mod:`~ei_sim.analysis.reproduce.results`) are taken as finished, and so are the grid cells
+of matching shipped cell records (:mod:`~ei_sim.analysis.reproduce.cell_records`); with
+``--save-results`` each grid cell is recorded as soon as it is stored. Killed at any moment, the
 same command resumes: finished stages are read back, a training continues from its last
 finished epoch, a grid from its finished cells; a damaged stage, run or grid cell is named
 in one line and computed again. A reproduction holds the lock on its store while it runs
@@ -29,6 +31,7 @@ import os
 
 from ei_sim.analysis.reproduce import results as shipped
 from ei_sim.analysis.reproduce import store
+from ei_sim.analysis.reproduce.cell_records import CellRecords, cells_path
 from ei_sim.analysis.reproduce.experiment import Verdict, experiments, not_yet_run
 from ei_sim.analysis.reproduce.plans import get_plan
 from ei_sim.analysis.reproduce.reference import load_reference
@@ -128,6 +131,11 @@ def reproduce(
     )
     camp.reference = reference
     root = shipped.shipped_root() if results_root == "shipped" else results_root
+    camp.cell_records = CellRecords(
+        experiment, scale, setting, plan.attrs(),
+        read_path=cells_path(root, experiment, scale, setting) if root else None,
+        write_path=cells_path(save_results, experiment, scale, setting) if save_results else None,
+    )  # fmt: skip
     _seed_from_results(camp, root, exp, scale, setting, plan)
     result = exp.run(camp, plan)
     table = compare(result.rows, reference, with_lab=not camp.quick, epochs=plan.epochs,

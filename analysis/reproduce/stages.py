@@ -34,6 +34,7 @@ class Campaign:
     grid_options: dict = field(default_factory=dict)  # executor, scheduler, workers
     quick: bool = False  # a miniature: no per-number comparison with the lab
     reference: object = None  # the lab's numbers (ei_sim.analysis.reproduce.reference)
+    cell_records: object = None  # grid cells as data (analysis.reproduce.cell_records)
 
     def say(self, text: str) -> None:
         self.log.append(text)
