@@ -212,10 +212,11 @@ def test_pack_block_layout():
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 3, 17), (13, 300, 37), (53, 513, 96),
                                      (128, 256, 1024)])
 def test_packed_product_equals_the_matrix_product(m, k, n):
-    """The adjoint's product kernel alone: A W^T in float32 (the AVX2 kernel where the CPU has
-    it) to float rounding of a float64 reference, at sizes with row tails, partial panels
-    and several slices of k; the same bits whether the rows are split over threads or not;
-    and in float64 (the scalar kernel) to 1e-12."""
+    """The adjoint's product kernel alone: A W^T in float32 (the AVX-512 or AVX2 kernel where
+    the CPU has it) to float rounding of a float64 reference, at sizes with row tails, partial
+    panels (alone and in a pair of panels) and several slices of k; the same bits whether the
+    rows are split over threads or not, and as the generic code's (the same fused
+    multiply-adds in the same order); and in float64 (the scalar kernel) to 1e-12."""
     rng = np.random.default_rng(m * 1000 + k + n)
     a64, w64 = rng.standard_normal((m, k)), rng.standard_normal((n, k))
     ref = a64.astype(np.float32).astype(np.float64) @ w64.astype(np.float32).astype(np.float64).T
@@ -227,6 +228,8 @@ def test_packed_product_equals_the_matrix_product(m, k, n):
     assert np.max(np.abs(got - ref) / scale) < 1e-6
     serial = np.asarray(fused.packed_product(a, packed, n, parallel=False))
     np.testing.assert_array_equal(serial, np.asarray(got, np.float32))
+    generic = np.asarray(fused.packed_product(a, packed, n, scalar=True))
+    np.testing.assert_array_equal(generic, serial)
     with jax.enable_x64(True):
         w_d = jnp.asarray(w64)
         got64 = np.asarray(fused.packed_product(jnp.asarray(a64), fused.pack_block(w_d, w_d.dtype),
@@ -236,10 +239,11 @@ def test_packed_product_equals_the_matrix_product(m, k, n):
 
 @pytest.mark.parametrize("batch", [11, 49, 51, 52])
 def test_fused_products_at_awkward_sizes_float32(batch):
-    """The adjoint's packed products in float32 (the AVX2 kernel where the CPU has it) at sizes
-    that use every edge of it: batches whose rows end in blocks of 5, 1, 3 and 4 rows after
-    those of 6 (on two threads, 49-52 trials are split in parts of 30 and 19-22 rows), n_E =
-    40 (a partial panel of 8), n_I = 300 (two slices of k for W_EI and W_II), every recurrent
+    """The adjoint's packed products in float32 (the AVX-512 or AVX2 kernel where the CPU has
+    it) at sizes that use every edge of them: on two threads, 49-52 trials are split in parts
+    of 36 and 13-16 rows, so that the rows end in blocks of 1, 3 and 4 rows after those of 12
+    (AVX-512) or 6 (AVX2), and 11 trials in one of 11 (5 after 6); n_E = 40 (a pair of panels
+    and a partial one of 8), n_I = 300 (two slices of k for W_EI and W_II), every recurrent
     block present: the fused gradient equals the engine's."""
     config, w, state0, events = network(n_e=40, n_i=300, batch=batch, dtype=jnp.float32,
                                         t_ms=12.0 if batch < 20 else 5.0)  # fmt: skip

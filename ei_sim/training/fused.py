@@ -166,14 +166,16 @@ def pack_block(w, dtype):
     return padded.reshape(panels, PANEL, n_to).transpose(0, 2, 1)
 
 
-def packed_product(a, packed, n_from: int, parallel: bool = True):
+def packed_product(a, packed, n_from: int, parallel: bool = True, scalar: bool = False):
     """``a @ W^T`` by the adjoint's product kernel (``dense.h``), W (n_from, n_to) given as
     :func:`pack_block` packs it and ``a`` (M, n_to): the same arithmetic as the backward
-    pass's products (for tests and ``benchmarks/bench_train.py``)."""
+    pass's products (for tests and ``benchmarks/bench_train.py``). ``scalar``: the kernel's
+    generic code instead of its vector code (the same bits where the CPU has FMA)."""
     native._require()
     out = jax.ShapeDtypeStruct((a.shape[0], n_from), a.dtype)
     call = jax.ffi.ffi_call("ei_sim_packed_product", out, vmap_method="sequential")
-    return call(a, packed.astype(a.dtype), n=np.int32(n_from), parallel=np.int32(parallel))
+    return call(a, packed.astype(a.dtype), n=np.int32(n_from), parallel=np.int32(parallel),
+                scalar=np.int32(scalar))
 
 
 def adjoint_step(t, stacks, carry, consts, readout, grads, events, packed, config,

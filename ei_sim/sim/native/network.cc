@@ -91,11 +91,11 @@ int32_t IntAttr(const ffi::Dictionary& attrs, const char* name, int32_t fallback
 
 // Rows per part when a product's rows are split over the pool: one part per thread (each
 // part reads all of the packed block, so fewer parts read it fewer times), a multiple of the
-// kernel's 6 rows.
+// kernels' row blocks (12 rows with AVX-512, 6 with AVX2).
 int64_t ProductGrain(ffi::ThreadPool& pool, int64_t rows) {
   const int64_t threads = std::max<int64_t>(1, PoolThreads(pool));
   const int64_t per_thread = (rows + threads - 1) / threads;
-  return std::max<int64_t>(6, (per_thread + 5) / 6 * 6);
+  return std::max<int64_t>(12, (per_thread + 11) / 12 * 12);
 }
 
 // fn(lo, hi) over the trials [0, B): split over XLA's threads unless the call says
@@ -631,7 +631,8 @@ ffi::Error NetworkAdjointStepImpl(ffi::RemainingArgs args, ffi::RemainingRets re
 
 // packed_product: C = A W^T alone, with W packed as network_adjoint_step takes it (dense.h);
 // operands A (M, K) and P (ceil(N / 16), K, 16), attribute n = N; result C (M, N). The rows
-// are split over the thread pool (attribute parallel) as in the adjoint. For tests and the
+// are split over the thread pool (attribute parallel) as in the adjoint; attribute scalar = 1
+// runs the generic code instead of the vector kernel (tests: the same bits). For tests and the
 // training benchmark (the products' share of a step, against the numpy floor).
 ffi::Error PackedProductImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
                              ffi::Dictionary attrs, ffi::ThreadPool pool) {
@@ -656,8 +657,9 @@ ffi::Error PackedProductImpl(ffi::RemainingArgs args, ffi::RemainingRets rets,
     const T* A = static_cast<const T*>(in[0].untyped_data());
     const T* P = static_cast<const T*>(in[1].untyped_data());
     T* C = static_cast<T*>(data[0]);
+    const bool scalar = IntAttr(attrs, "scalar", 0) != 0;
     OverTrials(attrs, pool, M, ProductGrain(pool, M), [=](int64_t lo, int64_t hi) {
-      PackedProduct<T>(A, K, P, N, C, lo, hi, false);
+      PackedProduct<T>(A, K, P, N, C, lo, hi, false, scalar);
     });
     return ffi::Error::Success();
   });
