@@ -109,10 +109,11 @@ def test_full_size_network_float32_and_overflowing_event_buffers(monkeypatch):
 
 
 def test_cells_of_8_lanes_equal_the_scalar_code_on_extreme_inputs():
-    """The AVX2 cell update (cells.h) against the compiler's scalar code, through the loop:
-    one step of cells whose conductances and voltages span the fast and the full exponential
-    path (|x| below and above 0.34, beyond the clamp at 88, NaN), in 8-lane blocks and in the
-    scalar tail."""
+    """The vector cell updates (cells.h: AVX-512 and AVX2) against the compiler's scalar code,
+    through the loop: one step of cells whose conductances and voltages span the fast and the
+    full exponential path (|x| below and above 0.34, beyond the clamp at 88, NaN), in 16-lane
+    blocks (where the CPU has AVX-512), an 8-lane block and the scalar tail (1,003 = 62 x 16 +
+    8 + 3)."""
     model = va_coba(t_ms=0.1, n_e=1003, n_i=13, p_connect=0.01)
     config = model.config
     weights, state, _ = initial_conditions(model, 0)

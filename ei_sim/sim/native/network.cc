@@ -190,6 +190,32 @@ void CellsAdjoint(const Cell<T> p, T slope, T inv_d, T d_exc, T d_inh, const T* 
   int64_t k = 0;
 #ifdef EI_SIM_NATIVE_AVX2
   if constexpr (std::is_same_v<T, float>) {
+#ifdef EI_SIM_NATIVE_AVX512
+    {
+      const Cell16 p16(p);
+      const __m512 dt_over_c = _mm512_set1_ps(p.dt_over_c), slope16 = _mm512_set1_ps(slope),
+                   inv_d16 = _mm512_set1_ps(inv_d), d_e = _mm512_set1_ps(d_exc),
+                   d_i = _mm512_set1_ps(d_inh), alpha16 = _mm512_set1_ps(alpha),
+                   gamma16 = _mm512_set1_ps(gamma);
+      for (; k + 16 <= n; k += 16) {
+        __m512 ct_s = _mm512_add_ps(_mm512_loadu_ps(ls + k), _mm512_loadu_ps(c_count + k));
+        if (q_sum != nullptr) {
+          ct_s = _mm512_fmadd_ps(alpha16, _mm512_loadu_ps(q_sum + k), ct_s);
+          ct_s = _mm512_fmadd_ps(gamma16, _mm512_loadu_ps(q_final + k), ct_s);
+        }
+        const Flags16 f = LoadFlags16(flags + k);
+        const Adjoint16 a = CellAdjoint16<kSurrogate>(
+            p16, dt_over_c, slope16, inv_d16, _mm512_loadu_ps(v + k), _mm512_loadu_ps(ge + k),
+            _mm512_loadu_ps(gi + k), f.open, f.fired, f.above, _mm512_loadu_ps(ct_v_new + k),
+            ct_s);
+        const __m512 ge_next = _mm512_loadu_ps(ct_ge_next + k);
+        const __m512 gi_next = _mm512_loadu_ps(ct_gi_next + k);
+        _mm512_storeu_ps(ct_v + k, a.ct_v);
+        _mm512_storeu_ps(ct_ge + k, _mm512_fmadd_ps(d_e, ge_next, a.ct_g_exc));
+        _mm512_storeu_ps(ct_gi + k, _mm512_fmadd_ps(d_i, gi_next, a.ct_g_inh));
+      }
+    }
+#endif
     const Cell8 p8(p);
     const __m256 dt_over_c = _mm256_set1_ps(p.dt_over_c), slope8 = _mm256_set1_ps(slope),
                  inv_d8 = _mm256_set1_ps(inv_d), d_e = _mm256_set1_ps(d_exc),
