@@ -247,6 +247,67 @@ def test_a_swallowed_ctrl_c_is_raised_again():
         interrupts._received.clear()
 
 
+
+def test_reproduce_and_simulate_check_for_a_swallowed_ctrl_c(tmp_path, monkeypatch):
+    """ei-sim reproduce checks before each stage it computes and after each epoch of its
+    trainings (the Campaign's check, which the CLI sets to raise_if_interrupted); ei-sim
+    simulate after each chunk: a noted Ctrl-C stops them there, and a finished stage is read
+    back without a check."""
+    from types import SimpleNamespace
+
+    import ei_sim.training.spiking as spiking
+    from ei_sim.analysis.reproduce import stages
+    from ei_sim.analysis.reproduce import store as rstore
+    from ei_sim.cli import interrupts
+    from ei_sim.cli.simulate import _Progress
+
+    path = str(tmp_path / "r.h5")
+    rstore.open_or_create(path, {"experiment": "x"}, False)
+    computed = []
+    camp = stages.Campaign(out_dir=str(tmp_path), store_path=path, progress=False,
+                           check=interrupts.raise_if_interrupted)  # fmt: skip
+
+    def compute():
+        computed.append(1)
+        return {"n": 1}, {"a": [1.0]}
+
+    interrupts._received.clear()
+    try:
+        camp.stage("first", compute)  # no Ctrl-C: computed and stored
+        interrupts._received.set()  # a Ctrl-C that something swallowed
+        camp.stage("first", compute)  # finished: read back, nothing to stop
+        with pytest.raises(KeyboardInterrupt):
+            camp.stage("second", compute)
+        assert computed == [1] and camp.done == {"first"}
+        seen = {}
+
+        def fake_train(*args, **kwargs):
+            seen.update(kwargs)
+            interrupts._received.set()  # swallowed during the first epoch
+            kwargs["after_epoch"](1)
+            raise AssertionError("after_epoch did not stop the training")
+
+        monkeypatch.setattr(spiking, "train", fake_train)
+        monkeypatch.setattr(spiking, "discard_damaged_run", lambda *a: None)
+        monkeypatch.setattr(stages, "build_model", lambda *a, **k: None)
+        camp.check = None
+        camp.done.clear()
+        with pytest.raises(AssertionError):  # no check: the training is not stopped
+            stages.train_stage(camp, "ping", 0.2, 42, SimpleNamespace(
+                epochs=1, tier="tiny", n_e=None, t_ms=None, samples=None))
+        camp.check = interrupts.raise_if_interrupted
+        interrupts._received.clear()  # the stage starts; the Ctrl-C comes in its training
+        with pytest.raises(KeyboardInterrupt):
+            stages.train_stage(camp, "ping", 0.2, 42, SimpleNamespace(
+                epochs=1, tier="tiny", n_e=None, t_ms=None, samples=None))
+        assert "after_epoch" in seen
+        progress = _Progress(10.0, 0.1, False)
+        with pytest.raises(KeyboardInterrupt):
+            progress(SimpleNamespace(start_step=0, n_steps=50))
+        progress.close()
+    finally:
+        interrupts._received.clear()
+
 @pytest.mark.slow
 def test_ctrl_c_exits_130_every_time(tmp_path):
     """20 interrupts of a tiny training: half after its first epoch line, half at spread

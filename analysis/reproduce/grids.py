@@ -94,7 +94,8 @@ def grid_stage(camp, plan, diagonal: bool) -> dict:
                      f"({records.read_path}; trained with {', '.join(commits)}), not trained "
                      "again")  # fmt: skip
         run_grid(spec, path, progress=camp.progress, label_fn=label, skip=set(recorded),
-                 on_stored=record if records else None, **camp.grid_options)  # fmt: skip
+                 on_stored=record if records else None, after_epoch=camp.checkpoint,
+                 **camp.grid_options)  # fmt: skip
         stored = {c["name"]: c for c in read_grid(path)["cells"] if c["name"] in wanted
                   and c["name"] not in recorded}  # fmt: skip
         if records:

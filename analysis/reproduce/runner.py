@@ -90,6 +90,7 @@ def reproduce(
     save_results=None,
     slurm=None,
     worker_timeout_s=None,
+    check=None,
 ) -> dict:
     """Run (or resume, or read back) one reproduction; return its table and the paths
     written. ``results_root``: the folder of shipped results to start from ("shipped": the
@@ -97,7 +98,9 @@ def reproduce(
     (:mod:`~ei_sim.analysis.reproduce.results`). ``executor``, ``scheduler``, ``workers``,
     ``slurm`` (SLURM jobs: :class:`ei_sim.sweeps.cluster.SlurmJobs`) and ``worker_timeout_s``
     (None: the default) say where the grid and diagonal experiments train their cells
-    (:func:`ei_sim.sweeps.grid.run_grid`)."""
+    (:func:`ei_sim.sweeps.grid.run_grid`). ``check()``, if given, runs before each stage and
+    after each epoch trained in this process (the CLI raises there a Ctrl-C that a library
+    swallowed)."""
     from ei_sim.models import get_setting
 
     catalogue = experiments()
@@ -128,6 +131,7 @@ def reproduce(
         done=done,
         quick=scale == "quick",
         grid_options=grid_options,
+        check=check,
     )
     camp.reference = reference
     root = shipped.shipped_root() if results_root == "shipped" else results_root

@@ -35,6 +35,12 @@ class Campaign:
     quick: bool = False  # a miniature: no per-number comparison with the lab
     reference: object = None  # the lab's numbers (ei_sim.analysis.reproduce.reference)
     cell_records: object = None  # grid cells as data (analysis.reproduce.cell_records)
+    check: object = None  # called between stages and after each epoch trained in this process
+    # (the CLI raises a Ctrl-C there that a library swallowed: ei_sim.cli.interrupts)
+
+    def checkpoint(self, _epochs_done: int = 0) -> None:
+        if self.check is not None:
+            self.check()
 
     def say(self, text: str) -> None:
         self.log.append(text)
@@ -46,6 +52,7 @@ class Campaign:
         if name in self.done:
             self.say(f"stage {name}: already finished, not recomputed")
         else:
+            self.checkpoint()
             self.say(f"stage {name}: running")
             attrs, arrays = compute()
             rstore.save_stage(self.store_path, name, attrs, arrays)
@@ -103,7 +110,8 @@ def train_stage(camp: Campaign, model: str, budget, seed: int, plan, **changes) 
         )
         os.makedirs(run_dir, exist_ok=True)
         discard_damaged_run(run_dir, camp.say)  # a damaged run trains again, never resumes
-        result = train(net, cfg, run_dir, resume=True, progress=camp.progress)
+        result = train(net, cfg, run_dir, resume=True, progress=camp.progress,
+                       after_epoch=camp.checkpoint)  # fmt: skip
         attrs, arrays = run_summary(result.metrics, plan.epochs)
         attrs["run_dir"] = run_dir
         attrs["trained_epochs"] = len(result.metrics["test_accuracy"])

@@ -31,8 +31,9 @@ Two things stood in the way of that:
   a short training ended with status 0 (seen once in 20 interrupts during start-up with cold
   caches). ei-sim's own SIGINT handler notes every Ctrl-C before it raises
   ``KeyboardInterrupt``, and the commands call :func:`raise_if_interrupted` between their
-  stages (``ei-sim train`` and ``ei-sim grid``'s serial and vmap executors: before training
-  and after every epoch's files are written), so an interrupt that was dropped is raised
+  stages (``ei-sim train``, ``ei-sim grid``'s serial and vmap executors and ``ei-sim
+  reproduce``: before training, before each stage and after every epoch's files are
+  written; ``ei-sim simulate``: after each chunk), so an interrupt that was dropped is raised
   again there.
 """
 

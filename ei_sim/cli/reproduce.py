@@ -90,15 +90,18 @@ def cmd_reproduce(args) -> int:
                              args.tier, args.epochs)  # fmt: skip
         print_dry_run(spec, path, slurm_jobs(args), args.force)
         return 0
+    from ei_sim.cli.interrupts import raise_if_interrupted
+
     if args.experiment not in ("grid", "diagonal"):
         use_cpu_cores()  # trainings and sweeps split their batches over the cores
     try:
+        raise_if_interrupted()  # one a library swallowed while the command started
         out = reproduce(
             args.experiment, args.scale, args.out, args.setting or "lab", args.tier,
             args.epochs, args.executor, args.scheduler, args.workers, args.reference,
             args.force, results_root=None if args.no_shipped else "shipped",
             save_results=args.save_results, slurm=slurm_jobs(args),
-            worker_timeout_s=worker_timeout(args),
+            worker_timeout_s=worker_timeout(args), check=raise_if_interrupted,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted; finished stages are in {args.out}; run the same command to resume")

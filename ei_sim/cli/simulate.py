@@ -166,8 +166,11 @@ class _Progress:
                         bar_format=BAR)  # fmt: skip
 
     def __call__(self, chunk) -> None:
+        from ei_sim.cli.interrupts import raise_if_interrupted
+
         done = (chunk.start_step + chunk.n_steps) * self.dt_ms / 1000.0
         self.bar.update(round(done - self.bar.n, 4))
+        raise_if_interrupted()  # a Ctrl-C that a library swallowed: stop after this chunk
 
     def close(self) -> None:
         self.bar.close()
