@@ -186,7 +186,7 @@ def test_grid_cells_recorded_on_one_machine_are_not_trained_again_on_another(
     rec = str(tmp_path / "records.json")
 
     def records(plan_attrs, read=True):
-        return CellRecords("grid", "quick", "lab", plan_attrs, read_path=rec if read else None,
+        return CellRecords("grid", "quick", "lab", plan_attrs, (rec,) if read else (),
                            write_path=rec)  # fmt: skip
 
     trained = []
@@ -217,8 +217,7 @@ def test_grid_cells_recorded_on_one_machine_are_not_trained_again_on_another(
                                  plan_attrs=plan.attrs())) == 4  # fmt: skip
     trained.clear()
     other = {**plan.attrs(), "plan.samples": "61"}
-    _, camp, _ = _records_stage(tmp_path, "d", CellRecords("grid", "quick", "lab", other,
-                                                             read_path=rec),
+    _, camp, _ = _records_stage(tmp_path, "d", CellRecords("grid", "quick", "lab", other, (rec,)),
                                 monkeypatch, trained)  # fmt: skip
     assert len(trained) == 4
     assert any(line.startswith("cell records not used:") and "another recipe" in line
@@ -244,9 +243,18 @@ def test_cell_records_keep_the_longer_record_and_refuse_another_layout(tmp_path)
     assert got["x"]["epochs"] == 3 and got["x"]["provenance"]["run_git_commit"] == "c3"
     np.testing.assert_array_equal(got["x"]["metrics"]["test_accuracy"], np.linspace(0.1, 0.5, 3))
     write(cells={"x": cell(5)})
-    records = C.CellRecords("grid", "full", "lab", attrs, read_path=path)
+    records = C.CellRecords("grid", "full", "lab", attrs, (path,))
     assert records.finished(4, ["x", "y"])["x"]["metrics"]["test_accuracy"].size == 4
     assert records.finished(6, ["x"]) == {}
+    # the diagonal reads the grid's records (its axes and seeds differ, its cells' recipe not)
+    diagonal = C.CellRecords.under("diagonal", "full", "lab",
+                                   {**attrs, "plan.seeds": "(42, 43, 44)"}, str(tmp_path))  # fmt: skip
+    assert diagonal.read_paths[0] == C.cells_path(str(tmp_path), "diagonal", "full", "lab")
+    assert diagonal.finished(5, ["x"])["x"]["source"] == path
+    other_tier = C.CellRecords.under("diagonal", "full", "lab", {"plan.tier": "'tiny'"},
+                                     str(tmp_path))  # fmt: skip
+    lines = []
+    assert other_tier.finished(1, ["x"], lines.append) == {} and "another recipe" in lines[0]
     assert R.available(str(tmp_path), "grid", "full", "lab") == []  # not a results file
     doc = json.load(open(path))
     doc["layout"] = C.LAYOUT + 1
@@ -254,7 +262,7 @@ def test_cell_records_keep_the_longer_record_and_refuse_another_layout(tmp_path)
     with pytest.raises(ValueError, match="layout"):
         C.read_cell_records(path, experiment="grid", setting="lab", plan_attrs=attrs)
     lines = []
-    assert records.finished(1, ["x"], lines.append) == {} and "not used" in lines[0]
+    assert records.finished(1, ["x"], lines.append) == {} and "layout" in lines[0]
 
 
 def test_the_shipped_cell_records_match_the_lab_grid_plan():

@@ -14,8 +14,13 @@ experiment, scale and setting: ``<root>/<experiment>/<scale>_<setting>_cells.jso
   (:func:`~ei_sim.analysis.reproduce.results.shipped_root`): a cell recorded with at least the
   plan's epochs is not trained again, and the grid stage reads its metrics up to the plan's
   epochs. A cell the grid store holds with enough epochs is read from the store instead.
-* A file is used only when it matches: the same layout (:data:`LAYOUT`) and the same recipe
-  (the plan's attributes, which leave out the epoch count, and the setting).
+* A file is used only when it matches: the same layout (:data:`LAYOUT`), the same setting and
+  the same recipe for a cell (:data:`CELL_KEYS`: the plan's tier, network size, trial length
+  and sample count; the epoch count is the cell's own). The plan's axes and seeds only say
+  which cells exist, and a cell is named by its own (W_EI, W_IE, seed), so the ``grid`` and
+  ``diagonal`` experiments read each other's records too: the diagonal's seed-42 points at
+  W_EI 0, 0.25, 0.5 and 1 are the grid's cells (0, 0), (0.25, 0.5), (0.5, 1) and (1, 2),
+  the same network and recipe (:func:`~ei_sim.analysis.reproduce.grids.grid_spec`).
 
 A cell's record is replaced only by one with more epochs.
 """
@@ -33,6 +38,8 @@ from ei_sim.analysis.reproduce.results import _array, _jsonable, machine
 
 LAYOUT = 1
 KIND = "grid_cells"
+GRID_EXPERIMENTS = ("grid", "diagonal")  # they train their cells alike (grids.grid_spec)
+CELL_KEYS = ("plan.tier", "plan.n_e", "plan.t_ms", "plan.samples")  # what a cell trains with
 
 
 def cells_path(root: str, experiment: str, scale: str, setting: str) -> str:
@@ -42,7 +49,9 @@ def cells_path(root: str, experiment: str, scale: str, setting: str) -> str:
 def read_cell_records(path: str, *, experiment: str, setting: str, plan_attrs: dict) -> dict:
     """``{cell name: {"w_ei", "w_ie", "seed", "epochs", "metrics": {name: array},
     "provenance": {...}}}`` of a cells file; {} when there is none; ValueError (one line) when
-    it is of another layout or made with another recipe."""
+    it is of another layout, holds another experiment than ``experiment`` (one of
+    :data:`GRID_EXPERIMENTS`) or another setting, or was made with another recipe for its
+    cells (:data:`CELL_KEYS` of ``plan_attrs``)."""
     if not os.path.isfile(path):
         return {}
     try:
@@ -53,12 +62,12 @@ def read_cell_records(path: str, *, experiment: str, setting: str, plan_attrs: d
     if data.get("kind") != KIND or data.get("layout") != LAYOUT:
         raise ValueError(f"cell records {path} are of layout {data.get('layout')!r}; this "
                          f"ei-sim reads {KIND} layout {LAYOUT} (written by another release)")  # fmt: skip
-    if data.get("experiment") != experiment or data.get("setting") != setting:
+    if data.get("experiment") not in GRID_EXPERIMENTS or data.get("setting") != setting:
         raise ValueError(f"cell records {path} hold {data.get('experiment')} with setting "
                          f"{data.get('setting')}, not {experiment} with {setting}")  # fmt: skip
-    want = {k: str(v) for k, v in plan_attrs.items()}
-    have = data.get("plan", {})
-    diffs = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    want = {k: str(plan_attrs.get(k)) for k in CELL_KEYS}
+    have = {k: str(data.get("plan", {}).get(k)) for k in CELL_KEYS}
+    diffs = sorted(k for k in CELL_KEYS if want[k] != have[k])
     if diffs:
         raise ValueError(f"cell records {path} were made with another recipe "
                          f"({', '.join(diffs[:4])} differ)")  # fmt: skip
@@ -122,32 +131,42 @@ def cell_provenance(run_dir: str | None) -> dict:
 
 @dataclass
 class CellRecords:
-    """The cell records a reproduction reads (``read_path``) and writes (``write_path``)."""
+    """The cell records a reproduction reads (``read_paths``: its own experiment's file
+    first, then the other grid experiment's) and writes (``write_path``)."""
 
     experiment: str
     scale: str
     setting: str
     plan_attrs: dict
-    read_path: str | None = None
+    read_paths: tuple = ()
     write_path: str | None = None
+
+    @classmethod
+    def under(cls, experiment, scale, setting, plan_attrs, read_root=None, write_root=None):
+        """The records of ``experiment`` read from the grid experiments' files under
+        ``read_root`` and written under ``write_root`` (None: not read, not written)."""
+        order = (experiment, *(e for e in GRID_EXPERIMENTS if e != experiment))
+        reads = tuple(cells_path(read_root, e, scale, setting) for e in order) if read_root else ()
+        write = cells_path(write_root, experiment, scale, setting) if write_root else None
+        return cls(experiment, scale, setting, plan_attrs, reads, write)
 
     def finished(self, epochs: int, names, say=print) -> dict:
         """The recorded cells among ``names`` with at least ``epochs`` epochs (their metrics
-        cut to ``epochs``); a file that does not match is said in one line and not used."""
-        if not self.read_path:
-            return {}
-        try:
-            cells = read_cell_records(self.read_path, experiment=self.experiment,
-                                      setting=self.setting, plan_attrs=self.plan_attrs)  # fmt: skip
-        except ValueError as err:
-            say(f"cell records not used: {err}")
-            return {}
+        cut to ``epochs``), each with ``source`` (the file it was read from); a file that
+        does not match is said in one line and not used."""
         out = {}
-        for name in names:
-            cell = cells.get(name)
-            if cell is not None and cell["epochs"] >= epochs:
-                metrics = {k: v[:epochs] for k, v in cell["metrics"].items()}
-                out[name] = {**cell, "metrics": metrics}
+        for path in self.read_paths:
+            try:
+                cells = read_cell_records(path, experiment=self.experiment,
+                                          setting=self.setting, plan_attrs=self.plan_attrs)  # fmt: skip
+            except ValueError as err:
+                say(f"cell records not used: {err}")
+                continue
+            for name in names:
+                cell = cells.get(name)
+                if name not in out and cell is not None and cell["epochs"] >= epochs:
+                    metrics = {k: v[:epochs] for k, v in cell["metrics"].items()}
+                    out[name] = {**cell, "metrics": metrics, "source": path}
         return out
 
     def add(self, cells: dict) -> None:

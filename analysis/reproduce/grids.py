@@ -90,8 +90,9 @@ def grid_stage(camp, plan, diagonal: bool) -> dict:
         recorded = records.finished(plan.epochs, sorted(missing), camp.say) if records else {}
         if recorded:
             commits = sorted({_commit_of(c["provenance"]) for c in recorded.values()})
+            sources = sorted({c["source"] for c in recorded.values()})
             camp.say(f"{len(recorded)} of {len(wanted)} cells read from their records "
-                     f"({records.read_path}; trained with {', '.join(commits)}), not trained "
+                     f"({', '.join(sources)}; trained with {', '.join(commits)}), not trained "
                      "again")  # fmt: skip
         run_grid(spec, path, progress=camp.progress, label_fn=label, skip=set(recorded),
                  on_stored=record if records else None, after_epoch=camp.checkpoint,

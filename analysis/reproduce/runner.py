@@ -31,7 +31,7 @@ import os
 
 from ei_sim.analysis.reproduce import results as shipped
 from ei_sim.analysis.reproduce import store
-from ei_sim.analysis.reproduce.cell_records import CellRecords, cells_path
+from ei_sim.analysis.reproduce.cell_records import CellRecords
 from ei_sim.analysis.reproduce.experiment import Verdict, experiments, not_yet_run
 from ei_sim.analysis.reproduce.plans import get_plan
 from ei_sim.analysis.reproduce.reference import load_reference
@@ -135,11 +135,8 @@ def reproduce(
     )
     camp.reference = reference
     root = shipped.shipped_root() if results_root == "shipped" else results_root
-    camp.cell_records = CellRecords(
-        experiment, scale, setting, plan.attrs(),
-        read_path=cells_path(root, experiment, scale, setting) if root else None,
-        write_path=cells_path(save_results, experiment, scale, setting) if save_results else None,
-    )  # fmt: skip
+    camp.cell_records = CellRecords.under(experiment, scale, setting, plan.attrs(), root,
+                                          save_results)  # fmt: skip
     _seed_from_results(camp, root, exp, scale, setting, plan)
     result = exp.run(camp, plan)
     table = compare(result.rows, reference, with_lab=not camp.quick, epochs=plan.epochs,
