@@ -133,6 +133,29 @@ def test_summary_says_not_yet_run_and_reads_shipped_verdicts(tmp_path, monkeypat
     assert "budgets (not yet run):" in out and os.environ[R.ENV_ROOT] == str(tmp_path)
 
 
+
+def test_summary_says_how_far_a_grid_campaign_has_got(tmp_path, monkeypatch, capsys):
+    """Without a results file, the summary of a grid experiment counts its recorded cells
+    (the diagonal counts the grid's cells that lie on it)."""
+    from ei_sim.analysis.reproduce import cell_records as C
+    from ei_sim.analysis.reproduce.experiment import experiments
+    from ei_sim.analysis.reproduce.plans import get_plan
+
+    monkeypatch.setenv(R.ENV_ROOT, str(tmp_path))
+    plan = get_plan(experiments()["grid"], "full", None, 30)
+    cell = {"w_ei": 0.5, "w_ie": 1.0, "seed": 42, "provenance": {},
+            "metrics": {"test_accuracy": [0.5] * 30}}  # fmt: skip
+    C.write_cell_records(C.cells_path(str(tmp_path), "grid", "full", "lab"), experiment="grid",
+                         scale="full", setting="lab", plan_attrs=plan.attrs(),
+                         cells={"wei0p5__wie1__seed42": cell,
+                                "wei2__wie0__seed42": {**cell, "w_ei": 2.0, "w_ie": 0.0}})  # fmt: skip
+    assert main(["reproduce", "summary"]) == 0
+    out = capsys.readouterr().out
+    assert "campaign in progress: 2 of 25 cells recorded, with 30 epochs" in out
+    assert "campaign in progress: 1 of 30 cells recorded" in out  # (0.5, 1) is on the diagonal
+    assert "budgets (not yet run):" in out and "its trainings have not been run" in out
+
+
 def test_differences_beyond_the_seed_spread_are_explained_or_said_unexplained():
     from ei_sim.analysis.reproduce.reference import load_reference
     from ei_sim.analysis.reproduce.table import Row, compare

@@ -215,7 +215,8 @@ def summary(root="shipped", scale: str = "full", setting: str = "lab") -> list[t
     for name, exp in experiments().items():
         epochs = shipped.available(root, name, scale, setting)
         if not epochs:
-            out.append((name, None, list(not_yet_run(exp.claims or (exp.title,)))))
+            why = _cells_progress(root, name, scale, setting) or "its trainings have not been run"
+            out.append((name, None, list(not_yet_run(exp.claims or (exp.title,), why))))
             continue
         path = shipped.results_path(root, name, scale, setting, epochs[-1])
         with open(path, encoding="utf-8") as fh:
@@ -225,6 +226,27 @@ def summary(root="shipped", scale: str = "full", setting: str = "lab") -> list[t
         verdicts = [Verdict(**v) for v in data.get("verdicts", [])]
         out.append((name, epochs[-1], verdicts))
     return out
+
+
+def _cells_progress(root, experiment: str, scale: str, setting: str) -> str | None:
+    """How far a grid campaign has got by its shipped cell records, in words (None: not a
+    grid experiment, or no cell recorded)."""
+    exp = experiments()[experiment]
+    if not root or not exp.grid or scale not in exp.plans:
+        return None
+    from ei_sim.analysis.reproduce.grids import grid_spec
+    from ei_sim.sweeps.store import cell_name
+
+    plan = exp.plans[scale]
+    names = [cell_name(a, b, s) for a, b, s in
+             grid_spec(plan, setting, experiment == "diagonal").cells()]  # fmt: skip
+    records = CellRecords.under(experiment, scale, setting, plan.attrs(), root)
+    found = records.finished(1, names, say=lambda _line: None)
+    if not found:
+        return None
+    counts = sorted({c["epochs"] for c in found.values()})
+    return (f"campaign in progress: {len(found)} of {len(names)} cells recorded, with "
+            f"{', '.join(map(str, counts))} epochs; the verdict waits for every cell")
 
 
 def _write_text(path: str, text: str) -> None:
