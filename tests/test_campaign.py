@@ -138,22 +138,31 @@ def test_summary_says_how_far_a_grid_campaign_has_got(tmp_path, monkeypatch, cap
     """Without a results file, the summary of a grid experiment counts its recorded cells
     (the diagonal counts the grid's cells that lie on it)."""
     from ei_sim.analysis.reproduce import cell_records as C
-    from ei_sim.analysis.reproduce.experiment import experiments
-    from ei_sim.analysis.reproduce.plans import get_plan
 
     monkeypatch.setenv(R.ENV_ROOT, str(tmp_path))
-    plan = get_plan(experiments()["grid"], "full", None, 30)
     cell = {"w_ei": 0.5, "w_ie": 1.0, "seed": 42, "provenance": {},
-            "metrics": {"test_accuracy": [0.5] * 30}}  # fmt: skip
+            "metrics": {k: [0.5] * 30 for k in C.METRICS}}  # fmt: skip
     C.write_cell_records(C.cells_path(str(tmp_path), "grid", "full", "lab"), experiment="grid",
-                         scale="full", setting="lab", plan_attrs=plan.attrs(),
-                         cells={"wei0p5__wie1__seed42": cell,
-                                "wei2__wie0__seed42": {**cell, "w_ei": 2.0, "w_ie": 0.0}})  # fmt: skip
+                         scale="full", setting="lab", settings=_lab_grid_settings(),
+                         cells={"wei0p5__wie1__seed42": cell, "wei2__wie0__seed42":
+                                {**cell, "w_ei": 2.0, "w_ie": 0.0}})  # fmt: skip
     assert main(["reproduce", "summary"]) == 0
     out = capsys.readouterr().out
     assert "campaign in progress: 2 of 25 cells recorded, with 30 epochs" in out
     assert "campaign in progress: 1 of 30 cells recorded" in out  # (0.5, 1) is on the diagonal
     assert "budgets (not yet run):" in out and "its trainings have not been run" in out
+
+
+def _lab_grid_settings(experiment="grid"):
+    """The shared settings of the cells of the lab-scale grid (or diagonal)."""
+    from ei_sim.analysis.reproduce.experiment import experiments
+    from ei_sim.analysis.reproduce.grids import grid_spec
+    from ei_sim.analysis.reproduce.plans import get_plan
+    from ei_sim.sweeps.grid import shared_settings
+
+    spec = grid_spec(get_plan(experiments()[experiment], "full", None, 30), "lab",
+                     experiment == "diagonal")  # fmt: skip
+    return shared_settings(spec.model, spec.train)
 
 
 def test_differences_beyond_the_seed_spread_are_explained_or_said_unexplained():
@@ -171,9 +180,10 @@ def test_differences_beyond_the_seed_spread_are_explained_or_said_unexplained():
     assert [r["assessment"] for r in full[1:]] == ["unexplained", "unexplained"]
 
 
-def _records_stage(tmp_path, sub, records, monkeypatch, trained):
+def _records_stage(tmp_path, sub, records, monkeypatch, trained, stop_after=None):
     """The grid stage of a 2 x 2 tiny grid in a fresh folder ``sub``, with ``records``; the
-    names of the cells it trains are appended to ``trained``."""
+    names of the cells it trains are appended to ``trained``; with ``stop_after``, a Ctrl-C
+    comes when that many cells have trained."""
     import ei_sim.sweeps.grid as G
     from ei_sim.analysis.reproduce import store as rstore
     from ei_sim.analysis.reproduce.grids import grid_stage
@@ -183,121 +193,129 @@ def _records_stage(tmp_path, sub, records, monkeypatch, trained):
     real = getattr(G.train_cell, "real", G.train_cell)  # patched once per test
 
     def counted(spec, w_ei, w_ie, seed, cell_dir, *args, **kwargs):
+        if stop_after is not None and len(trained) == stop_after:
+            raise KeyboardInterrupt
         trained.append(os.path.basename(cell_dir))
         return real(spec, w_ei, w_ie, seed, cell_dir, *args, **kwargs)
 
     counted.real = real
     monkeypatch.setattr(G, "train_cell", counted)
     out = tmp_path / sub
-    out.mkdir()
+    out.mkdir(exist_ok=True)
     path = str(out / "grid_quick_lab_1ep.h5")
     rstore.open_or_create(path, {"experiment": "grid"}, False)
+    checks = []
     camp = Campaign(out_dir=str(out), store_path=path, setting="lab", progress=False,
-                    grid_options={"executor": "serial"}, cell_records=records)  # fmt: skip
+                    grid_options={"executor": "serial"}, cell_records=records,
+                    check=lambda: checks.append(1))  # fmt: skip
     plan = Plan(tier="tiny", epochs=1, n_e=8, t_ms=20.0, samples=60, values=(0.0, 1.0))
-    return grid_stage(camp, plan, diagonal=False), camp, plan
+    stage = grid_stage(camp, plan, diagonal=False)
+    camp.checks = checks
+    return stage, camp, plan
 
 
 @pytest.mark.slow
 def test_grid_cells_recorded_on_one_machine_are_not_trained_again_on_another(
         tmp_path, monkeypatch):  # fmt: skip
-    """A campaign that outlives its machine: the cells a reproduction recorded (no weights)
-    are read back by a reproduction in another folder, which trains only the cells missing
-    from the records, and its grid stage equals the first one's to the bit."""
+    """A campaign that outlives its machine: each cell is recorded (no weights) as soon as it
+    is stored, so a campaign killed mid-grid keeps the records of its finished cells; a
+    reproduction in another folder reads them back and trains only the cells missing from
+    them, and its grid stage equals the first one's to the bit."""
     from ei_sim.analysis.reproduce.cell_records import CellRecords, read_cell_records
 
     rec = str(tmp_path / "records.json")
 
-    def records(plan_attrs, read=True):
-        return CellRecords("grid", "quick", "lab", plan_attrs, (rec,) if read else (),
-                           write_path=rec)  # fmt: skip
+    def records(read=True):
+        return CellRecords("grid", "quick", "lab", {}, (rec,) if read else (), rec)
 
     trained = []
     first, camp, plan = _records_stage(tmp_path, "a", None, monkeypatch, trained)
     assert len(trained) == 4 and first["attrs"]["cells_from_records"] == 0
-    # recorded as each cell is stored (--save-results)
+    assert len(camp.checks) >= 1 + 4  # before the stage, and after each cell's epoch
+    # killed after three cells: their records are written
     trained.clear()
-    again, camp, plan = _records_stage(tmp_path, "b", records(plan.attrs(), read=False),
-                                       monkeypatch, trained)  # fmt: skip
-    saved = read_cell_records(rec, experiment="grid", setting="lab", plan_attrs=plan.attrs())
-    assert len(trained) == 4 and sorted(saved) == sorted(trained)
-    assert all(c["epochs"] == 1 and c["provenance"]["run_git_commit"] for c in saved.values())
-    # another machine: no grid store, no runs; one cell missing from the records
+    with pytest.raises(KeyboardInterrupt):
+        _records_stage(tmp_path, "b", records(read=False), monkeypatch, trained, stop_after=3)
     doc = json.load(open(rec))
-    del doc["cells"]["wei1__wie1__seed42"]
-    json.dump(doc, open(rec, "w"))
+    assert sorted(doc["cells"]) == sorted(trained) and len(trained) == 3
+    settings = doc["settings"]
+    saved = read_cell_records(rec, setting="lab", settings=settings)
+    assert all(c["epochs"] == 1 and c["provenance"]["run_git_commit"] for c in saved.values())
+    # another machine: no grid store, no runs; the fourth cell missing from the records
     trained.clear()
-    third, camp, _ = _records_stage(tmp_path, "c", records(plan.attrs()), monkeypatch, trained)
-    assert trained == ["wei1__wie1__seed42"] and third["attrs"]["cells_from_records"] == 3
+    third, camp, _ = _records_stage(tmp_path, "c", records(), monkeypatch, trained)
+    assert len(trained) == 1 and third["attrs"]["cells_from_records"] == 3
     assert any("3 of 4 cells read from their records" in line for line in camp.log)
-    for stage in (again, third):
-        assert stage.keys() == first.keys()
-        for key in first:
-            if key not in ("attrs", "epoch_wall_s"):  # wall times differ run to run
-                np.testing.assert_array_equal(stage[key], first[key], err_msg=key)
-    # the missing cell is recorded in turn; records of another recipe are not used
-    assert len(read_cell_records(rec, experiment="grid", setting="lab",
-                                 plan_attrs=plan.attrs())) == 4  # fmt: skip
+    assert len(read_cell_records(rec, setting="lab", settings=settings)) == 4  # recorded too
+    for key in first:
+        if key not in ("attrs", "epoch_wall_s"):  # wall times differ run to run
+            np.testing.assert_array_equal(third[key], first[key], err_msg=key)
+    # records of cells trained with other settings are not used, nor written over
+    doc = json.load(open(rec))
+    doc["settings"]["train.n_samples"] = "61"
+    json.dump(doc, open(rec, "w"))
+    before = open(rec).read()
     trained.clear()
-    other = {**plan.attrs(), "plan.samples": "61"}
-    _, camp, _ = _records_stage(tmp_path, "d", CellRecords("grid", "quick", "lab", other, (rec,)),
-                                monkeypatch, trained)  # fmt: skip
-    assert len(trained) == 4
-    assert any(line.startswith("cell records not used:") and "another recipe" in line
-               and "plan.samples" in line for line in camp.log)  # fmt: skip
+    _, camp, _ = _records_stage(tmp_path, "d", records(), monkeypatch, trained)
+    assert len(trained) == 4 and open(rec).read() == before
+    assert any(line.startswith("cell records not used:") and "other settings" in line
+               and "train.n_samples" in line for line in camp.log)  # fmt: skip
+    assert any(line.startswith("cells not recorded:") for line in camp.log)
 
 
-def test_cell_records_keep_the_longer_record_and_refuse_another_layout(tmp_path):
+def test_cell_records_keep_the_longer_record_and_refuse_what_does_not_match(tmp_path):
     from ei_sim.analysis.reproduce import cell_records as C
 
     path = C.cells_path(str(tmp_path), "grid", "full", "lab")
-    attrs = {"plan.tier": "'medium'"}
+    settings = {"model.config.n_e": 1024, "train.n_samples": 2000}
 
     def cell(n_epochs):
-        metrics = {"test_accuracy": np.linspace(0.1, 0.5, n_epochs), "epoch_wall_s": [1.0] * n_epochs}
+        metrics = {k: np.linspace(0.1, 0.5, n_epochs) for k in C.METRICS}
         return {"w_ei": 0.5, "w_ie": 2.0, "seed": 42, "metrics": metrics,
                 "provenance": {"run_git_commit": f"c{n_epochs}"}}  # fmt: skip
 
     write = functools.partial(C.write_cell_records, path, experiment="grid", scale="full",
-                              setting="lab", plan_attrs=attrs)  # fmt: skip
+                              setting="lab", settings=settings)  # fmt: skip
     write(cells={"x": cell(3)})
     write(cells={"x": cell(2)})  # fewer epochs: the record is kept
-    got = C.read_cell_records(path, experiment="grid", setting="lab", plan_attrs=attrs)
+    got = C.read_cell_records(path, setting="lab", settings=settings)
     assert got["x"]["epochs"] == 3 and got["x"]["provenance"]["run_git_commit"] == "c3"
     np.testing.assert_array_equal(got["x"]["metrics"]["test_accuracy"], np.linspace(0.1, 0.5, 3))
     write(cells={"x": cell(5)})
-    records = C.CellRecords("grid", "full", "lab", attrs, (path,))
+    records = C.CellRecords("grid", "full", "lab", settings, (path,))
     assert records.finished(4, ["x", "y"])["x"]["metrics"]["test_accuracy"].size == 4
     assert records.finished(6, ["x"]) == {}
-    # the diagonal reads the grid's records (its axes and seeds differ, its cells' recipe not)
-    diagonal = C.CellRecords.under("diagonal", "full", "lab",
-                                   {**attrs, "plan.seeds": "(42, 43, 44)"}, str(tmp_path))  # fmt: skip
+    assert R.available(str(tmp_path), "grid", "full", "lab") == []  # not a results file
+    # the diagonal reads the grid's records (its axes and seeds differ, its cells' settings not)
+    diagonal = C.CellRecords.under("diagonal", "full", "lab", str(tmp_path), settings=settings)
     assert diagonal.read_paths[0] == C.cells_path(str(tmp_path), "diagonal", "full", "lab")
     assert diagonal.finished(5, ["x"])["x"]["source"] == path
-    other_tier = C.CellRecords.under("diagonal", "full", "lab", {"plan.tier": "'tiny'"},
-                                     str(tmp_path))  # fmt: skip
     lines = []
-    assert other_tier.finished(1, ["x"], lines.append) == {} and "another recipe" in lines[0]
-    assert R.available(str(tmp_path), "grid", "full", "lab") == []  # not a results file
+    other = C.CellRecords.under("diagonal", "full", "lab", str(tmp_path),
+                                settings={**settings, "model.config.n_e": 64})  # fmt: skip
+    assert other.finished(1, ["x"], lines.append) == {} and "model.config.n_e" in lines[0]
+    with pytest.raises(ValueError, match="other settings"):  # not written over
+        C.write_cell_records(path, experiment="grid", scale="full", setting="lab",
+                             settings={**settings, "model.config.n_e": 64}, cells={})  # fmt: skip
     doc = json.load(open(path))
-    doc["layout"] = C.LAYOUT + 1
-    json.dump(doc, open(path, "w"))
-    with pytest.raises(ValueError, match="layout"):
-        C.read_cell_records(path, experiment="grid", setting="lab", plan_attrs=attrs)
-    lines = []
-    assert records.finished(1, ["x"], lines.append) == {} and "layout" in lines[0]
+    for broken in ({**doc, "layout": C.LAYOUT + 1}, [1, 2],
+                   {**doc, "cells": {"x": {**doc["cells"]["x"], "epochs": 9}}},
+                   {**doc, "cells": {"x": {"epochs": 5}}}):  # fmt: skip
+        json.dump(broken, open(path, "w"))
+        lines = []
+        assert records.finished(1, ["x"], lines.append) == {}
+        assert len(lines) == 1 and lines[0].startswith("cell records not used:")
 
 
-def test_the_shipped_cell_records_match_the_lab_grid_plan():
+def test_the_shipped_cell_records_match_the_lab_grid_settings():
     """The grid cells the campaign shipped are read by ``ei-sim reproduce grid --scale full``
-    (the same recipe), each with 30 epochs and the commit it trained with."""
+    (the same settings of their cells), each with at least 30 epochs and the commit it
+    trained with; the diagonal reads them too."""
     from ei_sim.analysis.reproduce import cell_records as C
-    from ei_sim.analysis.reproduce.experiment import experiments
-    from ei_sim.analysis.reproduce.plans import get_plan
 
-    plan = get_plan(experiments()["grid"], "full", None, 30)
+    assert _lab_grid_settings("diagonal") == _lab_grid_settings("grid")
     path = C.cells_path(R.shipped_root(), "grid", "full", "lab")
-    cells = C.read_cell_records(path, experiment="grid", setting="lab", plan_attrs=plan.attrs())
+    cells = C.read_cell_records(path, setting="lab", settings=_lab_grid_settings())
     assert len(cells) >= 7
     for cell in cells.values():
         assert cell["epochs"] >= 30 and cell["provenance"]["run_git_commit"]

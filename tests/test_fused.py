@@ -241,8 +241,9 @@ def test_packed_product_equals_the_matrix_product(m, k, n):
 def test_fused_products_at_awkward_sizes_float32(batch):
     """The adjoint's packed products in float32 (the AVX-512 or AVX2 kernel where the CPU has
     it) at sizes that use every edge of them: on two threads, 49-52 trials are split in parts
-    of 36 and 13-16 rows, so that the rows end in blocks of 1, 3 and 4 rows after those of 12
-    (AVX-512) or 6 (AVX2), and 11 trials in one of 11 (5 after 6); n_E = 40 (a pair of panels
+    of 36 and 13-16 rows with AVX-512 (blocks of 12, then 1, 3 or 4 rows) or of 30 and 19-22
+    with AVX2 (blocks of 6, then 1, 3 or 4), and 11 trials in one part (11 rows; 6 + 5 with
+    AVX2); n_E = 40 (a pair of panels
     and a partial one of 8), n_I = 300 (two slices of k for W_EI and W_II), every recurrent
     block present: the fused gradient equals the engine's."""
     config, w, state0, events = network(n_e=40, n_i=300, batch=batch, dtype=jnp.float32,

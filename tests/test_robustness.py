@@ -301,6 +301,21 @@ def test_reproduce_and_simulate_check_for_a_swallowed_ctrl_c(tmp_path, monkeypat
             stages.train_stage(camp, "ping", 0.2, 42, SimpleNamespace(
                 epochs=1, tier="tiny", n_e=None, t_ms=None, samples=None))
         assert "after_epoch" in seen
+        import ei_sim.analysis.reproduce.runner as runner
+        from ei_sim.cli import main
+
+        passed = {}
+        page = tmp_path / "page.md"
+        page.write_text("table")
+
+        def fake_reproduce(*args, **kwargs):
+            passed.update(kwargs)
+            return {"markdown": str(page), "store": "s", "html": "h"}
+
+        monkeypatch.setattr(runner, "reproduce", fake_reproduce)
+        assert main(["reproduce", "budgets", "--out", str(tmp_path)]) == 0
+        assert passed["check"] is interrupts.raise_if_interrupted  # the CLI's check
+        interrupts._received.set()
         progress = _Progress(10.0, 0.1, False)
         with pytest.raises(KeyboardInterrupt):
             progress(SimpleNamespace(start_step=0, n_steps=50))

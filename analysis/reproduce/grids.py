@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from ei_sim.analysis.reproduce.cell_records import METRICS as CELL_METRICS
 from ei_sim.analysis.reproduce.experiment import Experiment, Result, Verdict, not_yet_run
 from ei_sim.analysis.reproduce.plans import DIAGONAL_VALUES, GRID_VALUES, Plan
 from ei_sim.analysis.reproduce.table import Row
@@ -28,8 +29,6 @@ from ei_sim.analysis.reproduce.table import Row
 # grid runner passed PING's 1.2. 0.6 is taken: the lab's no-loop cell (0, 0) equals its
 # diagonal's seed-42 W_EI = 0 cell (76.75 %, E 2.2 Hz), which was trained at 0.6.
 GRID_W_IN = 0.6
-CELL_METRICS = ("test_accuracy", "test_rate_e_Hz", "test_rate_i_Hz", "gamma_peak_Hz",
-                "epoch_wall_s")  # fmt: skip
 BASINS_CLAIM = ("two basins: a PING corner (strong W_EI, I active, E held low) and a "
                 "stretched-COBA corner (a loop whose I stays silent)")  # fmt: skip
 DIAGONAL_CLAIM = ("the diagonal's two-step climb: accuracy rises 0.5 -> 0.6 -> 0.75 with I "
@@ -76,14 +75,14 @@ def grid_stage(camp, plan, diagonal: bool) -> dict:
 
     path = grid_store(camp.out_dir, camp.store_path)
     spec = grid_spec(plan, camp.setting, diagonal)
-    records = camp.cell_records
+    records = camp.cell_records.for_grid(spec) if camp.cell_records else None
 
     def compute():
         def label(a, b, e, i):
             return str(label_cells([e], [i], [a], [b])[0])
 
         def record(name, summary, metrics):
-            records.add({name: _record_of(summary, metrics)})
+            records.add({name: _record_of(summary, metrics)}, camp.say)
 
         wanted = {cell_name(a, b, s): (a, b, s) for a, b, s in spec.cells()}
         missing = {c[3] for c in cells_to_train(spec, path)}
@@ -100,7 +99,8 @@ def grid_stage(camp, plan, diagonal: bool) -> dict:
         stored = {c["name"]: c for c in read_grid(path)["cells"] if c["name"] in wanted
                   and c["name"] not in recorded}  # fmt: skip
         if records:
-            records.add({n: _record_of(c["attrs"], c["metrics"]) for n, c in stored.items()})
+            records.add({n: _record_of(c["attrs"], c["metrics"]) for n, c in stored.items()},
+                        camp.say)  # fmt: skip
         cells = sorted([(n, c["metrics"]) for n, c in stored.items()]
                        + [(n, c["metrics"]) for n, c in recorded.items()])  # fmt: skip
         names = [n for n, _ in cells]

@@ -135,8 +135,7 @@ def reproduce(
     )
     camp.reference = reference
     root = shipped.shipped_root() if results_root == "shipped" else results_root
-    camp.cell_records = CellRecords.under(experiment, scale, setting, plan.attrs(), root,
-                                          save_results)  # fmt: skip
+    camp.cell_records = CellRecords.under(experiment, scale, setting, root, save_results)
     _seed_from_results(camp, root, exp, scale, setting, plan)
     result = exp.run(camp, plan)
     table = compare(result.rows, reference, with_lab=not camp.quick, epochs=plan.epochs,
@@ -237,10 +236,9 @@ def _cells_progress(root, experiment: str, scale: str, setting: str) -> str | No
     from ei_sim.analysis.reproduce.grids import grid_spec
     from ei_sim.sweeps.store import cell_name
 
-    plan = exp.plans[scale]
-    names = [cell_name(a, b, s) for a, b, s in
-             grid_spec(plan, setting, experiment == "diagonal").cells()]  # fmt: skip
-    records = CellRecords.under(experiment, scale, setting, plan.attrs(), root)
+    spec = grid_spec(exp.plans[scale], setting, experiment == "diagonal")
+    names = [cell_name(a, b, s) for a, b, s in spec.cells()]
+    records = CellRecords.under(experiment, scale, setting, root).for_grid(spec)
     found = records.finished(1, names, say=lambda _line: None)
     if not found:
         return None

@@ -242,7 +242,7 @@ inline __m256 FlagMask8(__m256i wide, uint8_t bit) {
 }
 #endif  // __AVX2__ && __FMA__
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(EI_SIM_NATIVE_AVX2)
 #define EI_SIM_NATIVE_AVX512 1
 
 // The same updates for 16 cells at once with AVX-512: each lane computes exactly what a lane of

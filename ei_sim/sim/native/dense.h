@@ -26,7 +26,7 @@
 #define EI_SIM_DENSE_AVX2 1
 #include <immintrin.h>
 #endif
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(EI_SIM_DENSE_AVX2)
 #define EI_SIM_DENSE_AVX512 1
 #endif
 
@@ -34,6 +34,11 @@ namespace ei_sim_native {
 
 constexpr int64_t kPanel = 16;    // outputs per panel (two AVX2 vectors)
 constexpr int64_t kKSlice = 256;  // K per pass over a panel
+#ifdef EI_SIM_DENSE_AVX512
+constexpr int64_t kProductRows = 12;  // rows per block of the kernel in use
+#else
+constexpr int64_t kProductRows = 6;
+#endif
 
 // a b + c: fused (one rounding, as the AVX2 kernel) where the CPU has FMA; a multiply and an
 // add otherwise (std::fma would then be a library call per term; the rounding differs).

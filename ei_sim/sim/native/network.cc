@@ -91,11 +91,12 @@ int32_t IntAttr(const ffi::Dictionary& attrs, const char* name, int32_t fallback
 
 // Rows per part when a product's rows are split over the pool: one part per thread (each
 // part reads all of the packed block, so fewer parts read it fewer times), a multiple of the
-// kernels' row blocks (12 rows with AVX-512, 6 with AVX2).
+// kernel's row block (dense.h: 12 rows with AVX-512, 6 with AVX2).
 int64_t ProductGrain(ffi::ThreadPool& pool, int64_t rows) {
   const int64_t threads = std::max<int64_t>(1, PoolThreads(pool));
   const int64_t per_thread = (rows + threads - 1) / threads;
-  return std::max<int64_t>(12, (per_thread + 11) / 12 * 12);
+  return std::max<int64_t>(kProductRows, (per_thread + kProductRows - 1) / kProductRows *
+                                             kProductRows);
 }
 
 // fn(lo, hi) over the trials [0, B): split over XLA's threads unless the call says
