@@ -32,6 +32,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -61,6 +62,12 @@ TARGETS = {"ei_sim_event_matmul": "EiSimEventMatmul",
 # A compiler that rejects -march=native gets the same build without it.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-std=c++17",
          "-shared", "-fPIC")  # fmt: skip
+EXTRA_FLAGS_ENV = "EI_SIM_NATIVE_FLAGS"  # more compiler flags, e.g. -mno-avx512f (tests)
+
+
+def flags() -> tuple:
+    """:data:`FLAGS` and those of ``$EI_SIM_NATIVE_FLAGS`` (part of the build's cache key)."""
+    return FLAGS + tuple(shlex.split(os.environ.get(EXTRA_FLAGS_ENV, "")))
 
 _reason: list[str] = []
 
@@ -106,7 +113,7 @@ def library_path() -> Path:
         key.update(source.read_bytes())
     version = _jaxlib_dir() / "version.py"  # the jaxlib version, as text (no import)
     key.update(version.read_bytes() if version.exists() else b"")
-    for part in (platform.machine(), _cpu_fingerprint(), " ".join(FLAGS)):
+    for part in (platform.machine(), _cpu_fingerprint(), " ".join(flags())):
         key.update(part.encode())
     return cache_dir() / f"ei_sim_native-{key.hexdigest()[:16]}.so"
 
@@ -130,9 +137,10 @@ def build() -> Path:
             return path
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as work:
             tmp = Path(work) / path.name
-            portable = tuple(f for f in FLAGS if f != "-march=native")
-            for flags in (FLAGS, portable):
-                error = _compile(compiler, flags, Path(work), tmp)
+            wanted = flags()
+            portable = tuple(f for f in wanted if f != "-march=native")
+            for these in (wanted, portable):
+                error = _compile(compiler, these, Path(work), tmp)
                 if error is None:
                     break
             if error is not None:
