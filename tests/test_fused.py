@@ -352,8 +352,8 @@ events = encode(x, model.config, 0)
 trainable, frozen = split_weights(model.init_weights(jax.random.PRNGKey(0)), ("w_in", "w_out"))
 optimizer = adam_with_dale(4e-4)
 step = make_train_step(optimizer, model.config, 0.2, 1e-3, 50, None, fused=True)
-out = step(trainable, optimizer.init(trainable), frozen, model.init_state(jax.random.PRNGKey(1), 24),
-           events, y)
+state0 = model.init_state(jax.random.PRNGKey(1), 24)
+out = step(trainable, optimizer.init(trainable), frozen, state0, events, y)
 np.savez(sys.argv[1], *[np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(out)])
 """
 
