@@ -103,13 +103,11 @@ def write_cell_records(path: str, *, experiment: str, scale: str, setting: str,
     written whole, then renamed into place, holding a lock on ``<path>.writers.lock`` (a
     second writer waits). ValueError (one line) when the file there cannot be used (it is
     then left as it is)."""
-    import fcntl
-
     from ei_sim.store.atomic import write_text
+    from ei_sim.store.lock import waiting
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".writers.lock", "a") as lock:  # <path>.lock: the atomic write's own
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with waiting(path + ".writers.lock"):  # not <path>.lock: the atomic write's own
         kept = read_cell_records(path, setting=setting, settings=settings)
         for name, cell in cells.items():
             epochs = len(cell["metrics"]["test_accuracy"])

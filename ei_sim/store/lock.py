@@ -210,6 +210,17 @@ def _release(key: str, fd: int | None) -> None:
 
 
 @contextlib.contextmanager
+def waiting(lock_file: str):
+    """Hold an exclusive ``flock`` on ``lock_file`` for a short critical section (a build, a
+    read-modify-write), waiting for any other holder: unlike :func:`exclusive`, which
+    refuses a second writer at once. No lock where the file system has no flock."""
+    with open(lock_file, "a") as fh:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def exclusive(path):
     """Hold the exclusive lock on the output ``path`` (module docstring); :class:`Busy` at
     once when another process holds it; re-entrant within this process."""
