@@ -211,9 +211,10 @@ def _release(key: str, fd: int | None) -> None:
 
 @contextlib.contextmanager
 def waiting(lock_file: str):
-    """Hold an exclusive ``flock`` on ``lock_file`` for a short critical section (a build, a
+    """Hold an exclusive ``flock`` on ``lock_file`` for a short critical section (a
     read-modify-write), waiting for any other holder: unlike :func:`exclusive`, which
-    refuses a second writer at once. No lock where the file system has no flock."""
+    refuses a second writer at once. No lock where the file system has no flock. (The native
+    build has its own, ``ei_sim.sim.native._build_lock``: ``sim`` may not import ``store``.)"""
     with open(lock_file, "a") as fh:
         with contextlib.suppress(OSError):
             fcntl.flock(fh, fcntl.LOCK_EX)

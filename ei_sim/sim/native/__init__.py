@@ -168,14 +168,20 @@ def _compile(compiler: str, flags, work: Path, out: Path) -> str | None:
     return None
 
 
+@contextlib.contextmanager
 def _build_lock(path: Path):
-    """Hold an exclusive ``flock`` on ``<path>.lock`` (:func:`ei_sim.store.lock.waiting`; no
-    lock where fcntl is missing)."""
+    """Hold an exclusive ``flock`` on ``<path>.lock`` (no lock where flock is missing)."""
     try:
-        from ei_sim.store.lock import waiting
+        import fcntl
     except ImportError:  # not POSIX: every process builds for itself, as before
-        return contextlib.nullcontext()
-    return waiting(str(path.with_suffix(".lock")))
+        yield
+        return
+    with open(path.with_suffix(".lock"), "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock
+            pass
+        yield
 
 
 def disabled() -> bool:
