@@ -742,10 +742,11 @@ def test_finding_6_ctrl_c_on_a_dask_grid_prints_no_traceback(tmp_path):
     for k, delay_s in enumerate((2.0, 8.0)):
         store = tmp_path / f"g{k}.h5"
         argv = ["grid", "--tier", "tiny", "--n-e", "16", "--t-ms", "30", "--samples", "100",
-                "--batch-size", "20", "--epochs", "30", "--wei", "0,1", "--wie", "0",
+                "--batch-size", "20", "--epochs", "2000", "--wei", "0,1", "--wie", "0",
                 "--workers", "1", "--out", str(store)]  # fmt: skip
-        # 30 epochs: still training when the second interrupt comes (3 epochs of both cells
-        # took under 8 s once evaluation ran on the fused forward pass)
+        # 2000 epochs: still training when the second interrupt comes on any machine (30
+        # epochs of both cells ended within 8 s on CI's; a grid that ignored the interrupt
+        # would run past the wait below and fail it)
         proc = _start(argv, tmp_path, f"grid{k}")
         log = tmp_path / f"grid{k}.out"
         try:
