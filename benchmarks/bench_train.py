@@ -133,7 +133,7 @@ def measure_products(batch: int, n_e: int = 1024, n_i: int = 256, steps: int = 2
             "gflops": flop / per_batch / 1e9}  # fmt: skip
 
 
-def measure(kind: str, batch: int, chunk_fused: int = 50) -> dict:
+def measure(kind: str, batch: int, chunk_fused: int = 50, repeats: int = 3) -> dict:
     import jax
     import numpy as np
 
@@ -176,7 +176,7 @@ def measure(kind: str, batch: int, chunk_fused: int = 50) -> dict:
     step = make_train_step(optimizer, config, 0.2, 1e-3, chunk, mesh, fused=on_fused)
     state0 = model.init_state(jax.random.PRNGKey(1), batch)
     times = []
-    for _ in range(3):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         out = step(trainable, opt_state, frozen, state0, inputs, y)
         jax.block_until_ready(out)
@@ -193,7 +193,7 @@ def measure(kind: str, batch: int, chunk_fused: int = 50) -> dict:
     return {
         "bench": "train_step", "impl": kind, "batch": batch, "devices": devices, "chunk": chunk,
         "compile_and_first_s": times[0],
-        "step_s": step_s, "forward_only_s": fwd, "backward_share": 1 - fwd / step_s,
+        "step_s": step_s, "step_min_s": float(np.min(times[1:])), "forward_only_s": fwd, "backward_share": 1 - fwd / step_s,
         "seconds_per_sample": per_sample,
         "est_medium_epoch_s": per_sample * 1536 + eval_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -208,7 +208,8 @@ def native_blas_env(env: dict) -> dict:
     return {k: v for k, v in env.items() if k not in OPENBLAS_TUNING}
 
 
-def in_subprocess(kind: str, batch: int, chunk: int, previous: str | None = None) -> dict:
+def in_subprocess(kind: str, batch: int, chunk: int, previous: str | None = None,
+                  repeats: int = 3) -> dict:
     """One row, measured in its own process: ``floor``, ``floor-native`` (OpenBLAS variables
     removed), a trainer kind, or ``ei-sim-previous`` (the ``ei-sim`` row with ``previous``
     ahead on the path: a checkout with the links of a source tree, ``ei_sim/models`` ->
@@ -222,10 +223,10 @@ def in_subprocess(kind: str, batch: int, chunk: int, previous: str | None = None
             env = native_blas_env(env)
     elif kind == "ei-sim-previous":  # at the previous version's own default chunk
         default = "__import__('ei_sim.training.config').training.config.TrainConfig()"
-        call = f"b.measure('ei-sim', {batch}, {default}.checkpoint_every)"
+        call = f"b.measure('ei-sim', {batch}, {default}.checkpoint_every, {repeats})"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [previous, env.get("PYTHONPATH")]))
     else:
-        call = f"b.measure({kind!r}, {batch}, {chunk})"
+        call = f"b.measure({kind!r}, {batch}, {chunk}, {repeats})"
     code = f"import json, bench_train as b; print(json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=__file__.rsplit("/", 1)[0], env=env)  # fmt: skip
@@ -314,6 +315,9 @@ def main() -> None:
     parser.add_argument("--epochs", action="store_true", help="also real ei-sim train epochs")
     parser.add_argument("--only", default="", help="comma list of rows (default: all)")
     parser.add_argument("--previous", default=None, help="checkout of the previous version")
+    parser.add_argument("--repeats", type=int, default=3, help="training steps per step row "
+                        "(the first compiles; step_s is the median of the others, step_min_s "
+                        "their minimum: on a shared machine the minimum is the steadier)")
     parser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
                         help="only the epoch's ratio to the floor, measured in ROUNDS rounds "
                         "of floor and training alternately (a noisy machine)")
@@ -339,7 +343,7 @@ def main() -> None:
         if only and kind not in only and kind != "ei-sim-previous":
             continue
         batch = args.naive_batch if kind == "naive" else args.batch
-        row = in_subprocess(kind, batch, args.chunk, args.previous)
+        row = in_subprocess(kind, batch, args.chunk, args.previous, args.repeats)
         if "est_medium_epoch_s" in row and floor_epoch:
             row["step_ratio_to_floor"] = row["step_s"] / floor["floor_step_s"]
         if "est_medium_epoch_s" in row and native_floor_epoch:

@@ -612,8 +612,8 @@ inline int64_t PoolThreads(ffi::ThreadPool& pool) {
 }
 
 // Runs fn(begin, end) over [0, n) in chunks of `grain` items shared by the calling thread and
-// the helpers it schedules on XLA's CPU thread pool. The caller claims chunks too, so the call finishes even
-// when every pool thread is busy (the helpers then find no chunk left and return at once);
+// the helpers it schedules on XLA's CPU thread pool. The caller claims chunks too, so the call
+// finishes even when every pool thread is busy (the helpers then find no chunk left and return at once);
 // it returns when every claimed chunk is done. fn must capture by value: a late helper
 // outlives the call (it touches only the shared counters, never fn's buffers).
 template <typename Fn>
