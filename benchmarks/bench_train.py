@@ -193,7 +193,8 @@ def measure(kind: str, batch: int, chunk_fused: int = 50, repeats: int = 3) -> d
     return {
         "bench": "train_step", "impl": kind, "batch": batch, "devices": devices, "chunk": chunk,
         "compile_and_first_s": times[0],
-        "step_s": step_s, "step_min_s": float(np.min(times[1:])), "forward_only_s": fwd, "backward_share": 1 - fwd / step_s,
+        "step_s": step_s, "step_min_s": float(np.min(times[1:])), "forward_only_s": fwd,
+        "backward_share": 1 - fwd / step_s,
         "seconds_per_sample": per_sample,
         "est_medium_epoch_s": per_sample * 1536 + eval_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

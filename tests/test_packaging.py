@@ -40,7 +40,12 @@ def test_the_wheel_holds_one_top_level_name_and_imports_from_a_clean_folder(tmp_
         "from ei_sim.analysis.reproduce.reference import DEFAULT_PATH, load_reference\n"
         "from ei_sim.analysis.reproduce.results import shipped_root\n"
         "print(DEFAULT_PATH, len(load_reference().entries) > 100, shipped_root())\n"
+        "from ei_sim.store.attrs import git_commit\n"
+        "print(git_commit())\n"
     )
+    for git in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@example.org", "commit",
+                                 "-q", "--allow-empty", "-m", "another project"]):  # fmt: skip
+        subprocess.run(["git", "-C", str(target), *git], check=True, timeout=60)
     env = {**os.environ, "PYTHONPATH": str(target)}
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -50,3 +55,8 @@ def test_the_wheel_holds_one_top_level_name_and_imports_from_a_clean_folder(tmp_
     reference, loaded, results = out[3].split()  # ei-sim reproduce finds the lab's numbers
     assert reference.startswith(str(target)) and loaded == "True", out[3]
     assert results.startswith(str(target)) and os.path.isdir(results), out[3]
+    # provenance: the commit the wheel was built from, though the copy is no git checkout (and
+    # the folder it is installed in is made one, to show that its commit is not taken)
+    from ei_sim.store.attrs import git_commit
+
+    assert out[4] == git_commit(ROOT) and len(out[4].split("+")[0]) == 40, out[4]

@@ -23,7 +23,9 @@ import ei_sim
 def git_commit(folder: str | None = None) -> str:
     """Commit of the ei-sim source tree (or of the checkout holding ``folder``), with
     ``+dirty`` appended when tracked files differ from it (``+unchecked`` when git could not
-    say in time); "unknown" outside a git checkout. The source tree's is worked out once per
+    say in time); "unknown" outside a git checkout. A built copy (a wheel, ``pip install .``)
+    names the commit it was built from (``build_commit.txt``, written by the build), also when
+    installed inside another project's checkout. The source tree's is worked out once per
     process, so a run's stamp names the code it imported, whatever is edited meanwhile."""
     if folder is None:
         return _source_commit()
@@ -32,7 +34,13 @@ def git_commit(folder: str | None = None) -> str:
 
 @functools.cache
 def _source_commit() -> str:
-    return _commit_of(os.path.dirname(os.path.abspath(ei_sim.__file__)))
+    package = os.path.dirname(os.path.abspath(ei_sim.__file__))
+    try:  # a built copy: its own commit, not that of a checkout it may be installed in
+        with open(os.path.join(package, "build_commit.txt")) as fh:
+            built = fh.read().strip()
+    except OSError:
+        built = ""
+    return built or _commit_of(package)
 
 
 def _commit_of(folder: str) -> str:
