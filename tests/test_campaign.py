@@ -5,6 +5,8 @@ labels that say how settled they are, and the quick miniature."""
 import functools
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -320,3 +322,62 @@ def test_the_shipped_cell_records_match_the_lab_grid_settings():
     for cell in cells.values():
         assert cell["epochs"] >= 30 and cell["provenance"]["run_git_commit"]
         assert cell["metrics"]["test_accuracy"].shape == (cell["epochs"],)
+
+
+def test_an_interim_page_reads_the_records_trains_nothing_and_names_what_is_missing(
+    tmp_path, monkeypatch, capsys
+):
+    """``--records-only``: the grid page from three recorded cells (the other 22 named as not
+    yet run, the verdict "not yet run" with the interim evidence), beside a campaign holding
+    the store's lock; nothing trained, no store written; the diagonal takes the recorded cell
+    on it; an experiment without a grid, or a grid without a record, is refused in one line."""
+    from ei_sim.analysis.reproduce import cell_records as C
+    from ei_sim.analysis.reproduce.runner import store_path
+
+    shipped, out = tmp_path / "shipped", tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setenv(R.ENV_ROOT, str(shipped))
+
+    def cell(a, b, i_hz):
+        metrics = {k: np.full(30, 0.5) for k in C.METRICS}
+        metrics["test_accuracy"] = np.linspace(0.6, 0.8, 30)
+        metrics["test_rate_e_Hz"] = np.full(30, 2.5)
+        metrics["test_rate_i_Hz"] = np.asarray(i_hz, float) * np.ones(30)
+        return {"w_ei": a, "w_ie": b, "seed": 42, "metrics": metrics,
+                "provenance": {"run_git_commit": "abc1234"}}  # fmt: skip
+
+    C.write_cell_records(C.cells_path(str(shipped), "grid", "full", "lab"), experiment="grid",
+                         scale="full", setting="lab", settings=_lab_grid_settings(), cells={
+                             "wei0p25__wie0p5__seed42": cell(0.25, 0.5, 0.0),
+                             "wei2__wie1__seed42": cell(2.0, 1.0, 20.0),
+                             "wei1__wie0p25__seed42": cell(1.0, 0.25, np.linspace(12, 1, 30))})  # fmt: skip
+    argv = ["reproduce", "grid", "--scale", "full", "--epochs", "30", "--records-only",
+            "--out", str(out)]  # fmt: skip
+    held = store_path(str(out), "grid", "full", "lab", 30)  # by a campaign, in another process
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from ei_sim.store.lock import exclusive\n"
+                               f"with exclusive({held!r}):\n"
+                               "    print('held', flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(argv) == 0
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    text = capsys.readouterr().out
+    assert "Interim page from the cell records: 3 of 25 cells, each at 30 epochs" in text
+    assert "not yet run: (0, 0), (0, 0.25)" in text and "(2, 2)" in text
+    assert "**not yet run** (30 epochs): interim, 3 of 25 cells: PING corner 1/1 cells PING" in text
+    assert "W_EI 1, W_IE 0.25: best accuracy" in text and "label PING (I falling)" in text
+    assert "W_EI 0, W_IE 0: best accuracy" not in text
+    written = [f for f in os.listdir(out) if not f.endswith(".lock")]  # (the campaign's lock)
+    assert sorted(written) == ["grid_full_lab_30ep_interim.html", "grid_full_lab_30ep_interim.md",
+                               "grid_full_lab_30ep_interim_basins.png"], written  # fmt: skip
+    assert main(argv[:1] + ["diagonal"] + argv[2:]) == 0  # (0.25, 0.5) is on the diagonal
+    assert "Interim page from the cell records: 1 of 30 cells" in capsys.readouterr().out
+    for bad, why in ((["budgets"], "has none (use grid or diagonal)"),
+                     (["grid", "--setting", "canonical"], "no cell of this grid is recorded")):
+        assert main(["reproduce", *bad, *argv[2:]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0] and "Traceback" not in err[0], err

@@ -76,6 +76,8 @@ def grid_stage(camp, plan, diagonal: bool) -> dict:
     path = grid_store(camp.out_dir, camp.store_path)
     spec = grid_spec(plan, camp.setting, diagonal)
     records = camp.cell_records.for_grid(spec) if camp.cell_records else None
+    if camp.records_only:
+        return _recorded_stage(camp, plan, spec, records)
 
     def compute():
         def label(a, b, e, i):
@@ -114,6 +116,39 @@ def grid_stage(camp, plan, diagonal: bool) -> dict:
 
     name = os.path.splitext(os.path.basename(path))[0].removesuffix(".grid")
     return camp.stage(f"grid__{name}", compute)
+
+
+def _recorded_stage(camp, plan, spec, records) -> dict:
+    """The grid stage of an interim page (``camp.records_only``): the cells recorded with at
+    least ``plan.epochs`` epochs, in the stage's layout, nothing trained and nothing stored;
+    ValueError (one line) when no cell is recorded."""
+    from ei_sim.sweeps.store import cell_name
+
+    wanted = {cell_name(a, b, s): (a, b, s) for a, b, s in spec.cells()}
+    found = records.finished(plan.epochs, sorted(wanted), camp.say) if records else {}
+    if not found:
+        raise ValueError(f"no cell of this grid is recorded with {plan.epochs} epochs or more; "
+                         "an interim page needs at least one (see ei-sim reproduce summary)")
+    commits = sorted({_commit_of(c["provenance"]) for c in found.values()})
+    camp.say(f"interim page: {len(found)} of {len(wanted)} cells from their records (trained "
+             f"with {', '.join(commits)}); nothing trained")  # fmt: skip
+    names = sorted(found)
+    out = {"attrs": {"epochs": plan.epochs, "cells": len(names), "cells_from_records": len(names),
+                     "cells_planned": len(wanted)}}  # fmt: skip
+    for i, k in enumerate(("w_ei", "w_ie", "seed")):
+        out[k] = np.array([wanted[n][i] for n in names], float)
+    for metric in CELL_METRICS:
+        out[metric] = np.array([found[n]["metrics"][metric][: plan.epochs] for n in names])
+    return out
+
+
+def _interim(camp, plan, cells, missing: list) -> list[str]:
+    """The statements of an interim page: which cells it holds and which are not yet run."""
+    if not camp.records_only:
+        return []
+    return [f"Interim page from the cell records: {len(cells)} of {len(cells) + len(missing)} "
+            f"cells, each at {plan.epochs} epochs; not yet run: "
+            + (", ".join(missing) if missing else "none")]  # fmt: skip
 
 
 def _record_of(summary: dict, metrics: dict) -> dict:
@@ -176,11 +211,14 @@ def run_grid_experiment(camp, plan: Plan) -> Result:
     st = grid_stage(camp, plan, diagonal=False)
     cells = labelled([cell_view(st, k) for k in range(len(st["w_ei"]))])
     by_pair = {(c["w_ei"], c["w_ie"]): c for c in cells}
-    rows, counts = [], {}
+    rows, counts, missing = [], {}, []
     agree, compared = 0, 0
     for a in plan.values:
         for b in plan.values:
-            c = by_pair[(a, b)]
+            c = by_pair.get((a, b))
+            if c is None:  # an interim page: not recorded yet
+                missing.append(f"({a:g}, {b:g})")
+                continue
             counts[c["label"]] = counts.get(c["label"], 0) + 1
             theirs = lab_label(camp.reference, a, b) if camp.reference else None
             if theirs is not None:
@@ -199,6 +237,7 @@ def run_grid_experiment(camp, plan: Plan) -> Result:
     epochs = cells[0]["epochs"]
     regions = ", ".join(f"{k}: {v} cells" for k, v in sorted(counts.items()))
     statements = [
+        *_interim(camp, plan, cells, missing),
         f"Grid cells trained {epochs} epochs (the lab's: {EXP_GRID.lab_epochs}).",
         f"labels ({label_rule()}; from the last epoch's rates, as the lab's): {regions}",
     ]
@@ -209,8 +248,11 @@ def run_grid_experiment(camp, plan: Plan) -> Result:
         statements.append("cells whose I rate still trends over the last epochs: " + ", ".join(
             f"({c['w_ei']:g}, {c['w_ie']:g}) I {c['trend']}" for c in trending))  # fmt: skip
     figures = [plot_grid_comparison(camp, cells, plan.values)]
-    return Result(tuple(rows), tuple(figures), tuple(statements),
-                  (basins_verdict(cells, agree, compared, epochs),))  # fmt: skip
+    verdict = basins_verdict(cells, agree, compared, epochs)
+    if missing:  # no verdict on part of the grid; what the part shows is its evidence
+        verdict = Verdict(BASINS_CLAIM, "not yet run", f"interim, {len(cells)} of "
+                          f"{len(cells) + len(missing)} cells: {verdict.evidence}", epochs)  # fmt: skip
+    return Result(tuple(rows), tuple(figures), tuple(statements), (verdict,))
 
 
 def basins_verdict(cells, agree: int, compared: int, epochs: int) -> Verdict:
@@ -223,10 +265,12 @@ def basins_verdict(cells, agree: int, compared: int, epochs: int) -> Verdict:
     n_ping = sum(c["label"] == "PING" for c in ping)
     n_str = sum(c["label"] == "stretched-COBA" for c in stretched)
     moving = [c for c in ping + stretched if c["trend"]]
-    evidence = (f"PING corner {n_ping}/{len(ping)} cells PING, stretched-COBA corner "
-                f"{n_str}/{len(stretched)} cells with silent I; {agree}/{compared} labels as "
-                f"the lab's" + (f"; {len(moving)} corner cells still trending" if moving
-                                else ""))  # fmt: skip
+    corners = [f"{name} corner " + (f"{n}/{len(group)} cells {what}" if group else "not run")
+               for name, n, group, what in (("PING", n_ping, ping, "PING"),
+                                            ("stretched-COBA", n_str, stretched,
+                                             "with silent I"))]  # fmt: skip
+    evidence = (", ".join(corners) + f"; {agree}/{compared} labels as the lab's"
+                + (f"; {len(moving)} corner cells still trending" if moving else ""))  # fmt: skip
     if n_ping == len(ping) and n_str == len(stretched) and agree >= 23 and not moving:
         status = "reproduced"
     elif n_ping > 0 and n_str > 0:
@@ -242,6 +286,9 @@ def run_diagonal_experiment(camp, plan: Plan) -> Result:
     st = grid_stage(camp, plan, diagonal=True)
     cells = labelled([cell_view(st, k) for k in range(len(st["w_ei"]))])
     seeds = sorted({c["seed"] for c in cells})
+    have = {(c["w_ei"], c["seed"]) for c in cells}
+    missing = [f"({a:g}, seed {s})" for s in plan.seeds for a in plan.values
+               if (a, s) not in have]  # fmt: skip
     rows, points = [], []
     for a in plan.values:
         group = [c for c in cells if c["w_ei"] == a]
@@ -264,12 +311,16 @@ def run_diagonal_experiment(camp, plan: Plan) -> Result:
         ]  # fmt: skip
     epochs = cells[0]["epochs"]
     statements = [
+        *_interim(camp, plan, cells, missing),
         f"Diagonal cells trained {epochs} epochs (the lab's: "
-        f"{EXP_DIAGONAL.lab_epochs}); seeds {seeds} (the lab's: 42, 43, 44)."
+        f"{EXP_DIAGONAL.lab_epochs}); seeds {seeds} (the lab's: 42, 43, 44).",
     ]
     figures = [plot_diagonal(camp, points, camp.reference)]
-    return Result(tuple(rows), tuple(figures), tuple(statements),
-                  (diagonal_verdict(points, epochs, seeds),))  # fmt: skip
+    verdict = diagonal_verdict(points, epochs, seeds)
+    if missing:
+        verdict = Verdict(DIAGONAL_CLAIM, "not yet run", f"interim, {len(cells)} of "
+                          f"{len(cells) + len(missing)} cells: {verdict.evidence}", epochs)  # fmt: skip
+    return Result(tuple(rows), tuple(figures), tuple(statements), (verdict,))
 
 
 def diagonal_verdict(points, epochs: int, seeds) -> Verdict:

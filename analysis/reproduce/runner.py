@@ -59,6 +59,8 @@ def _holding_store(fn):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         a = bound.arguments
+        if a["records_only"]:  # writes no store: beside a campaign that holds it
+            return fn(*args, **kwargs)
         try:
             plan = get_plan(experiments()[a["experiment"]], a["scale"], a["tier"], a["epochs"])
         except (KeyError, ValueError):  # fn says what is wrong with them
@@ -91,6 +93,7 @@ def reproduce(
     slurm=None,
     worker_timeout_s=None,
     check=None,
+    records_only=False,
 ) -> dict:
     """Run (or resume, or read back) one reproduction; return its table and the paths
     written. ``results_root``: the folder of shipped results to start from ("shipped": the
@@ -100,7 +103,9 @@ def reproduce(
     (None: the default) say where the grid and diagonal experiments train their cells
     (:func:`ei_sim.sweeps.grid.run_grid`). ``check()``, if given, runs before each stage and
     after each epoch trained in this process (the CLI raises there a Ctrl-C that a library
-    swallowed)."""
+    swallowed). ``records_only`` (grid and diagonal): an interim page from the cell records
+    alone (those under ``results_root`` and ``save_results``), nothing trained, no store
+    written; its files end in ``_interim`` and name the cells not yet run."""
     from ei_sim.models import get_setting
 
     catalogue = experiments()
@@ -108,6 +113,9 @@ def reproduce(
         raise ValueError(f"unknown experiment {experiment!r}; choose one of "
                          f"{', '.join(catalogue)}")  # fmt: skip
     exp = catalogue[experiment]
+    if records_only and not exp.grid:
+        raise ValueError(f"--records-only reads grid cells; the {experiment} experiment has "
+                         "none (use grid or diagonal)")  # fmt: skip
     get_setting(setting)  # validate before any work
     plan = get_plan(exp, scale, tier, epochs)
     reference = load_reference(reference_path)
@@ -118,7 +126,11 @@ def reproduce(
     path = store_path(out_dir, experiment, scale, setting, plan.epochs)
     meta = {"experiment": experiment, "scale": scale, "setting": setting,
             "epochs": plan.epochs, **plan.attrs()}  # fmt: skip
-    done = store.open_or_create(path, meta, force)
+    if records_only:
+        path = os.path.splitext(path)[0] + "_interim.h5"  # named by the page, never written
+        done = set()
+    else:
+        done = store.open_or_create(path, meta, force)
     grid_options = {"executor": executor, "scheduler": scheduler, "n_workers": workers,
                     "slurm": slurm}  # fmt: skip
     if worker_timeout_s is not None:
@@ -132,11 +144,18 @@ def reproduce(
         quick=scale == "quick",
         grid_options=grid_options,
         check=check,
+        records_only=records_only,
     )
     camp.reference = reference
     root = shipped.shipped_root() if results_root == "shipped" else results_root
-    camp.cell_records = CellRecords.under(experiment, scale, setting, root, save_results)
-    _seed_from_results(camp, root, exp, scale, setting, plan)
+    if records_only:  # the records of both folders; nothing recorded
+        camp.cell_records = CellRecords.under(experiment, scale, setting, root)
+        if save_results:
+            camp.cell_records.read_paths += CellRecords.under(
+                experiment, scale, setting, save_results).read_paths
+    else:
+        camp.cell_records = CellRecords.under(experiment, scale, setting, root, save_results)
+        _seed_from_results(camp, root, exp, scale, setting, plan)
     result = exp.run(camp, plan)
     table = compare(result.rows, reference, with_lab=not camp.quick, epochs=plan.epochs,
                     lab_epochs=exp.lab_epochs)  # fmt: skip
@@ -152,7 +171,7 @@ def reproduce(
     stem = os.path.splitext(path)[0]
     _write_text(stem + ".md", markdown(exp.title, preamble, table, result.figures, verdicts))
     _write_text(stem + ".html", html_page(exp.title, preamble, table, result.figures, verdicts))
-    if save_results:
+    if save_results and not records_only:
         target = shipped.results_path(save_results, experiment, scale, setting, plan.epochs)
         shipped.write_results(
             target, experiment=experiment, scale=scale, setting=setting, epochs=plan.epochs,

@@ -37,6 +37,7 @@ class Campaign:
     cell_records: object = None  # grid cells as data (analysis.reproduce.cell_records)
     check: object = None  # called between stages and after each epoch trained in this process
     # (the CLI raises a Ctrl-C there that a library swallowed: ei_sim.cli.interrupts)
+    records_only: bool = False  # an interim page: grid cells from their records, none trained
 
     def checkpoint(self, _epochs_done: int = 0) -> None:
         if self.check is not None:

@@ -58,6 +58,10 @@ def _add_reproduce(sub) -> None:
                    "<epochs>ep.json, as the repository ships them in data/results")  # fmt: skip
     p.add_argument("--no-shipped", action="store_true", help="do not start from the shipped "
                    "results of the same plan (recompute every stage)")  # fmt: skip
+    p.add_argument("--records-only", action="store_true", help="grid and diagonal: an interim "
+                   "page from the cell records alone (the shipped ones and those under "
+                   "--save-results DIR), naming the cells not yet run; trains nothing, writes "
+                   "no store (may run beside the campaign)")  # fmt: skip
     add_cluster_options(p)
 
 
@@ -102,13 +106,15 @@ def cmd_reproduce(args) -> int:
             args.force, results_root=None if args.no_shipped else "shipped",
             save_results=args.save_results, slurm=slurm_jobs(args),
             worker_timeout_s=worker_timeout(args), check=raise_if_interrupted,
+            records_only=args.records_only,
         )  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted; finished stages are in {args.out}; run the same command to resume")
         return 130
     with open(out["markdown"], encoding="utf-8") as fh:
         print(fh.read())
-    print(f"wrote {out['store']}, {out['markdown']}, {out['html']}")
+    written = [out["markdown"], out["html"]]
+    print("wrote " + ", ".join(written if args.records_only else [out["store"], *written]))
     return 0
 
 
