@@ -350,7 +350,8 @@ def test_an_interim_page_reads_the_records_trains_nothing_and_names_what_is_miss
                          scale="full", setting="lab", settings=_lab_grid_settings(), cells={
                              "wei0p25__wie0p5__seed42": cell(0.25, 0.5, 0.0),
                              "wei2__wie1__seed42": cell(2.0, 1.0, 20.0),
-                             "wei1__wie0p25__seed42": cell(1.0, 0.25, np.linspace(12, 1, 30))})  # fmt: skip
+                             "wei1__wie0p25__seed42": cell(1.0, 0.25, np.linspace(12, 1, 30)),
+                         })  # fmt: skip
     argv = ["reproduce", "grid", "--scale", "full", "--epochs", "30", "--records-only",
             "--out", str(out)]  # fmt: skip
     held = store_path(str(out), "grid", "full", "lab", 30)  # by a campaign, in another process

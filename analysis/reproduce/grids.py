@@ -151,6 +151,14 @@ def _interim(camp, plan, cells, missing: list) -> list[str]:
             + (", ".join(missing) if missing else "none")]  # fmt: skip
 
 
+def _interim_verdict(verdict: Verdict, n_cells: int, missing: list) -> Verdict:
+    """No verdict on part of a grid: "not yet run", what the recorded part shows its evidence."""
+    if not missing:
+        return verdict
+    return Verdict(verdict.claim, "not yet run", f"interim, {n_cells} of "
+                   f"{n_cells + len(missing)} cells: {verdict.evidence}", verdict.epochs)  # fmt: skip
+
+
 def _record_of(summary: dict, metrics: dict) -> dict:
     """A stored grid cell as a cell record (:mod:`~ei_sim.analysis.reproduce.cell_records`)."""
     from ei_sim.analysis.reproduce.cell_records import cell_provenance
@@ -249,10 +257,8 @@ def run_grid_experiment(camp, plan: Plan) -> Result:
             f"({c['w_ei']:g}, {c['w_ie']:g}) I {c['trend']}" for c in trending))  # fmt: skip
     figures = [plot_grid_comparison(camp, cells, plan.values)]
     verdict = basins_verdict(cells, agree, compared, epochs)
-    if missing:  # no verdict on part of the grid; what the part shows is its evidence
-        verdict = Verdict(BASINS_CLAIM, "not yet run", f"interim, {len(cells)} of "
-                          f"{len(cells) + len(missing)} cells: {verdict.evidence}", epochs)  # fmt: skip
-    return Result(tuple(rows), tuple(figures), tuple(statements), (verdict,))
+    return Result(tuple(rows), tuple(figures), tuple(statements),
+                  (_interim_verdict(verdict, len(cells), missing),))  # fmt: skip
 
 
 def basins_verdict(cells, agree: int, compared: int, epochs: int) -> Verdict:
@@ -317,10 +323,8 @@ def run_diagonal_experiment(camp, plan: Plan) -> Result:
     ]
     figures = [plot_diagonal(camp, points, camp.reference)]
     verdict = diagonal_verdict(points, epochs, seeds)
-    if missing:
-        verdict = Verdict(DIAGONAL_CLAIM, "not yet run", f"interim, {len(cells)} of "
-                          f"{len(cells) + len(missing)} cells: {verdict.evidence}", epochs)  # fmt: skip
-    return Result(tuple(rows), tuple(figures), tuple(statements), (verdict,))
+    return Result(tuple(rows), tuple(figures), tuple(statements),
+                  (_interim_verdict(verdict, len(cells), missing),))  # fmt: skip
 
 
 def diagonal_verdict(points, epochs: int, seeds) -> Verdict:
