@@ -155,8 +155,8 @@ def _interim_verdict(verdict: Verdict, n_cells: int, missing: list) -> Verdict:
     """No verdict on part of a grid: "not yet run", what the recorded part shows its evidence."""
     if not missing:
         return verdict
-    return Verdict(verdict.claim, "not yet run", f"interim, {n_cells} of "
-                   f"{n_cells + len(missing)} cells: {verdict.evidence}", verdict.epochs)  # fmt: skip
+    evidence = f"interim, {n_cells} of {n_cells + len(missing)} cells: {verdict.evidence}"
+    return Verdict(verdict.claim, "not yet run", evidence, verdict.epochs)
 
 
 def _record_of(summary: dict, metrics: dict) -> dict:
