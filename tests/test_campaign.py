@@ -376,7 +376,9 @@ def test_an_interim_page_reads_the_records_trains_nothing_and_names_what_is_miss
     assert sorted(written) == ["grid_full_lab_30ep_interim.html", "grid_full_lab_30ep_interim.md",
                                "grid_full_lab_30ep_interim_basins.png"], written  # fmt: skip
     assert main(argv[:1] + ["diagonal"] + argv[2:]) == 0  # (0.25, 0.5) is on the diagonal
-    assert "Interim page from the cell records: 1 of 30 cells" in capsys.readouterr().out
+    assert ("Interim page from the cell records: 1 of 30 cells, each at 30 epochs; not yet run: "
+            "seed 42: W_EI 0, 0.1, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2; seed 43: every W_EI; seed 44: "
+            "every W_EI") in capsys.readouterr().out  # fmt: skip
     for bad, why in ((["budgets"], "has none (use grid or diagonal)"),
                      (["grid", "--setting", "canonical"], "no cell of this grid is recorded")):
         assert main(["reproduce", *bad, *argv[2:]]) == 2

@@ -143,12 +143,21 @@ def _recorded_stage(camp, plan, spec, records) -> dict:
 
 
 def _interim(camp, plan, cells, missing: list) -> list[str]:
-    """The statements of an interim page: which cells it holds and which are not yet run."""
+    """The statements of an interim page: which cells it holds and which are not yet run
+    (``missing``: grid cells as "(W_EI, W_IE)", or the diagonal's points as (W_EI, seed))."""
     if not camp.records_only:
         return []
-    return [f"Interim page from the cell records: {len(cells)} of {len(cells) + len(missing)} "
-            f"cells, each at {plan.epochs} epochs; not yet run: "
-            + (", ".join(missing) if missing else "none")]  # fmt: skip
+    total = len(cells) + len(missing)
+    if missing and isinstance(missing[0], tuple):  # the diagonal's points, by seed
+        seeds = dict.fromkeys(s for _, s in missing)
+        groups = [[a for a, t in missing if t == s] for s in seeds]
+        names = "; ".join(f"seed {s}: " + ("every W_EI" if len(g) == len(plan.values) else
+                                           "W_EI " + ", ".join(f"{a:g}" for a in g))
+                          for s, g in zip(seeds, groups, strict=True))  # fmt: skip
+    else:
+        names = ", ".join(missing) or "none"
+    return [f"Interim page from the cell records: {len(cells)} of {total} cells, each at "
+            f"{plan.epochs} epochs; not yet run: {names}"]
 
 
 def _interim_verdict(verdict: Verdict, n_cells: int, missing: list) -> Verdict:
@@ -293,8 +302,7 @@ def run_diagonal_experiment(camp, plan: Plan) -> Result:
     cells = labelled([cell_view(st, k) for k in range(len(st["w_ei"]))])
     seeds = sorted({c["seed"] for c in cells})
     have = {(c["w_ei"], c["seed"]) for c in cells}
-    missing = [f"({a:g}, seed {s})" for s in plan.seeds for a in plan.values
-               if (a, s) not in have]  # fmt: skip
+    missing = [(a, s) for s in plan.seeds for a in plan.values if (a, s) not in have]
     rows, points = [], []
     for a in plan.values:
         group = [c for c in cells if c["w_ei"] == a]
