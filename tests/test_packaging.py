@@ -6,6 +6,7 @@ the checkout is what the rest of the suite uses)."""
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import pytest
@@ -60,3 +61,43 @@ def test_the_wheel_holds_one_top_level_name_and_imports_from_a_clean_folder(tmp_
     from ei_sim.store.attrs import git_commit
 
     assert out[4] == git_commit(ROOT) and len(out[4].split("+")[0]) == 40, out[4]
+    (target / "ei_sim" / "build_commit.txt").unlink()  # a copy that names no commit
+    probe = "from ei_sim.store.attrs import git_commit; print(git_commit())"
+    again = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.stdout.strip() == "unknown"  # not the commit of the checkout around it
+
+
+@pytest.mark.slow
+def test_an_sdist_and_its_wheel_name_the_commit_and_never_another_projects(tmp_path):
+    """The sdist carries the checkout's commit, and so does a wheel built from it unpacked
+    inside another project's checkout (not that project's commit). Without the sdist's file
+    (a tree without git) the wheel has none, even where an earlier build of the same tree
+    left one behind."""
+    from ei_sim.store.attrs import git_commit
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for git in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@example.org", "commit",
+                                 "-q", "--allow-empty", "-m", "another project"]):  # fmt: skip
+        subprocess.run(["git", "-C", str(other), *git], check=True, timeout=60)
+    code = f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))"
+    name = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
+                          text=True, timeout=300).stdout.split()[-1]  # fmt: skip
+    with tarfile.open(tmp_path / name) as tf:
+        tf.extractall(other, filter="data")
+    tree = other / name.removesuffix(".tar.gz")
+    assert (tree / "ei_sim" / "build_commit.txt").read_text().strip() == git_commit(ROOT)
+
+    def wheel_commit(dist):
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                        "-q", "-w", str(dist), str(tree)], check=True, timeout=300)  # fmt: skip
+        (wheel,) = dist.glob("ei_sim-*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            names = set(zf.namelist())
+            return zf.read("ei_sim/build_commit.txt").decode().strip() if (
+                "ei_sim/build_commit.txt" in names) else None  # fmt: skip
+
+    assert wheel_commit(tmp_path / "dist1") == git_commit(ROOT)
+    (tree / "ei_sim" / "build_commit.txt").unlink()  # a tree without git, inside another repo
+    assert wheel_commit(tmp_path / "dist2") is None

@@ -24,9 +24,10 @@ def git_commit(folder: str | None = None) -> str:
     """Commit of the ei-sim source tree (or of the checkout holding ``folder``), with
     ``+dirty`` appended when tracked files differ from it (``+unchecked`` when git could not
     say in time); "unknown" outside a git checkout. A built copy (a wheel, ``pip install .``)
-    names the commit it was built from (``build_commit.txt``, written by the build), also when
-    installed inside another project's checkout. The source tree's is worked out once per
-    process, so a run's stamp names the code it imported, whatever is edited meanwhile."""
+    names the commit it was built from (``build_commit.txt``, written by the build); a copy
+    without one, inside another project's checkout, is "unknown", not that project's commit.
+    The source tree's is worked out once per process, so a run's stamp names the code it
+    imported, whatever is edited meanwhile."""
     if folder is None:
         return _source_commit()
     return _commit_of(folder)
@@ -40,7 +41,15 @@ def _source_commit() -> str:
             built = fh.read().strip()
     except OSError:
         built = ""
-    return built or _commit_of(package)
+    if built:
+        return built
+    try:  # a checkout of ei-sim (it tracks this file), not another project's around a copy
+        tracked = subprocess.run(["git", "--no-optional-locks", "-C", package, "ls-files",
+                                  "--error-unmatch", "__init__.py"], capture_output=True,
+                                 timeout=5).returncode == 0  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        tracked = False
+    return _commit_of(package) if tracked else "unknown"
 
 
 def _commit_of(folder: str) -> str:
