@@ -323,6 +323,8 @@ def main() -> None:
                         help="only the epoch's ratio to the floor, measured in ROUNDS rounds "
                         "of floor and training alternately (a noisy machine)")
     args = parser.parse_args()
+    if args.repeats < 2:
+        parser.error("--repeats must be at least 2 (the first step compiles)")
     if args.interleaved:
         print(json.dumps(interleaved_ratios(args.interleaved, args.batch)), flush=True)
         return

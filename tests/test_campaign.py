@@ -369,7 +369,8 @@ def test_an_interim_page_reads_the_records_trains_nothing_and_names_what_is_miss
     text = capsys.readouterr().out
     assert "Interim page from the cell records: 3 of 25 cells, each at 30 epochs" in text
     assert "not yet run: (0, 0), (0, 0.25)" in text and "(2, 2)" in text
-    assert "**not yet run** (30 epochs): interim, 3 of 25 cells: PING corner 1/1 cells PING" in text
+    assert ("**not yet run** (30 epochs): interim, 3 of 25 cells: PING corner 1/1 recorded (of "
+            "4) cells PING, stretched-COBA corner 1/1 recorded (of 8) cells with silent I") in text
     assert "W_EI 1, W_IE 0.25: best accuracy" in text and "label PING (I falling)" in text
     assert "W_EI 0, W_IE 0: best accuracy" not in text
     written = [f for f in os.listdir(out) if not f.endswith(".lock")]  # (the campaign's lock)
@@ -379,8 +380,54 @@ def test_an_interim_page_reads_the_records_trains_nothing_and_names_what_is_miss
     assert ("Interim page from the cell records: 1 of 30 cells, each at 30 epochs; not yet run: "
             "seed 42: W_EI 0, 0.1, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2; seed 43: every W_EI; seed 44: "
             "every W_EI") in capsys.readouterr().out  # fmt: skip
+    # records under --save-results DIR too: another seed of one diagonal point, and a grid cell
+    mine = tmp_path / "mine"
+    C.write_cell_records(C.cells_path(str(mine), "diagonal", "full", "lab"),
+                         experiment="diagonal", scale="full", setting="lab",
+                         settings=_lab_grid_settings("diagonal"), cells={
+                             "wei0p25__wie0p5__seed43": {**cell(0.25, 0.5, 0.0), "seed": 43},
+                             "wei0p5__wie1__seed42": cell(0.5, 1.0, 0.2),
+                         })  # fmt: skip
+    assert main(argv[:1] + ["diagonal"] + argv[2:] + ["--save-results", str(mine)]) == 0
+    text = capsys.readouterr().out
+    assert "3 of 30 cells" in text and "W_EI 0.25: accuracy, mean over seeds [42, 43]" in text
+    assert "W_EI 0.5: accuracy, mean over seeds [42]" in text
+    assert "not every point has every seed" in text
+    assert not os.path.exists(C.cells_path(str(mine), "grid", "full", "lab"))  # nothing recorded
     for bad, why in ((["budgets"], "has none (use grid or diagonal)"),
-                     (["grid", "--setting", "canonical"], "no cell of this grid is recorded")):
+                     (["grid", "--setting", "canonical"], "no cell of this grid is recorded"),
+                     (["grid", "--dry-run"], "--dry-run does not go with it"),
+                     (["summary"], "summary does not go with it")):
         assert main(["reproduce", *bad, *argv[2:]]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0] and "Traceback" not in err[0], err
+
+
+def test_an_interim_page_of_every_cell_gives_the_full_verdict(tmp_path, monkeypatch, capsys):
+    """Every cell of the lab's grid recorded: the page names none as not yet run and gives
+    the verdict itself (here: both corners as the lab's, every label the lab's)."""
+    from ei_sim.analysis.reproduce import cell_records as C
+    from ei_sim.analysis.reproduce.reference import load_reference
+    from ei_sim.sweeps.store import cell_name
+
+    monkeypatch.setenv(R.ENV_ROOT, str(tmp_path))
+    reference, cells = load_reference(None), {}
+    for a in (0.0, 0.25, 0.5, 1.0, 2.0):
+        for b in (0.0, 0.25, 0.5, 1.0, 2.0):
+            lab_i = reference.get(f"grid.{a:g}.{b:g}.rate_i").value  # the lab's rates
+            metrics = {k: np.full(30, 0.5) for k in C.METRICS}
+            metrics["test_rate_e_Hz"] = np.full(30, reference.get(f"grid.{a:g}.{b:g}.rate_e").value)
+            metrics["test_rate_i_Hz"] = np.full(30, lab_i)
+            cells[cell_name(a, b, 42)] = {"w_ei": a, "w_ie": b, "seed": 42, "metrics": metrics,
+                                          "provenance": {"run_git_commit": "abc1234"}}  # fmt: skip
+    C.write_cell_records(C.cells_path(str(tmp_path), "grid", "full", "lab"), experiment="grid",
+                         scale="full", setting="lab", settings=_lab_grid_settings(), cells=cells)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["reproduce", "grid", "--scale", "full", "--epochs", "30", "--records-only",
+                 "--out", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "25 of 25 cells, each at 30 epochs; not yet run: none" in text
+    assert "label agreement with the lab's stored cells: 25 of 25" in text
+    assert "**reproduced** (30 epochs): PING corner 4/4 cells PING" in text and "interim" not in (
+        text.split("## Verdicts")[1].split("|")[0])  # fmt: skip

@@ -265,25 +265,38 @@ def run_grid_experiment(camp, plan: Plan) -> Result:
         statements.append("cells whose I rate still trends over the last epochs: " + ", ".join(
             f"({c['w_ei']:g}, {c['w_ie']:g}) I {c['trend']}" for c in trending))  # fmt: skip
     figures = [plot_grid_comparison(camp, cells, plan.values)]
-    verdict = basins_verdict(cells, agree, compared, epochs)
+    if missing and not camp.records_only:  # a grid stage lacks cells: never a verdict on it
+        raise ValueError(f"the grid stage holds {len(cells)} of {len(cells) + len(missing)} "
+                         f"cells (missing {', '.join(missing)}); run the same command again")
+    verdict = basins_verdict(cells, agree, compared, epochs, plan.values)
     return Result(tuple(rows), tuple(figures), tuple(statements),
                   (_interim_verdict(verdict, len(cells), missing),))  # fmt: skip
 
 
-def basins_verdict(cells, agree: int, compared: int, epochs: int) -> Verdict:
+def basins_verdict(cells, agree: int, compared: int, epochs: int, values=None) -> Verdict:
     """Reproduced: both corners hold (W_EI = 2 with W_IE > 0 all PING; W_EI in {0.25, 0.5}
     with W_IE > 0 all stretched-COBA) and at least 23 of 25 labels agree with the lab's;
     partly: both corners present (at least one cell each) or labels still trending; not
-    reproduced: a corner missing."""
+    reproduced: a corner missing. ``values``: the grid's axes, to count the corner cells not
+    recorded on an interim page."""
     ping = [c for c in cells if c["w_ei"] == 2.0 and c["w_ie"] > 0]
     stretched = [c for c in cells if c["w_ei"] in (0.25, 0.5) and c["w_ie"] > 0]
     n_ping = sum(c["label"] == "PING" for c in ping)
     n_str = sum(c["label"] == "stretched-COBA" for c in stretched)
     moving = [c for c in ping + stretched if c["trend"]]
-    corners = [f"{name} corner " + (f"{n}/{len(group)} cells {what}" if group else "not run")
-               for name, n, group, what in (("PING", n_ping, ping, "PING"),
-                                            ("stretched-COBA", n_str, stretched,
-                                             "with silent I"))]  # fmt: skip
+    planned = {"PING": sum(b > 0 for b in values) if 2.0 in values else 0,
+               "stretched-COBA": sum(a in (0.25, 0.5) and b > 0 for a in values
+                                     for b in values)} if values else {}  # fmt: skip
+
+    def corner(name, n, group, what):
+        if not group:
+            return f"{name} corner not run"
+        of = planned.get(name, len(group))
+        return f"{name} corner {n}/{len(group)}" + (
+            f" recorded (of {of})" if of > len(group) else "") + f" cells {what}"
+
+    corners = [corner("PING", n_ping, ping, "PING"),
+               corner("stretched-COBA", n_str, stretched, "with silent I")]  # fmt: skip
     evidence = (", ".join(corners) + f"; {agree}/{compared} labels as the lab's"
                 + (f"; {len(moving)} corner cells still trending" if moving else ""))  # fmt: skip
     if n_ping == len(ping) and n_str == len(stretched) and agree >= 23 and not moving:
@@ -316,7 +329,8 @@ def run_diagonal_experiment(camp, plan: Plan) -> Result:
         labels = ", ".join(c["shown_label"] for c in group)
         sd = float(acc.std(ddof=1)) if len(acc) > 1 else None
         rows += [
-            Row(q + f"accuracy, mean over seeds {seeds}", k + "accuracy_mean",
+            Row(q + f"accuracy, mean over seeds {sorted(c['seed'] for c in group)}",
+                k + "accuracy_mean",
                 float(acc.mean()), "%", labels),
             Row(q + "accuracy, sd (ddof 1)", k + "accuracy_sd", sd, "%"),
             Row(q + "E rate, mean (last epoch)", k + "rate_e_mean", float(e.mean()), "Hz"),
@@ -327,12 +341,25 @@ def run_diagonal_experiment(camp, plan: Plan) -> Result:
     statements = [
         *_interim(camp, plan, cells, missing),
         f"Diagonal cells trained {epochs} epochs (the lab's: "
-        f"{EXP_DIAGONAL.lab_epochs}); seeds {seeds} (the lab's: 42, 43, 44).",
+        f"{EXP_DIAGONAL.lab_epochs}); seeds {seeds} (the lab's: 42, 43, 44)"
+        + ("." if _same_seeds(cells) else "; not every point has every seed: each row says "
+           "which seeds its mean is over."),
     ]
     figures = [plot_diagonal(camp, points, camp.reference)]
-    verdict = diagonal_verdict(points, epochs, seeds)
+    if missing and not camp.records_only:
+        raise ValueError(f"the diagonal's grid stage holds {len(cells)} of "
+                         f"{len(cells) + len(missing)} cells; run the same command again")
+    verdict = diagonal_verdict(points, epochs, seeds if _same_seeds(cells) else None)
     return Result(tuple(rows), tuple(figures), tuple(statements),
                   (_interim_verdict(verdict, len(cells), missing),))  # fmt: skip
+
+
+def _same_seeds(cells) -> bool:
+    """Whether every W_EI of the diagonal has the same seeds."""
+    by = {}
+    for c in cells:
+        by.setdefault(c["w_ei"], set()).add(c["seed"])
+    return len({frozenset(v) for v in by.values()}) <= 1
 
 
 def diagonal_verdict(points, epochs: int, seeds) -> Verdict:
@@ -348,7 +375,8 @@ def diagonal_verdict(points, epochs: int, seeds) -> Verdict:
     evidence = (f"I first above 0.5 Hz at W_EI {onset}" if onset is not None else
                 "I never above 0.5 Hz") + (
         f"; accuracy {by[0.5][0]:.1f} -> {by[0.6][0]:.1f} -> {by[0.75][0]:.1f} % at W_EI "
-        f"0.5, 0.6, 0.75 (mean of seeds {list(seeds)})")  # fmt: skip
+        f"0.5, 0.6, 0.75 (" + (f"mean of seeds {list(seeds)}" if seeds is not None else
+                               "seeds per point differ") + ")")  # fmt: skip
     values = sorted(by)
     if onset == 0.75 and all(steps):
         status = "reproduced"

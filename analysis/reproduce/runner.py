@@ -104,8 +104,9 @@ def reproduce(
     (:func:`ei_sim.sweeps.grid.run_grid`). ``check()``, if given, runs before each stage and
     after each epoch trained in this process (the CLI raises there a Ctrl-C that a library
     swallowed). ``records_only`` (grid and diagonal): an interim page from the cell records
-    alone (those under ``results_root`` and ``save_results``), nothing trained, no store
-    written; its files end in ``_interim`` and name the cells not yet run."""
+    alone (those under ``results_root``, then ``save_results``: a cell in both is read from
+    the first), nothing trained, no store written (``store`` is None); its files end in
+    ``_interim`` and name the cells not yet run."""
     from ei_sim.models import get_setting
 
     catalogue = experiments()
@@ -180,7 +181,8 @@ def reproduce(
         )  # fmt: skip
         camp.say(f"results written to {target}")
     return {
-        "rows": table, "store": path, "markdown": stem + ".md", "html": stem + ".html",
+        "rows": table, "store": None if records_only else path, "markdown": stem + ".md",
+        "html": stem + ".html",
         "figures": list(result.figures), "preamble": preamble, "log": camp.log,
         "verdicts": verdicts,
     }  # fmt: skip

@@ -75,6 +75,15 @@ def cmd_reproduce(args) -> int:
     )
     from ei_sim.sim.parallel import use_cpu_cores
 
+    if args.records_only:  # trains nothing: the options of where and how to train do not apply
+        given = [flag for flag, on in (("summary", args.experiment == "summary"),
+                                       ("--dry-run", args.dry_run), ("--force", args.force),
+                                       ("--cluster slurm", args.cluster == "slurm"),
+                                       ("--scheduler", args.scheduler is not None),
+                                       ("--workers", args.workers is not None)) if on]  # fmt: skip
+        if given:
+            raise ValueError(f"--records-only trains nothing and writes no store; "
+                             f"{', '.join(given)} does not go with it")  # fmt: skip
     if args.experiment == "summary":
         print(summary_text(summary(scale=args.scale if args.scale != "quick" else "full",
                                    setting=args.setting or "lab")))  # fmt: skip
@@ -109,12 +118,16 @@ def cmd_reproduce(args) -> int:
             records_only=args.records_only,
         )  # fmt: skip
     except KeyboardInterrupt:
-        print(f"interrupted; finished stages are in {args.out}; run the same command to resume")
+        if args.records_only:
+            print("interrupted; nothing was written")
+        else:
+            print(f"interrupted; finished stages are in {args.out}; run the same command to "
+                  "resume")  # fmt: skip
         return 130
     with open(out["markdown"], encoding="utf-8") as fh:
         print(fh.read())
-    written = [out["markdown"], out["html"]]
-    print("wrote " + ", ".join(written if args.records_only else [out["store"], *written]))
+    written = [out["store"], out["markdown"], out["html"]]
+    print("wrote " + ", ".join(p for p in written if p))
     return 0
 
 
