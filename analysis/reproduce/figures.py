@@ -118,8 +118,14 @@ def plot_grid_comparison(camp, cells, values) -> str:
         colour = LABEL_COLOURS.get(c["label"], "k")
         axes[2].plot(c["e_history"], c["i_history"], "-", color=colour, lw=0.8, alpha=0.8)
         axes[2].plot(c["e_history"][-1:], c["i_history"][-1:], "o", color=colour, ms=4)
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
+
     axes[2].set_xscale("symlog", linthresh=0.1)
     axes[2].set_yscale("symlog", linthresh=0.1)
+    for axis in (axes[2].xaxis, axes[2].yaxis):  # ticks at 1, 2, 5 x 10^k, labelled: a range
+        axis.set_major_locator(SymmetricalLogLocator(linthresh=0.1, base=10,  # within one
+                                                     subs=(1.0, 2.0, 5.0)))  # decade too
+        axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
     axes[2].set(xlabel="E rate (Hz)", ylabel="I rate (Hz)",
                 title="each cell over the epochs (dot: last epoch)")  # fmt: skip
     handles = [plt.Line2D([], [], color=v, marker="s", ls="", label=k)
