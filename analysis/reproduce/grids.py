@@ -264,10 +264,10 @@ def run_grid_experiment(camp, plan: Plan) -> Result:
     if trending:
         statements.append("cells whose I rate still trends over the last epochs: " + ", ".join(
             f"({c['w_ei']:g}, {c['w_ie']:g}) I {c['trend']}" for c in trending))  # fmt: skip
-    figures = [plot_grid_comparison(camp, cells, plan.values)]
     if missing and not camp.records_only:  # a grid stage lacks cells: never a verdict on it
         raise ValueError(f"the grid stage holds {len(cells)} of {len(cells) + len(missing)} "
                          f"cells (missing {', '.join(missing)}); run the same command again")
+    figures = [plot_grid_comparison(camp, cells, plan.values)]
     verdict = basins_verdict(cells, agree, compared, epochs, plan.values)
     return Result(tuple(rows), tuple(figures), tuple(statements),
                   (_interim_verdict(verdict, len(cells), missing),))  # fmt: skip
@@ -345,10 +345,10 @@ def run_diagonal_experiment(camp, plan: Plan) -> Result:
         + ("." if _same_seeds(cells) else "; not every point has every seed: each row says "
            "which seeds its mean is over."),
     ]
-    figures = [plot_diagonal(camp, points, camp.reference)]
     if missing and not camp.records_only:
         raise ValueError(f"the diagonal's grid stage holds {len(cells)} of "
                          f"{len(cells) + len(missing)} cells; run the same command again")
+    figures = [plot_diagonal(camp, points, camp.reference)]
     verdict = diagonal_verdict(points, epochs, seeds if _same_seeds(cells) else None)
     return Result(tuple(rows), tuple(figures), tuple(statements),
                   (_interim_verdict(verdict, len(cells), missing),))  # fmt: skip
