@@ -151,6 +151,7 @@ def test_summary_says_how_far_a_grid_campaign_has_got(tmp_path, monkeypatch, cap
     assert main(["reproduce", "summary"]) == 0
     out = capsys.readouterr().out
     assert "campaign in progress: 2 of 25 cells recorded, with 30 epochs" in out
+    assert "(the page so far: ei-sim reproduce grid --scale full --epochs 30 --records-only)" in out
     assert "campaign in progress: 1 of 30 cells recorded" in out  # (0.5, 1) is on the diagonal
     assert "budgets (not yet run):" in out and "its trainings have not been run" in out
 

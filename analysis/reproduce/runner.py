@@ -265,7 +265,9 @@ def _cells_progress(root, experiment: str, scale: str, setting: str) -> str | No
         return None
     counts = sorted({c["epochs"] for c in found.values()})
     return (f"campaign in progress: {len(found)} of {len(names)} cells recorded, with "
-            f"{', '.join(map(str, counts))} epochs; the verdict waits for every cell")
+            f"{', '.join(map(str, counts))} epochs; the verdict waits for every cell (the page "
+            f"so far: ei-sim reproduce {experiment} --scale {scale} --epochs {counts[0]} "
+            "--records-only)")  # fmt: skip
 
 
 def _write_text(path: str, text: str) -> None:
