@@ -7,29 +7,39 @@ from that sdist. Nothing is written (and a file left by an earlier build is remo
 source is neither: a tree without git, or one inside another project's checkout."""
 
 import os
+import subprocess
 
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
-
-from ei_sim.gitinfo import commit_of, git, tracks
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the source tree
 FILE = "build_commit.txt"
 
 
 def source_commit(root: str = HERE) -> str:
-    """The commit of the checkout whose top is ``root`` and which tracks ``ei_sim/__init__.py``
-    (:func:`ei_sim.gitinfo.commit_of`); "" when ``root`` is no such checkout or git is
-    missing."""
-    top = git(root, "rev-parse", "--show-toplevel")
-    if top is None or top.returncode != 0:
+    """``git rev-parse HEAD`` of the checkout whose top is ``root`` and which tracks
+    ``ei_sim/__init__.py``, with ``+dirty`` when tracked files differ from it (``+unchecked``
+    when git cannot say); "" when ``root`` is no such checkout or git is missing."""
+
+    def git(*args):
+        return subprocess.run(["git", "--no-optional-locks", "-C", root, *args],
+                              capture_output=True, text=True, timeout=10)  # fmt: skip
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(root):
+            return ""  # no checkout, or another project's around this tree
+        if git("ls-files", "--error-unmatch", "ei_sim/__init__.py").returncode != 0:
+            return ""
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return ""
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
         return ""
-    if os.path.realpath(top.stdout.strip()) != os.path.realpath(root):
-        return ""  # another project's checkout around this tree
-    if not tracks(root, "ei_sim/__init__.py"):
-        return ""
-    commit = commit_of(root)
-    return "" if commit == "unknown" else commit
+    if status.returncode != 0:
+        return head.stdout.strip() + "+unchecked"
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
 class BuildWithCommit(build_py):

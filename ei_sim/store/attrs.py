@@ -12,12 +12,12 @@ import datetime
 import functools
 import os
 import platform
+import subprocess
 import sys
 
 import numpy as np
 
 import ei_sim
-from ei_sim.gitinfo import commit_of, tracks
 
 
 def git_commit(folder: str | None = None) -> str:
@@ -30,7 +30,7 @@ def git_commit(folder: str | None = None) -> str:
     imported, whatever is edited meanwhile."""
     if folder is None:
         return _source_commit()
-    return commit_of(folder)
+    return _commit_of(folder)
 
 
 @functools.cache
@@ -43,8 +43,34 @@ def _source_commit() -> str:
         built = ""
     if built:
         return built
-    # a checkout of ei-sim (it tracks this file), not another project's around a copy
-    return commit_of(package) if tracks(package, "__init__.py") else "unknown"
+    try:  # a checkout of ei-sim (it tracks this file), not another project's around a copy
+        tracked = subprocess.run(["git", "--no-optional-locks", "-C", package, "ls-files",
+                                  "--error-unmatch", "__init__.py"], capture_output=True,
+                                 timeout=5).returncode == 0  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        tracked = False
+    return _commit_of(package) if tracked else "unknown"
+
+
+def _commit_of(folder: str) -> str:
+    def git(*args):  # --no-optional-locks: never take .git/index.lock from the user's git
+        return subprocess.run(["git", "--no-optional-locks", "-C", folder, *args],
+                              capture_output=True, text=True, timeout=5)  # fmt: skip
+
+    try:
+        out = git("rev-parse", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    sha = out.stdout.strip()
+    try:
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return sha + "+unchecked"
+    if changed.returncode != 0:
+        return sha + "+unchecked"
+    return sha + ("+dirty" if changed.stdout.strip() else "")
 
 
 def jax_version() -> str:
