@@ -4,7 +4,12 @@ that its files' provenance names that commit where no git checkout is at hand
 (``ei_sim.store.attrs.git_commit``). A wheel built from a checkout (``pip install .``,
 ``pip wheel .``) gets the checkout's commit; an sdist carries it too, and so does a wheel built
 from that sdist. Nothing is written (and a file left by an earlier build is removed) when the
-source is neither: a tree without git, or one inside another project's checkout."""
+source is neither: a tree without git, or one inside another project's checkout.
+
+Self-contained on purpose (the standard library and setuptools only): an isolated build
+loads this file by its path, where the ei_sim package itself cannot be imported, so its git
+calls stand beside those of ``ei_sim.store.attrs`` instead of sharing them (tried: importing a
+shared helper broke ``pip install -e .``)."""
 
 import os
 import subprocess
